@@ -1,0 +1,16 @@
+//! What the Nimbus server and client agree on.
+//!
+//! - [`paths`]: the rules for client names and backed-up relative paths, and
+//!   how they are spelled in URLs. Both sides validate with the same code, so a
+//!   path the client sends is a path the server accepts.
+//! - [`hash`]: content hashing (BLAKE3, lowercase hex), the identity of a blob.
+//! - [`wire`]: the JSON bodies and header names of the HTTP protocol
+//!   (`docs/PROTOCOL.md`).
+//! - [`durable`]: crash-safe file replacement (temp file, fsync, rename,
+//!   directory fsync), used for every file whose loss would lose data.
+
+pub mod durable;
+pub mod hash;
+pub mod log;
+pub mod paths;
+pub mod wire;

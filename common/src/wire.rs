@@ -1,0 +1,61 @@
+//! The JSON bodies and header names of the Nimbus HTTP protocol. The routes
+//! themselves are described in `docs/PROTOCOL.md`.
+
+use crate::hash::ContentHash;
+use serde::{Deserialize, Serialize};
+
+/// Request header carrying the hex BLAKE3 hash of an upload's body.
+pub const HEADER_HASH: &str = "X-Nimbus-Hash";
+/// Request header carrying the file's modification time, unix seconds.
+pub const HEADER_MTIME: &str = "X-Nimbus-Mtime";
+
+/// Prefix of the file routes: `{FILES_ROUTE}/{client}/{path}`.
+pub const FILES_ROUTE: &str = "/api/v1/files";
+
+/// One entry of `GET /api/v1/files`: a file's latest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub client: String,
+    pub path: String,
+    pub size: u64,
+    pub mtime: i64,
+    pub hash: ContentHash,
+    pub backed_up_at: i64,
+    pub packed: bool,
+    pub versions: usize,
+}
+
+/// Body of `POST /api/v1/files/{client}/{path}`: record a version whose
+/// content the server may already hold, without sending the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRequest {
+    pub hash: ContentHash,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// Answer to a successful upload or record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadReply {
+    pub client: String,
+    pub path: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    /// False when the content equals the latest version: nothing was added.
+    pub new_version: bool,
+    /// How many versions the file has now.
+    pub versions: usize,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `hash_mismatch`.
+    pub error: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+/// `error` code of the 409 answer to a record whose content the server lacks:
+/// the client should send the bytes with `PUT`.
+pub const ERR_CONTENT_UNKNOWN: &str = "content_unknown";

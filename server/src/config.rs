@@ -1,0 +1,180 @@
+//! Server configuration: command-line flags, optionally on top of a JSON file
+//! (`--config FILE`) with the same keys as the flags (`"hot-time": 3600`).
+//! Flags win over the file, the file over the built-in defaults.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "nimbus-server",
+    version,
+    about = "Nimbus backup server: keeps every version of every file its clients send, \
+             content-addressed, packs cold files with bzip2, and serves them over HTTP.",
+    after_help = "With no arguments it serves http://127.0.0.1:9090 with data in ./nimbus-data.\n\
+                  Example: nimbus-server --listen 0.0.0.0:9090 --data /srv/nimbus"
+)]
+pub struct Args {
+    /// JSON file with any of the keys below (e.g. {"listen": "0.0.0.0:9090", "hot-time": 86400}).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on; port 0 picks a free one. [default: 127.0.0.1:9090]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory holding the catalog and the blobs. [default: ./nimbus-data]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Request worker threads. [default: 16]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Requests that may wait for a worker before new ones get 503. [default: 64]
+    #[arg(long, value_name = "N")]
+    pub queue: Option<usize>,
+    /// Seconds without upload or download after which a file is packed with bzip2. [default: 604800]
+    #[arg(long, value_name = "SECS")]
+    pub hot_time: Option<u64>,
+    /// Seconds between the hotspot thread's looks for cold files. [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub hotspot_interval: Option<u64>,
+    /// Threads that compress cold files (at low CPU priority). [default: 1]
+    #[arg(long, value_name = "N")]
+    pub pack_threads: Option<usize>,
+    /// Largest accepted upload, in bytes; larger ones get 413. [default: 68719476736 (64 GiB)]
+    #[arg(long, value_name = "N")]
+    pub max_upload_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<String>,
+    data: Option<PathBuf>,
+    workers: Option<usize>,
+    queue: Option<usize>,
+    hot_time: Option<u64>,
+    hotspot_interval: Option<u64>,
+    pack_threads: Option<usize>,
+    max_upload_bytes: Option<u64>,
+}
+
+/// The settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data: PathBuf,
+    pub workers: usize,
+    pub queue: usize,
+    pub hot_time: u64,
+    pub hotspot_interval: u64,
+    pub pack_threads: usize,
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:9090".into(),
+            data: PathBuf::from("nimbus-data"),
+            workers: 16,
+            queue: 64,
+            hot_time: 7 * 24 * 3600,
+            hotspot_interval: 60,
+            pack_threads: 1,
+            max_upload_bytes: 64 << 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl Config {
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let c = Config {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            data: args.data.or(file.data).unwrap_or(d.data),
+            workers: args.workers.or(file.workers).unwrap_or(d.workers),
+            queue: args.queue.or(file.queue).unwrap_or(d.queue),
+            hot_time: args.hot_time.or(file.hot_time).unwrap_or(d.hot_time),
+            hotspot_interval: args
+                .hotspot_interval
+                .or(file.hotspot_interval)
+                .unwrap_or(d.hotspot_interval),
+            pack_threads: args
+                .pack_threads
+                .or(file.pack_threads)
+                .unwrap_or(d.pack_threads),
+            max_upload_bytes: args
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(d.max_upload_bytes),
+        };
+        for (name, v) in [
+            ("--workers", c.workers as u64),
+            ("--queue", c.queue as u64),
+            ("--hotspot-interval", c.hotspot_interval),
+            ("--pack-threads", c.pack_threads as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"hot-time": 10, "workers": 3, "listen": "0.0.0.0:1"}"#).unwrap();
+        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap(), "--workers", "5"]);
+        let c = Config::from_args(args).unwrap();
+        assert_eq!((c.hot_time, c.workers, c.listen.as_str()), (10, 5, "0.0.0.0:1"));
+        assert_eq!(c.hotspot_interval, 60);
+    }
+
+    #[test]
+    fn unknown_keys_and_zeroes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"hot_tim": 10}"#).unwrap();
+        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap()]);
+        let err = Config::from_args(args).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        let args = Args::parse_from(["nimbus-server", "--workers", "0"]);
+        assert!(Config::from_args(args).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! `GET`/`HEAD /download/{client}/{path}`: the latest version, with Range,
+//! If-Range and a strong ETag; packed files are decompressed as they stream.
+
+use super::range::{self, RangeRequest};
+use super::reply::{ApiError, Body, Reply};
+use super::router::{header, target, Handled};
+use super::Ctx;
+use crate::store::catalog::BlobForm;
+use std::io;
+use std::time::{Duration, UNIX_EPOCH};
+use tiny_http::{Method, Request};
+
+pub fn download(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+    let (client, path) = target(client, rest)?;
+    let latest = ctx.dm.latest(&client, &path).ok_or(ApiError::NotFound)?;
+    let v = &latest.version;
+    let size = v.size;
+    let etag = format!("\"{}\"", v.hash);
+    let name = path.rsplit('/').next().unwrap_or(&path);
+
+    let base = |status: u16| {
+        Reply::new(status)
+            .header("ETag", etag.clone())
+            .header("Last-Modified", http_date(v.mtime))
+            .header("Accept-Ranges", "bytes")
+            .header("Cache-Control", "no-cache")
+    };
+
+    if header(req, "If-None-Match").is_some_and(|inm| etag_matches(inm, &etag)) {
+        return Ok(base(304));
+    }
+
+    let if_range_ok = header(req, "If-Range").is_none_or(|ir| ir.trim() == etag);
+    let range = if if_range_ok {
+        range::parse(header(req, "Range"), size)
+    } else {
+        RangeRequest::Full
+    };
+    let (status, start, len) = match range {
+        RangeRequest::Full => (200, 0, size),
+        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
+        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+    };
+
+    let mut reply = base(status)
+        .header("Content-Type", content_type(name))
+        .header("Content-Disposition", content_disposition(name));
+    if status == 206 {
+        reply = reply.header(
+            "Content-Range",
+            format!("bytes {}-{}/{}", start, start + len - 1, size),
+        );
+    }
+    if *req.method() == Method::Head {
+        return Ok(reply.body(Body::Stream(Box::new(io::empty()), len)));
+    }
+    let (reader, form) = ctx.dm.open_blob(&v.hash, start, len)?;
+    ctx.dm.touch(&v.hash);
+    if form == BlobForm::Packed {
+        crate::hotspot::request_unpack(v.hash);
+    }
+    Ok(reply.body(Body::Stream(reader, len)))
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn http_date(unix: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}
+
+fn content_type(name: &str) -> String {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    if mime.type_() == mime_guess::mime::TEXT {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    }
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in
+/// `filename*` (RFC 6266, RFC 8187). Nothing from the name can end the
+/// header or add another: quotes, backslashes and control characters are
+/// replaced in the fallback, and everything but unreserved characters is
+/// percent-encoded in `filename*`.
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact = nimbus_common::paths::encode_segment(name);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_is_safe_and_exact() {
+        let d = content_disposition("résumé \"final\"\r\nSet-Cookie: x.pdf");
+        assert!(!d.contains('\r') && !d.contains('\n'));
+        assert!(d.starts_with("attachment; filename=\"r_sum_ _final__"));
+        assert!(d.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%0D%0ASet-Cookie%3A%20x.pdf"));
+        assert!(d.is_ascii());
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
+        assert!(etag_matches("*", "\"b\""));
+        assert!(!etag_matches("\"a\"", "\"b\""));
+    }
+}

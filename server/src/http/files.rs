@@ -1,0 +1,124 @@
+//! `/api/v1/files`: the listing, uploads (`PUT`, bytes in the body) and
+//! records by reference (`POST`, for content the server already holds).
+
+use super::reply::{ApiError, Reply};
+use super::router::{header, target, Handled};
+use super::Ctx;
+use crate::store::catalog::{BlobForm, Latest};
+use nimbus_common::hash::ContentHash;
+use nimbus_common::log::unix_now;
+use nimbus_common::wire::{FileEntry, RecordRequest, UploadReply, HEADER_HASH, HEADER_MTIME};
+use std::io::Read;
+use tiny_http::Request;
+
+/// Largest JSON body a record request may have.
+const MAX_RECORD_BODY: u64 = 64 * 1024;
+
+pub fn entry(l: Latest) -> FileEntry {
+    FileEntry {
+        client: l.client,
+        path: l.path,
+        size: l.version.size,
+        mtime: l.version.mtime,
+        hash: l.version.hash,
+        backed_up_at: l.version.backed_up_at,
+        packed: l.form == BlobForm::Packed,
+        versions: l.versions,
+    }
+}
+
+/// `GET /api/v1/files`
+pub fn list(ctx: &Ctx) -> Handled {
+    let entries: Vec<FileEntry> = ctx.dm.list().into_iter().map(entry).collect();
+    Ok(Reply::json(200, &entries))
+}
+
+/// `PUT /api/v1/files/{client}/{path}`: the body is the file's content.
+pub fn upload(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+    let (client, path) = target(client, rest)?;
+    let hash: ContentHash = header(req, HEADER_HASH)
+        .ok_or_else(|| ApiError::bad("missing_hash", format!("the {HEADER_HASH} header is required")))?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad("bad_hash", format!("{HEADER_HASH} must be 64 hex digits (BLAKE3)")))?;
+    let mtime = parse_mtime(header(req, HEADER_MTIME))?;
+    let chunked = header(req, "Transfer-Encoding").is_some();
+    let declared = if chunked {
+        None
+    } else {
+        let len = header(req, "Content-Length").ok_or(ApiError::LengthRequired)?;
+        Some(
+            len.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))?,
+        )
+    };
+    if declared.is_some_and(|n| n > ctx.max_upload_bytes) {
+        return Err(ApiError::TooLarge {
+            limit: ctx.max_upload_bytes,
+        });
+    }
+    let staged = ctx
+        .dm
+        .stage_upload(req.as_reader(), &hash, declared, ctx.max_upload_bytes)?;
+    let size = staged.size;
+    let rec = ctx.dm.commit_upload(&client, &path, mtime, staged)?;
+    Ok(Reply::json(
+        if rec.new_version { 201 } else { 200 },
+        &UploadReply {
+            client,
+            path,
+            hash,
+            size,
+            new_version: rec.new_version,
+            versions: rec.versions,
+        },
+    ))
+}
+
+/// `POST /api/v1/files/{client}/{path}`: record content by its hash.
+pub fn record(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+    let (client, path) = target(client, rest)?;
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_RECORD_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
+    if body.len() as u64 > MAX_RECORD_BODY {
+        return Err(ApiError::TooLarge {
+            limit: MAX_RECORD_BODY,
+        });
+    }
+    let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("body must be JSON {{\"hash\", \"size\", \"mtime\"}}: {e}"),
+        )
+    })?;
+    let rec = ctx
+        .dm
+        .record_existing(&client, &path, r.hash, r.size, r.mtime)?;
+    Ok(Reply::json(
+        if rec.new_version { 201 } else { 200 },
+        &UploadReply {
+            client,
+            path,
+            hash: r.hash,
+            size: r.size,
+            new_version: rec.new_version,
+            versions: rec.versions,
+        },
+    ))
+}
+
+fn parse_mtime(value: Option<&str>) -> Result<i64, ApiError> {
+    match value {
+        None => Ok(unix_now()),
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            ApiError::bad(
+                "bad_mtime",
+                format!("{HEADER_MTIME} must be whole unix seconds"),
+            )
+        }),
+    }
+}

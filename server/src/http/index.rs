@@ -1,0 +1,113 @@
+//! `GET /`: every backed-up file in one plain HTML table, usable without
+//! JavaScript. Every name is HTML-escaped; links are percent-encoded.
+
+use super::reply::Reply;
+use super::Ctx;
+use crate::store::catalog::BlobForm;
+use nimbus_common::log::format_utc;
+use nimbus_common::paths::{encode_path, encode_segment};
+use std::fmt::Write;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
+table{border-collapse:collapse;width:100%}th,td{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
+.packed{color:#7a5}.missing{color:#c33}a{color:#06c}";
+
+pub fn page(ctx: &Ctx) -> Reply {
+    let files = ctx.dm.list();
+    let mut html = String::with_capacity(512 + files.len() * 256);
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>Nimbus backups</title><style>{STYLE}</style></head><body>\
+         <h1>Nimbus backups</h1><p>{} file(s)</p>",
+        files.len()
+    );
+    if files.is_empty() {
+        html.push_str("<p>Nothing is backed up yet. Start <code>nimbus-client --server URL --dir FOLDER</code> on a machine.</p>");
+    } else {
+        html.push_str(
+            "<table><thead><tr><th>Client</th><th>Path</th><th>Size</th>\
+             <th>Last backup (UTC)</th><th>Storage</th></tr></thead><tbody>",
+        );
+        for f in &files {
+            let href = format!(
+                "/download/{}/{}",
+                encode_segment(&f.client),
+                encode_path(&f.path)
+            );
+            let (class, state) = match f.form {
+                BlobForm::Hot => ("hot", "hot"),
+                BlobForm::Packed => ("packed", "packed"),
+                BlobForm::Missing => ("missing", "missing"),
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"n\" title=\"{} bytes\">{}</td>\
+                 <td>{}</td><td class=\"{class}\">{state}</td></tr>",
+                escape(&f.client),
+                escape(&href),
+                escape(&f.path),
+                f.version.size,
+                human_size(f.version.size),
+                format_utc(f.version.backed_up_at),
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</body></html>\n");
+    Reply::html(200, html)
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<script>alert(\"x\")</script>&'"),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 << 30), "5.0 GiB");
+    }
+}

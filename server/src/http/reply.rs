@@ -1,0 +1,194 @@
+//! Responses and errors. Every error a handler can meet becomes an
+//! [`ApiError`], and [`ApiError::status`] is the one place that decides its
+//! HTTP status. Messages say what went wrong and what to do; they never name
+//! a server path.
+
+use crate::store::StoreError;
+use nimbus_common::paths::PathError;
+use nimbus_common::wire::{ErrorBody, ERR_CONTENT_UNKNOWN};
+use serde::Serialize;
+use std::io::{self, Read};
+use tiny_http::{Header, Response, StatusCode};
+
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A reader and the exact number of bytes it yields.
+    Stream(Box<dyn Read + Send>, u64),
+}
+
+pub struct Reply {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Reply {
+        self.body = body;
+        self
+    }
+
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
+        let bytes = serde_json::to_vec(value).expect("wire types serialise");
+        Reply::new(status)
+            .header("Content-Type", "application/json")
+            .body(Body::Bytes(bytes))
+    }
+
+    pub fn html(status: u16, page: String) -> Reply {
+        Reply::new(status)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .body(Body::Bytes(page.into_bytes()))
+    }
+
+    pub fn text(status: u16, text: &str) -> Reply {
+        Reply::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(Body::Bytes(text.as_bytes().to_vec()))
+    }
+
+    pub fn into_response(self) -> Response<Box<dyn Read + Send>> {
+        let (reader, len): (Box<dyn Read + Send>, usize) = match self.body {
+            Body::Empty => (Box::new(io::empty()), 0),
+            Body::Bytes(b) => {
+                let n = b.len();
+                (Box::new(io::Cursor::new(b)), n)
+            }
+            Body::Stream(r, n) => (r, n as usize),
+        };
+        let headers = self
+            .headers
+            .into_iter()
+            .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+            .collect();
+        Response::new(StatusCode(self.status), headers, reader, Some(len), None)
+    }
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("no such file or route")]
+    NotFound,
+    #[error("method not allowed; this route takes {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("uploads need a Content-Length (or chunked Transfer-Encoding)")]
+    LengthRequired,
+    #[error("body is larger than the server's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the server does not hold this content; send the bytes with PUT")]
+    ContentUnknown,
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("the server's disk is full; free space on the server and retry")]
+    StorageFull,
+    #[error("the server is busy; retry shortly")]
+    Busy,
+    /// Logged in full, answered without details.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest { .. } => 400,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::LengthRequired => 411,
+            ApiError::TooLarge { .. } => 413,
+            ApiError::ContentUnknown => 409,
+            ApiError::RangeNotSatisfiable { .. } => 416,
+            ApiError::StorageFull => 507,
+            ApiError::Busy => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::LengthRequired => "length_required",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::ContentUnknown => ERR_CONTENT_UNKNOWN,
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ApiError::StorageFull => "storage_full",
+            ApiError::Busy => "busy",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn into_reply(self) -> Reply {
+        let message = match &self {
+            ApiError::Internal(_) => "internal server error; the server log has details".to_string(),
+            other => other.to_string(),
+        };
+        let mut reply = Reply::json(
+            self.status(),
+            &ErrorBody {
+                error: self.code().to_string(),
+                message,
+            },
+        );
+        match self {
+            ApiError::MethodNotAllowed { allow } => reply = reply.header("Allow", allow),
+            ApiError::RangeNotSatisfiable { size } => {
+                reply = reply.header("Content-Range", format!("bytes */{size}"))
+            }
+            ApiError::Busy => reply = reply.header("Retry-After", "1"),
+            _ => {}
+        }
+        reply
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(e: PathError) -> ApiError {
+        ApiError::bad("bad_path", e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::HashMismatch { .. } => ApiError::bad("hash_mismatch", e.to_string()),
+            StoreError::TooLarge { limit } => ApiError::TooLarge { limit },
+            StoreError::BodyIncomplete => ApiError::bad("body_incomplete", e.to_string()),
+            StoreError::ContentUnknown => ApiError::ContentUnknown,
+            StoreError::NotFound => ApiError::NotFound,
+            ref e if e.is_storage_full() => ApiError::StorageFull,
+            StoreError::BlobMissing | StoreError::Io(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for ApiError {
+    fn from(e: io::Error) -> ApiError {
+        StoreError::Io(e).into()
+    }
+}

@@ -1,0 +1,54 @@
+//! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
+
+use super::reply::{ApiError, Reply};
+use super::{download, files, index, Ctx};
+use tiny_http::{Method, Request};
+
+pub type Handled = Result<Reply, ApiError>;
+
+pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
+    let url = req.url().to_string();
+    let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p);
+    let Some(path) = path.strip_prefix('/') else {
+        return Err(ApiError::bad("bad_target", "request target must start with '/'"));
+    };
+    let segs: Vec<&str> = path.split('/').collect();
+    let method = req.method().clone();
+    let read = matches!(method, Method::Get | Method::Head);
+    match segs.as_slice() {
+        [""] if read => Ok(index::page(ctx)),
+        ["healthz"] if read => Ok(Reply::text(200, "ok\n")),
+        ["api", "v1", "files"] if read => files::list(ctx),
+        ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
+            Method::Put => files::upload(ctx, req, client, rest),
+            Method::Post => files::record(ctx, req, client, rest),
+            _ => Err(ApiError::MethodNotAllowed { allow: "PUT, POST" }),
+        },
+        ["download", client, rest @ ..] if !rest.is_empty() && read => {
+            download::download(ctx, req, client, rest)
+        }
+        [""] | ["healthz"] | ["api", "v1", "files"] => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        ["download", _, rest @ ..] if !rest.is_empty() => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Decodes the `{client}/{path...}` part of a route.
+pub fn target(client: &str, rest: &[&str]) -> Result<(String, String), ApiError> {
+    let client = nimbus_common::paths::decode_segment(client)?;
+    nimbus_common::paths::validate_client_name(&client)?;
+    let path = nimbus_common::paths::decode_rel_path(rest.iter().copied())?;
+    Ok((client, path))
+}
+
+/// The value of a request header, if present and valid text.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}

@@ -1,0 +1,97 @@
+//! The Nimbus server as a library: the binary in `main.rs` parses the command
+//! line and calls [`run`]; tests and benchmarks use the modules directly.
+
+pub mod config;
+pub mod hotspot;
+pub mod http;
+pub mod store;
+
+pub use config::Config;
+
+use nimbus_common::{error, info};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Open(#[from] store::OpenError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("cannot install the signal handler: {0}")]
+    Signal(#[from] ctrlc::Error),
+}
+
+/// Runs the server until SIGTERM or Ctrl-C. The first line on stdout is
+/// `listening on http://HOST:PORT`, with the real port.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let dm = store::DataManager::open(&config.data)?;
+    let dm = match store::install(dm) {
+        Ok(dm) => dm,
+        Err(_) => panic!("run() called twice in one process"),
+    };
+    http::log_start(dm);
+
+    let server = tiny_http::Server::http(&config.listen).map_err(|e| RunError::Listen {
+        addr: config.listen.clone(),
+        reason: e.to_string(),
+    })?;
+    let server = Arc::new(server);
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| config.listen.clone());
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    }
+    info!(
+        "data in {}; {} workers; packing files idle for {}s",
+        config.data.display(),
+        config.workers,
+        config.hot_time
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, server) = (stop.clone(), server.clone());
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            server.unblock();
+        })?;
+    }
+
+    let hotspot = hotspot::Hotspot::start(
+        dm,
+        config.hot_time,
+        config.hotspot_interval,
+        config.pack_threads,
+    );
+    let _ = hotspot::HANDLE.set(Mutex::new(Some(hotspot)));
+
+    http::serve(
+        server,
+        http::Ctx {
+            dm,
+            max_upload_bytes: config.max_upload_bytes,
+        },
+        config.workers,
+        config.queue,
+        stop,
+    );
+
+    info!("stopping");
+    if let Some(h) = hotspot::HANDLE.get() {
+        if let Some(hs) = h.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            hs.stop();
+        }
+    }
+    if let Err(e) = dm.compact() {
+        error!("could not write the catalog snapshot at shutdown (the journal is intact): {e}");
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! Blob storage: content-addressed files on local disk.
+//!
+//! Layout under the data directory:
+//! - `blobs/ab/<hash>`: a hot blob, the original bytes (`ab` = first two hex
+//!   digits of the hash);
+//! - `blobs/ab/<hash>.bz2`: a packed blob, bzip2 of the original bytes;
+//! - `tmp/`: staging files for uploads, packing and unpacking.
+//!
+//! Promise: a file appears under `blobs/` only by a rename of a staging file
+//! that was fsync'd after its content was verified against its hash, and the
+//! rename is made durable by syncing the directory. `tmp/` holds nothing that
+//! matters after a restart.
+
+use super::catalog::BlobForm;
+use super::StoreError;
+use bzip2::read::BzDecoder;
+use bzip2::write::BzEncoder;
+use bzip2::Compression;
+use nimbus_common::durable;
+use nimbus_common::hash::{ContentHash, Hasher};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+const BUF: usize = 256 * 1024;
+/// How much of a blob is compressed to decide whether packing it pays.
+const SAMPLE_BYTES: usize = 1 << 20;
+/// Packing must save at least this fraction of the sample.
+const MIN_SAVING: f64 = 0.10;
+
+/// A verified file in `tmp/`, ready to be published as a blob.
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    pub hash: ContentHash,
+    /// Original (uncompressed) size.
+    pub size: u64,
+    /// Bytes on disk.
+    pub stored_size: u64,
+    pub form: BlobForm,
+}
+
+/// What packing a blob produced.
+pub enum PackOutcome {
+    Packed(Staged),
+    /// A sample did not shrink enough; the blob should stay hot.
+    Incompressible,
+    /// Packing was abandoned (shutdown, or the hot copy is gone).
+    Abandoned,
+}
+
+/// What start-up found on disk, per hash.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OnDisk {
+    pub hot: bool,
+    pub packed: bool,
+}
+
+/// Where and how blobs are kept. The server uses [`LocalBlobs`]; the trait
+/// keeps the rest of the store independent of local-disk details.
+pub trait BlobStore: Send + Sync {
+    /// Streams `body` into a staging file, hashing it on the way, and checks
+    /// it against `expected` and `max_bytes`. Nothing is visible yet.
+    fn stage(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError>;
+    /// Makes a staged file the blob of its hash (durably).
+    fn publish(&self, staged: Staged) -> io::Result<()>;
+    /// Deletes a staged file that will not be published.
+    fn discard(&self, staged: Staged);
+    /// Opens a blob's original bytes from `start`, for `len` bytes.
+    fn open(
+        &self,
+        hash: &ContentHash,
+        form: BlobForm,
+        start: u64,
+        len: u64,
+    ) -> io::Result<Box<dyn Read + Send>>;
+    /// Removes one form of a blob (durably).
+    fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()>;
+    /// Compresses a hot blob into a verified staging file.
+    fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError>;
+    /// Decompresses a packed blob into a verified staging file.
+    fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError>;
+    /// Empties the staging area and lists the blobs present, by form.
+    fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>>;
+}
+
+pub struct LocalBlobs {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    counter: AtomicU64,
+}
+
+impl LocalBlobs {
+    pub fn open(data_dir: &Path) -> io::Result<LocalBlobs> {
+        let blobs = data_dir.join("blobs");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&blobs)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(LocalBlobs {
+            blobs,
+            tmp,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
+        let hex = hash.to_hex();
+        let dir = self.blobs.join(&hex[..2]);
+        match form {
+            BlobForm::Packed => dir.join(format!("{hex}.bz2")),
+            BlobForm::Hot | BlobForm::Missing => dir.join(hex),
+        }
+    }
+
+    fn new_temp(&self, what: &str) -> io::Result<(PathBuf, File)> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .tmp
+            .join(format!("{what}-{}-{n}{}", std::process::id(), durable::TEMP_SUFFIX));
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((path, file))
+    }
+}
+
+/// Removes a temp file when dropped unless defused; keeps every early return
+/// of a staging function from leaving garbage.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn defuse(mut self) -> PathBuf {
+        self.0.take().expect("guard defused once")
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+impl BlobStore for LocalBlobs {
+    fn stage(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError> {
+        let (path, file) = self.new_temp("upload")?;
+        let guard = TempGuard(Some(path));
+        let mut out = BufWriter::with_capacity(BUF, &file);
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(StoreError::BodyIncomplete),
+            };
+            if hasher.len() + n as u64 > max_bytes {
+                return Err(StoreError::TooLarge { limit: max_bytes });
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.flush()?;
+        drop(out);
+        let (actual, size) = hasher.finish();
+        if let Some(declared) = declared_len {
+            if declared != size {
+                return Err(StoreError::BodyIncomplete);
+            }
+        }
+        if actual != *expected {
+            return Err(StoreError::HashMismatch {
+                expected: *expected,
+                actual,
+            });
+        }
+        file.sync_all()?;
+        Ok(Staged {
+            path: guard.defuse(),
+            hash: actual,
+            size,
+            stored_size: size,
+            form: BlobForm::Hot,
+        })
+    }
+
+    fn publish(&self, staged: Staged) -> io::Result<()> {
+        let target = self.path_of(&staged.hash, staged.form);
+        let dir = target.parent().expect("blob paths have a shard directory");
+        if !dir.exists() {
+            fs::create_dir_all(dir)?;
+            durable::sync_dir(&self.blobs)?;
+        }
+        let guard = TempGuard(Some(staged.path));
+        durable::rename_durable(guard.0.as_ref().unwrap(), &target)?;
+        guard.defuse();
+        Ok(())
+    }
+
+    fn discard(&self, staged: Staged) {
+        drop(TempGuard(Some(staged.path)));
+    }
+
+    fn open(
+        &self,
+        hash: &ContentHash,
+        form: BlobForm,
+        start: u64,
+        len: u64,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        let mut file = File::open(self.path_of(hash, form))?;
+        match form {
+            BlobForm::Hot | BlobForm::Missing => {
+                file.seek(SeekFrom::Start(start))?;
+                Ok(Box::new(BufReader::with_capacity(BUF, file).take(len)))
+            }
+            BlobForm::Packed => {
+                let mut dec = BzDecoder::new(BufReader::with_capacity(BUF, file));
+                // bzip2 cannot seek: decompress and drop the bytes before `start`.
+                let skipped = io::copy(&mut (&mut dec).take(start), &mut io::sink())?;
+                if skipped != start {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "packed blob is shorter than the catalog says",
+                    ));
+                }
+                Ok(Box::new(BufReader::with_capacity(BUF, dec.take(len))))
+            }
+        }
+    }
+
+    fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {
+        let path = self.path_of(hash, form);
+        match fs::remove_file(&path) {
+            Ok(()) => durable::sync_dir(path.parent().unwrap()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError> {
+        let src_path = self.path_of(hash, BlobForm::Hot);
+        let mut src = match File::open(&src_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PackOutcome::Abandoned),
+            Err(e) => return Err(e.into()),
+        };
+        // Try a sample first: bzip2 is slow, and already-compressed data
+        // (photos, video, archives) grows slightly.
+        let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+        (&mut src)
+            .take(SAMPLE_BYTES as u64)
+            .read_to_end(&mut sample)?;
+        if !sample.is_empty() {
+            let mut enc = BzEncoder::new(Vec::new(), Compression::default());
+            enc.write_all(&sample)?;
+            let packed = enc.finish()?;
+            if packed.len() as f64 > sample.len() as f64 * (1.0 - MIN_SAVING) {
+                return Ok(PackOutcome::Incompressible);
+            }
+        }
+        drop(sample);
+        src.seek(SeekFrom::Start(0))?;
+
+        let (path, file) = self.new_temp("pack")?;
+        let guard = TempGuard(Some(path));
+        let mut enc = BzEncoder::new(BufWriter::with_capacity(BUF, &file), Compression::default());
+        let mut buf = vec![0u8; BUF];
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(PackOutcome::Abandoned);
+            }
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            enc.write_all(&buf[..n])?;
+        }
+        enc.finish()?.flush()?;
+        file.sync_all()?;
+        // Verify before the packed copy can replace the original.
+        let (actual, size) =
+            ContentHash::of_reader(BzDecoder::new(BufReader::with_capacity(BUF, File::open(guard.0.as_ref().unwrap())?)))?;
+        if actual != *hash {
+            return Err(StoreError::Io(io::Error::other(format!(
+                "packing {hash} produced data that does not decompress to it"
+            ))));
+        }
+        let stored_size = file.metadata()?.len();
+        Ok(PackOutcome::Packed(Staged {
+            path: guard.defuse(),
+            hash: actual,
+            size,
+            stored_size,
+            form: BlobForm::Packed,
+        }))
+    }
+
+    fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError> {
+        let src = File::open(self.path_of(hash, BlobForm::Packed))?;
+        let mut dec = BzDecoder::new(BufReader::with_capacity(BUF, src));
+        let (path, file) = self.new_temp("unpack")?;
+        let guard = TempGuard(Some(path));
+        let mut out = BufWriter::with_capacity(BUF, &file);
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = dec.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.flush()?;
+        drop(out);
+        let (actual, size) = hasher.finish();
+        if actual != *hash {
+            return Err(StoreError::Io(io::Error::other(format!(
+                "packed blob {hash} does not decompress to its hash"
+            ))));
+        }
+        file.sync_all()?;
+        Ok(Staged {
+            path: guard.defuse(),
+            hash: actual,
+            size,
+            stored_size: size,
+            form: BlobForm::Hot,
+        })
+    }
+
+    fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>> {
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            fs::remove_file(entry.path())?;
+        }
+        durable::sync_dir(&self.tmp)?;
+        let mut found: HashMap<ContentHash, OnDisk> = HashMap::new();
+        for shard in fs::read_dir(&self.blobs)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(shard.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let (hex, packed) = match name.strip_suffix(".bz2") {
+                    Some(h) => (h, true),
+                    None => (&*name, false),
+                };
+                match hex.parse::<ContentHash>() {
+                    Ok(h) => {
+                        let e = found.entry(h).or_default();
+                        if packed {
+                            e.packed = true;
+                        } else {
+                            e.hot = true;
+                        }
+                    }
+                    Err(_) => {
+                        nimbus_common::warn!(
+                            "ignoring unexpected file in the blob store: blobs/{}/{}",
+                            shard.file_name().to_string_lossy(),
+                            name
+                        );
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, LocalBlobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalBlobs::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn read_all(mut r: Box<dyn Read + Send>) -> Vec<u8> {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn stage_verifies_hash_and_leaves_nothing_on_mismatch() {
+        let (dir, s) = store();
+        let data = b"hello".to_vec();
+        let wrong = ContentHash::of_bytes(b"other");
+        match s.stage(&mut &data[..], &wrong, Some(5), 100) {
+            Err(StoreError::HashMismatch { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        match s.stage(&mut &data[..], &ContentHash::of_bytes(&data), Some(5), 4) {
+            Err(StoreError::TooLarge { limit: 4 }) => {}
+            other => panic!("{other:?}"),
+        }
+        match s.stage(&mut &data[..], &ContentHash::of_bytes(&data), Some(9), 100) {
+            Err(StoreError::BodyIncomplete) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pack_open_ranges_unpack() {
+        let (_dir, s) = store();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let h = ContentHash::of_bytes(&data);
+        let staged = s.stage(&mut &data[..], &h, None, u64::MAX).unwrap();
+        s.publish(staged).unwrap();
+        let len = data.len() as u64;
+        assert_eq!(read_all(s.open(&h, BlobForm::Hot, 10, 20).unwrap()), &data[10..30]);
+
+        let stop = AtomicBool::new(false);
+        let packed = match s.pack(&h, &stop).unwrap() {
+            PackOutcome::Packed(p) => p,
+            _ => panic!("text should pack"),
+        };
+        assert!(packed.stored_size < len / 3);
+        s.publish(packed).unwrap();
+        s.remove(&h, BlobForm::Hot).unwrap();
+        let mid = read_all(s.open(&h, BlobForm::Packed, 1_000_000, 1000).unwrap());
+        assert_eq!(mid, &data[1_000_000..1_001_000]);
+        assert_eq!(read_all(s.open(&h, BlobForm::Packed, 0, len).unwrap()), data);
+
+        let found = s.recover().unwrap();
+        assert_eq!(found[&h], OnDisk { hot: false, packed: true });
+
+        let hot = s.unpack(&h).unwrap();
+        s.publish(hot).unwrap();
+        s.remove(&h, BlobForm::Packed).unwrap();
+        assert_eq!(read_all(s.open(&h, BlobForm::Hot, 0, len).unwrap()), data);
+    }
+
+    #[test]
+    fn random_data_is_incompressible() {
+        let (_dir, s) = store();
+        let mut x = 0x9E3779B97F4A7C15u64;
+        let data: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let h = ContentHash::of_bytes(&data);
+        s.publish(s.stage(&mut &data[..], &h, None, u64::MAX).unwrap())
+            .unwrap();
+        assert!(matches!(
+            s.pack(&h, &AtomicBool::new(false)).unwrap(),
+            PackOutcome::Incompressible
+        ));
+    }
+}

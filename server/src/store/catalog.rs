@@ -1,0 +1,311 @@
+//! The in-memory catalog: which versions each (client, path) has, and what
+//! the server knows about each blob (form on disk, last access). It changes
+//! only by applying a [`Record`], the same records the journal stores, so
+//! replaying the journal rebuilds exactly the catalog that was acknowledged.
+
+use nimbus_common::hash::ContentHash;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// One backed-up state of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub hash: ContentHash,
+    pub size: u64,
+    /// The file's modification time on the client, unix seconds.
+    pub mtime: i64,
+    /// When the server recorded this version, unix seconds.
+    pub backed_up_at: i64,
+}
+
+/// How a blob is stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobForm {
+    /// The original bytes, served directly.
+    Hot,
+    /// bzip2-compressed; served by decompressing as it streams.
+    Packed,
+    /// Referenced by the catalog but found in no form at start-up.
+    Missing,
+}
+
+/// What the catalog knows about one blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    pub size: u64,
+    pub form: BlobForm,
+    /// Bytes on disk when packed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed_size: Option<u64>,
+    /// A sample did not shrink under bzip2: the blob stays hot.
+    #[serde(default)]
+    pub incompressible: bool,
+    /// Last upload or download, unix seconds.
+    pub last_access: i64,
+}
+
+/// A change to the catalog, as stored in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Record {
+    /// A new version of a file; its blob is on disk.
+    Version {
+        client: String,
+        path: String,
+        hash: ContentHash,
+        size: u64,
+        mtime: i64,
+        at: i64,
+    },
+    /// A blob was uploaded again or downloaded.
+    Access { hash: ContentHash, at: i64 },
+    /// A blob is now stored bzip2-compressed.
+    Packed { hash: ContentHash, packed_size: u64 },
+    /// A packed blob is hot again.
+    Unpacked { hash: ContentHash },
+    /// A blob will not be packed: bzip2 does not shrink it.
+    Incompressible { hash: ContentHash },
+}
+
+/// The latest version of one file, with what a listing shows about it.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub client: String,
+    pub path: String,
+    pub version: Version,
+    pub versions: usize,
+    pub form: BlobForm,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// client -> path -> versions, oldest first.
+    files: BTreeMap<String, BTreeMap<String, Vec<Version>>>,
+    blobs: HashMap<ContentHash, BlobInfo>,
+    /// Sequence number of the last journal record applied.
+    pub seq: u64,
+}
+
+impl Catalog {
+    /// Applies one record. Records are facts already made durable, so this
+    /// cannot fail; a record about an unknown blob is ignored.
+    pub fn apply(&mut self, rec: &Record) {
+        match rec {
+            Record::Version {
+                client,
+                path,
+                hash,
+                size,
+                mtime,
+                at,
+            } => {
+                let versions = self
+                    .files
+                    .entry(client.clone())
+                    .or_default()
+                    .entry(path.clone())
+                    .or_default();
+                versions.push(Version {
+                    hash: *hash,
+                    size: *size,
+                    mtime: *mtime,
+                    backed_up_at: *at,
+                });
+                let blob = self.blobs.entry(*hash).or_insert(BlobInfo {
+                    size: *size,
+                    form: BlobForm::Hot,
+                    packed_size: None,
+                    incompressible: false,
+                    last_access: *at,
+                });
+                blob.last_access = blob.last_access.max(*at);
+            }
+            Record::Access { hash, at } => {
+                if let Some(b) = self.blobs.get_mut(hash) {
+                    b.last_access = b.last_access.max(*at);
+                }
+            }
+            Record::Packed { hash, packed_size } => {
+                if let Some(b) = self.blobs.get_mut(hash) {
+                    b.form = BlobForm::Packed;
+                    b.packed_size = Some(*packed_size);
+                }
+            }
+            Record::Unpacked { hash } => {
+                if let Some(b) = self.blobs.get_mut(hash) {
+                    b.form = BlobForm::Hot;
+                    b.packed_size = None;
+                }
+            }
+            Record::Incompressible { hash } => {
+                if let Some(b) = self.blobs.get_mut(hash) {
+                    b.incompressible = true;
+                }
+            }
+        }
+    }
+
+    pub fn blob(&self, hash: &ContentHash) -> Option<&BlobInfo> {
+        self.blobs.get(hash)
+    }
+
+    pub fn blob_mut(&mut self, hash: &ContentHash) -> Option<&mut BlobInfo> {
+        self.blobs.get_mut(hash)
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = (&ContentHash, &BlobInfo)> {
+        self.blobs.iter()
+    }
+
+    pub fn versions(&self, client: &str, path: &str) -> Option<&[Version]> {
+        self.files
+            .get(client)
+            .and_then(|m| m.get(path))
+            .map(|v| v.as_slice())
+    }
+
+    pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
+        let versions = self.versions(client, path)?;
+        let version = versions.last()?.clone();
+        Some(Latest {
+            client: client.to_string(),
+            path: path.to_string(),
+            form: self.form_of(&version.hash),
+            versions: versions.len(),
+            version,
+        })
+    }
+
+    fn form_of(&self, hash: &ContentHash) -> BlobForm {
+        self.blobs
+            .get(hash)
+            .map(|b| b.form)
+            .unwrap_or(BlobForm::Missing)
+    }
+
+    /// The latest version of every file, ordered by client, then path.
+    pub fn all_latest(&self) -> Vec<Latest> {
+        let mut out = Vec::new();
+        for (client, paths) in &self.files {
+            for (path, versions) in paths {
+                if let Some(v) = versions.last() {
+                    out.push(Latest {
+                        client: client.clone(),
+                        path: path.clone(),
+                        version: v.clone(),
+                        versions: versions.len(),
+                        form: self.form_of(&v.hash),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every (client, path, versions) triple, for the snapshot.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str, &[Version])> {
+        self.files.iter().flat_map(|(c, paths)| {
+            paths
+                .iter()
+                .map(move |(p, v)| (c.as_str(), p.as_str(), v.as_slice()))
+        })
+    }
+
+    /// Number of (client, path) entries.
+    pub fn file_count(&self) -> usize {
+        self.files.values().map(|m| m.len()).sum()
+    }
+
+    /// Rebuilds a catalog from snapshot parts.
+    pub fn from_parts(
+        files: Vec<(String, String, Vec<Version>)>,
+        blobs: Vec<(ContentHash, BlobInfo)>,
+        seq: u64,
+    ) -> Catalog {
+        let mut cat = Catalog {
+            seq,
+            ..Catalog::default()
+        };
+        for (client, path, versions) in files {
+            cat.files.entry(client).or_default().insert(path, versions);
+        }
+        cat.blobs = blobs.into_iter().collect();
+        // A snapshot written by an older build might lack a blob entry for a
+        // version; recreate it so every version has one.
+        let referenced: Vec<(ContentHash, u64, i64)> = cat
+            .files
+            .values()
+            .flat_map(|m| m.values().flatten())
+            .map(|v| (v.hash, v.size, v.backed_up_at))
+            .collect();
+        for (hash, size, at) in referenced {
+            cat.blobs.entry(hash).or_insert(BlobInfo {
+                size,
+                form: BlobForm::Hot,
+                packed_size: None,
+                incompressible: false,
+                last_access: at,
+            });
+        }
+        cat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> ContentHash {
+        ContentHash::from_bytes([n; 32])
+    }
+
+    fn version(path: &str, n: u8, at: i64) -> Record {
+        Record::Version {
+            client: "pc".into(),
+            path: path.into(),
+            hash: h(n),
+            size: n as u64,
+            mtime: at - 10,
+            at,
+        }
+    }
+
+    #[test]
+    fn versions_accumulate_and_latest_is_last() {
+        let mut c = Catalog::default();
+        c.apply(&version("a.txt", 1, 100));
+        c.apply(&version("a.txt", 2, 200));
+        c.apply(&version("b.txt", 1, 150));
+        let l = c.latest("pc", "a.txt").unwrap();
+        assert_eq!(l.version.hash, h(2));
+        assert_eq!(l.versions, 2);
+        assert_eq!(c.file_count(), 2);
+        // b.txt shares a.txt's first blob: one blob entry, access is the max.
+        assert_eq!(c.blob(&h(1)).unwrap().last_access, 150);
+        assert_eq!(c.blobs().count(), 2);
+    }
+
+    #[test]
+    fn pack_state_follows_records() {
+        let mut c = Catalog::default();
+        c.apply(&version("a", 1, 100));
+        c.apply(&Record::Packed {
+            hash: h(1),
+            packed_size: 7,
+        });
+        assert_eq!(c.latest("pc", "a").unwrap().form, BlobForm::Packed);
+        c.apply(&Record::Unpacked { hash: h(1) });
+        assert_eq!(c.latest("pc", "a").unwrap().form, BlobForm::Hot);
+        c.apply(&Record::Access { hash: h(1), at: 50 });
+        assert_eq!(c.blob(&h(1)).unwrap().last_access, 100);
+    }
+
+    #[test]
+    fn records_round_trip_as_json() {
+        let r = version("dir/ü.txt", 3, 42);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains("\"op\":\"version\""));
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+    }
+}

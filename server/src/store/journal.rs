@@ -1,0 +1,446 @@
+//! Catalog persistence: `catalog/snapshot.json` plus the append-only
+//! `catalog/journal.jsonl`, one [`Record`] per line with a sequence number.
+//!
+//! What survives a crash: every record whose append returned `Ok` with
+//! `durable = true` (it was fsync'd before the caller acknowledged anything).
+//! The snapshot is replaced atomically and names the last sequence number it
+//! contains, so records it already holds are skipped on replay even when a
+//! crash came between writing the snapshot and truncating the journal. A torn
+//! last line (a crash mid-append) is cut off at start-up; a damaged line
+//! followed by valid ones is corruption and start-up refuses to guess.
+
+use super::catalog::{BlobInfo, Catalog, Record, Version};
+use nimbus_common::durable;
+use nimbus_common::hash::ContentHash;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+const SNAPSHOT: &str = "snapshot.json";
+const JOURNAL: &str = "journal.jsonl";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the catalog in {dir}: {source}")]
+    Io { dir: PathBuf, source: io::Error },
+    #[error("the catalog snapshot {path} is not valid ({source}); restore it from a copy or move it away to rebuild from the journal alone")]
+    Snapshot {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("the catalog snapshot {path} has format {found}, this server reads format {FORMAT}")]
+    Format { path: PathBuf, found: u32 },
+    #[error("journal {path} line {line} is damaged but later lines are valid: this is not a torn write; keep a copy of the file and remove the damaged line to start")]
+    Corrupt { path: PathBuf, line: usize },
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalLine {
+    seq: u64,
+    #[serde(flatten)]
+    rec: Record,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    format: u32,
+    seq: u64,
+    files: Vec<SnapshotEntry>,
+    blobs: Vec<SnapshotBlob>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotEntry {
+    client: String,
+    path: String,
+    versions: Vec<Version>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotBlob {
+    hash: ContentHash,
+    #[serde(flatten)]
+    info: BlobInfo,
+}
+
+/// The open journal. Appends go to the end; every durable append is fsync'd.
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    len: u64,
+    next_seq: u64,
+    /// Records appended since the last snapshot.
+    pub since_snapshot: u64,
+    /// Set when an append failed and the file could not be cut back: later
+    /// appends would follow a damaged line, so none are allowed.
+    poisoned: bool,
+}
+
+/// Summary of what [`load`] found, for the start-up log.
+pub struct LoadReport {
+    pub replayed: u64,
+    pub torn_bytes: u64,
+}
+
+/// Loads the catalog from `dir` (created if missing) and opens the journal.
+pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
+    let io_err = |source| LoadError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io_err)?;
+    remove_temp_files(dir).map_err(io_err)?;
+
+    let snap_path = dir.join(SNAPSHOT);
+    let mut catalog = match File::open(&snap_path) {
+        Ok(f) => {
+            let snap: SnapshotFile = serde_json::from_reader(BufReader::new(f)).map_err(|e| {
+                if e.is_io() {
+                    LoadError::Io {
+                        dir: dir.to_path_buf(),
+                        source: e.into(),
+                    }
+                } else {
+                    LoadError::Snapshot {
+                        path: snap_path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+            if snap.format != FORMAT {
+                return Err(LoadError::Format {
+                    path: snap_path,
+                    found: snap.format,
+                });
+            }
+            Catalog::from_parts(
+                snap.files
+                    .into_iter()
+                    .map(|e| (e.client, e.path, e.versions))
+                    .collect(),
+                snap.blobs.into_iter().map(|b| (b.hash, b.info)).collect(),
+                snap.seq,
+            )
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Catalog::default(),
+        Err(e) => return Err(io_err(e)),
+    };
+
+    let journal_path = dir.join(JOURNAL);
+    let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal_path)
+        .map_err(io_err)?;
+    if good_len < total_len {
+        file.set_len(good_len).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+    }
+    durable::sync_dir(dir).map_err(io_err)?;
+    let journal = Journal {
+        dir: dir.to_path_buf(),
+        file,
+        len: good_len,
+        next_seq: catalog.seq + 1,
+        since_snapshot,
+        poisoned: false,
+    };
+    Ok((
+        catalog,
+        journal,
+        LoadReport {
+            replayed,
+            torn_bytes: total_len - good_len,
+        },
+    ))
+}
+
+/// Replays the journal into `catalog`. Returns (length of the valid prefix,
+/// records applied, records present, total length).
+fn replay(path: &Path, catalog: &mut Catalog) -> Result<(u64, u64, u64, u64), LoadError> {
+    let io_err = |source| LoadError::Io {
+        dir: path.parent().unwrap_or(path).to_path_buf(),
+        source,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0, 0, 0)),
+        Err(e) => return Err(io_err(e)),
+    };
+    let total = file.metadata().map_err(io_err)?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut good_len = 0u64;
+    let mut applied = 0u64;
+    let mut present = 0u64;
+    let mut first_bad: Option<usize> = None;
+    let mut line_no = 0usize;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        offset += n as u64;
+        let complete = line.last() == Some(&b'\n');
+        let parsed = if complete {
+            serde_json::from_slice::<JournalLine>(&line).ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(jl) => {
+                if let Some(bad) = first_bad {
+                    return Err(LoadError::Corrupt {
+                        path: path.to_path_buf(),
+                        line: bad,
+                    });
+                }
+                present += 1;
+                good_len = offset;
+                if jl.seq > catalog.seq {
+                    catalog.apply(&jl.rec);
+                    catalog.seq = jl.seq;
+                    applied += 1;
+                }
+            }
+            None => {
+                first_bad.get_or_insert(line_no);
+            }
+        }
+    }
+    Ok((good_len, applied, present, total))
+}
+
+fn remove_temp_files(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(durable::TEMP_SUFFIX)
+        {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+impl Journal {
+    /// Appends one record. With `durable`, returns only after the record is
+    /// on stable storage. On failure nothing of the record stays in the file.
+    pub fn append(&mut self, rec: &Record, durable: bool) -> io::Result<u64> {
+        if self.poisoned {
+            return Err(io::Error::other(
+                "the catalog journal could not be repaired after a failed write; restart the server",
+            ));
+        }
+        let seq = self.next_seq;
+        let mut line = serde_json::to_vec(&JournalLine {
+            seq,
+            rec: rec.clone(),
+        })
+        .map_err(io::Error::other)?;
+        line.push(b'\n');
+        let result = self.file.write_all(&line).and_then(|()| {
+            if durable {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                self.next_seq += 1;
+                self.since_snapshot += 1;
+                Ok(seq)
+            }
+            Err(e) => {
+                // Cut the partial line off, so the next append does not
+                // follow garbage (which replay would call corruption).
+                if self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_data())
+                    .is_err()
+                {
+                    self.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a new snapshot of `catalog` (which must include every record
+    /// appended so far) and empties the journal.
+    pub fn compact(&mut self, catalog: &Catalog) -> io::Result<()> {
+        let path = self.dir.join(SNAPSHOT);
+        durable::write_atomic(&path, |w| write_snapshot(w, catalog))?;
+        self.file.set_len(0)?;
+        self.file.sync_all()?;
+        self.len = 0;
+        self.since_snapshot = 0;
+        Ok(())
+    }
+
+    pub fn len_bytes(&self) -> u64 {
+        self.len
+    }
+}
+
+fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
+    // Written entry by entry through borrowed views, so compaction neither
+    // copies the catalog nor builds the whole document in memory.
+    #[derive(Serialize)]
+    struct EntryRef<'a> {
+        client: &'a str,
+        path: &'a str,
+        versions: &'a [Version],
+    }
+    #[derive(Serialize)]
+    struct BlobRef<'a> {
+        hash: &'a ContentHash,
+        #[serde(flatten)]
+        info: &'a BlobInfo,
+    }
+    write!(w, "{{\"format\":{FORMAT},\"seq\":{},\"files\":[", catalog.seq)?;
+    for (i, (client, path, versions)) in catalog.files().enumerate() {
+        if i > 0 {
+            w.write_all(b",\n")?;
+        }
+        let e = EntryRef {
+            client,
+            path,
+            versions,
+        };
+        serde_json::to_writer(&mut *w, &e).map_err(io::Error::other)?;
+    }
+    w.write_all(b"],\"blobs\":[")?;
+    for (i, (hash, info)) in catalog.blobs().enumerate() {
+        if i > 0 {
+            w.write_all(b",\n")?;
+        }
+        serde_json::to_writer(&mut *w, &BlobRef { hash, info }).map_err(io::Error::other)?;
+    }
+    w.write_all(b"]}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(path: &str, n: u8) -> Record {
+        Record::Version {
+            client: "pc".into(),
+            path: path.into(),
+            hash: ContentHash::from_bytes([n; 32]),
+            size: n as u64,
+            mtime: 1,
+            at: 2,
+        }
+    }
+
+    fn append(j: &mut Journal, c: &mut Catalog, r: Record) {
+        let seq = j.append(&r, true).unwrap();
+        c.apply(&r);
+        c.seq = seq;
+    }
+
+    #[test]
+    fn replay_restores_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        append(&mut j, &mut c, rec("a", 1));
+        append(&mut j, &mut c, rec("a", 2));
+        drop(j);
+        let (c2, _, rep) = load(dir.path()).unwrap();
+        assert_eq!(rep.replayed, 2);
+        assert_eq!(c2.versions("pc", "a").unwrap().len(), 2);
+        assert_eq!(c2.seq, 2);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        append(&mut j, &mut c, rec("a", 1));
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let good = fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the second append.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":2,"op":"version","client":"pc","pa"#)
+            .unwrap();
+        drop(f);
+        let (mut c, mut j, rep) = load(dir.path()).unwrap();
+        assert_eq!(rep.torn_bytes, 41);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good);
+        append(&mut j, &mut c, rec("b", 3));
+        drop(j);
+        let (c, _, rep) = load(dir.path()).unwrap();
+        assert_eq!(rep.torn_bytes, 0);
+        assert_eq!(c.file_count(), 2);
+    }
+
+    #[test]
+    fn torn_tail_of_zeros_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        append(&mut j, &mut c, rec("a", 1));
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0u8; 300]).unwrap();
+        drop(f);
+        let (c, _, rep) = load(dir.path()).unwrap();
+        assert_eq!(rep.torn_bytes, 300);
+        assert_eq!(c.file_count(), 1);
+    }
+
+    #[test]
+    fn damage_before_valid_lines_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        append(&mut j, &mut c, rec("a", 1));
+        append(&mut j, &mut c, rec("b", 2));
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let text = fs::read_to_string(&path).unwrap();
+        let damaged = text.replacen("\"op\"", "\"o", 1);
+        fs::write(&path, damaged).unwrap();
+        match load(dir.path()) {
+            Err(LoadError::Corrupt { line: 1, .. }) => {}
+            other => panic!("expected corruption at line 1, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn compaction_then_replay_skips_records_already_in_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        append(&mut j, &mut c, rec("a", 1));
+        append(&mut j, &mut c, rec("b", 2));
+        // Simulate a crash after the snapshot was written but before the
+        // journal was emptied: keep a copy of the journal and put it back.
+        let path = dir.path().join(JOURNAL);
+        let before = fs::read(&path).unwrap();
+        j.compact(&c).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+        drop(j);
+        fs::write(&path, before).unwrap();
+        let (mut c, mut j, rep) = load(dir.path()).unwrap();
+        assert_eq!(rep.replayed, 0);
+        assert_eq!(c.versions("pc", "a").unwrap().len(), 1);
+        append(&mut j, &mut c, rec("a", 3));
+        drop(j);
+        let (c, _, _) = load(dir.path()).unwrap();
+        assert_eq!(c.versions("pc", "a").unwrap().len(), 2);
+        assert_eq!(c.file_count(), 2);
+    }
+}

@@ -1,0 +1,577 @@
+//! The data manager: one per process, owning the catalog (behind an RwLock),
+//! its journal and the blob store.
+//!
+//! Every change follows the same order, which is what makes a crash at any
+//! instant harmless: content is staged and verified in `tmp/`, published
+//! under `blobs/` by a durable rename, the record is appended to the journal
+//! and fsync'd, and only then applied in memory and acknowledged. Lock order
+//! is journal, then catalog; no lock is held while a body is read or a blob
+//! is written.
+
+pub mod blobs;
+pub mod catalog;
+pub mod journal;
+
+use blobs::{BlobStore, LocalBlobs, PackOutcome, Staged};
+use catalog::{BlobForm, Catalog, Latest, Record};
+use journal::Journal;
+use nimbus_common::hash::ContentHash;
+use nimbus_common::log::unix_now;
+use nimbus_common::{error, info, warn};
+use once_cell::sync::OnceCell;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Downloads record an access at most this often per blob, so a busy file
+/// does not turn every download into a journal write.
+const ACCESS_RESOLUTION_SECS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("content hash mismatch: the body hashes to {actual}, not {expected}")]
+    HashMismatch {
+        expected: ContentHash,
+        actual: ContentHash,
+    },
+    #[error("body is larger than the server's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the body ended before its declared length, or the connection broke")]
+    BodyIncomplete,
+    #[error("the server does not hold this content; send the bytes")]
+    ContentUnknown,
+    #[error("no such file")]
+    NotFound,
+    #[error("the stored content of this file is missing; run a check on the server")]
+    BlobMissing,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl StoreError {
+    /// True for a full disk or exhausted quota.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::Io(e) if is_storage_full(e))
+    }
+}
+
+pub fn is_storage_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Outcome of recording a version.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub new_version: bool,
+    pub versions: usize,
+    pub size: u64,
+}
+
+/// Figures for the start-up log and the benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub files: usize,
+    pub blobs: usize,
+    pub hot: usize,
+    pub packed: usize,
+    pub missing: usize,
+    pub bytes_original: u64,
+    pub bytes_stored: u64,
+}
+
+pub struct DataManager {
+    catalog: RwLock<Catalog>,
+    journal: Mutex<Journal>,
+    blobs: Box<dyn BlobStore>,
+    data_dir: PathBuf,
+}
+
+static GLOBAL: OnceCell<DataManager> = OnceCell::new();
+
+/// Installs the process-wide data manager. Fails if one is installed.
+pub fn install(dm: DataManager) -> Result<&'static DataManager, DataManager> {
+    GLOBAL.set(dm)?;
+    Ok(GLOBAL.get().expect("just installed"))
+}
+
+/// The process-wide data manager. Panics before [`install`].
+pub fn global() -> &'static DataManager {
+    GLOBAL.get().expect("data manager not installed")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Load(#[from] journal::LoadError),
+    #[error("cannot open the data directory {dir}: {source}")]
+    Io { dir: PathBuf, source: io::Error },
+}
+
+impl DataManager {
+    /// Opens (or creates) the data directory: loads the catalog, empties the
+    /// staging area, and reconciles the catalog with the blobs on disk.
+    pub fn open(data_dir: &Path) -> Result<DataManager, OpenError> {
+        let io_err = |source| OpenError::Io {
+            dir: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io_err)?;
+        let (mut catalog, journal, report) = journal::load(&data_dir.join("catalog"))?;
+        if report.torn_bytes > 0 {
+            warn!(
+                "catalog journal ended in a torn record ({} bytes, from a crash mid-write); it was never acknowledged and has been cut off",
+                report.torn_bytes
+            );
+        }
+        let blobs = LocalBlobs::open(data_dir).map_err(io_err)?;
+        let on_disk = blobs.recover().map_err(io_err)?;
+        reconcile(&mut catalog, &blobs, on_disk).map_err(io_err)?;
+        Ok(DataManager {
+            catalog: RwLock::new(catalog),
+            journal: Mutex::new(journal),
+            blobs: Box::new(blobs),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Catalog> {
+        self.catalog.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `rec` and applies it. The caller holds the journal lock.
+    fn commit(&self, journal: &mut Journal, rec: Record, durable: bool) -> io::Result<()> {
+        let seq = journal.append(&rec, durable)?;
+        let mut cat = self.write();
+        cat.apply(&rec);
+        cat.seq = seq;
+        Ok(())
+    }
+
+    /// Streams an upload's body to staging and verifies it. No lock is held.
+    pub fn stage_upload(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError> {
+        self.blobs.stage(body, expected, declared_len, max_bytes)
+    }
+
+    /// Records a new version of (client, path) whose content is `staged`.
+    pub fn commit_upload(
+        &self,
+        client: &str,
+        path: &str,
+        mtime: i64,
+        staged: Staged,
+    ) -> Result<Recorded, StoreError> {
+        let mut journal = self.lock_journal();
+        let known = self.read().blob(&staged.hash).is_some();
+        let hash = staged.hash;
+        let size = staged.size;
+        let published = if known {
+            self.blobs.discard(staged);
+            false
+        } else {
+            self.blobs.publish(staged)?;
+            true
+        };
+        let result = self.record_locked(&mut journal, client, path, hash, size, mtime);
+        if result.is_err() && published {
+            // The blob is on disk but nothing references it: take it back.
+            if let Err(e) = self.blobs.remove(&hash, BlobForm::Hot) {
+                warn!("could not remove unreferenced blob {hash}: {e}");
+            }
+        }
+        result
+    }
+
+    /// Records a version by reference to content the server already holds.
+    pub fn record_existing(
+        &self,
+        client: &str,
+        path: &str,
+        hash: ContentHash,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Recorded, StoreError> {
+        let mut journal = self.lock_journal();
+        match self.read().blob(&hash) {
+            Some(b) if b.form != BlobForm::Missing && b.size == size => {}
+            _ => return Err(StoreError::ContentUnknown),
+        }
+        self.record_locked(&mut journal, client, path, hash, size, mtime)
+    }
+
+    fn record_locked(
+        &self,
+        journal: &mut Journal,
+        client: &str,
+        path: &str,
+        hash: ContentHash,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Recorded, StoreError> {
+        let now = unix_now();
+        let current = self.read().latest(client, path);
+        if let Some(latest) = current {
+            if latest.version.hash == hash {
+                self.commit(journal, Record::Access { hash, at: now }, false)?;
+                return Ok(Recorded {
+                    new_version: false,
+                    versions: latest.versions,
+                    size,
+                });
+            }
+        }
+        let rec = Record::Version {
+            client: client.to_string(),
+            path: path.to_string(),
+            hash,
+            size,
+            mtime,
+            at: now,
+        };
+        self.commit(journal, rec, true)?;
+        let versions = self.read().versions(client, path).map_or(0, |v| v.len());
+        Ok(Recorded {
+            new_version: true,
+            versions,
+            size,
+        })
+    }
+
+    /// The latest version of one file.
+    pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
+        self.read().latest(client, path)
+    }
+
+    /// The latest version of every file.
+    pub fn list(&self) -> Vec<Latest> {
+        self.read().all_latest()
+    }
+
+    /// Opens a byte range of a blob, following it if it is packed or
+    /// unpacked while we look. Returns the reader and the form it was read in.
+    pub fn open_blob(
+        &self,
+        hash: &ContentHash,
+        start: u64,
+        len: u64,
+    ) -> Result<(Box<dyn Read + Send>, BlobForm), StoreError> {
+        // Packing and unpacking publish the new form before removing the old,
+        // so a lookup that loses the race finds the other form on retry. An
+        // opened file stays readable after it is unlinked.
+        for _ in 0..8 {
+            let form = match self.read().blob(hash) {
+                Some(b) => b.form,
+                None => return Err(StoreError::NotFound),
+            };
+            if form == BlobForm::Missing {
+                return Err(StoreError::BlobMissing);
+            }
+            match self.blobs.open(hash, form, start, len) {
+                Ok(r) => return Ok((r, form)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::BlobMissing)
+    }
+
+    /// Notes a download of `hash`, for the hotspot's idea of what is cold.
+    pub fn touch(&self, hash: &ContentHash) {
+        let now = unix_now();
+        let stale = matches!(self.read().blob(hash), Some(b) if now - b.last_access >= ACCESS_RESOLUTION_SECS);
+        if !stale {
+            return;
+        }
+        let mut journal = self.lock_journal();
+        if let Err(e) = self.commit(&mut journal, Record::Access { hash: *hash, at: now }, false) {
+            // Losing an access time only makes a blob look colder; a download
+            // must not fail for it.
+            warn!("could not record access to {hash}: {e}");
+            self.write()
+                .blob_mut(hash)
+                .map(|b| b.last_access = b.last_access.max(now));
+        }
+    }
+
+    /// Hot blobs not accessed since `cutoff` that are worth trying to pack.
+    pub fn cold_blobs(&self, cutoff: i64) -> Vec<ContentHash> {
+        let cat = self.read();
+        let mut cold: Vec<(i64, ContentHash)> = cat
+            .blobs()
+            .filter(|(_, b)| {
+                b.form == BlobForm::Hot && !b.incompressible && b.size > 0 && b.last_access < cutoff
+            })
+            .map(|(h, b)| (b.last_access, *h))
+            .collect();
+        cold.sort();
+        cold.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// Packs one cold blob. Requests keep being served throughout: the
+    /// compression runs without locks, and the switch is a rename plus a
+    /// journal record. A blob accessed while it was being packed stays hot.
+    pub fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<bool, StoreError> {
+        let started = match self.read().blob(hash) {
+            Some(b) if b.form == BlobForm::Hot => b.last_access,
+            _ => return Ok(false),
+        };
+        let staged = match self.blobs.pack(hash, stop)? {
+            PackOutcome::Packed(s) => s,
+            PackOutcome::Abandoned => return Ok(false),
+            PackOutcome::Incompressible => {
+                let mut journal = self.lock_journal();
+                self.commit(&mut journal, Record::Incompressible { hash: *hash }, true)?;
+                return Ok(false);
+            }
+        };
+        let mut journal = self.lock_journal();
+        let unchanged = matches!(self.read().blob(hash), Some(b) if b.form == BlobForm::Hot && b.last_access == started);
+        if !unchanged {
+            self.blobs.discard(staged);
+            return Ok(false);
+        }
+        let packed_size = staged.stored_size;
+        self.blobs.publish(staged)?;
+        self.commit(
+            &mut journal,
+            Record::Packed {
+                hash: *hash,
+                packed_size,
+            },
+            true,
+        )?;
+        drop(journal);
+        self.blobs.remove(hash, BlobForm::Hot)?;
+        Ok(true)
+    }
+
+    /// Makes a packed blob hot again.
+    pub fn unpack(&self, hash: &ContentHash) -> Result<bool, StoreError> {
+        if !matches!(self.read().blob(hash), Some(b) if b.form == BlobForm::Packed) {
+            return Ok(false);
+        }
+        let staged = self.blobs.unpack(hash)?;
+        let mut journal = self.lock_journal();
+        if !matches!(self.read().blob(hash), Some(b) if b.form == BlobForm::Packed) {
+            self.blobs.discard(staged);
+            return Ok(false);
+        }
+        self.blobs.publish(staged)?;
+        self.commit(&mut journal, Record::Unpacked { hash: *hash }, true)?;
+        drop(journal);
+        self.blobs.remove(hash, BlobForm::Packed)?;
+        Ok(true)
+    }
+
+    /// Rewrites the snapshot when the journal has grown at least as large as
+    /// the catalog (and past `min_records`), which keeps the cost of
+    /// compaction per record constant.
+    pub fn maybe_compact(&self, min_records: u64) -> io::Result<bool> {
+        let mut journal = self.lock_journal();
+        let files = self.read().file_count() as u64;
+        if journal.since_snapshot < min_records.max(files) {
+            return Ok(false);
+        }
+        let cat = self.read();
+        journal.compact(&cat)?;
+        Ok(true)
+    }
+
+    /// Writes a snapshot now (at shutdown), whatever the journal's size.
+    pub fn compact(&self) -> io::Result<()> {
+        let mut journal = self.lock_journal();
+        if journal.since_snapshot == 0 {
+            return Ok(());
+        }
+        let cat = self.read();
+        journal.compact(&cat)
+    }
+
+    pub fn journal_bytes(&self) -> u64 {
+        self.lock_journal().len_bytes()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let cat = self.read();
+        let mut s = Stats {
+            files: cat.file_count(),
+            ..Stats::default()
+        };
+        for (_, b) in cat.blobs() {
+            s.blobs += 1;
+            s.bytes_original += b.size;
+            match b.form {
+                BlobForm::Hot => {
+                    s.hot += 1;
+                    s.bytes_stored += b.size;
+                }
+                BlobForm::Packed => {
+                    s.packed += 1;
+                    s.bytes_stored += b.packed_size.unwrap_or(b.size);
+                }
+                BlobForm::Missing => s.missing += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Makes the catalog agree with the disk after a restart: the disk says in
+/// which form each blob exists (hot wins when a crash left both), blobs that
+/// no version references are leftovers of unacknowledged uploads and go.
+fn reconcile(
+    catalog: &mut Catalog,
+    blobs: &LocalBlobs,
+    mut on_disk: std::collections::HashMap<ContentHash, blobs::OnDisk>,
+) -> io::Result<()> {
+    let hashes: Vec<ContentHash> = catalog.blobs().map(|(h, _)| *h).collect();
+    let mut missing = 0usize;
+    for hash in hashes {
+        let found = on_disk.remove(&hash).unwrap_or_default();
+        let info = catalog.blob_mut(&hash).expect("listed above");
+        if found.hot {
+            if found.packed {
+                blobs.remove(&hash, BlobForm::Packed)?;
+            }
+            info.form = BlobForm::Hot;
+            info.packed_size = None;
+        } else if found.packed {
+            info.form = BlobForm::Packed;
+        } else {
+            info.form = BlobForm::Missing;
+            missing += 1;
+            error!("blob {hash} is referenced by the catalog but missing from disk");
+        }
+    }
+    let orphans = on_disk.len();
+    for (hash, found) in on_disk {
+        if found.hot {
+            blobs.remove(&hash, BlobForm::Hot)?;
+        }
+        if found.packed {
+            blobs.remove(&hash, BlobForm::Packed)?;
+        }
+    }
+    if orphans > 0 {
+        info!("removed {orphans} blob(s) of uploads that were never acknowledged");
+    }
+    if missing > 0 {
+        error!("{missing} blob(s) are missing: their files cannot be downloaded");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(dm: &DataManager, path: &str, data: &[u8]) -> Recorded {
+        let h = ContentHash::of_bytes(data);
+        let staged = dm
+            .stage_upload(&mut &data[..], &h, Some(data.len() as u64), u64::MAX)
+            .unwrap();
+        dm.commit_upload("pc", path, 1, staged).unwrap()
+    }
+
+    #[test]
+    fn versions_dedup_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let dm = DataManager::open(dir.path()).unwrap();
+            assert!(upload(&dm, "a", b"one").new_version);
+            assert!(!upload(&dm, "a", b"one").new_version);
+            assert_eq!(upload(&dm, "a", b"two").versions, 2);
+            upload(&dm, "b", b"one");
+            let h = ContentHash::of_bytes(b"two");
+            assert!(dm.record_existing("pc", "c", h, 3, 1).unwrap().new_version);
+            assert!(matches!(
+                dm.record_existing("pc", "c", ContentHash::of_bytes(b"zzz"), 3, 1),
+                Err(StoreError::ContentUnknown)
+            ));
+            assert_eq!(dm.stats().blobs, 2);
+        }
+        let dm = DataManager::open(dir.path()).unwrap();
+        assert_eq!(dm.list().len(), 3);
+        assert_eq!(dm.latest("pc", "a").unwrap().versions, 2);
+        let blob_files = walk_count(&dir.path().join("blobs"));
+        assert_eq!(blob_files, 2, "identical content is stored once");
+    }
+
+    fn walk_count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_dir(e.unwrap().path()).unwrap().count())
+            .sum()
+    }
+
+    #[test]
+    fn orphan_blobs_and_double_forms_are_resolved_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = b"abcabcabc ".repeat(50_000);
+        let h = ContentHash::of_bytes(&text);
+        {
+            let dm = DataManager::open(dir.path()).unwrap();
+            upload(&dm, "t", &text);
+            // An upload that was published but never recorded (crash).
+            let data = b"orphan".to_vec();
+            let oh = ContentHash::of_bytes(&data);
+            let staged = dm.stage_upload(&mut &data[..], &oh, None, 100).unwrap();
+            dm.blobs.publish(staged).unwrap();
+            // A pack that was published but whose hot copy was not removed.
+            match dm.blobs.pack(&h, &AtomicBool::new(false)).unwrap() {
+                PackOutcome::Packed(s) => dm.blobs.publish(s).unwrap(),
+                _ => panic!("text packs"),
+            }
+            // A leftover staging file.
+            std::fs::write(dir.path().join("tmp/upload-1-1.nimbus-tmp"), b"x").unwrap();
+        }
+        let dm = DataManager::open(dir.path()).unwrap();
+        assert_eq!(walk_count(&dir.path().join("blobs")), 1);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(dm.latest("pc", "t").unwrap().form, BlobForm::Hot);
+    }
+
+    #[test]
+    fn pack_and_unpack_keep_content_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let dm = DataManager::open(dir.path()).unwrap();
+        let text: Vec<u8> = b"the quick brown fox ".repeat(100_000);
+        upload(&dm, "t", &text);
+        let h = ContentHash::of_bytes(&text);
+        assert_eq!(dm.cold_blobs(unix_now() + 1), vec![h]);
+        assert!(dm.pack(&h, &AtomicBool::new(false)).unwrap());
+        assert_eq!(dm.latest("pc", "t").unwrap().form, BlobForm::Packed);
+        let (mut r, form) = dm.open_blob(&h, 5, 10).unwrap();
+        assert_eq!(form, BlobForm::Packed);
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, &text[5..15]);
+        drop(dm);
+        let dm = DataManager::open(dir.path()).unwrap();
+        assert_eq!(dm.latest("pc", "t").unwrap().form, BlobForm::Packed);
+        assert!(dm.unpack(&h).unwrap());
+        assert_eq!(dm.latest("pc", "t").unwrap().form, BlobForm::Hot);
+        assert!(dm.stats().bytes_stored == text.len() as u64);
+    }
+}
