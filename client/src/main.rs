@@ -1,1 +1,176 @@
-fn main(){}
+//! `nimbus-client`: backs up a folder to a Nimbus server, then keeps
+//! watching it (polling) and backs up every new or changed file.
+
+mod api;
+mod backup;
+mod scan;
+mod state;
+
+use backup::{sleep_unless_stopped, Backup};
+use clap::Parser;
+use nimbus_common::{error, info, warn};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// With the server unreachable, `--once` gives up after about this long.
+const ONCE_GIVE_UP: Duration = Duration::from_secs(100);
+/// Longest wait between passes while the server is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nimbus-client",
+    version,
+    about = "Backs up a folder to a Nimbus server and keeps it backed up: every new or \
+             changed file is sent within seconds, and nothing is marked done until the \
+             server has acknowledged it.",
+    after_help = "Example: nimbus-client --server http://backup-vm:9090 --dir ~/Documents\n\
+                  It survives a server that is down: it retries with backoff and catches up."
+)]
+struct Args {
+    /// Server URL, e.g. http://backup-vm:9090
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Folder to back up (recursively).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Name of this machine on the server. [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Seconds between passes over the folder.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    interval: f64,
+    /// A file is sent only after it has been unmodified this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    settle: f64,
+    /// State file recording what the server has acknowledged.
+    /// [default: one per server and folder in the user's local data directory]
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Back up once (waiting for unsettled files), then exit: 0 when
+    /// everything is backed up, 1 otherwise.
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            error!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err("--interval must be a positive number of seconds".into());
+    }
+    if !(args.settle.is_finite() && args.settle >= 0.0) {
+        return Err("--settle must be zero or more seconds".into());
+    }
+    let server = args.server.trim_end_matches('/').to_string();
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(format!(
+            "--server must be an http:// or https:// URL, got {server:?}"
+        ));
+    }
+    let dir = std::fs::canonicalize(&args.dir)
+        .map_err(|e| format!("cannot open the folder {}: {e}", args.dir.display()))?;
+    if !dir.is_dir() {
+        return Err(format!("{} is not a folder", dir.display()));
+    }
+    let name = match args.name {
+        Some(n) => n,
+        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    };
+    nimbus_common::paths::validate_client_name(&name)
+        .map_err(|e| format!("--name {name:?}: {e}"))?;
+    let dir_text = dir.to_string_lossy().into_owned();
+    let state_path = args
+        .state
+        .unwrap_or_else(|| state::default_path(&server, &dir_text, &name));
+    let state =
+        state::State::load(&state_path, &server, &dir_text, &name).map_err(|e| e.to_string())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    }
+
+    info!(
+        "backing up {} to {server} as {name:?} (state in {})",
+        dir.display(),
+        state_path.display()
+    );
+    let api = api::Api::new(&server, &name);
+    let mut backup = Backup::new(
+        dir,
+        api,
+        state,
+        state_path,
+        Duration::from_secs_f64(args.settle),
+        stop.clone(),
+    );
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut backoff = interval;
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let sum = backup.pass();
+        if sum.did_something() {
+            println!("{}", sum.line());
+        }
+        if stop.load(Ordering::SeqCst) {
+            info!("stopped; progress is saved");
+            return Ok(ExitCode::from(130));
+        }
+        let wait = match &sum.server_problem {
+            Some(problem) => {
+                let since = *down_since.get_or_insert_with(Instant::now);
+                if args.once && since.elapsed() >= ONCE_GIVE_UP {
+                    error!("giving up: {problem}");
+                    eprintln!(
+                        "not backed up: {} file(s) still to send; the server was unavailable",
+                        sum.pending.max(1)
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                warn!("server unavailable ({problem}); next try in {backoff:?}");
+                let w = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                w
+            }
+            None => {
+                down_since = None;
+                backoff = interval;
+                if args.once && sum.pending == 0 {
+                    if sum.errors == 0 {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    eprintln!("not backed up ({} file(s)):", sum.failures.len());
+                    for f in &sum.failures {
+                        eprintln!("  {f}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                if args.once {
+                    // Files still settling: look again soon.
+                    Duration::from_millis(250).max(interval.min(Duration::from_secs(1)))
+                } else {
+                    interval
+                }
+            }
+        };
+        if sleep_unless_stopped(wait, &stop) {
+            info!("stopped; progress is saved");
+            return Ok(ExitCode::from(130));
+        }
+    }
+}

@@ -93,7 +93,9 @@ pub fn validate_client_name(name: &str) -> Result<&str, PathError> {
         && name.len() <= MAX_CLIENT_BYTES
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     if ok {
         Ok(name)
     } else {

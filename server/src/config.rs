@@ -159,10 +159,23 @@ mod tests {
     fn flags_override_file_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
-        std::fs::write(&path, r#"{"hot-time": 10, "workers": 3, "listen": "0.0.0.0:1"}"#).unwrap();
-        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap(), "--workers", "5"]);
+        std::fs::write(
+            &path,
+            r#"{"hot-time": 10, "workers": 3, "listen": "0.0.0.0:1"}"#,
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "nimbus-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--workers",
+            "5",
+        ]);
         let c = Config::from_args(args).unwrap();
-        assert_eq!((c.hot_time, c.workers, c.listen.as_str()), (10, 5, "0.0.0.0:1"));
+        assert_eq!(
+            (c.hot_time, c.workers, c.listen.as_str()),
+            (10, 5, "0.0.0.0:1")
+        );
         assert_eq!(c.hotspot_interval, 60);
     }
 

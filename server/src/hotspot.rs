@@ -60,9 +60,7 @@ impl Hotspot {
             threads.push(
                 thread::Builder::new()
                     .name("hotspot".into())
-                    .spawn(move || {
-                        scheduler(dm, hot_time, interval, wake_rx, stop, jobs, queued)
-                    })
+                    .spawn(move || scheduler(dm, hot_time, interval, wake_rx, stop, jobs, queued))
                     .expect("spawn hotspot thread"),
             );
         }

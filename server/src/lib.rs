@@ -27,10 +27,7 @@ pub enum RunError {
 /// `listening on http://HOST:PORT`, with the real port.
 pub fn run(config: Config) -> Result<(), RunError> {
     let dm = store::DataManager::open(&config.data)?;
-    let dm = match store::install(dm) {
-        Ok(dm) => dm,
-        Err(_) => panic!("run() called twice in one process"),
-    };
+    let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
 
     let server = tiny_http::Server::http(&config.listen).map_err(|e| RunError::Listen {

@@ -112,7 +112,9 @@ mod tests {
         let d = content_disposition("résumé \"final\"\r\nSet-Cookie: x.pdf");
         assert!(!d.contains('\r') && !d.contains('\n'));
         assert!(d.starts_with("attachment; filename=\"r_sum_ _final__"));
-        assert!(d.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%0D%0ASet-Cookie%3A%20x.pdf"));
+        assert!(d.contains(
+            "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%0D%0ASet-Cookie%3A%20x.pdf"
+        ));
         assert!(d.is_ascii());
     }
 

@@ -37,10 +37,20 @@ pub fn list(ctx: &Ctx) -> Handled {
 pub fn upload(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
     let (client, path) = target(client, rest)?;
     let hash: ContentHash = header(req, HEADER_HASH)
-        .ok_or_else(|| ApiError::bad("missing_hash", format!("the {HEADER_HASH} header is required")))?
+        .ok_or_else(|| {
+            ApiError::bad(
+                "missing_hash",
+                format!("the {HEADER_HASH} header is required"),
+            )
+        })?
         .trim()
         .parse()
-        .map_err(|_| ApiError::bad("bad_hash", format!("{HEADER_HASH} must be 64 hex digits (BLAKE3)")))?;
+        .map_err(|_| {
+            ApiError::bad(
+                "bad_hash",
+                format!("{HEADER_HASH} must be 64 hex digits (BLAKE3)"),
+            )
+        })?;
     let mtime = parse_mtime(header(req, HEADER_MTIME))?;
     let chunked = header(req, "Transfer-Encoding").is_some();
     let declared = if chunked {

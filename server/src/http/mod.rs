@@ -31,13 +31,7 @@ pub struct Ctx {
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `stop` is set and `server.unblock()` is called.
-pub fn serve(
-    server: Arc<Server>,
-    ctx: Ctx,
-    workers: usize,
-    queue: usize,
-    stop: Arc<AtomicBool>,
-) {
+pub fn serve(server: Arc<Server>, ctx: Ctx, workers: usize, queue: usize, stop: Arc<AtomicBool>) {
     let ctx: &'static Ctx = Box::leak(Box::new(ctx));
     let (tx, rx) = channel::bounded::<Request>(queue);
     // Busy answers go through their own thread: answering drains the
@@ -47,7 +41,10 @@ pub fn serve(
         .name("busy".into())
         .spawn(move || {
             for req in busy_rx {
-                respond(req, ApiError::Busy.into_reply().header("Connection", "close"));
+                respond(
+                    req,
+                    ApiError::Busy.into_reply().header("Connection", "close"),
+                );
             }
         })
         .expect("spawn busy thread");
@@ -80,7 +77,10 @@ pub fn serve(
             Ok(()) => {}
             Err(TrySendError::Full(req)) => {
                 if let Err(TrySendError::Full(req)) = busy_tx.try_send(req) {
-                    respond(req, ApiError::Busy.into_reply().header("Connection", "close"));
+                    respond(
+                        req,
+                        ApiError::Busy.into_reply().header("Connection", "close"),
+                    );
                 }
             }
             Err(TrySendError::Disconnected(_)) => break,

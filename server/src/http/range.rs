@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(parse(Some("bytes=-3"), 10), Partial { start: 7, end: 9 });
         assert_eq!(parse(Some("bytes=-30"), 10), Partial { start: 0, end: 9 });
         assert_eq!(parse(Some("bytes=8-100"), 10), Partial { start: 8, end: 9 });
-        assert_eq!(parse(Some("bytes= 2 - 3 "), 10), Partial { start: 2, end: 3 });
+        assert_eq!(
+            parse(Some("bytes= 2 - 3 "), 10),
+            Partial { start: 2, end: 3 }
+        );
     }
 
     #[test]

@@ -145,7 +145,9 @@ impl ApiError {
 
     pub fn into_reply(self) -> Reply {
         let message = match &self {
-            ApiError::Internal(_) => "internal server error; the server log has details".to_string(),
+            ApiError::Internal(_) => {
+                "internal server error; the server log has details".to_string()
+            }
             other => other.to_string(),
         };
         let mut reply = Reply::json(

@@ -10,7 +10,10 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     let url = req.url().to_string();
     let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p);
     let Some(path) = path.strip_prefix('/') else {
-        return Err(ApiError::bad("bad_target", "request target must start with '/'"));
+        return Err(ApiError::bad(
+            "bad_target",
+            "request target must start with '/'",
+        ));
     };
     let segs: Vec<&str> = path.split('/').collect();
     let method = req.method().clone();

@@ -122,9 +122,11 @@ impl LocalBlobs {
 
     fn new_temp(&self, what: &str) -> io::Result<(PathBuf, File)> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .tmp
-            .join(format!("{what}-{}-{n}{}", std::process::id(), durable::TEMP_SUFFIX));
+        let path = self.tmp.join(format!(
+            "{what}-{}-{n}{}",
+            std::process::id(),
+            durable::TEMP_SUFFIX
+        ));
         let file = OpenOptions::new()
             .write(true)
             .read(true)
@@ -297,8 +299,10 @@ impl BlobStore for LocalBlobs {
         enc.finish()?.flush()?;
         file.sync_all()?;
         // Verify before the packed copy can replace the original.
-        let (actual, size) =
-            ContentHash::of_reader(BzDecoder::new(BufReader::with_capacity(BUF, File::open(guard.0.as_ref().unwrap())?)))?;
+        let (actual, size) = ContentHash::of_reader(BzDecoder::new(BufReader::with_capacity(
+            BUF,
+            File::open(guard.0.as_ref().unwrap())?,
+        )))?;
         if actual != *hash {
             return Err(StoreError::Io(io::Error::other(format!(
                 "packing {hash} produced data that does not decompress to it"
@@ -437,7 +441,10 @@ mod tests {
         let staged = s.stage(&mut &data[..], &h, None, u64::MAX).unwrap();
         s.publish(staged).unwrap();
         let len = data.len() as u64;
-        assert_eq!(read_all(s.open(&h, BlobForm::Hot, 10, 20).unwrap()), &data[10..30]);
+        assert_eq!(
+            read_all(s.open(&h, BlobForm::Hot, 10, 20).unwrap()),
+            &data[10..30]
+        );
 
         let stop = AtomicBool::new(false);
         let packed = match s.pack(&h, &stop).unwrap() {
@@ -449,10 +456,19 @@ mod tests {
         s.remove(&h, BlobForm::Hot).unwrap();
         let mid = read_all(s.open(&h, BlobForm::Packed, 1_000_000, 1000).unwrap());
         assert_eq!(mid, &data[1_000_000..1_001_000]);
-        assert_eq!(read_all(s.open(&h, BlobForm::Packed, 0, len).unwrap()), data);
+        assert_eq!(
+            read_all(s.open(&h, BlobForm::Packed, 0, len).unwrap()),
+            data
+        );
 
         let found = s.recover().unwrap();
-        assert_eq!(found[&h], OnDisk { hot: false, packed: true });
+        assert_eq!(
+            found[&h],
+            OnDisk {
+                hot: false,
+                packed: true
+            }
+        );
 
         let hot = s.unpack(&h).unwrap();
         s.publish(hot).unwrap();

@@ -309,7 +309,11 @@ fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
         #[serde(flatten)]
         info: &'a BlobInfo,
     }
-    write!(w, "{{\"format\":{FORMAT},\"seq\":{},\"files\":[", catalog.seq)?;
+    write!(
+        w,
+        "{{\"format\":{FORMAT},\"seq\":{},\"files\":[",
+        catalog.seq
+    )?;
     for (i, (client, path, versions)) in catalog.files().enumerate() {
         if i > 0 {
             w.write_all(b",\n")?;

@@ -92,10 +92,10 @@ pub struct DataManager {
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
 
-/// Installs the process-wide data manager. Fails if one is installed.
-pub fn install(dm: DataManager) -> Result<&'static DataManager, DataManager> {
-    GLOBAL.set(dm)?;
-    Ok(GLOBAL.get().expect("just installed"))
+/// Installs the process-wide data manager; `None` if one is installed.
+pub fn install(dm: DataManager) -> Option<&'static DataManager> {
+    GLOBAL.set(dm).ok()?;
+    GLOBAL.get()
 }
 
 /// The process-wide data manager. Panics before [`install`].
@@ -304,13 +304,20 @@ impl DataManager {
             return;
         }
         let mut journal = self.lock_journal();
-        if let Err(e) = self.commit(&mut journal, Record::Access { hash: *hash, at: now }, false) {
+        if let Err(e) = self.commit(
+            &mut journal,
+            Record::Access {
+                hash: *hash,
+                at: now,
+            },
+            false,
+        ) {
             // Losing an access time only makes a blob look colder; a download
             // must not fail for it.
             warn!("could not record access to {hash}: {e}");
-            self.write()
-                .blob_mut(hash)
-                .map(|b| b.last_access = b.last_access.max(now));
+            if let Some(b) = self.write().blob_mut(hash) {
+                b.last_access = b.last_access.max(now);
+            }
         }
     }
 
@@ -548,7 +555,10 @@ mod tests {
         }
         let dm = DataManager::open(dir.path()).unwrap();
         assert_eq!(walk_count(&dir.path().join("blobs")), 1);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         assert_eq!(dm.latest("pc", "t").unwrap().form, BlobForm::Hot);
     }
 

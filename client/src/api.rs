@@ -1,0 +1,197 @@
+//! Talking to the server: record a version by hash, or upload its bytes.
+//! Every answer is sorted into what the caller can do about it: retry later
+//! (the server is down or busy), give up on this file (the server refused
+//! it), or look at the file again (it changed while being sent).
+
+use nimbus_common::paths::{encode_path, encode_segment};
+use nimbus_common::wire::{
+    ErrorBody, RecordRequest, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH, HEADER_MTIME,
+};
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Worth retrying: connection refused, timeouts, 5xx, 503.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
+    /// The server's disk is full (507): retrying soon will not help.
+    #[error("the server's disk is full: {0}")]
+    ServerFull(String),
+    /// The server refused this file (4xx); another file may still work.
+    #[error("server refused it ({status}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server does not hold the content; the bytes must be sent.
+    #[error("server does not hold this content")]
+    ContentUnknown,
+    /// The file changed or shrank while it was being read.
+    #[error("the file changed while it was being sent")]
+    Changed,
+    /// Reading the local file failed.
+    #[error("cannot read the file: {0}")]
+    Local(io::Error),
+    #[error("stopped")]
+    Stopped,
+}
+
+pub struct Api {
+    agent: ureq::Agent,
+    base: String,
+    client: String,
+}
+
+impl Api {
+    pub fn new(server: &str, client: &str) -> Api {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(120))
+            .timeout_write(Duration::from_secs(120))
+            .user_agent(concat!("nimbus-client/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Api {
+            agent,
+            base: server.trim_end_matches('/').to_string(),
+            client: client.to_string(),
+        }
+    }
+
+    fn file_url(&self, rel: &str) -> String {
+        format!(
+            "{}/api/v1/files/{}/{}",
+            self.base,
+            encode_segment(&self.client),
+            encode_path(rel)
+        )
+    }
+
+    /// Asks the server to record `rel` as content it already holds.
+    pub fn record(&self, rel: &str, version: &RecordRequest) -> Result<UploadReply, ApiError> {
+        let result = self
+            .agent
+            .post(&self.file_url(rel))
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::to_string(version).expect("serialisable"));
+        parse(result)
+    }
+
+    /// Streams the file's bytes. `stop` aborts the upload midway.
+    pub fn upload(
+        &self,
+        rel: &str,
+        file: File,
+        version: &RecordRequest,
+        stop: &Arc<AtomicBool>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<UploadReply, ApiError> {
+        let RecordRequest { hash, size, mtime } = *version;
+        let failure = Arc::new(Mutex::new(None));
+        let reader = ExactReader {
+            inner: file.take(size),
+            remaining: size,
+            failure: failure.clone(),
+            stop: stop.clone(),
+            progress,
+        };
+        let result = self
+            .agent
+            .put(&self.file_url(rel))
+            .set(HEADER_HASH, &hash.to_hex())
+            .set(HEADER_MTIME, &mtime.to_string())
+            .set("Content-Length", &size.to_string())
+            .set("Content-Type", "application/octet-stream")
+            .send(reader);
+        if let Some(f) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(f);
+        }
+        match parse(result) {
+            Err(ApiError::Refused { code, .. })
+                if code == "hash_mismatch" || code == "body_incomplete" =>
+            {
+                Err(ApiError::Changed)
+            }
+            other => other,
+        }
+    }
+}
+
+fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, ApiError> {
+    match result {
+        Ok(resp) => read_json::<UploadReply>(resp)
+            .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}"))),
+        Err(ureq::Error::Status(status, resp)) => {
+            let body: Option<ErrorBody> = read_json(resp).ok();
+            let (code, message) = match &body {
+                Some(b) => (b.error.clone(), b.message.clone()),
+                None => (String::new(), format!("HTTP {status}")),
+            };
+            match status {
+                409 if body
+                    .as_ref()
+                    .is_some_and(|b| b.error == ERR_CONTENT_UNKNOWN) =>
+                {
+                    Err(ApiError::ContentUnknown)
+                }
+                507 => Err(ApiError::ServerFull(message)),
+                408 | 429 | 500..=599 => {
+                    Err(ApiError::Unavailable(format!("HTTP {status}: {message}")))
+                }
+                _ => Err(ApiError::Refused {
+                    status,
+                    code,
+                    message,
+                }),
+            }
+        }
+        Err(ureq::Error::Transport(t)) => Err(ApiError::Unavailable(t.to_string())),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(resp: ureq::Response) -> Result<T, serde_json::Error> {
+    serde_json::from_reader(resp.into_reader().take(1 << 20))
+}
+
+/// Yields exactly `remaining` bytes of the file, or fails: a file that
+/// shrinks while it is sent must abort the request, not leave the server
+/// waiting for bytes that never come.
+struct ExactReader<'a> {
+    inner: io::Take<File>,
+    remaining: u64,
+    failure: Arc<Mutex<Option<ApiError>>>,
+    stop: Arc<AtomicBool>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ApiError::Stopped);
+            return Err(io::Error::other("stopped"));
+        }
+        match self.inner.read(buf) {
+            Ok(0) if self.remaining > 0 => {
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ApiError::Changed);
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
+            Ok(n) => {
+                self.remaining -= n as u64;
+                (self.progress)(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(ApiError::Local(e));
+                Err(io::Error::new(kind, "local read failed"))
+            }
+        }
+    }
+}

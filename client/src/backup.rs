@@ -1,0 +1,352 @@
+//! One backup pass: walk the folder, find files whose (size, mtime) differ
+//! from the state, wait until they have settled, hash them, and send each
+//! to the server (by reference when it may already hold the content, else
+//! the bytes). A file is marked done only after the server acknowledged it.
+
+use crate::api::{Api, ApiError};
+use crate::scan::{self, Found, Skipped};
+use crate::state::{Entry, State};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nimbus_common::hash::ContentHash;
+use nimbus_common::wire::RecordRequest;
+use nimbus_common::{info, warn};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Files at least this large are first offered by hash, so content the
+/// server already holds is not sent again. Smaller ones cost less to send
+/// than a round trip.
+const RECORD_FIRST_BYTES: u64 = 64 * 1024;
+/// The state is saved at least this often during a long pass.
+const SAVE_EVERY: Duration = Duration::from_secs(3);
+/// Attempts per request when the server answers 5xx or cannot be reached.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub scanned: usize,
+    pub uploaded: usize,
+    pub bytes: u64,
+    pub unchanged: usize,
+    /// Changed files waiting to settle, or changed while being read.
+    pub pending: usize,
+    pub errors: usize,
+    /// Why the pass stopped early, if it did.
+    pub server_problem: Option<String>,
+    /// Failed files and why, for `--once`'s report.
+    pub failures: Vec<String>,
+}
+
+impl Summary {
+    pub fn did_something(&self) -> bool {
+        self.uploaded + self.errors + self.pending > 0 || self.server_problem.is_some()
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "pass: scanned {}, uploaded {} ({} bytes), unchanged {}, pending {}, errors {}{}",
+            self.scanned,
+            self.uploaded,
+            self.bytes,
+            self.unchanged,
+            self.pending,
+            self.errors,
+            match &self.server_problem {
+                Some(p) => format!(" (stopped early: {p})"),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+pub struct Backup {
+    pub root: PathBuf,
+    pub api: Api,
+    pub state: State,
+    pub state_path: PathBuf,
+    pub settle: Duration,
+    pub stop: Arc<AtomicBool>,
+    /// When each changed (path, size, mtime) was first seen, to settle files
+    /// whose mtime is in the future or preserved from elsewhere.
+    first_seen: HashMap<String, (u64, i64, Instant)>,
+    /// Permanent problems already reported, so they are not repeated.
+    reported: HashSet<Skipped>,
+}
+
+impl Backup {
+    pub fn new(
+        root: PathBuf,
+        api: Api,
+        state: State,
+        state_path: PathBuf,
+        settle: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Backup {
+        Backup {
+            root,
+            api,
+            state,
+            state_path,
+            settle,
+            stop,
+            first_seen: HashMap::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    pub fn pass(&mut self) -> Summary {
+        let mut sum = Summary::default();
+        let scan = scan::scan(&self.root);
+        sum.scanned = scan.files.len();
+        for s in scan.skipped {
+            match &s {
+                Skipped::Permanent { path, why } => {
+                    if self.reported.insert(s.clone()) {
+                        warn!("skipped {path}: {why}");
+                    }
+                }
+                Skipped::Error { path, why } => {
+                    warn!("cannot read {path}: {why}; retrying next pass");
+                    sum.errors += 1;
+                    sum.failures.push(format!("{path}: {why}"));
+                }
+            }
+        }
+
+        // Forget state entries of files that are gone, so a file that comes
+        // back is checked again.
+        let present: HashSet<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+        let before = self.state.files.len();
+        self.state
+            .files
+            .retain(|rel, _| present.contains(rel.as_str()));
+        let mut dirty = self.state.files.len() != before;
+
+        let mut todo = Vec::new();
+        for f in scan.files {
+            match self.state.files.get(&f.rel) {
+                Some(e) if e.size == f.size && e.mtime_ns == f.mtime_ns => sum.unchanged += 1,
+                _ => todo.push(f),
+            }
+        }
+        let changed: HashSet<&str> = todo.iter().map(|f| f.rel.as_str()).collect();
+        self.first_seen
+            .retain(|rel, _| changed.contains(rel.as_str()));
+        drop(changed);
+
+        let total: u64 = todo.iter().map(|f| f.size).sum();
+        let bar = progress_bar(todo.len(), total);
+        let mut last_save = Instant::now();
+        for f in todo {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if !self.settled(&f) {
+                sum.pending += 1;
+                continue;
+            }
+            bar.set_message(f.rel.clone());
+            match self.back_up(&f, &bar) {
+                Ok(Outcome::Uploaded) => {
+                    sum.uploaded += 1;
+                    sum.bytes += f.size;
+                    dirty = true;
+                }
+                Ok(Outcome::SameContent) => {
+                    sum.unchanged += 1;
+                    dirty = true;
+                }
+                Ok(Outcome::Changed) => sum.pending += 1,
+                Err(FileError::File(why)) => {
+                    warn!("{}: {why}; retrying next pass", f.path.display());
+                    sum.errors += 1;
+                    sum.failures.push(format!("{}: {why}", f.rel));
+                }
+                Err(FileError::Server(why)) => {
+                    sum.server_problem = Some(why);
+                    break;
+                }
+                Err(FileError::Stopped) => break,
+            }
+            if dirty && last_save.elapsed() >= SAVE_EVERY {
+                self.save();
+                dirty = false;
+                last_save = Instant::now();
+            }
+        }
+        bar.finish_and_clear();
+        if dirty {
+            self.save();
+        }
+        sum
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.state.save(&self.state_path) {
+            warn!("{e}; progress will be re-checked after a restart");
+        }
+    }
+
+    fn settled(&mut self, f: &Found) -> bool {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let settle_ns = self.settle.as_nanos() as i64;
+        if now_ns.saturating_sub(f.mtime_ns) >= settle_ns && f.mtime_ns <= now_ns {
+            return true;
+        }
+        let entry =
+            self.first_seen
+                .entry(f.rel.clone())
+                .or_insert((f.size, f.mtime_ns, Instant::now()));
+        if (entry.0, entry.1) != (f.size, f.mtime_ns) {
+            *entry = (f.size, f.mtime_ns, Instant::now());
+        }
+        entry.2.elapsed() >= self.settle
+    }
+
+    /// Hashes and sends one file. The hash is taken first; the state records
+    /// the (size, mtime) seen before reading, so a change during the upload
+    /// shows up as a difference next pass.
+    fn back_up(&mut self, f: &Found, bar: &ProgressBar) -> Result<Outcome, FileError> {
+        let file = File::open(&f.path).map_err(|e| FileError::File(e.to_string()))?;
+        let (hash, size) =
+            ContentHash::of_reader(&file).map_err(|e| FileError::File(e.to_string()))?;
+        if !unchanged_since(&f.path, f) || size != f.size {
+            return Ok(Outcome::Changed);
+        }
+        let entry = Entry {
+            size,
+            mtime_ns: f.mtime_ns,
+            hash,
+        };
+        if self.state.files.get(&f.rel).is_some_and(|e| e.hash == hash) {
+            // Touched but not changed: no upload, no new version.
+            self.state.files.insert(f.rel.clone(), entry);
+            return Ok(Outcome::SameContent);
+        }
+        let version = RecordRequest {
+            hash,
+            size,
+            mtime: f.mtime_ns.div_euclid(1_000_000_000),
+        };
+
+        if size >= RECORD_FIRST_BYTES {
+            match self.with_retries(|api| api.record(&f.rel, &version)) {
+                Ok(reply) => {
+                    bar.inc(size);
+                    return Ok(self.acknowledged(f, entry, reply.new_version));
+                }
+                Err(ApiError::ContentUnknown) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        let result = self.with_retries(|api| {
+            let file = File::open(&f.path).map_err(ApiError::Local)?;
+            let inc = |n: u64| bar.inc(n);
+            api.upload(&f.rel, file, &version, &self.stop, &inc)
+        });
+        match result {
+            Ok(reply) => Ok(self.acknowledged(f, entry, reply.new_version)),
+            Err(ApiError::Changed) => Ok(Outcome::Changed),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    fn acknowledged(&mut self, f: &Found, entry: Entry, new_version: bool) -> Outcome {
+        if new_version {
+            info!("backed up {} ({} bytes)", f.rel, f.size);
+        }
+        self.state.files.insert(f.rel.clone(), entry);
+        Outcome::Uploaded
+    }
+
+    fn with_retries<T>(
+        &self,
+        mut call: impl FnMut(&Api) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match call(&self.api) {
+                Err(ApiError::Unavailable(why)) if attempt < ATTEMPTS => {
+                    warn!("server unavailable ({why}); retrying in {delay:?}");
+                    if sleep_unless_stopped(delay, &self.stop) {
+                        return Err(ApiError::Stopped);
+                    }
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Uploaded,
+    SameContent,
+    Changed,
+}
+
+enum FileError {
+    /// This file failed; the pass goes on.
+    File(String),
+    /// The server is unreachable or full; the pass ends.
+    Server(String),
+    Stopped,
+}
+
+fn classify(e: ApiError) -> FileError {
+    match e {
+        ApiError::Unavailable(w) => FileError::Server(w),
+        ApiError::ServerFull(w) => FileError::Server(format!("the server's disk is full: {w}")),
+        ApiError::Refused {
+            status, message, ..
+        } => FileError::File(format!("server refused it ({status}): {message}")),
+        ApiError::Local(e) => FileError::File(format!("cannot read it: {e}")),
+        ApiError::ContentUnknown => {
+            FileError::File("server lost track of content it just reported".into())
+        }
+        ApiError::Changed => FileError::File("changed while being sent".into()),
+        ApiError::Stopped => FileError::Stopped,
+    }
+}
+
+fn unchanged_since(path: &Path, f: &Found) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.len() == f.size && scan::mtime_ns(&m) == f.mtime_ns,
+        Err(_) => false,
+    }
+}
+
+/// Sleeps, waking early when `stop` is set; returns true if stopped.
+pub fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    stop.load(Ordering::SeqCst)
+}
+
+fn progress_bar(files: usize, bytes: u64) -> ProgressBar {
+    // Only a long pass on a terminal gets a bar; logs and pipes stay clean.
+    if files < 20 && bytes < 64 << 20 || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
