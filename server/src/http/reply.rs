@@ -75,7 +75,10 @@ impl Reply {
             .into_iter()
             .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
             .collect();
+        // tiny_http switches to chunked encoding above 32 KiB by default;
+        // downloads need Content-Length (progress bars, resume), so never.
         Response::new(StatusCode(self.status), headers, reader, Some(len), None)
+            .with_chunked_threshold(usize::MAX)
     }
 }
 
