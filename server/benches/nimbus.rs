@@ -1,1 +1,486 @@
-fn main() {}
+//! `make bench`: measures Nimbus against references taken in the same run on
+//! the same machine (shared machines are noisy; ratios travel better than
+//! absolute figures), prints a table and records it in docs/BENCHMARKS.md
+//! between the `bench:start` and `bench:end` markers.
+//!
+//! Uses the release binaries of the workspace (`make bench` builds them).
+
+use nimbus_common::hash::ContentHash;
+use nimbus_server::store::DataManager;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+const MIB: f64 = (1 << 20) as f64;
+
+fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nimbus-server"))
+}
+
+fn client_bin() -> PathBuf {
+    let p = server_bin().with_file_name("nimbus-client");
+    assert!(
+        p.exists(),
+        "build the client first: cargo build --release --workspace"
+    );
+    p
+}
+
+struct Srv {
+    child: Child,
+    port: u16,
+}
+
+impl Srv {
+    fn start(data: &Path, extra: &[&str]) -> Srv {
+        let mut child = Command::new(server_bin())
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        Srv { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Peak resident memory so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn files(&self) -> Vec<serde_json::Value> {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/api/v1/files", self.url())])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+fn client_once(server: &str, dir: &Path, state: &Path) {
+    let st = Command::new(client_bin())
+        .args([
+            "--server", server, "--name", "bench", "--settle", "0", "--once",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "client failed");
+}
+
+fn curl_speed(url: &str) -> f64 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{speed_download}", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .unwrap()
+        / MIB
+}
+
+fn random_file(path: &Path, len: u64) {
+    sh(&format!(
+        "head -c {len} /dev/urandom > '{}'",
+        path.display()
+    ));
+}
+
+/// Pseudo-English text: words drawn from a fixed vocabulary.
+fn text_file(path: &Path, len: u64) {
+    const WORDS: &[&str] = &[
+        "the", "backup", "server", "keeps", "every", "version", "of", "file", "and", "client",
+        "folder", "restore", "packed", "cold", "data", "network", "machine", "office", "family",
+        "photo", "document", "invoice", "letter", "report", "meeting", "monday", "friday", "is",
+        "was", "with", "for", "on", "to", "a", "in", "that", "it", "as", "at", "by", "from",
+    ];
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = 0x2545F4914F6CDD1Du64;
+    let mut written = 0u64;
+    let mut col = 0;
+    while written < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let word = WORDS[(x % WORDS.len() as u64) as usize];
+        let sep: &[u8] = if col > 70 {
+            col = 0;
+            b".\n"
+        } else {
+            col += word.len() + 1;
+            b" "
+        };
+        w.write_all(word.as_bytes()).unwrap();
+        w.write_all(sep).unwrap();
+        written += (word.len() + sep.len()) as u64;
+    }
+    w.flush().unwrap();
+}
+
+fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB / d.as_secs_f64()
+}
+
+struct Row {
+    what: String,
+    ours: String,
+    reference: String,
+    ratio: String,
+}
+
+fn row(what: &str, ours: String, reference: String, ratio: String) -> Row {
+    Row {
+        what: what.into(),
+        ours,
+        reference,
+        ratio,
+    }
+}
+
+fn main() {
+    // cargo bench passes --bench; any other argument filters nothing here.
+    let work = tempfile::Builder::new()
+        .prefix("nimbus-bench")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let w = work.path();
+    let mut rows = Vec::new();
+
+    // 1. One 1 GiB file, client to server, against cp + sync.
+    eprintln!("bench: 1 GiB upload");
+    let src = w.join("one");
+    std::fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.bin");
+    random_file(&big, GIB);
+    let mut best_cp = Duration::MAX;
+    let mut best_up = Duration::MAX;
+    let mut rss_upload = 0;
+    let mut last_server = None;
+    for i in 0..2 {
+        let dst = w.join(format!("cp-{i}.bin"));
+        best_cp = best_cp.min(timed(|| {
+            sh(&format!(
+                "cp '{}' '{}' && sync",
+                big.display(),
+                dst.display()
+            ))
+        }));
+        std::fs::remove_file(&dst).unwrap();
+        let data = w.join(format!("data-up-{i}"));
+        let srv = Srv::start(&data, &[]);
+        let state = w.join(format!("state-up-{i}.json"));
+        best_up = best_up.min(timed(|| client_once(&srv.url(), &src, &state)));
+        rss_upload = rss_upload.max(srv.peak_rss_kib());
+        if let Some(prev) = last_server.replace((srv, data)) {
+            drop(prev.0);
+            let _ = std::fs::remove_dir_all(prev.1);
+        }
+    }
+    let (srv, _) = last_server.as_ref().unwrap();
+    rows.push(row(
+        "1 GiB upload, client to server over loopback (hash, send, fsync, ack)",
+        format!("{:.0} MiB/s", mib_s(GIB, best_up)),
+        format!("cp + sync: {:.0} MiB/s", mib_s(GIB, best_cp)),
+        format!(
+            "{:.2} (target >= 0.5)",
+            best_cp.as_secs_f64() / best_up.as_secs_f64()
+        ),
+    ));
+
+    // 2. Hot download of the same file, against reading it from disk.
+    eprintln!("bench: hot download");
+    let hot = curl_speed(&format!("{}/download/bench/big.bin", srv.url()));
+    let read_ref = mib_s(
+        GIB,
+        timed(|| sh(&format!("cat '{}' > /dev/null", big.display()))),
+    );
+    rows.push(row(
+        "1 GiB download of a hot file with curl",
+        format!("{hot:.0} MiB/s"),
+        format!("cat file > /dev/null: {read_ref:.0} MiB/s"),
+        format!("{:.2}", hot / read_ref),
+    ));
+    let rss_both = srv.peak_rss_kib();
+    rows.push(row(
+        "server peak RSS during the 1 GiB upload / upload and download",
+        format!(
+            "{:.1} MiB / {:.1} MiB",
+            rss_upload as f64 / 1024.0,
+            rss_both as f64 / 1024.0
+        ),
+        "target: under 64 MiB".into(),
+        "-".into(),
+    ));
+    drop(last_server);
+    std::fs::remove_file(&big).unwrap();
+
+    // 3. 10,000 small files: first backup, then a rescan with no change.
+    eprintln!("bench: 10,000 small files");
+    let many = w.join("many");
+    for i in 0..10_000u32 {
+        let dir = many.join(format!("d{:02}/e{:02}", i % 37, i % 11));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = format!("small file {i}\n").repeat(1 + (i as usize % 200));
+        std::fs::write(dir.join(format!("f{i}.txt")), body).unwrap();
+    }
+    let srv = Srv::start(&w.join("data-many"), &[]);
+    let state = w.join("state-many.json");
+    let first = timed(|| client_once(&srv.url(), &many, &state));
+    let rescan = timed(|| client_once(&srv.url(), &many, &state));
+    let cp_many = timed(|| {
+        sh(&format!(
+            "cp -r '{}' '{}' && sync",
+            many.display(),
+            w.join("many-copy").display()
+        ))
+    });
+    rows.push(row(
+        "first backup of 10,000 small files (1-4 KiB)",
+        format!("{:.0} files/s", 10_000.0 / first.as_secs_f64()),
+        format!(
+            "cp -r + sync: {:.0} files/s",
+            10_000.0 / cp_many.as_secs_f64()
+        ),
+        format!("{:.2}", cp_many.as_secs_f64() / first.as_secs_f64()),
+    ));
+    rows.push(row(
+        "no-change rescan of the same 10,000 files",
+        format!("{:.0} files/s", 10_000.0 / rescan.as_secs_f64()),
+        "-".into(),
+        "-".into(),
+    ));
+    drop(srv);
+
+    // 4. Packing a text corpus: bytes saved, and a download of the packed file.
+    eprintln!("bench: packing a 128 MiB text corpus");
+    let corpus_dir = w.join("corpus");
+    std::fs::create_dir_all(&corpus_dir).unwrap();
+    let corpus = corpus_dir.join("corpus.txt");
+    let corpus_len = 128u64 << 20;
+    text_file(&corpus, corpus_len);
+    let data = w.join("data-pack");
+    let srv = Srv::start(&data, &["--hot-time", "1", "--hotspot-interval", "1"]);
+    client_once(&srv.url(), &corpus_dir, &w.join("state-pack.json"));
+    let t = Instant::now();
+    while srv.files().iter().all(|f| f["packed"] != true) {
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "packing took too long"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pack_time = t.elapsed();
+    let packed_bytes: u64 = walk(&data.join("blobs"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "bz2"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let bz_ref = w.join("ref.bz2");
+    let ref_pack = timed(|| {
+        sh(&format!(
+            "bzip2 -c '{}' > '{}'",
+            corpus.display(),
+            bz_ref.display()
+        ))
+    });
+    rows.push(row(
+        "packing a 128 MiB text corpus (bytes on disk after packing)",
+        format!(
+            "{:.1} MiB, {:.1}% saved, in {:.1} s",
+            packed_bytes as f64 / MIB,
+            100.0 * (1.0 - packed_bytes as f64 / corpus_len as f64),
+            pack_time.as_secs_f64()
+        ),
+        format!(
+            "bzip2 -c: {:.1} MiB in {:.1} s",
+            std::fs::metadata(&bz_ref).unwrap().len() as f64 / MIB,
+            ref_pack.as_secs_f64()
+        ),
+        format!(
+            "{:.2} (time, ours/bzip2, includes verification)",
+            pack_time.as_secs_f64() / ref_pack.as_secs_f64()
+        ),
+    ));
+    let packed_speed = curl_speed(&format!("{}/download/bench/corpus.txt", srv.url()));
+    let unbz = mib_s(
+        corpus_len,
+        timed(|| sh(&format!("bzip2 -dc '{}' > /dev/null", bz_ref.display()))),
+    );
+    rows.push(row(
+        "download of the packed 128 MiB file with curl (decompressed while streaming)",
+        format!("{packed_speed:.0} MiB/s"),
+        format!("bzip2 -dc > /dev/null: {unbz:.0} MiB/s"),
+        format!("{:.2}", packed_speed / unbz),
+    ));
+    drop(srv);
+
+    // 5. Catalog: recording upload 100,000 costs what upload 100 did.
+    eprintln!("bench: catalog, 100,000 recorded versions");
+    let (early, late, compact) = catalog_cost(&w.join("data-catalog"));
+    rows.push(row(
+        "catalog: record one upload (journal append + fsync), uploads 1-100 vs 99,901-100,000",
+        format!("{:.0} µs vs {:.0} µs", early * 1e6, late * 1e6),
+        format!(
+            "snapshot of 100,000 files: {:.0} ms, once per >= 100,000 records",
+            compact * 1e3
+        ),
+        format!("{:.2} (late/early, target <= ~1)", late / early),
+    ));
+
+    let table = render(&rows);
+    println!("{table}");
+    record(&table);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Mean seconds per recorded version for the first and the last 100 of
+/// 100,000, and the time of one compaction at the end.
+fn catalog_cost(dir: &Path) -> (f64, f64, f64) {
+    let dm = DataManager::open(dir).unwrap();
+    let content = b"catalog benchmark content".to_vec();
+    let hash = ContentHash::of_bytes(&content);
+    let staged = dm
+        .stage_upload(&mut &content[..], &hash, None, u64::MAX)
+        .unwrap();
+    dm.commit_upload("bench", "seed", 1, staged).unwrap();
+    let n = 100_000;
+    let mut early = Duration::ZERO;
+    let mut late = Duration::ZERO;
+    for i in 1..=n {
+        let path = format!("dir{}/file{i}.txt", i % 100);
+        let t = Instant::now();
+        dm.record_existing("bench", &path, hash, content.len() as u64, 1)
+            .unwrap();
+        let d = t.elapsed();
+        if i <= 100 {
+            early += d;
+        } else if i > n - 100 {
+            late += d;
+        }
+    }
+    let compact = timed(|| dm.compact().unwrap());
+    (
+        early.as_secs_f64() / 100.0,
+        late.as_secs_f64() / 100.0,
+        compact.as_secs_f64(),
+    )
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("Measured {} on {}.\n\n", today(), machine()));
+    s.push_str("| measurement | Nimbus | reference (same run) | ratio |\n|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.what, r.ours, r.reference, r.ratio
+        ));
+    }
+    s
+}
+
+fn today() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM, Linux {}", kernel.trim())
+}
+
+/// Replaces the text between the markers in docs/BENCHMARKS.md.
+fn record(table: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/BENCHMARKS.md");
+    let Ok(doc) = std::fs::read_to_string(&path) else {
+        eprintln!("docs/BENCHMARKS.md not found; results printed only");
+        return;
+    };
+    let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+    let (Some(a), Some(b)) = (doc.find(start), doc.find(end)) else {
+        eprintln!("docs/BENCHMARKS.md lacks the bench markers; results printed only");
+        return;
+    };
+    let new = format!("{}{start}\n{table}{}", &doc[..a], &doc[b..]);
+    std::fs::write(&path, new).unwrap();
+    eprintln!("recorded in {}", path.display());
+}

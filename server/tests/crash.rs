@@ -43,7 +43,16 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
     let big_hash = big_random_file(&src.join("big.bin"), 256 << 20);
 
     let mut client = Command::new(client_bin())
-        .args(["--server", &server.url(), "--name", "pc", "--settle", "0", "--interval", "0.3"])
+        .args([
+            "--server",
+            &server.url(),
+            "--name",
+            "pc",
+            "--settle",
+            "0",
+            "--interval",
+            "0.3",
+        ])
         .arg("--dir")
         .arg(&src)
         .arg("--state")
@@ -54,7 +63,9 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
         .unwrap();
 
     // Kill the server in the middle of the big upload.
-    wait_for(60, "the big upload to be under way", || staged_bytes(&server) > 16 << 20);
+    wait_for(60, "the big upload to be under way", || {
+        staged_bytes(&server) > 16 << 20
+    });
     server.kill();
     let staged_at_kill = server.tmp_files();
     assert!(!staged_at_kill.is_empty());
@@ -63,9 +74,15 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
     // The catalog loaded, the acknowledged file is there, the partial one is
     // nowhere: not listed, not in the blob store, not in staging.
     let files = server.files();
-    assert!(files.iter().all(|f| f["path"] != "big.bin" || f["hash"] == big_hash.as_str()));
+    assert!(files
+        .iter()
+        .all(|f| f["path"] != "big.bin" || f["hash"] == big_hash.as_str()));
     for p in &staged_at_kill {
-        assert!(!p.exists(), "staging leftover {} survived the restart", p.display());
+        assert!(
+            !p.exists(),
+            "staging leftover {} survived the restart",
+            p.display()
+        );
     }
     for b in server.blob_files() {
         let name = b.file_name().unwrap().to_string_lossy().to_string();
@@ -74,11 +91,16 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
     }
 
     // The running client notices and completes the backup.
-    wait_for(120, "the client to finish the big file", || server.file("pc", "big.bin").is_some());
+    wait_for(120, "the client to finish the big file", || {
+        server.file("pc", "big.bin").is_some()
+    });
     let f = server.file("pc", "big.bin").unwrap();
     assert_eq!(f["hash"], big_hash.as_str());
     assert_eq!(f["size"], 256u64 << 20);
-    assert_eq!(server.get("/download/pc/small.txt").body, b"acknowledged before the crash");
+    assert_eq!(
+        server.get("/download/pc/small.txt").body,
+        b"acknowledged before the crash"
+    );
     let _ = client.kill();
     let _ = client.wait();
 }
@@ -89,10 +111,23 @@ fn repeated_kills_during_a_stream_of_uploads_lose_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..400 {
-        write(&src, &format!("d{}/f{i}.txt", i % 7), format!("file {i} ").repeat(i + 1).as_bytes());
+        write(
+            &src,
+            &format!("d{}/f{i}.txt", i % 7),
+            format!("file {i} ").repeat(i + 1).as_bytes(),
+        );
     }
     let mut client = Command::new(client_bin())
-        .args(["--server", &server.url(), "--name", "pc", "--settle", "0", "--interval", "0.2"])
+        .args([
+            "--server",
+            &server.url(),
+            "--name",
+            "pc",
+            "--settle",
+            "0",
+            "--interval",
+            "0.2",
+        ])
         .arg("--dir")
         .arg(&src)
         .arg("--state")
@@ -108,10 +143,15 @@ fn repeated_kills_during_a_stream_of_uploads_lose_nothing_acknowledged() {
         server.restart();
         // Whatever was listed before the crash is still listed.
         let now = server.files().len();
-        assert!(now >= seen, "round {round}: {now} files listed after a restart, {seen} before");
+        assert!(
+            now >= seen,
+            "round {round}: {now} files listed after a restart, {seen} before"
+        );
         seen = now;
     }
-    wait_for(120, "all files to be backed up", || server.files().len() == 400);
+    wait_for(120, "all files to be backed up", || {
+        server.files().len() == 400
+    });
     for f in server.files() {
         let path = f["path"].as_str().unwrap();
         let local = std::fs::read(src.join(path)).unwrap();
@@ -128,17 +168,23 @@ fn kill_during_packing_leaves_the_file_whole() {
     let data = text(48 << 20);
     assert_eq!(put_file(server.port, "pc", "big.log", &data).status, 201);
     wait_for(60, "packing to start", || {
-        server
-            .tmp_files()
-            .iter()
-            .any(|p| p.file_name().unwrap().to_string_lossy().starts_with("pack-"))
+        server.tmp_files().iter().any(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pack-")
+        })
     });
     std::thread::sleep(Duration::from_millis(300));
     server.kill();
     // Restart without the hotspot getting in the way of the check.
     server.set_args(&["--hot-time", "100000"]);
     server.restart();
-    assert!(server.tmp_files().is_empty(), "staging not cleaned: {:?}", server.tmp_files());
+    assert!(
+        server.tmp_files().is_empty(),
+        "staging not cleaned: {:?}",
+        server.tmp_files()
+    );
     let f = server.file("pc", "big.log").unwrap();
     assert_eq!(f["packed"], false);
     assert!(server.get("/download/pc/big.log").body == data);

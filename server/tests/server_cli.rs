@@ -32,12 +32,22 @@ fn bad_configuration_is_reported_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.json");
     std::fs::write(&cfg, r#"{"hot_time": 5}"#).unwrap();
-    let out = Command::new(server_bin()).arg("--config").arg(&cfg).output().unwrap();
+    let out = Command::new(server_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown field `hot_time`") && err.contains("hot-time"), "{err}");
+    assert!(
+        err.contains("unknown field `hot_time`") && err.contains("hot-time"),
+        "{err}"
+    );
 
-    let out = Command::new(server_bin()).args(["--workers", "0"]).output().unwrap();
+    let out = Command::new(server_bin())
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers must be at least 1"));
 
@@ -51,7 +61,15 @@ fn bad_configuration_is_reported_clearly() {
 
     let out = Command::new(server_bin()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--data", "--workers", "--hot-time", "--hotspot-interval", "--max-upload-bytes", "--config"] {
+    for flag in [
+        "--listen",
+        "--data",
+        "--workers",
+        "--hot-time",
+        "--hotspot-interval",
+        "--max-upload-bytes",
+        "--config",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
@@ -59,7 +77,10 @@ fn bad_configuration_is_reported_clearly() {
 #[test]
 fn sigterm_stops_cleanly_with_an_upload_in_flight() {
     let mut server = Server::start(&[]);
-    assert_eq!(put_file(server.port, "pc", "before.txt", b"kept").status, 201);
+    assert_eq!(
+        put_file(server.port, "pc", "before.txt", b"kept").status,
+        201
+    );
     let data = noise(2_000_000, 7);
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     write!(
@@ -72,7 +93,10 @@ fn sigterm_stops_cleanly_with_an_upload_in_flight() {
     s.write_all(&data[..1_000_000]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let pid = server.child.as_ref().unwrap().id();
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // The in-flight upload is allowed to finish.
     s.write_all(&data[1_000_000..]).unwrap();
