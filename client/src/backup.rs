@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Files at least this large are first offered by hash, so content the
@@ -71,6 +71,8 @@ pub struct Backup {
     pub state_path: PathBuf,
     pub settle: Duration,
     pub stop: Arc<AtomicBool>,
+    /// Files hashed and sent at once.
+    pub jobs: usize,
     /// When each changed (path, size, mtime) was first seen, to settle files
     /// whose mtime is in the future or preserved from elsewhere.
     first_seen: HashMap<String, (u64, i64, Instant)>,
@@ -86,6 +88,7 @@ impl Backup {
         state_path: PathBuf,
         settle: Duration,
         stop: Arc<AtomicBool>,
+        jobs: usize,
     ) -> Backup {
         Backup {
             root,
@@ -94,6 +97,7 @@ impl Backup {
             state_path,
             settle,
             stop,
+            jobs: jobs.max(1),
             first_seen: HashMap::new(),
             reported: HashSet::new(),
         }
@@ -141,44 +145,85 @@ impl Backup {
 
         let total: u64 = todo.iter().map(|f| f.size).sum();
         let bar = progress_bar(todo.len(), total);
-        let mut last_save = Instant::now();
+        let mut jobs = Vec::new();
         for f in todo {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            if !self.settled(&f) {
+            if self.settled(&f) {
+                let prior = self.state.files.get(&f.rel).map(|e| e.hash);
+                jobs.push((f, prior));
+            } else {
                 sum.pending += 1;
-                continue;
-            }
-            bar.set_message(f.rel.clone());
-            match self.back_up(&f, &bar) {
-                Ok(Outcome::Uploaded) => {
-                    sum.uploaded += 1;
-                    sum.bytes += f.size;
-                    dirty = true;
-                }
-                Ok(Outcome::SameContent) => {
-                    sum.unchanged += 1;
-                    dirty = true;
-                }
-                Ok(Outcome::Changed) => sum.pending += 1,
-                Err(FileError::File(why)) => {
-                    warn!("{}: {why}; retrying next pass", f.path.display());
-                    sum.errors += 1;
-                    sum.failures.push(format!("{}: {why}", f.rel));
-                }
-                Err(FileError::Server(why)) => {
-                    sum.server_problem = Some(why);
-                    break;
-                }
-                Err(FileError::Stopped) => break,
-            }
-            if dirty && last_save.elapsed() >= SAVE_EVERY {
-                self.save();
-                dirty = false;
-                last_save = Instant::now();
             }
         }
+
+        // Hash and send on `jobs` threads; acknowledgements come back here,
+        // the only place the state changes.
+        let queue = Mutex::new(jobs.into_iter());
+        let abort = AtomicBool::new(false);
+        let worker = Worker {
+            api: &self.api,
+            stop: &self.stop,
+            abort: &abort,
+        };
+        let (tx, rx) = mpsc::channel();
+        let mut last_save = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs {
+                let (tx, queue, worker, bar) = (tx.clone(), &queue, &worker, &bar);
+                scope.spawn(move || loop {
+                    if worker.abort.load(Ordering::SeqCst) || worker.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((f, prior)) = next else { break };
+                    let result = worker.back_up(&f, prior, bar);
+                    if matches!(result, Err(FileError::Server(_)) | Err(FileError::Stopped)) {
+                        worker.abort.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send((f, result)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            for (f, result) in rx {
+                match result {
+                    Ok(Done::Sent { entry, new_version }) => {
+                        if new_version {
+                            info!("backed up {} ({} bytes)", f.rel, f.size);
+                        }
+                        self.state.files.insert(f.rel.clone(), entry);
+                        sum.uploaded += 1;
+                        sum.bytes += f.size;
+                        dirty = true;
+                    }
+                    Ok(Done::SameContent(entry)) => {
+                        self.state.files.insert(f.rel.clone(), entry);
+                        sum.unchanged += 1;
+                        dirty = true;
+                    }
+                    Ok(Done::Changed) => sum.pending += 1,
+                    Err(FileError::File(why)) => {
+                        warn!("{}: {why}; retrying next pass", f.path.display());
+                        sum.errors += 1;
+                        sum.failures.push(format!("{}: {why}", f.rel));
+                    }
+                    Err(FileError::Server(why)) => {
+                        sum.pending += 1;
+                        sum.server_problem.get_or_insert(why);
+                    }
+                    Err(FileError::Stopped) => sum.pending += 1,
+                }
+                if dirty && last_save.elapsed() >= SAVE_EVERY {
+                    if let Err(e) = self.state.save(&self.state_path) {
+                        warn!("{e}; progress will be re-checked after a restart");
+                    }
+                    dirty = false;
+                    last_save = Instant::now();
+                }
+            }
+        });
+        // Files never started because the pass was cut short.
+        sum.pending += queue.into_inner().unwrap_or_else(|e| e.into_inner()).len();
         bar.finish_and_clear();
         if dirty {
             self.save();
@@ -210,38 +255,55 @@ impl Backup {
         }
         entry.2.elapsed() >= self.settle
     }
+}
 
+/// The part of a pass that runs on worker threads: hashing and sending.
+struct Worker<'a> {
+    api: &'a Api,
+    stop: &'a Arc<AtomicBool>,
+    /// Set when the server is unreachable: no new files are started.
+    abort: &'a AtomicBool,
+}
+
+impl Worker<'_> {
     /// Hashes and sends one file. The hash is taken first; the state records
     /// the (size, mtime) seen before reading, so a change during the upload
     /// shows up as a difference next pass.
-    fn back_up(&mut self, f: &Found, bar: &ProgressBar) -> Result<Outcome, FileError> {
+    fn back_up(
+        &self,
+        f: &Found,
+        prior: Option<ContentHash>,
+        bar: &ProgressBar,
+    ) -> Result<Done, FileError> {
         let file = File::open(&f.path).map_err(|e| FileError::File(e.to_string()))?;
         let (hash, size) =
             ContentHash::of_reader(&file).map_err(|e| FileError::File(e.to_string()))?;
         if !unchanged_since(&f.path, f) || size != f.size {
-            return Ok(Outcome::Changed);
+            return Ok(Done::Changed);
         }
         let entry = Entry {
             size,
             mtime_ns: f.mtime_ns,
             hash,
         };
-        if self.state.files.get(&f.rel).is_some_and(|e| e.hash == hash) {
+        if prior == Some(hash) {
             // Touched but not changed: no upload, no new version.
-            self.state.files.insert(f.rel.clone(), entry);
-            return Ok(Outcome::SameContent);
+            bar.inc(size);
+            return Ok(Done::SameContent(entry));
         }
         let version = RecordRequest {
             hash,
             size,
             mtime: f.mtime_ns.div_euclid(1_000_000_000),
         };
-
         if size >= RECORD_FIRST_BYTES {
             match self.with_retries(|api| api.record(&f.rel, &version)) {
                 Ok(reply) => {
                     bar.inc(size);
-                    return Ok(self.acknowledged(f, entry, reply.new_version));
+                    return Ok(Done::Sent {
+                        entry,
+                        new_version: reply.new_version,
+                    });
                 }
                 Err(ApiError::ContentUnknown) => {}
                 Err(e) => return Err(classify(e)),
@@ -250,21 +312,16 @@ impl Backup {
         let result = self.with_retries(|api| {
             let file = File::open(&f.path).map_err(ApiError::Local)?;
             let inc = |n: u64| bar.inc(n);
-            api.upload(&f.rel, file, &version, &self.stop, &inc)
+            api.upload(&f.rel, file, &version, self.stop, &inc)
         });
         match result {
-            Ok(reply) => Ok(self.acknowledged(f, entry, reply.new_version)),
-            Err(ApiError::Changed) => Ok(Outcome::Changed),
+            Ok(reply) => Ok(Done::Sent {
+                entry,
+                new_version: reply.new_version,
+            }),
+            Err(ApiError::Changed) => Ok(Done::Changed),
             Err(e) => Err(classify(e)),
         }
-    }
-
-    fn acknowledged(&mut self, f: &Found, entry: Entry, new_version: bool) -> Outcome {
-        if new_version {
-            info!("backed up {} ({} bytes)", f.rel, f.size);
-        }
-        self.state.files.insert(f.rel.clone(), entry);
-        Outcome::Uploaded
     }
 
     fn with_retries<T>(
@@ -274,10 +331,13 @@ impl Backup {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match call(&self.api) {
+            match call(self.api) {
                 Err(ApiError::Unavailable(why)) if attempt < ATTEMPTS => {
+                    if self.abort.load(Ordering::SeqCst) {
+                        return Err(ApiError::Unavailable(why));
+                    }
                     warn!("server unavailable ({why}); retrying in {delay:?}");
-                    if sleep_unless_stopped(delay, &self.stop) {
+                    if sleep_unless_stopped(delay, self.stop) {
                         return Err(ApiError::Stopped);
                     }
                     delay *= 2;
@@ -289,9 +349,12 @@ impl Backup {
     }
 }
 
-enum Outcome {
-    Uploaded,
-    SameContent,
+enum Done {
+    /// The server acknowledged it (a new version, or the same as its latest).
+    Sent { entry: Entry, new_version: bool },
+    /// Same content as last backed up: only the state changes.
+    SameContent(Entry),
+    /// It changed while being read or sent: next pass.
     Changed,
 }
 

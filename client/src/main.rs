@@ -50,6 +50,9 @@ struct Args {
     /// [default: one per server and folder in the user's local data directory]
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Files hashed and sent at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    jobs: usize,
     /// Back up once (waiting for unsettled files), then exit: 0 when
     /// everything is backed up, 1 otherwise.
     #[arg(long)]
@@ -70,6 +73,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<ExitCode, String> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err("--interval must be a positive number of seconds".into());
+    }
+    if args.jobs == 0 {
+        return Err("--jobs must be at least 1".into());
     }
     if !(args.settle.is_finite() && args.settle >= 0.0) {
         return Err("--settle must be zero or more seconds".into());
@@ -118,6 +124,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         state_path,
         Duration::from_secs_f64(args.settle),
         stop.clone(),
+        args.jobs,
     );
     let interval = Duration::from_secs_f64(args.interval);
     let mut backoff = interval;

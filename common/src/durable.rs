@@ -47,17 +47,12 @@ pub fn temp_path_for(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.{}.{n}{TEMP_SUFFIX}", std::process::id()))
 }
 
-/// Renames `from` to `to` and makes the rename durable by syncing the
-/// directory of `to` (and of `from`, when it differs).
+/// Renames `from` to `to` and makes the new name durable by syncing the
+/// directory of `to`. The old name's directory is not synced: should the old
+/// name survive a crash, it is a temp file that start-up removes.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)?;
-    let to_dir = parent_or_dot(to);
-    sync_dir(to_dir)?;
-    let from_dir = parent_or_dot(from);
-    if from_dir != to_dir {
-        sync_dir(from_dir)?;
-    }
-    Ok(())
+    sync_dir(parent_or_dot(to))
 }
 
 fn parent_or_dot(p: &Path) -> &Path {

@@ -175,6 +175,11 @@ impl DataManager {
     }
 
     /// Records a new version of (client, path) whose content is `staged`.
+    ///
+    /// The blob is published before the journal lock is taken, so uploads
+    /// only serialise on the journal's fsync. Should recording fail, the
+    /// published blob stays: another upload of the same content may already
+    /// reference it, and an unreferenced blob is removed at the next start.
     pub fn commit_upload(
         &self,
         client: &str,
@@ -182,25 +187,25 @@ impl DataManager {
         mtime: i64,
         staged: Staged,
     ) -> Result<Recorded, StoreError> {
-        let mut journal = self.lock_journal();
-        let known = self.read().blob(&staged.hash).is_some();
-        let hash = staged.hash;
-        let size = staged.size;
-        let published = if known {
-            self.blobs.discard(staged);
-            false
-        } else {
-            self.blobs.publish(staged)?;
-            true
-        };
-        let result = self.record_locked(&mut journal, client, path, hash, size, mtime);
-        if result.is_err() && published {
-            // The blob is on disk but nothing references it: take it back.
-            if let Err(e) = self.blobs.remove(&hash, BlobForm::Hot) {
-                warn!("could not remove unreferenced blob {hash}: {e}");
+        let (hash, size) = (staged.hash, staged.size);
+        let form = self.read().blob(&hash).map(|b| b.form);
+        match form {
+            Some(BlobForm::Hot | BlobForm::Packed) => self.blobs.discard(staged),
+            _ => {
+                // A concurrent upload of the same content may publish too: the
+                // second rename replaces verified bytes with the same bytes.
+                self.blobs.publish(staged)?;
+                if form == Some(BlobForm::Missing) {
+                    // Content lost from disk came back; start-up would agree.
+                    if let Some(b) = self.write().blob_mut(&hash) {
+                        b.form = BlobForm::Hot;
+                    }
+                    warn!("blob {hash} was missing and has been uploaded again");
+                }
             }
         }
-        result
+        let mut journal = self.lock_journal();
+        self.record_locked(&mut journal, client, path, hash, size, mtime)
     }
 
     /// Records a version by reference to content the server already holds.
