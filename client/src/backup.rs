@@ -78,6 +78,9 @@ pub struct Backup {
     first_seen: HashMap<String, (u64, i64, Instant)>,
     /// Permanent problems already reported, so they are not repeated.
     reported: HashSet<Skipped>,
+    /// Files the server refused (4xx), by (size, mtime): not sent again, and
+    /// not hashed again every pass, until they change.
+    refused: HashMap<String, (u64, i64, String)>,
 }
 
 impl Backup {
@@ -100,6 +103,7 @@ impl Backup {
             jobs: jobs.max(1),
             first_seen: HashMap::new(),
             reported: HashSet::new(),
+            refused: HashMap::new(),
         }
     }
 
@@ -138,15 +142,22 @@ impl Backup {
                 _ => todo.push(f),
             }
         }
-        let changed: HashSet<&str> = todo.iter().map(|f| f.rel.as_str()).collect();
+        let changed: HashSet<String> = todo.iter().map(|f| f.rel.clone()).collect();
         self.first_seen
             .retain(|rel, _| changed.contains(rel.as_str()));
-        drop(changed);
 
         let total: u64 = todo.iter().map(|f| f.size).sum();
         let bar = progress_bar(todo.len(), total);
         let mut jobs = Vec::new();
+        self.refused.retain(|rel, _| changed.contains(rel.as_str()));
         for f in todo {
+            if let Some((size, mtime_ns, why)) = self.refused.get(&f.rel) {
+                if (*size, *mtime_ns) == (f.size, f.mtime_ns) {
+                    sum.errors += 1;
+                    sum.failures.push(format!("{}: {why}", f.rel));
+                    continue;
+                }
+            }
             if self.settled(&f) {
                 let prior = self.state.files.get(&f.rel).map(|e| e.hash);
                 jobs.push((f, prior));
@@ -206,6 +217,16 @@ impl Backup {
                         warn!("{}: {why}; retrying next pass", f.path.display());
                         sum.errors += 1;
                         sum.failures.push(format!("{}: {why}", f.rel));
+                    }
+                    Err(FileError::Refused(why)) => {
+                        warn!(
+                            "{}: {why}; it is tried again when it changes",
+                            f.path.display()
+                        );
+                        sum.errors += 1;
+                        sum.failures.push(format!("{}: {why}", f.rel));
+                        self.refused
+                            .insert(f.rel.clone(), (f.size, f.mtime_ns, why));
                     }
                     Err(FileError::Server(why)) => {
                         sum.pending += 1;
@@ -361,6 +382,8 @@ enum Done {
 enum FileError {
     /// This file failed; the pass goes on.
     File(String),
+    /// The server refused this file (4xx); the pass goes on.
+    Refused(String),
     /// The server is unreachable or full; the pass ends.
     Server(String),
     Stopped,
@@ -372,7 +395,7 @@ fn classify(e: ApiError) -> FileError {
         ApiError::ServerFull(w) => FileError::Server(format!("the server's disk is full: {w}")),
         ApiError::Refused {
             status, message, ..
-        } => FileError::File(format!("server refused it ({status}): {message}")),
+        } => FileError::Refused(format!("server refused it ({status}): {message}")),
         ApiError::Local(e) => FileError::File(format!("cannot read it: {e}")),
         ApiError::ContentUnknown => {
             FileError::File("server lost track of content it just reported".into())

@@ -184,3 +184,51 @@ fn concurrent_uploads_of_one_path_end_consistent() {
     server.restart();
     assert_eq!(server.file("pc", "contested.bin").unwrap(), f);
 }
+
+#[test]
+fn a_file_the_server_refuses_is_reported_once_and_not_resent_until_it_changes() {
+    let server = Server::start(&["--max-upload-bytes", "1000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src, "small.txt", b"fits");
+    write(&src, "big.bin", &noise(5000, 1));
+    let state = tmp.path().join("state.json");
+
+    let out = client_once(&server.url(), &src, "pc", &state, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("big.bin") && err.contains("413"), "{err}");
+    assert!(server.file("pc", "small.txt").is_some());
+
+    // Watching: many passes, one report, one attempt.
+    let log = tmp.path().join("client.log");
+    let mut client = Command::new(client_bin())
+        .args([
+            "--server",
+            &server.url(),
+            "--name",
+            "pc",
+            "--settle",
+            "0",
+            "--interval",
+            "0.1",
+        ])
+        .arg("--dir")
+        .arg(&src)
+        .arg("--state")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Once it shrinks under the limit it is sent.
+    write(&src, "big.bin", b"now small");
+    wait_for(30, "the changed file", || {
+        server.file("pc", "big.bin").is_some()
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("server refused it").count(), 1, "{text}");
+}
