@@ -173,25 +173,12 @@ fn a_client_started_before_the_server_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     write(&src, "early.txt", b"written before the server was up");
-    let mut client = std::process::Command::new(client_bin())
-        .args([
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "--name",
-            "pc",
-            "--settle",
-            "0",
-            "--interval",
-            "0.2",
-        ])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(tmp.path().join("s.json"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client(
+        &format!("http://127.0.0.1:{port}"),
+        &src,
+        &tmp.path().join("s.json"),
+        &["--settle", "0", "--interval", "0.2"],
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         client.try_wait().unwrap().is_none(),
@@ -270,28 +257,20 @@ fn a_file_that_keeps_changing_waits_until_it_settles() {
     let server = Server::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let bin = client_bin();
+    // Build the client before writing, so the file is fresh when it starts.
+    client_bin();
     write(&src, "growing.log", b"start\n");
-    let mut client = std::process::Command::new(bin)
-        .args([
-            "--server",
-            &server.url(),
-            "--name",
-            "pc",
-            "--settle",
-            "1.5",
-            "--interval",
-            "0.2",
-            "--once",
-        ])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(tmp.path().join("s.json"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = client_command(
+        &server.url(),
+        &src,
+        "pc",
+        &tmp.path().join("s.json"),
+        &["--settle", "1.5", "--interval", "0.2", "--once"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     // Keep appending for a while: nothing may be uploaded meanwhile.
     let mut content = b"start\n".to_vec();
     for i in 0..10 {

@@ -313,7 +313,7 @@ fn a_full_disk_answers_507_and_keeps_the_catalog() {
     let Some((mut child, port)) = server_on_small_disk(tmp.path()) else {
         // Without mount rights there is no small disk to fill; CI runs as root.
         assert!(
-            !nix_is_root(),
+            !is_root(),
             "as root a tmpfs must be mountable for this test"
         );
         eprintln!("skipped: cannot mount a tmpfs here (not root, no user namespaces)");
@@ -340,12 +340,4 @@ fn a_full_disk_answers_507_and_keeps_the_catalog() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn nix_is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

@@ -7,14 +7,6 @@ mod fixtures;
 use fixtures::*;
 use std::process::{Command, Stdio};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// The client command, as an unprivileged user when we are root (root reads
 /// files whatever their permissions).
 fn client_cmd() -> Command {
@@ -121,16 +113,7 @@ fn a_killed_client_state_never_claims_more_than_the_server_has() {
         );
     }
     let state = tmp.path().join("state.json");
-    let mut client = Command::new(client_bin())
-        .args(["--server", &server.url(), "--name", "pc", "--settle", "0"])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(&state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client(&server.url(), &src, &state, &["--settle", "0"]);
     // The state is saved every few seconds during a long pass.
     wait_for(60, "the state to be saved mid-pass", || state.exists());
     client.kill().unwrap();
@@ -202,25 +185,17 @@ fn a_file_the_server_refuses_is_reported_once_and_not_resent_until_it_changes() 
 
     // Watching: many passes, one report, one attempt.
     let log = tmp.path().join("client.log");
-    let mut client = Command::new(client_bin())
-        .args([
-            "--server",
-            &server.url(),
-            "--name",
-            "pc",
-            "--settle",
-            "0",
-            "--interval",
-            "0.1",
-        ])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(&state)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut client = client_command(
+        &server.url(),
+        &src,
+        "pc",
+        &state,
+        &["--settle", "0", "--interval", "0.1"],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(2));
     // Once it shrinks under the limit it is sent.
     write(&src, "big.bin", b"now small");

@@ -5,7 +5,6 @@
 mod fixtures;
 use fixtures::*;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn big_random_file(path: &std::path::Path, len: u64) -> String {
@@ -42,25 +41,12 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
     write(&src, "small.txt", b"acknowledged before the crash");
     let big_hash = big_random_file(&src.join("big.bin"), 256 << 20);
 
-    let mut client = Command::new(client_bin())
-        .args([
-            "--server",
-            &server.url(),
-            "--name",
-            "pc",
-            "--settle",
-            "0",
-            "--interval",
-            "0.3",
-        ])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(tmp.path().join("state.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &tmp.path().join("state.json"),
+        &["--settle", "0", "--interval", "0.3"],
+    );
 
     // Kill the server in the middle of the big upload.
     wait_for(60, "the big upload to be under way", || {
@@ -117,25 +103,12 @@ fn repeated_kills_during_a_stream_of_uploads_lose_nothing_acknowledged() {
             format!("file {i} ").repeat(i + 1).as_bytes(),
         );
     }
-    let mut client = Command::new(client_bin())
-        .args([
-            "--server",
-            &server.url(),
-            "--name",
-            "pc",
-            "--settle",
-            "0",
-            "--interval",
-            "0.2",
-        ])
-        .arg("--dir")
-        .arg(&src)
-        .arg("--state")
-        .arg(tmp.path().join("state.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &tmp.path().join("state.json"),
+        &["--settle", "0", "--interval", "0.2"],
+    );
     let mut seen = 0;
     for round in 0..4 {
         std::thread::sleep(Duration::from_millis(150 + 70 * round));
