@@ -61,6 +61,11 @@ fn backs_up_a_tree_with_awkward_names_and_downloads_it_byte_for_byte() {
     // The HTML page lists every file, escaped, with a working link.
     let page = server.get("/");
     assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     let html = page.text();
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;.html"));
     assert!(!html.contains("<script>alert(1)"));

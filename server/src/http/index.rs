@@ -57,7 +57,10 @@ pub fn page(ctx: &Ctx) -> Reply {
         html.push_str("</tbody></table>");
     }
     html.push_str("</body></html>\n");
-    Reply::html(200, html)
+    Reply::html(200, html).header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'",
+    )
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.

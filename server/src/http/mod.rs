@@ -69,6 +69,7 @@ pub fn serve(server: Arc<Server>, ctx: Ctx, workers: usize, queue: usize, stop: 
             Err(e) => {
                 if !stop.load(Ordering::SeqCst) {
                     warn!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(10));
                 }
                 continue;
             }

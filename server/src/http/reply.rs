@@ -73,6 +73,7 @@ impl Reply {
         let headers = self
             .headers
             .into_iter()
+            .chain([("X-Content-Type-Options".to_string(), "nosniff".to_string())])
             .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
             .collect();
         // tiny_http switches to chunked encoding above 32 KiB by default;
