@@ -5,7 +5,9 @@ use super::reply::{ApiError, Reply};
 use super::router::{header, target, Handled};
 use super::Ctx;
 use crate::store::catalog::{BlobForm, Latest};
+use crate::store::Recorded;
 use nimbus_common::hash::ContentHash;
+use nimbus_common::info;
 use nimbus_common::log::unix_now;
 use nimbus_common::wire::{FileEntry, RecordRequest, UploadReply, HEADER_HASH, HEADER_MTIME};
 use std::io::Read;
@@ -73,17 +75,7 @@ pub fn upload(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Hand
         .stage_upload(req.as_reader(), &hash, declared, ctx.max_upload_bytes)?;
     let size = staged.size;
     let rec = ctx.dm.commit_upload(&client, &path, mtime, staged)?;
-    Ok(Reply::json(
-        if rec.new_version { 201 } else { 200 },
-        &UploadReply {
-            client,
-            path,
-            hash,
-            size,
-            new_version: rec.new_version,
-            versions: rec.versions,
-        },
-    ))
+    Ok(recorded(client, path, hash, size, rec))
 }
 
 /// `POST /api/v1/files/{client}/{path}`: record content by its hash.
@@ -108,17 +100,26 @@ pub fn record(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Hand
     let rec = ctx
         .dm
         .record_existing(&client, &path, r.hash, r.size, r.mtime)?;
-    Ok(Reply::json(
+    Ok(recorded(client, path, r.hash, r.size, rec))
+}
+
+/// The answer to a successful upload or record: 201 for a new version,
+/// 200 when the content equals the latest one.
+fn recorded(client: String, path: String, hash: ContentHash, size: u64, rec: Recorded) -> Reply {
+    if rec.new_version {
+        info!("{client}: {path} version {} ({size} bytes)", rec.versions);
+    }
+    Reply::json(
         if rec.new_version { 201 } else { 200 },
         &UploadReply {
             client,
             path,
-            hash: r.hash,
-            size: r.size,
+            hash,
+            size,
             new_version: rec.new_version,
             versions: rec.versions,
         },
-    ))
+    )
 }
 
 fn parse_mtime(value: Option<&str>) -> Result<i64, ApiError> {
