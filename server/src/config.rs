@@ -2,7 +2,7 @@
 //! (`--config FILE`) with the same keys as the flags (`"hot-time": 3600`).
 //! Flags win over the file, the file over the built-in defaults.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -16,14 +16,16 @@ use std::path::PathBuf;
                   Example: nimbus-server --listen 0.0.0.0:9090 --data /srv/nimbus"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// JSON file with any of the keys below (e.g. {"listen": "0.0.0.0:9090", "hot-time": 86400}).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address and port to listen on; port 0 picks a free one. [default: 127.0.0.1:9090]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Directory holding the catalog and the blobs. [default: ./nimbus-data]
-    #[arg(long, value_name = "DIR")]
+    /// Directory holding the catalog, the blobs and the accounts. [default: ./nimbus-data]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
     /// Request worker threads. [default: 16]
     #[arg(long, value_name = "N")]
@@ -43,6 +45,47 @@ pub struct Args {
     /// Largest accepted upload, in bytes; larger ones get 413. [default: 68719476736 (64 GiB)]
     #[arg(long, value_name = "N")]
     pub max_upload_bytes: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage accounts. Safe while a server runs on the same data directory.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// List accounts with their role and state.
+    List,
+    /// Add an account; the password is asked for, or read from stdin.
+    Add {
+        name: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an account's password.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account.
+    Remove { name: String },
+    /// Disable an account (it can no longer log in), or enable it again.
+    Disable {
+        name: String,
+        /// Enable the account instead.
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Deserialize, Debug, Default)]

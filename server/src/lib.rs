@@ -1,10 +1,12 @@
 //! The Nimbus server as a library: the binary in `main.rs` parses the command
 //! line and calls [`run`]; tests and benchmarks use the modules directly.
 
+pub mod accounts;
 pub mod config;
 pub mod hotspot;
 pub mod http;
 pub mod store;
+pub mod usercmd;
 
 pub use config::Config;
 
@@ -19,6 +21,8 @@ pub enum RunError {
     Open(#[from] store::OpenError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error(transparent)]
+    Accounts(#[from] accounts::AccountError),
     #[error("cannot install the signal handler: {0}")]
     Signal(#[from] ctrlc::Error),
 }
@@ -43,6 +47,18 @@ pub fn run(config: Config) -> Result<(), RunError> {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    }
+    let accounts = accounts::AccountStore::open(&config.data)?;
+    if let Some(password) = accounts.ensure_first_admin()? {
+        // Shown once, on stdout only (never in the log on stderr).
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "created the first account: user admin, password {password}\n\
+             change it with: nimbus-server --data {} user passwd admin",
+            config.data.display()
+        );
         let _ = out.flush();
     }
     info!(

@@ -1,12 +1,13 @@
-//! `nimbus-server`: parses the command line and runs the server until
-//! SIGTERM or Ctrl-C.
+//! `nimbus-server`: parses the command line and either runs the server until
+//! SIGTERM or Ctrl-C, or runs an account command (`nimbus-server user ...`).
 
 use clap::Parser;
-use nimbus_server::config::{Args, Config};
+use nimbus_server::config::{Args, Command, Config};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let command = args.command.take();
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
@@ -14,7 +15,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match nimbus_server::run(config) {
+    let result = match command {
+        Some(Command::User { action }) => {
+            nimbus_server::usercmd::run(&config.data, action).map_err(|e| e.to_string())
+        }
+        None => nimbus_server::run(config).map_err(|e| e.to_string()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nimbus-server: {e}");

@@ -1,0 +1,431 @@
+//! Accounts: the users of a server (name, role, Argon2id password hash,
+//! disabled or not).
+//!
+//! They live in `DATA/accounts.json`, rewritten atomically (temp file, fsync,
+//! rename, directory fsync) while an exclusive `flock` on `DATA/accounts.lock`
+//! is held, so `nimbus-server user ...` can change accounts from the shell
+//! while a server runs on the same directory without either losing the
+//! other's change. Readers need no lock: a rename is atomic. Passwords are
+//! never stored, logged or echoed; only their Argon2id hashes are kept.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use nimbus_common::durable;
+use nimbus_common::log::unix_now;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+const FILE: &str = "accounts.json";
+const LOCK: &str = "accounts.lock";
+const FORMAT: u32 = 1;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+/// Longest password accepted (bytes); hashing cost must stay bounded.
+pub const MAX_PASSWORD: usize = 1024;
+/// Longest user name accepted.
+pub const MAX_NAME: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub role: Role,
+    /// PHC string of the Argon2id hash.
+    password: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Accounts {
+    format: u32,
+    pub users: BTreeMap<String, User>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("user names are 1 to {MAX_NAME} letters, digits, '.', '_' or '-', not starting with '.' or '-'")]
+    BadName,
+    #[error("passwords must be {MIN_PASSWORD} to {MAX_PASSWORD} bytes")]
+    BadPassword,
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    #[error("{0:?} is the last enabled admin; add or enable another admin first")]
+    LastAdmin(String),
+    #[error("the accounts file {path} is not valid ({source}); restore it from a copy")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot use the accounts in {dir}: {source}")]
+    Io { dir: PathBuf, source: io::Error },
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The accounts of one data directory.
+pub struct AccountStore {
+    dir: PathBuf,
+}
+
+impl AccountStore {
+    pub fn open(data_dir: &Path) -> Result<AccountStore, AccountError> {
+        fs::create_dir_all(data_dir).map_err(|source| AccountError::Io {
+            dir: data_dir.to_path_buf(),
+            source,
+        })?;
+        Ok(AccountStore {
+            dir: data_dir.to_path_buf(),
+        })
+    }
+
+    fn io(&self, source: io::Error) -> AccountError {
+        AccountError::Io {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// The accounts as they are on disk now.
+    pub fn load(&self) -> Result<Accounts, AccountError> {
+        let path = self.dir.join(FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| AccountError::Corrupt { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Accounts {
+                format: FORMAT,
+                users: BTreeMap::new(),
+            }),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    /// Changes the accounts under the lock: `change` sees the current file
+    /// and, when it returns `Ok`, its edits are written atomically.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Accounts) -> Result<T, AccountError>,
+    ) -> Result<T, AccountError> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK))
+            .map_err(|e| self.io(e))?;
+        let _guard = FileLock::exclusive(&lock).map_err(|e| self.io(e))?;
+        let mut accounts = self.load()?;
+        let out = change(&mut accounts)?;
+        accounts.format = FORMAT;
+        durable::write_atomic(&self.dir.join(FILE), |w| {
+            serde_json::to_writer_pretty(&mut *w, &accounts).map_err(io::Error::other)
+        })
+        .map_err(|e| self.io(e))?;
+        Ok(out)
+    }
+
+    pub fn add_user(&self, name: &str, password: &str, role: Role) -> Result<(), AccountError> {
+        validate_name(name)?;
+        let hash = hash_password(password)?;
+        self.update(|a| {
+            if a.users.contains_key(name) {
+                return Err(AccountError::Exists(name.to_string()));
+            }
+            a.users.insert(
+                name.to_string(),
+                User {
+                    role,
+                    password: hash,
+                    disabled: false,
+                    created_at: unix_now(),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// At first start, when no account exists: creates `admin` with a
+    /// random password and returns it (to be shown once). None otherwise.
+    pub fn ensure_first_admin(&self) -> Result<Option<String>, AccountError> {
+        if !self.load()?.users.is_empty() {
+            return Ok(None);
+        }
+        let password = random_password();
+        let hash = hash_password(&password)?;
+        self.update(|a| {
+            if !a.users.is_empty() {
+                return Ok(None);
+            }
+            a.users.insert(
+                "admin".to_string(),
+                User {
+                    role: Role::Admin,
+                    password: hash,
+                    disabled: false,
+                    created_at: unix_now(),
+                },
+            );
+            Ok(Some(password))
+        })
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        let hash = hash_password(password)?;
+        self.update(|a| {
+            let u = a
+                .users
+                .get_mut(name)
+                .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))?;
+            u.password = hash;
+            Ok(())
+        })
+    }
+
+    pub fn remove_user(&self, name: &str) -> Result<(), AccountError> {
+        self.update(|a| {
+            let user = a
+                .users
+                .get(name)
+                .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))?;
+            if is_last_admin(a, name, user) {
+                return Err(AccountError::LastAdmin(name.to_string()));
+            }
+            a.users.remove(name);
+            Ok(())
+        })
+    }
+
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), AccountError> {
+        self.update(|a| {
+            let user = a
+                .users
+                .get(name)
+                .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))?;
+            if disabled && is_last_admin(a, name, user) {
+                return Err(AccountError::LastAdmin(name.to_string()));
+            }
+            a.users.get_mut(name).expect("checked above").disabled = disabled;
+            Ok(())
+        })
+    }
+
+    /// Checks a name and password. Unknown users cost as much time as known
+    /// ones, so timing does not tell which names exist.
+    pub fn verify(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<(String, User)>, AccountError> {
+        let accounts = self.load()?;
+        match accounts.users.get(name) {
+            Some(u) if check_password(&u.password, password) && !u.disabled => {
+                Ok(Some((name.to_string(), u.clone())))
+            }
+            Some(_) => Ok(None),
+            None => {
+                let _ = check_password(dummy_hash(), password);
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn is_last_admin(a: &Accounts, name: &str, user: &User) -> bool {
+    user.role == Role::Admin
+        && !user.disabled
+        && !a
+            .users
+            .iter()
+            .any(|(n, u)| n != name && u.role == Role::Admin && !u.disabled)
+}
+
+pub fn validate_name(name: &str) -> Result<(), AccountError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::BadName)
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    if password.len() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+        return Err(AccountError::BadPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Argon2's verification compares in constant time.
+fn check_password(phc: &str, password: &str) -> bool {
+    if password.len() > MAX_PASSWORD {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("nimbus-dummy-password").expect("hashing works"))
+}
+
+/// A random password of 20 characters from an unambiguous alphabet.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+    fn exclusive(file: &'a File) -> io::Result<FileLock<'a>> {
+        file.lock()?;
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_added_verified_and_managed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AccountStore::open(dir.path()).unwrap();
+        s.add_user("alice", "correct horse", Role::Admin).unwrap();
+        s.add_user("bob", "battery staple", Role::User).unwrap();
+        assert!(matches!(
+            s.add_user("bob", "whatever12", Role::User),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(s.verify("alice", "correct horse").unwrap().is_some());
+        assert!(s.verify("alice", "wrong password").unwrap().is_none());
+        assert!(s.verify("nobody", "correct horse").unwrap().is_none());
+        s.set_password("bob", "new password").unwrap();
+        assert!(s.verify("bob", "battery staple").unwrap().is_none());
+        assert!(s.verify("bob", "new password").unwrap().is_some());
+        s.set_disabled("bob", true).unwrap();
+        assert!(s.verify("bob", "new password").unwrap().is_none());
+        assert!(matches!(
+            s.remove_user("alice"),
+            Err(AccountError::LastAdmin(_))
+        ));
+        assert!(matches!(
+            s.set_disabled("alice", true),
+            Err(AccountError::LastAdmin(_))
+        ));
+        s.remove_user("bob").unwrap();
+        assert_eq!(s.load().unwrap().users.len(), 1);
+        // Nothing secret is stored in the clear.
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains("correct horse") && text.contains("$argon2id$"));
+    }
+
+    #[test]
+    fn bad_names_and_passwords_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AccountStore::open(dir.path()).unwrap();
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a b",
+            "a/b",
+            "<script>",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    s.add_user(bad, "long enough", Role::User),
+                    Err(AccountError::BadName)
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            s.add_user("carol", "short", Role::User),
+            Err(AccountError::BadPassword)
+        ));
+        assert!(matches!(
+            s.add_user("carol", &"x".repeat(MAX_PASSWORD + 1), Role::User),
+            Err(AccountError::BadPassword)
+        ));
+        assert!(s.load().unwrap().users.is_empty());
+    }
+
+    #[test]
+    fn concurrent_updates_from_two_processes_lose_nothing() {
+        // Two stores on one directory stand for the server and the CLI.
+        let dir = tempfile::tempdir().unwrap();
+        let a = AccountStore::open(dir.path()).unwrap();
+        let b = AccountStore::open(dir.path()).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..5 {
+                    a.add_user(&format!("a{i}"), "password-a", Role::User)
+                        .unwrap();
+                }
+            });
+            scope.spawn(|| {
+                for i in 0..5 {
+                    b.add_user(&format!("b{i}"), "password-b", Role::User)
+                        .unwrap();
+                }
+            });
+        });
+        assert_eq!(a.load().unwrap().users.len(), 10);
+    }
+
+    #[test]
+    fn the_first_admin_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AccountStore::open(dir.path()).unwrap();
+        let pw = s.ensure_first_admin().unwrap().unwrap();
+        assert!(s.verify("admin", &pw).unwrap().is_some());
+        assert_eq!(s.ensure_first_admin().unwrap(), None);
+    }
+
+    #[test]
+    fn random_passwords_differ_and_are_long() {
+        let (p, q) = (random_password(), random_password());
+        assert_eq!(p.len(), 20);
+        assert_ne!(p, q);
+    }
+}

@@ -1,0 +1,118 @@
+//! Accounts from the shell: the first admin at first start, and
+//! `nimbus-server user list|add|passwd|remove|disable`, also while a server
+//! runs on the same data directory.
+
+mod fixtures;
+use fixtures::*;
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn first_start_creates_admin_once_and_the_cli_manages_accounts() {
+    let mut server = Server::start(&[]);
+    wait_for(10, "the first admin's password", || {
+        server.stdout.lock().unwrap().contains("password ")
+    });
+    let shown = server.stdout.lock().unwrap().clone();
+    assert!(
+        shown.contains("created the first account: user admin, password "),
+        "{shown}"
+    );
+    let password = shown
+        .split("password ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 20);
+    assert!(
+        !server.log().contains(&password),
+        "the password reached the log"
+    );
+
+    // The running server's accounts, listed from the shell.
+    let (out, _) = text(&server.command(&["user", "list"], ""));
+    assert!(out.starts_with("admin\tadmin\tenabled"), "{out}");
+
+    let added = server.command(
+        &["user", "add", "bob", "--password-stdin"],
+        "bob's secret pw\n",
+    );
+    assert!(added.status.success(), "{:?}", text(&added));
+    let (out, _) = text(&server.command(&["user", "list"], ""));
+    assert!(out.contains("bob\tuser\tenabled"), "{out}");
+
+    // Refusals, each with a message a user can act on, changing nothing.
+    for (args, stdin, expect) in [
+        (vec!["user", "add", "carol"], "", "--password-stdin"),
+        (
+            vec!["user", "add", "<script>", "--password-stdin"],
+            "long enough pw\n",
+            "user names are",
+        ),
+        (
+            vec!["user", "add", "carol", "--password-stdin"],
+            "short\n",
+            "passwords must be",
+        ),
+        (
+            vec!["user", "add", "bob", "--password-stdin"],
+            "another password\n",
+            "already exists",
+        ),
+        (
+            vec!["user", "passwd", "nobody", "--password-stdin"],
+            "whatever123\n",
+            "no user \"nobody\"",
+        ),
+        (vec!["user", "disable", "admin"], "", "last enabled admin"),
+        (vec!["user", "remove", "admin"], "", "last enabled admin"),
+    ] {
+        let out = server.command(&args, stdin);
+        let (_, err) = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    let (out, _) = text(&server.command(&["user", "list"], ""));
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    assert!(server
+        .command(
+            &["user", "passwd", "bob", "--password-stdin"],
+            "a new password\n"
+        )
+        .status
+        .success());
+    assert!(server
+        .command(&["user", "disable", "bob"], "")
+        .status
+        .success());
+    let (out, _) = text(&server.command(&["user", "list"], ""));
+    assert!(out.contains("bob\tuser\tdisabled"), "{out}");
+    assert!(server
+        .command(&["user", "disable", "bob", "--enable"], "")
+        .status
+        .success());
+    assert!(server
+        .command(&["user", "remove", "bob"], "")
+        .status
+        .success());
+
+    // Only hashes on disk.
+    let file = std::fs::read_to_string(server.data.join("accounts.json")).unwrap();
+    assert!(!file.contains(&password) && !file.contains("a new password"));
+    assert!(file.contains("$argon2id$"));
+
+    // A restart creates no second admin and shows no password.
+    server.stdout.lock().unwrap().clear();
+    server.restart();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!server.stdout.lock().unwrap().contains("password"));
+}
