@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The server does not hold the content; the bytes must be sent.
     #[error("server does not hold this content")]
     ContentUnknown,
+    /// The server refused the device's token (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The file changed or shrank while it was being read.
     #[error("the file changed while it was being sent")]
     Changed,
@@ -45,10 +48,12 @@ pub struct Api {
     agent: ureq::Agent,
     base: String,
     client: String,
+    /// `Authorization` header value, when this machine has logged in.
+    auth: Option<String>,
 }
 
 impl Api {
-    pub fn new(server: &str, client: &str) -> Api {
+    pub fn new(server: &str, client: &str, token: Option<String>) -> Api {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
             .timeout_read(Duration::from_secs(120))
@@ -59,6 +64,14 @@ impl Api {
             agent,
             base: server.trim_end_matches('/').to_string(),
             client: client.to_string(),
+            auth: token.map(|t| format!("Bearer {t}")),
+        }
+    }
+
+    fn authorized(&self, req: ureq::Request) -> ureq::Request {
+        match &self.auth {
+            Some(value) => req.set("Authorization", value),
+            None => req,
         }
     }
 
@@ -74,8 +87,7 @@ impl Api {
     /// Asks the server to record `rel` as content it already holds.
     pub fn record(&self, rel: &str, version: &RecordRequest) -> Result<UploadReply, ApiError> {
         let result = self
-            .agent
-            .post(&self.file_url(rel))
+            .authorized(self.agent.post(&self.file_url(rel)))
             .set("Content-Type", "application/json")
             .send_string(&serde_json::to_string(version).expect("serialisable"));
         parse(result)
@@ -100,8 +112,7 @@ impl Api {
             progress,
         };
         let result = self
-            .agent
-            .put(&self.file_url(rel))
+            .authorized(self.agent.put(&self.file_url(rel)))
             .set(HEADER_HASH, &hash.to_hex())
             .set(HEADER_MTIME, &mtime.to_string())
             .set("Content-Length", &size.to_string())
@@ -132,6 +143,7 @@ fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, Api
                 None => (String::new(), format!("HTTP {status}")),
             };
             match status {
+                401 => Err(ApiError::Unauthorized(message)),
                 409 if body
                     .as_ref()
                     .is_some_and(|b| b.error == ERR_CONTENT_UNKNOWN) =>

@@ -38,13 +38,17 @@ pub struct Summary {
     pub errors: usize,
     /// Why the pass stopped early, if it did.
     pub server_problem: Option<String>,
+    /// The server refused this machine's token: nothing more can be sent.
+    pub auth_problem: Option<String>,
     /// Failed files and why, for `--once`'s report.
     pub failures: Vec<String>,
 }
 
 impl Summary {
     pub fn did_something(&self) -> bool {
-        self.uploaded + self.errors + self.pending > 0 || self.server_problem.is_some()
+        self.uploaded + self.errors + self.pending > 0
+            || self.server_problem.is_some()
+            || self.auth_problem.is_some()
     }
 
     pub fn line(&self) -> String {
@@ -187,7 +191,10 @@ impl Backup {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((f, prior)) = next else { break };
                     let result = worker.back_up(&f, prior, bar);
-                    if matches!(result, Err(FileError::Server(_)) | Err(FileError::Stopped)) {
+                    if matches!(
+                        result,
+                        Err(FileError::Server(_) | FileError::Auth(_) | FileError::Stopped)
+                    ) {
                         worker.abort.store(true, Ordering::SeqCst);
                     }
                     if tx.send((f, result)).is_err() {
@@ -231,6 +238,10 @@ impl Backup {
                     Err(FileError::Server(why)) => {
                         sum.pending += 1;
                         sum.server_problem.get_or_insert(why);
+                    }
+                    Err(FileError::Auth(why)) => {
+                        sum.pending += 1;
+                        sum.auth_problem.get_or_insert(why);
                     }
                     Err(FileError::Stopped) => sum.pending += 1,
                 }
@@ -386,6 +397,8 @@ enum FileError {
     Refused(String),
     /// The server is unreachable or full; the pass ends.
     Server(String),
+    /// The server refused the token; the pass ends.
+    Auth(String),
     Stopped,
 }
 
@@ -402,6 +415,7 @@ fn classify(e: ApiError) -> FileError {
         }
         ApiError::Changed => FileError::File("changed while being sent".into()),
         ApiError::Stopped => FileError::Stopped,
+        ApiError::Unauthorized(w) => FileError::Auth(w),
     }
 }
 

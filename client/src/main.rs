@@ -3,11 +3,12 @@
 
 mod api;
 mod backup;
+mod login;
 mod scan;
 mod state;
 
 use backup::{sleep_unless_stopped, Backup};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use nimbus_common::{error, info, warn};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,15 +29,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
              changed file is sent within seconds, and nothing is marked done until the \
              server has acknowledged it.",
     after_help = "Example: nimbus-client --server http://backup-vm:9090 --dir ~/Documents\n\
-                  It survives a server that is down: it retries with backoff and catches up."
+                  It survives a server that is down: it retries with backoff and catches up.\n\
+                  Log in once first (nimbus-client login --server URL --user NAME) to use an account.",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Server URL, e.g. http://backup-vm:9090
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[arg(long, value_name = "URL", required = true)]
+    server: Option<String>,
     /// Folder to back up (recursively).
-    #[arg(long, value_name = "DIR")]
-    dir: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: Option<PathBuf>,
+    /// Config file holding this machine's login per server.
+    /// [default: nimbus/client.json in the user's config directory]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Name of this machine on the server. [default: the host name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -59,8 +69,40 @@ struct Args {
     once: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Register this machine under a user on the server and keep its token.
+    Login {
+        /// Server URL, e.g. http://backup-vm:9090
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The user to log in as.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Name of this machine on the server. [default: the host name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Config file to keep the token in (created 0600).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Cmd::Login {
+        server,
+        user,
+        name,
+        password_stdin,
+        config,
+    }) = args.command.take()
+    {
+        return run_login(server, user, name, password_stdin, config);
+    }
     match run(args) {
         Ok(code) => code,
         Err(msg) => {
@@ -70,7 +112,46 @@ fn main() -> ExitCode {
     }
 }
 
+fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn run_login(
+    server: String,
+    user: String,
+    name: Option<String>,
+    password_stdin: bool,
+    config: Option<PathBuf>,
+) -> ExitCode {
+    let server = server.trim_end_matches('/').to_string();
+    let machine = name.unwrap_or_else(host_name);
+    let config = config.unwrap_or_else(login::default_config_path);
+    let result = nimbus_common::paths::validate_client_name(&machine)
+        .map_err(|e| format!("--name {machine:?}: {e}"))
+        .and_then(|_| login::read_password(password_stdin))
+        .and_then(|password| login::login(&server, &user, &machine, &password, &config));
+    match result {
+        Ok(l) => {
+            println!(
+                "logged in to {server} as {} from machine {:?} (device {}); token kept in {}",
+                l.user,
+                l.machine,
+                l.device,
+                config.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn run(args: Args) -> Result<ExitCode, String> {
+    let (Some(server), Some(dir_arg)) = (args.server, args.dir) else {
+        return Err("--server and --dir are required".into());
+    };
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err("--interval must be a positive number of seconds".into());
     }
@@ -80,20 +161,25 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if !(args.settle.is_finite() && args.settle >= 0.0) {
         return Err("--settle must be zero or more seconds".into());
     }
-    let server = args.server.trim_end_matches('/').to_string();
+    let server = server.trim_end_matches('/').to_string();
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         return Err(format!(
             "--server must be an http:// or https:// URL, got {server:?}"
         ));
     }
-    let dir = std::fs::canonicalize(&args.dir)
-        .map_err(|e| format!("cannot open the folder {}: {e}", args.dir.display()))?;
+    let dir = std::fs::canonicalize(&dir_arg)
+        .map_err(|e| format!("cannot open the folder {}: {e}", dir_arg.display()))?;
     if !dir.is_dir() {
         return Err(format!("{} is not a folder", dir.display()));
     }
-    let name = match args.name {
-        Some(n) => n,
-        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    let config_path = args.config.unwrap_or_else(login::default_config_path);
+    let login = login::ClientConfig::load(&config_path)?
+        .servers
+        .remove(&server);
+    let name = match (args.name, &login) {
+        (Some(n), _) => n,
+        (None, Some(l)) => l.machine.clone(),
+        (None, None) => host_name(),
     };
     nimbus_common::paths::validate_client_name(&name)
         .map_err(|e| format!("--name {name:?}: {e}"))?;
@@ -116,7 +202,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         dir.display(),
         state_path.display()
     );
-    let api = api::Api::new(&server, &name);
+    let api = api::Api::new(&server, &name, login.as_ref().map(|l| l.token.clone()));
     let mut backup = Backup::new(
         dir,
         api,
@@ -137,6 +223,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         if stop.load(Ordering::SeqCst) {
             info!("stopped; progress is saved");
             return Ok(ExitCode::from(130));
+        }
+        if let Some(problem) = &sum.auth_problem {
+            error!(
+                "{problem}\nthis machine must log in again: nimbus-client login --server {server} --user NAME"
+            );
+            return Ok(ExitCode::from(3));
         }
         let wait = match &sum.server_problem {
             Some(problem) => {

@@ -18,9 +18,33 @@ pub fn write_atomic<F>(target: &Path, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
 {
+    write_atomic_inner(target, false, fill)
+}
+
+/// Like [`write_atomic`], for secrets: on Unix the file is readable and
+/// writable by its owner only (0600) from the moment it is created.
+pub fn write_atomic_private<F>(target: &Path, fill: F) -> io::Result<()>
+where
+    F: FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+{
+    write_atomic_inner(target, true, fill)
+}
+
+fn write_atomic_inner<F>(target: &Path, private: bool, fill: F) -> io::Result<()>
+where
+    F: FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+{
     let tmp = temp_path_for(target);
     let result = (|| {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let file = options.open(&tmp)?;
         {
             let mut w = io::BufWriter::with_capacity(256 * 1024, &file);
             fill(&mut w)?;
@@ -89,6 +113,17 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("secret.json");
+        write_atomic_private(&target, |w| w.write_all(b"token")).unwrap();
+        let mode = fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

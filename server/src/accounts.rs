@@ -46,10 +46,33 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A machine registered under a user by `nimbus-client login`. Only the
+/// BLAKE3 hash of its token is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub user: String,
+    pub machine: String,
+    token_hash: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Accounts {
     format: u32,
     pub users: BTreeMap<String, User>,
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+    pub device: Device,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +94,8 @@ pub enum AccountError {
     },
     #[error("cannot use the accounts in {dir}: {source}")]
     Io { dir: PathBuf, source: io::Error },
+    #[error("no device {0:?}")]
+    NoSuchDevice(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -98,6 +123,17 @@ impl AccountStore {
         }
     }
 
+    /// Identifies the file's current version (mtime, length, inode) so a
+    /// reader can tell cheaply whether it changed.
+    pub fn stamp(&self) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
+        let m = fs::metadata(self.dir.join(FILE)).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        Some((m.modified().ok(), m.len(), ino))
+    }
+
     /// The accounts as they are on disk now.
     pub fn load(&self) -> Result<Accounts, AccountError> {
         let path = self.dir.join(FILE);
@@ -106,7 +142,7 @@ impl AccountStore {
                 .map_err(|source| AccountError::Corrupt { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Accounts {
                 format: FORMAT,
-                users: BTreeMap::new(),
+                ..Accounts::default()
             }),
             Err(e) => Err(self.io(e)),
         }
@@ -202,6 +238,9 @@ impl AccountStore {
                 return Err(AccountError::LastAdmin(name.to_string()));
             }
             a.users.remove(name);
+            for d in a.devices.iter_mut().filter(|d| d.user == name) {
+                d.revoked = true;
+            }
             Ok(())
         })
     }
@@ -216,6 +255,53 @@ impl AccountStore {
                 return Err(AccountError::LastAdmin(name.to_string()));
             }
             a.users.get_mut(name).expect("checked above").disabled = disabled;
+            Ok(())
+        })
+    }
+
+    /// Registers `machine` under `user` and returns the device and its new
+    /// token. A device of the same user and machine is revoked: logging in
+    /// again replaces the old token.
+    pub fn register_device(
+        &self,
+        user: &str,
+        machine: &str,
+    ) -> Result<(Device, String), AccountError> {
+        let token = random_token();
+        let device = Device {
+            id: random_hex(6),
+            user: user.to_string(),
+            machine: machine.to_string(),
+            token_hash: token_hash(&token),
+            created_at: unix_now(),
+            revoked: false,
+        };
+        self.update(|a| {
+            if !a.users.contains_key(user) {
+                return Err(AccountError::NoSuchUser(user.to_string()));
+            }
+            for d in a
+                .devices
+                .iter_mut()
+                .filter(|d| d.user == user && d.machine == machine)
+            {
+                d.revoked = true;
+            }
+            a.devices.push(device.clone());
+            Ok(())
+        })?;
+        Ok((device, token))
+    }
+
+    /// Revokes one of `user`'s devices.
+    pub fn revoke_device(&self, user: &str, id: &str) -> Result<(), AccountError> {
+        self.update(|a| {
+            let d = a
+                .devices
+                .iter_mut()
+                .find(|d| d.user == user && d.id == id)
+                .ok_or_else(|| AccountError::NoSuchDevice(id.to_string()))?;
+            d.revoked = true;
             Ok(())
         })
     }
@@ -239,6 +325,43 @@ impl AccountStore {
             }
         }
     }
+}
+
+impl Accounts {
+    /// The user and device a bearer token stands for, if it is valid: known,
+    /// not revoked, and its user exists and is enabled.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        if token.len() > 256 {
+            return None;
+        }
+        let hash = token_hash(token);
+        let device = self
+            .devices
+            .iter()
+            .find(|d| !d.revoked && d.token_hash == hash)?;
+        let user = self.users.get(&device.user).filter(|u| !u.disabled)?;
+        Some(Principal {
+            user: device.user.clone(),
+            role: user.role,
+            device: device.clone(),
+        })
+    }
+}
+
+/// Tokens are 256 random bits; storing their BLAKE3 hash is enough (no
+/// slow hash needed), and a leaked accounts file does not leak tokens.
+fn token_hash(token: &str) -> String {
+    nimbus_common::hash::ContentHash::of_bytes(token.as_bytes()).to_hex()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn random_token() -> String {
+    format!("nimbus_{}", random_hex(32))
 }
 
 fn is_last_admin(a: &Accounts, name: &str, user: &User) -> bool {
@@ -420,6 +543,47 @@ mod tests {
         let pw = s.ensure_first_admin().unwrap().unwrap();
         assert!(s.verify("admin", &pw).unwrap().is_some());
         assert_eq!(s.ensure_first_admin().unwrap(), None);
+    }
+
+    #[test]
+    fn device_tokens_authenticate_until_revoked_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AccountStore::open(dir.path()).unwrap();
+        s.add_user("alice", "correct horse", Role::User).unwrap();
+        let (dev, token) = s.register_device("alice", "laptop").unwrap();
+        let p = s.load().unwrap().authenticate(&token).unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.device.machine.as_str()),
+            ("alice", "laptop")
+        );
+        assert!(s.load().unwrap().authenticate("nimbus_guess").is_none());
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains(&token), "the token itself is stored");
+
+        // Logging in again from the same machine replaces the token.
+        let (_, token2) = s.register_device("alice", "laptop").unwrap();
+        assert!(s.load().unwrap().authenticate(&token).is_none());
+        assert!(s.load().unwrap().authenticate(&token2).is_some());
+        assert!(matches!(s.revoke_device("alice", &dev.id), Ok(())));
+        let id2 = s.load().unwrap().authenticate(&token2).unwrap().device.id;
+        assert!(matches!(
+            s.revoke_device("bob", &id2),
+            Err(AccountError::NoSuchDevice(_))
+        ));
+        s.revoke_device("alice", &id2).unwrap();
+        assert!(s.load().unwrap().authenticate(&token2).is_none());
+
+        // A disabled user's tokens stop working; enabled again, they work.
+        let (_, token3) = s.register_device("alice", "desktop").unwrap();
+        s.add_user("root", "an admin pw", Role::Admin).unwrap();
+        s.set_disabled("alice", true).unwrap();
+        assert!(s.load().unwrap().authenticate(&token3).is_none());
+        s.set_disabled("alice", false).unwrap();
+        assert!(s.load().unwrap().authenticate(&token3).is_some());
+        assert!(matches!(
+            s.register_device("nobody", "x"),
+            Err(AccountError::NoSuchUser(_))
+        ));
     }
 
     #[test]

@@ -87,10 +87,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     http::serve(
         server,
-        http::Ctx {
-            dm,
-            max_upload_bytes: config.max_upload_bytes,
-        },
+        http::Ctx::new(dm, config.max_upload_bytes, accounts),
         config.workers,
         config.queue,
         stop,

@@ -63,6 +63,8 @@ fn unreadable_and_unnamable_files_are_reported_and_retried() {
             .arg(&src)
             .arg("--state")
             .arg(&state)
+            .arg("--config")
+            .arg(tmp.path().join("client.json"))
             .output()
             .unwrap()
     };

@@ -3,6 +3,7 @@
 //! A full queue is answered 503 at once; a panicking handler is answered 500
 //! and its worker carries on.
 
+mod auth;
 mod download;
 mod files;
 mod index;
@@ -25,6 +26,23 @@ use tiny_http::{Request, Server};
 pub struct Ctx {
     pub dm: &'static DataManager,
     pub max_upload_bytes: u64,
+    pub accounts: auth::AccountsCache,
+    pub limiter: auth::Limiter,
+}
+
+impl Ctx {
+    pub fn new(
+        dm: &'static DataManager,
+        max_upload_bytes: u64,
+        accounts: crate::accounts::AccountStore,
+    ) -> Ctx {
+        Ctx {
+            dm,
+            max_upload_bytes,
+            accounts: auth::AccountsCache::new(accounts),
+            limiter: auth::Limiter::default(),
+        }
+    }
 }
 
 /// How long shutdown waits for in-flight requests.

@@ -88,6 +88,10 @@ impl Reply {
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("too many failed attempts; retry in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     #[error("no such file or route")]
     NotFound,
     #[error("method not allowed; this route takes {allow}")]
@@ -120,6 +124,8 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest { .. } => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::TooManyAttempts { .. } => 429,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::LengthRequired => 411,
@@ -135,6 +141,8 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::LengthRequired => "length_required",
@@ -167,6 +175,12 @@ impl ApiError {
                 reply = reply.header("Content-Range", format!("bytes */{size}"))
             }
             ApiError::Busy => reply = reply.header("Retry-After", "1"),
+            ApiError::Unauthorized(_) => {
+                reply = reply.header("WWW-Authenticate", "Bearer realm=\"nimbus\"")
+            }
+            ApiError::TooManyAttempts { retry_after } => {
+                reply = reply.header("Retry-After", retry_after.to_string())
+            }
             _ => {}
         }
         reply

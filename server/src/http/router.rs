@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{download, files, index, Ctx};
+use super::{auth, download, files, index, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -19,8 +19,20 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     let method = req.method().clone();
     let read = matches!(method, Method::Get | Method::Head);
     match segs.as_slice() {
+        ["healthz"] if read => return Ok(Reply::text(200, "ok\n")),
+        ["api", "v1", "login"] if method == Method::Post => return auth::login(ctx, req),
+        ["api", "v1", "login"] => return Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        _ => {}
+    }
+    // Whatever the route, a presented token must be valid.
+    let who = auth::principal(ctx, req)?;
+    match segs.as_slice() {
         [""] if read => Ok(index::page(ctx)),
-        ["healthz"] if read => Ok(Reply::text(200, "ok\n")),
+        ["api", "v1", "devices"] if read => auth::devices(ctx, who),
+        ["api", "v1", "devices", id] => match method {
+            Method::Delete => auth::revoke(ctx, who, id),
+            _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
+        },
         ["api", "v1", "files"] if read => files::list(ctx),
         ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
             Method::Put => files::upload(ctx, req, client, rest),
@@ -30,7 +42,7 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["download", client, rest @ ..] if !rest.is_empty() && read => {
             download::download(ctx, req, client, rest)
         }
-        [""] | ["healthz"] | ["api", "v1", "files"] => {
+        [""] | ["healthz"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
         ["download", _, rest @ ..] if !rest.is_empty() => {

@@ -1,0 +1,129 @@
+//! `nimbus-client login`: registers this machine under a user and keeps the
+//! device token in the client's config file, one entry per server, readable
+//! by its owner only (0600 on Unix). The password is never stored.
+
+use nimbus_common::durable;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Login {
+    pub user: String,
+    pub machine: String,
+    pub device: String,
+    pub token: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ClientConfig {
+    #[serde(default)]
+    pub servers: BTreeMap<String, Login>,
+}
+
+/// Where the config lives when `--config` is not given.
+pub fn default_config_path() -> PathBuf {
+    dirs::config_dir()
+        .or_else(dirs::home_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("nimbus")
+        .join("client.json")
+}
+
+impl ClientConfig {
+    pub fn load(path: &Path) -> Result<ClientConfig, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "the config file {} is not valid ({e}); remove it and log in again",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+            Err(e) => Err(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            )),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let err = |e: io::Error| format!("cannot write the config file {}: {e}", path.display());
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        durable::write_atomic_private(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, self).map_err(io::Error::other)
+        })
+        .map_err(err)
+    }
+}
+
+#[derive(Serialize)]
+struct LoginRequest<'a> {
+    user: &'a str,
+    password: &'a str,
+    machine: &'a str,
+}
+
+/// Logs in and stores the token; returns what was stored.
+pub fn login(
+    server: &str,
+    user: &str,
+    machine: &str,
+    password: &str,
+    config_path: &Path,
+) -> Result<Login, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(10))
+        .timeout_read(std::time::Duration::from_secs(60))
+        .build();
+    let body = serde_json::to_string(&LoginRequest {
+        user,
+        password,
+        machine,
+    })
+    .expect("serialisable");
+    let resp = agent
+        .post(&format!("{server}/api/v1/login"))
+        .set("Content-Type", "application/json")
+        .send_string(&body);
+    let login: Login = match resp {
+        Ok(r) => serde_json::from_reader(std::io::Read::take(r.into_reader(), 1 << 16))
+            .map_err(|e| format!("the server's answer is not understood: {e}"))?,
+        Err(ureq::Error::Status(status, r)) => {
+            let wait = r.header("Retry-After").map(str::to_string);
+            let message = serde_json::from_reader::<_, nimbus_common::wire::ErrorBody>(
+                std::io::Read::take(r.into_reader(), 1 << 16),
+            )
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+            return Err(match (status, wait) {
+                (429, Some(w)) => format!("too many failed attempts; try again in {w} s"),
+                _ => format!("login refused ({status}): {message}"),
+            });
+        }
+        Err(ureq::Error::Transport(t)) => return Err(format!("cannot reach {server}: {t}")),
+    };
+    let mut config = ClientConfig::load(config_path)?;
+    config.servers.insert(server.to_string(), login.clone());
+    config.save(config_path)?;
+    Ok(login)
+}
+
+/// The password from the first line of stdin, or asked for on the terminal.
+pub fn read_password(from_stdin: bool) -> Result<String, String> {
+    if from_stdin {
+        let mut line = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if !io::stdin().is_terminal() {
+        return Err("no terminal to ask for the password; pass it with --password-stdin".into());
+    }
+    rpassword::prompt_password("password: ").map_err(|e| format!("cannot read the password: {e}"))
+}

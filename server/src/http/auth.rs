@@ -1,0 +1,277 @@
+//! Authentication on the HTTP side: bearer tokens of registered devices,
+//! `POST /api/v1/login` to register one, the devices routes, and the login
+//! rate limiter (growing delays per account and per address).
+//!
+//! In this release a request without credentials is still served; a request
+//! that presents a token must present a valid one (401 otherwise).
+
+use super::reply::{ApiError, Reply};
+use super::router::{header, Handled};
+use super::Ctx;
+use crate::accounts::{AccountError, AccountStore, Accounts, Principal};
+use nimbus_common::log::format_utc;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tiny_http::Request;
+
+/// Failed logins allowed before delays start.
+const FREE_FAILURES: u32 = 3;
+/// Longest delay between attempts once failures pile up.
+const MAX_DELAY: Duration = Duration::from_secs(300);
+const MAX_LOGIN_BODY: u64 = 16 * 1024;
+
+/// The accounts file as last read, re-read when it changes on disk (the
+/// `nimbus-server user` command may change it while the server runs).
+pub struct AccountsCache {
+    store: AccountStore,
+    cached: RwLock<(Option<FileStamp>, Arc<Accounts>)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp(Option<SystemTime>, u64, u64);
+
+impl AccountsCache {
+    pub fn new(store: AccountStore) -> AccountsCache {
+        AccountsCache {
+            store,
+            cached: RwLock::new((None, Arc::new(Accounts::default()))),
+        }
+    }
+
+    pub fn store(&self) -> &AccountStore {
+        &self.store
+    }
+
+    pub fn current(&self) -> Result<Arc<Accounts>, AccountError> {
+        let stamp = self
+            .store
+            .stamp()
+            .map(|(m, len, ino)| FileStamp(m, len, ino));
+        {
+            let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+            if c.0.is_some() && c.0 == stamp {
+                return Ok(c.1.clone());
+            }
+        }
+        let fresh = Arc::new(self.store.load()?);
+        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = (stamp, fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// Failed login attempts per key ("user:NAME", "addr:IP").
+#[derive(Default)]
+pub struct Limiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Limiter {
+    /// Err(seconds to wait) while `key` is in its delay.
+    fn check(&self, key: &str) -> Result<(), u64> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some((n, last)) if *n >= FREE_FAILURES => {
+                let delay = delay_after(*n);
+                let waited = last.elapsed();
+                if waited < delay {
+                    Err(((delay - waited).as_secs_f64().ceil() as u64).max(1))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, last)| last.elapsed() < MAX_DELAY * 2);
+        }
+        let e = map.entry(key.to_string()).or_insert((0, Instant::now()));
+        e.0 = e.0.saturating_add(1);
+        e.1 = Instant::now();
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// 1 s after the allowed failures, doubling each time, at most 5 minutes.
+fn delay_after(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(FREE_FAILURES).min(16);
+    Duration::from_secs(1u64 << exp).min(MAX_DELAY)
+}
+
+/// The principal of a request that presents a bearer token; `None` when it
+/// presents none. A malformed, unknown or revoked token is a 401.
+pub fn principal(ctx: &Ctx, req: &Request) -> Result<Option<Principal>, ApiError> {
+    let Some(value) = header(req, "Authorization") else {
+        return Ok(None);
+    };
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be 'Bearer TOKEN'".into())
+        })?;
+    let accounts = ctx
+        .accounts
+        .current()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    accounts.authenticate(token).map(Some).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "this device's token is not valid (revoked, replaced or unknown); run 'nimbus-client login' again".into(),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    user: String,
+    password: String,
+    machine: String,
+}
+
+#[derive(Serialize)]
+struct LoginReply {
+    user: String,
+    machine: String,
+    device: String,
+    token: String,
+}
+
+/// `POST /api/v1/login`: name, password and machine in, device token out.
+pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
+    let addr = req
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_LOGIN_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
+    if body.len() as u64 > MAX_LOGIN_BODY {
+        return Err(ApiError::TooLarge {
+            limit: MAX_LOGIN_BODY,
+        });
+    }
+    let r: LoginRequest = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad(
+            "bad_json",
+            "body must be JSON {\"user\", \"password\", \"machine\"}",
+        )
+    })?;
+    nimbus_common::paths::validate_client_name(&r.machine)?;
+    let (user_key, addr_key) = (format!("user:{}", r.user), format!("addr:{addr}"));
+    let wait = [&user_key, &addr_key]
+        .iter()
+        .filter_map(|k| ctx.limiter.check(k).err())
+        .max();
+    if let Some(retry_after) = wait {
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let verified = ctx
+        .accounts
+        .store()
+        .verify(&r.user, &r.password)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some((user, _)) = verified else {
+        ctx.limiter.failed(&user_key);
+        ctx.limiter.failed(&addr_key);
+        return Err(ApiError::Unauthorized(
+            "wrong user name or password (or the account is disabled)".into(),
+        ));
+    };
+    ctx.limiter.succeeded(&user_key);
+    ctx.limiter.succeeded(&addr_key);
+    let (device, token) = ctx
+        .accounts
+        .store()
+        .register_device(&user, &r.machine)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    nimbus_common::info!(
+        "{user} logged in from machine {:?} (device {})",
+        r.machine,
+        device.id
+    );
+    Ok(Reply::json(
+        200,
+        &LoginReply {
+            user,
+            machine: device.machine,
+            device: device.id,
+            token,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct DeviceView {
+    id: String,
+    machine: String,
+    created_at: String,
+    revoked: bool,
+}
+
+/// `GET /api/v1/devices`: the caller's devices.
+pub fn devices(ctx: &Ctx, who: Option<Principal>) -> Handled {
+    let who = who.ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+    let accounts = ctx
+        .accounts
+        .current()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let list: Vec<DeviceView> = accounts
+        .devices
+        .iter()
+        .filter(|d| d.user == who.user)
+        .map(|d| DeviceView {
+            id: d.id.clone(),
+            machine: d.machine.clone(),
+            created_at: format_utc(d.created_at),
+            revoked: d.revoked,
+        })
+        .collect();
+    Ok(Reply::json(200, &list))
+}
+
+/// `DELETE /api/v1/devices/{id}`: revokes one of the caller's devices.
+pub fn revoke(ctx: &Ctx, who: Option<Principal>, id: &str) -> Handled {
+    let who = who.ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+    match ctx.accounts.store().revoke_device(&who.user, id) {
+        Ok(()) => Ok(Reply::new(204)),
+        Err(AccountError::NoSuchDevice(_)) => Err(ApiError::NotFound),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_after_the_free_failures() {
+        assert_eq!(delay_after(3), Duration::from_secs(1));
+        assert_eq!(delay_after(4), Duration::from_secs(2));
+        assert_eq!(delay_after(6), Duration::from_secs(8));
+        assert_eq!(delay_after(100), MAX_DELAY);
+        let l = Limiter::default();
+        for _ in 0..FREE_FAILURES {
+            assert!(l.check("user:x").is_ok());
+            l.failed("user:x");
+        }
+        assert!(l.check("user:x").is_err());
+        assert!(l.check("user:y").is_ok());
+        l.succeeded("user:x");
+        assert!(l.check("user:x").is_ok());
+    }
+}

@@ -1,0 +1,315 @@
+//! Logging in: device tokens through the real client (login, use, revoke,
+//! log in again), wrong credentials, growing delays against brute force,
+//! and malformed, revoked or disabled users' tokens.
+
+mod fixtures;
+use fixtures::*;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn login(
+    server: &Server,
+    user: &str,
+    machine: &str,
+    password: &str,
+    config: &std::path::Path,
+) -> Output {
+    let mut child = Command::new(client_bin())
+        .args([
+            "login",
+            "--server",
+            &server.url(),
+            "--user",
+            user,
+            "--name",
+            machine,
+            "--password-stdin",
+            "--config",
+        ])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn api_login(server: &Server, user: &str, password: &str) -> Resp {
+    let body = serde_json::json!({"user": user, "password": password, "machine": "m"}).to_string();
+    request(server.port, "POST", "/api/v1/login", &[], body.as_bytes())
+}
+
+fn add_user(server: &Server, name: &str, password: &str) {
+    let out = server.command(
+        &["user", "add", name, "--password-stdin"],
+        &format!("{password}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn token_of(config: &std::path::Path, server: &Server) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    v["servers"][server.url()]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn login_use_revoke_and_log_in_again_through_the_real_client() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&[]);
+    add_user(&server, "alice", "alice's password");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let config = state.with_extension("client.json");
+
+    let out = login(&server, "alice", "laptop", "alice's password", &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("logged in"));
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "token file readable by others");
+    let token = token_of(&config, &server);
+    let accounts = std::fs::read_to_string(server.data.join("accounts.json")).unwrap();
+    assert!(
+        !accounts.contains(&token),
+        "the server stores the token itself"
+    );
+    assert!(!server.log().contains(&token) && !server.log().contains("alice's password"));
+
+    // Use: the client sends the token; its machine name comes from the login.
+    let src = tmp.path().join("src");
+    write(&src, "a.txt", b"first");
+    let out = client_command(
+        &server.url(),
+        &src,
+        "laptop",
+        &state,
+        &["--settle", "0", "--once"],
+    )
+    .output()
+    .unwrap();
+    assert_ok(&out);
+    assert!(server.file("laptop", "a.txt").is_some());
+    let auth = format!("Bearer {token}");
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/devices",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let devices = r.json();
+    assert_eq!(devices[0]["machine"], "laptop");
+    let id = devices[0]["id"].as_str().unwrap().to_string();
+
+    // Revoke: refused at once, and the client says to log in again.
+    let r = request(
+        server.port,
+        "DELETE",
+        &format!("/api/v1/devices/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/files",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    write(&src, "b.txt", b"second");
+    let out = client_command(
+        &server.url(),
+        &src,
+        "laptop",
+        &state,
+        &["--settle", "0", "--once"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must log in again"));
+    assert!(server.file("laptop", "b.txt").is_none());
+
+    // Log in again: a new token, and the backup goes on.
+    assert!(
+        login(&server, "alice", "laptop", "alice's password", &config)
+            .status
+            .success()
+    );
+    assert_ne!(token_of(&config, &server), token);
+    let out = client_command(
+        &server.url(),
+        &src,
+        "laptop",
+        &state,
+        &["--settle", "0", "--once"],
+    )
+    .output()
+    .unwrap();
+    assert_ok(&out);
+    assert!(server.file("laptop", "b.txt").is_some());
+}
+
+#[test]
+fn wrong_credentials_are_refused_alike_and_delays_grow() {
+    let server = Server::start(&[]);
+    add_user(&server, "bob", "bob's password");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = login(
+        &server,
+        "bob",
+        "pc",
+        "not bob's password",
+        &tmp.path().join("c.json"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"));
+    assert!(!tmp.path().join("c.json").exists());
+
+    // Unknown users get the very same answer.
+    let unknown = api_login(&server, "nobody", "whatever pw");
+    assert_eq!(unknown.status, 401);
+    let wrong = api_login(&server, "bob", "wrong again");
+    assert_eq!(
+        (wrong.status, wrong.json()["message"].clone()),
+        (401, unknown.json()["message"].clone())
+    );
+
+    // Past three failures, delays start, even for the right password, and
+    // each further failure doubles them.
+    let _ = api_login(&server, "bob", "third wrong");
+    let r = api_login(&server, "bob", "bob's password");
+    assert_eq!(r.status, 429);
+    let first: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(first >= 1);
+    std::thread::sleep(
+        std::time::Duration::from_secs(first) + std::time::Duration::from_millis(100),
+    );
+    assert_eq!(api_login(&server, "bob", "fourth wrong").status, 401);
+    let r = api_login(&server, "bob", "bob's password");
+    assert_eq!(r.status, 429);
+    let second: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(second > first, "delay did not grow: {first} then {second}");
+    std::thread::sleep(
+        std::time::Duration::from_secs(second) + std::time::Duration::from_millis(100),
+    );
+    let r = api_login(&server, "bob", "bob's password");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!server.log().contains("bob's password"));
+}
+
+#[test]
+fn malformed_revoked_and_disabled_tokens_get_401() {
+    let server = Server::start(&[]);
+    add_user(&server, "carol", "carol's password");
+    for value in [
+        "Basic Y2Fyb2w6cHc=",
+        "Bearer",
+        "Bearer ",
+        "Bearer nimbus_0000",
+        "bearer x",
+        &format!("Bearer {}", "a".repeat(5000)),
+    ] {
+        let r = request(
+            server.port,
+            "GET",
+            "/api/v1/files",
+            &[("Authorization", value)],
+            b"",
+        );
+        assert_eq!(r.status, 401, "{value:.40}");
+        assert_eq!(r.json()["error"], "unauthorized");
+    }
+    let r = api_login(&server, "carol", "carol's password");
+    assert_eq!(r.status, 200);
+    let auth = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    assert_eq!(
+        request(
+            server.port,
+            "GET",
+            "/api/v1/files",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        200
+    );
+    // Another user's device cannot be revoked (404, as if it did not exist).
+    add_user(&server, "dave", "dave's password");
+    let d = api_login(&server, "dave", "dave's password");
+    let dave_auth = format!("Bearer {}", d.json()["token"].as_str().unwrap());
+    let r = request(
+        server.port,
+        "DELETE",
+        &format!("/api/v1/devices/{}", r.json()["device"].as_str().unwrap()),
+        &[("Authorization", &dave_auth)],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        request(
+            server.port,
+            "GET",
+            "/api/v1/files",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        200
+    );
+    // Disabled from the shell while the server runs: refused at once.
+    assert!(server
+        .command(&["user", "disable", "carol"], "")
+        .status
+        .success());
+    assert_eq!(
+        request(
+            server.port,
+            "GET",
+            "/api/v1/files",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        401
+    );
+    assert_eq!(api_login(&server, "carol", "carol's password").status, 401);
+    // Bad login bodies.
+    for body in ["", "{", r#"{"user":"carol"}"#] {
+        let r = request(server.port, "POST", "/api/v1/login", &[], body.as_bytes());
+        assert_eq!(r.status, 400, "{body}");
+    }
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/login",
+        &[],
+        br#"{"user":"dave","password":"dave's password","machine":"a/b"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        request(server.port, "GET", "/api/v1/login", &[], b"").status,
+        405
+    );
+}
