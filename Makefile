@@ -17,16 +17,30 @@ release:
 	$(CARGO) build --release --workspace
 
 # Starts a server on the defaults and a client backing up $(DIR); Ctrl-C stops both.
+# At the first start the server creates the account "admin" and shows its
+# password once; the client of `make run` logs in with it (its token is kept
+# in $(DATA)/make-run-client.json).
 run: release
-	@mkdir -p "$(DIR)"
-	@set -u; \
-	./target/release/nimbus-server --listen "$(LISTEN)" --data "$(DATA)" & srv=$$!; \
-	trap 'kill $$srv $${cli:-} 2>/dev/null; wait 2>/dev/null; echo; echo "stopped"' INT TERM EXIT; \
-	sleep 1; \
+	@mkdir -p "$(DIR)" "$(DATA)"
+	@set -u; out="$(DATA)/.make-run-stdout.$$$$"; \
+	./target/release/nimbus-server --listen "$(LISTEN)" --data "$(DATA)" > "$$out" & srv=$$!; \
+	trap 'kill $$srv $${cli:-} 2>/dev/null; rm -f "$$out"; wait 2>/dev/null; echo; echo "stopped"' INT TERM EXIT; \
+	for i in $$(seq 50); do grep -q "^listening on" "$$out" 2>/dev/null && break; kill -0 $$srv 2>/dev/null || break; sleep 0.1; done; \
 	if ! kill -0 $$srv 2>/dev/null; then echo "the server did not start (is $(LISTEN) in use? try make run LISTEN=127.0.0.1:9191)"; exit 1; fi; \
-	./target/release/nimbus-client --server "http://$(LISTEN)" --dir "$(DIR)" --state "$(DATA)/make-run-client-state.json" & cli=$$!; \
+	sleep 0.3; password=$$(sed -n 's/^created the first account: user admin, password //p' "$$out"); rm -f "$$out"; \
+	cfg="$(DATA)/make-run-client.json"; \
+	if [ -n "$$password" ]; then \
+		printf '%s\n' "$$password" | ./target/release/nimbus-client login --server "http://$(LISTEN)" --user admin --password-stdin --config "$$cfg" >/dev/null || exit 1; \
+	fi; \
+	if [ ! -f "$$cfg" ]; then echo "the client has no login; run: ./target/release/nimbus-client login --server http://$(LISTEN) --user NAME --config $$cfg"; exit 1; fi; \
+	./target/release/nimbus-client --server "http://$(LISTEN)" --dir "$(DIR)" --config "$$cfg" --state "$(DATA)/make-run-client-state.json" & cli=$$!; \
 	echo; \
 	echo "Nimbus is running. Open http://$(LISTEN)/ in a browser."; \
+	if [ -n "$$password" ]; then \
+		echo "Log in as admin with password $$password (shown this once; change it with: ./target/release/nimbus-server --data $(DATA) user passwd admin)"; \
+	else \
+		echo "Log in as admin (the password was shown at the first run; set a new one with: ./target/release/nimbus-server --data $(DATA) user passwd admin)"; \
+	fi; \
 	echo "Files you put in $(DIR)/ are backed up within seconds (data in $(DATA)/). Ctrl-C stops both."; \
 	echo; \
 	wait $$srv

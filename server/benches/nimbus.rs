@@ -6,6 +6,7 @@
 //! Uses the release binaries of the workspace (`make bench` builds them).
 
 use nimbus_common::hash::ContentHash;
+use nimbus_server::accounts::{AccountStore, Role};
 use nimbus_server::store::DataManager;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -31,10 +32,17 @@ fn client_bin() -> PathBuf {
 struct Srv {
     child: Child,
     port: u16,
+    /// `Authorization` header value of the benchmark's device.
+    auth: String,
 }
 
 impl Srv {
     fn start(data: &Path, extra: &[&str]) -> Srv {
+        let accounts = AccountStore::open(data).unwrap();
+        accounts
+            .add_user("bench", "benchmark password", Role::Admin)
+            .unwrap();
+        let (_, token) = accounts.register_device("bench", "bench").unwrap();
         let mut child = Command::new(server_bin())
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -48,7 +56,11 @@ impl Srv {
             .read_line(&mut line)
             .unwrap();
         let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-        Srv { child, port }
+        Srv {
+            child,
+            port,
+            auth: format!("Authorization: Bearer {token}"),
+        }
     }
 
     fn url(&self) -> String {
@@ -93,25 +105,56 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd}");
 }
 
-fn client_once(server: &str, dir: &Path, state: &Path) {
-    let st = Command::new(client_bin())
-        .args([
-            "--server", server, "--name", "bench", "--settle", "0", "--once",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--state")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "client failed");
+impl Srv {
+    /// `nimbus-client --once` as the benchmark's device.
+    fn client_once(&self, dir: &Path, state: &Path) {
+        let config = state.with_extension("client.json");
+        let token = self.auth.trim_start_matches("Authorization: Bearer ");
+        let json = serde_json::json!({"servers": {self.url(): {
+            "user": "bench", "machine": "bench", "device": "bench", "token": token
+        }}});
+        std::fs::write(&config, json.to_string()).unwrap();
+        let st = Command::new(client_bin())
+            .args([
+                "--server",
+                &self.url(),
+                "--name",
+                "bench",
+                "--settle",
+                "0",
+                "--once",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--state")
+            .arg(state)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "client failed");
+    }
+
+    /// Download speed of `path` with curl, MiB/s.
+    fn curl_speed(&self, path: &str) -> f64 {
+        curl_speed(&format!("{}{path}", self.url()), &self.auth)
+    }
 }
 
-fn curl_speed(url: &str) -> f64 {
+fn curl_speed(url: &str, auth: &str) -> f64 {
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{speed_download}", url])
+        .args([
+            "-s",
+            "-H",
+            auth,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{speed_download}",
+            url,
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -211,7 +254,7 @@ fn main() {
         let data = w.join(format!("data-up-{i}"));
         let srv = Srv::start(&data, &[]);
         let state = w.join(format!("state-up-{i}.json"));
-        best_up = best_up.min(timed(|| client_once(&srv.url(), &src, &state)));
+        best_up = best_up.min(timed(|| srv.client_once(&src, &state)));
         rss_upload = rss_upload.max(srv.peak_rss_kib());
         if let Some(prev) = last_server.replace((srv, data)) {
             drop(prev.0);
@@ -231,7 +274,7 @@ fn main() {
 
     // 2. Hot download of the same file, against reading it from disk.
     eprintln!("bench: hot download");
-    let hot = curl_speed(&format!("{}/download/bench/big.bin", srv.url()));
+    let hot = srv.curl_speed("/download/bench/big.bin");
     let read_ref = mib_s(
         GIB,
         timed(|| sh(&format!("cat '{}' > /dev/null", big.display()))),
@@ -267,8 +310,8 @@ fn main() {
     }
     let srv = Srv::start(&w.join("data-many"), &[]);
     let state = w.join("state-many.json");
-    let first = timed(|| client_once(&srv.url(), &many, &state));
-    let rescan = timed(|| client_once(&srv.url(), &many, &state));
+    let first = timed(|| srv.client_once(&many, &state));
+    let rescan = timed(|| srv.client_once(&many, &state));
     let cp_many = timed(|| {
         sh(&format!(
             "cp -r '{}' '{}' && sync",
@@ -302,7 +345,7 @@ fn main() {
     text_file(&corpus, corpus_len);
     let data = w.join("data-pack");
     let srv = Srv::start(&data, &["--hot-time", "1", "--hotspot-interval", "1"]);
-    client_once(&srv.url(), &corpus_dir, &w.join("state-pack.json"));
+    srv.client_once(&corpus_dir, &w.join("state-pack.json"));
     let t = Instant::now();
     while srv.files().iter().all(|f| f["packed"] != true) {
         assert!(
@@ -343,7 +386,7 @@ fn main() {
             pack_time.as_secs_f64() / ref_pack.as_secs_f64()
         ),
     ));
-    let packed_speed = curl_speed(&format!("{}/download/bench/corpus.txt", srv.url()));
+    let packed_speed = srv.curl_speed("/download/bench/corpus.txt");
     let unbz = mib_s(
         corpus_len,
         timed(|| sh(&format!("bzip2 -dc '{}' > /dev/null", bz_ref.display()))),

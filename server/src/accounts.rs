@@ -164,7 +164,8 @@ impl AccountStore {
         let mut accounts = self.load()?;
         let out = change(&mut accounts)?;
         accounts.format = FORMAT;
-        durable::write_atomic(&self.dir.join(FILE), |w| {
+        // Owner-only: password and token hashes are nobody else's business.
+        durable::write_atomic_private(&self.dir.join(FILE), |w| {
             serde_json::to_writer_pretty(&mut *w, &accounts).map_err(io::Error::other)
         })
         .map_err(|e| self.io(e))?;
@@ -328,6 +329,20 @@ impl AccountStore {
 }
 
 impl Accounts {
+    /// The oldest enabled admin: owner of data from before accounts.
+    pub fn first_admin(&self) -> Option<String> {
+        self.users
+            .iter()
+            .filter(|(_, u)| u.role == Role::Admin && !u.disabled)
+            .min_by_key(|(name, u)| (u.created_at, (*name).clone()))
+            .map(|(name, _)| name.clone())
+    }
+
+    /// True when `name` exists and is enabled.
+    pub fn is_active(&self, name: &str) -> bool {
+        self.users.get(name).is_some_and(|u| !u.disabled)
+    }
+
     /// The user and device a bearer token stands for, if it is valid: known,
     /// not revoked, and its user exists and is enabled.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -362,6 +377,11 @@ fn random_hex(bytes: usize) -> String {
 
 fn random_token() -> String {
     format!("nimbus_{}", random_hex(32))
+}
+
+/// 256 random bits as hex: session ids and CSRF tokens.
+pub fn random_secret() -> String {
+    random_hex(32)
 }
 
 fn is_last_admin(a: &Accounts, name: &str, user: &User) -> bool {
@@ -475,8 +495,14 @@ mod tests {
         ));
         s.remove_user("bob").unwrap();
         assert_eq!(s.load().unwrap().users.len(), 1);
-        // Nothing secret is stored in the clear.
+        // Nothing secret is stored in the clear, and the file is owner-only.
         let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(!text.contains("correct horse") && text.contains("$argon2id$"));
     }
 

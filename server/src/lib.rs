@@ -61,6 +61,15 @@ pub fn run(config: Config) -> Result<(), RunError> {
         );
         let _ = out.flush();
     }
+    if let Some(owner) = accounts.load()?.first_admin() {
+        match dm.adopt_legacy(&owner) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "{n} machine(s) backed up before accounts existed now belong to {owner:?}"
+            ),
+            Err(e) => error!("could not give older backups to {owner:?} (they stay hidden until a restart succeeds): {e}"),
+        }
+    }
     info!(
         "data in {}; {} workers; packing files idle for {}s",
         config.data.display(),

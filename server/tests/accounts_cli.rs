@@ -14,7 +14,7 @@ fn text(out: &std::process::Output) -> (String, String) {
 
 #[test]
 fn first_start_creates_admin_once_and_the_cli_manages_accounts() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start_fresh(&[]);
     wait_for(10, "the first admin's password", || {
         server.stdout.lock().unwrap().contains("password ")
     });

@@ -58,6 +58,30 @@ fn add_user(server: &Server, name: &str, password: &str) {
     );
 }
 
+/// The file list as the holder of `auth` sees it.
+fn listed(server: &Server, auth: &str) -> Vec<String> {
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/files",
+        &[("Authorization", auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["client"].as_str().unwrap(),
+                f["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 fn token_of(config: &std::path::Path, server: &Server) -> String {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
     v["servers"][server.url()]["token"]
@@ -105,8 +129,10 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     .output()
     .unwrap();
     assert_ok(&out);
-    assert!(server.file("laptop", "a.txt").is_some());
     let auth = format!("Bearer {token}");
+    assert_eq!(listed(&server, &auth), ["laptop:a.txt"]);
+    // Not in the admin's space.
+    assert!(server.files().is_empty());
     let r = request(
         server.port,
         "GET",
@@ -149,7 +175,7 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must log in again"));
-    assert!(server.file("laptop", "b.txt").is_none());
+    let new_auth = |config: &std::path::Path| format!("Bearer {}", token_of(config, &server));
 
     // Log in again: a new token, and the backup goes on.
     assert!(
@@ -168,7 +194,10 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     .output()
     .unwrap();
     assert_ok(&out);
-    assert!(server.file("laptop", "b.txt").is_some());
+    assert_eq!(
+        listed(&server, &new_auth(&config)),
+        ["laptop:a.txt", "laptop:b.txt"]
+    );
 }
 
 #[test]

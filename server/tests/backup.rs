@@ -178,6 +178,9 @@ fn a_client_started_before_the_server_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     write(&src, "early.txt", b"written before the server was up");
+    // The machine logs in to the data directory the server will use.
+    let data = tmp.path().join("data");
+    prepare(port, &data);
     let mut client = spawn_client(
         &format!("http://127.0.0.1:{port}"),
         &src,
@@ -190,7 +193,6 @@ fn a_client_started_before_the_server_catches_up() {
         "client gave up while the server was down"
     );
 
-    let data = tmp.path().join("data");
     let mut server = Server::start_on(&data, &[]);
     // start_on picks a free port; restart on the reserved one instead.
     server.kill();

@@ -159,7 +159,8 @@ fn a_torn_body_keeps_nothing() {
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     write!(
         s,
-        "PUT /api/v1/files/pc/torn.bin HTTP/1.1\r\nHost: x\r\nX-Nimbus-Hash: {}\r\nContent-Length: {}\r\n\r\n",
+        "PUT /api/v1/files/pc/torn.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-Nimbus-Hash: {}\r\nContent-Length: {}\r\n\r\n",
+        bearer(server.port, "pc"),
         hex(&data),
         data.len()
     )
@@ -262,7 +263,8 @@ fn a_full_queue_answers_503_at_once() {
     let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     write!(
         slow,
-        "PUT /api/v1/files/pc/slow HTTP/1.1\r\nHost: x\r\nX-Nimbus-Hash: {}\r\nContent-Length: 100000\r\n\r\nabc",
+        "PUT /api/v1/files/pc/slow HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-Nimbus-Hash: {}\r\nContent-Length: 100000\r\n\r\nabc",
+        bearer(server.port, "pc"),
         "0".repeat(64)
     )
     .unwrap();
@@ -284,13 +286,17 @@ fn a_full_queue_answers_503_at_once() {
 }
 
 /// Starts a server whose data directory is a 4 MiB tmpfs, in a private
-/// mount namespace (works as root and, with user namespaces, without).
-fn server_on_small_disk(dir: &std::path::Path) -> Option<(std::process::Child, u16)> {
+/// mount namespace (works as root and, with user namespaces, without), with
+/// an admin account; returns it, its port and a bearer token.
+fn server_on_small_disk(dir: &std::path::Path) -> Option<(std::process::Child, u16, String)> {
     let mut child = std::process::Command::new("unshare")
         .args(["-rm", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=4m tmpfs "$0" && exec "$1" --listen 127.0.0.1:0 --data "$0/data""#)
+        .arg(
+            r#"mount -t tmpfs -o size=4m tmpfs "$0" && echo "$2" | "$1" --data "$0/data" user add admin --admin --password-stdin >/dev/null && exec "$1" --listen 127.0.0.1:0 --data "$0/data""#,
+        )
         .arg(dir)
         .arg(server_bin())
+        .arg(ADMIN_PASSWORD)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -304,13 +310,27 @@ fn server_on_small_disk(dir: &std::path::Path) -> Option<(std::process::Child, u
         .strip_prefix("listening on http://127.0.0.1:")?
         .parse()
         .ok()?;
-    Some((child, port))
+    let body =
+        serde_json::json!({"user": ADMIN, "password": ADMIN_PASSWORD, "machine": "pc"}).to_string();
+    let r = request(port, "POST", "/api/v1/login", &[], body.as_bytes());
+    let token = r.json()["token"].as_str()?.to_string();
+    Some((child, port, format!("Bearer {token}")))
+}
+
+fn put_with(port: u16, auth: &str, path: &str, data: &[u8]) -> Resp {
+    request(
+        port,
+        "PUT",
+        &format!("/api/v1/files/pc/{path}"),
+        &[("X-Nimbus-Hash", &hex(data)), ("Authorization", auth)],
+        data,
+    )
 }
 
 #[test]
 fn a_full_disk_answers_507_and_keeps_the_catalog() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((mut child, port)) = server_on_small_disk(tmp.path()) else {
+    let Some((mut child, port, auth)) = server_on_small_disk(tmp.path()) else {
         // Without mount rights there is no small disk to fill; CI runs as root.
         assert!(
             !is_root(),
@@ -320,22 +340,32 @@ fn a_full_disk_answers_507_and_keeps_the_catalog() {
         return;
     };
     let small = noise(500_000, 3);
-    assert_eq!(put_file(port, "pc", "small.bin", &small).status, 201);
+    assert_eq!(put_with(port, &auth, "small.bin", &small).status, 201);
     let big = noise(6 << 20, 4);
-    let r = put_file(port, "pc", "big.bin", &big);
+    let r = put_with(port, &auth, "big.bin", &big);
     assert_eq!(r.status, 507, "{}", r.text());
     assert_eq!(r.json()["error"], "storage_full");
     assert!(!r.text().contains("/data"));
     // The catalog is intact and the server goes on working.
-    let r = request(port, "GET", "/api/v1/files", &[], b"");
+    let r = request(
+        port,
+        "GET",
+        "/api/v1/files",
+        &[("Authorization", &auth)],
+        b"",
+    );
     let files: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(files.len(), 1);
-    assert_eq!(
-        request(port, "GET", "/download/pc/small.bin", &[], b"").body,
-        small
+    let r = request(
+        port,
+        "GET",
+        "/download/pc/small.bin",
+        &[("Authorization", &auth)],
+        b"",
     );
+    assert_eq!(r.body, small);
     assert_eq!(
-        put_file(port, "pc", "after.txt", b"still works").status,
+        put_with(port, &auth, "after.txt", b"still works").status,
         201
     );
     let _ = child.kill();

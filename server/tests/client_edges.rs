@@ -48,6 +48,7 @@ fn unreadable_and_unnamable_files_are_reported_and_retried() {
     )
     .unwrap();
     let state = tmp.path().join("state.json");
+    write_client_config(&server.url(), "pc", &tmp.path().join("client.json"));
     let run = || {
         client_cmd()
             .args([

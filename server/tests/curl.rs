@@ -16,6 +16,7 @@ fn curl(args: &[&str]) -> std::process::Output {
 #[test]
 fn curl_uploads_with_expect_continue_and_resumes_a_download() {
     let server = Server::start(&[]);
+    let auth = format!("Authorization: {}", bearer(server.port, "pc"));
     let tmp = tempfile::tempdir().unwrap();
     let data = noise(3 << 20, 11);
     let src = tmp.path().join("upload.bin");
@@ -28,6 +29,8 @@ fn curl_uploads_with_expect_continue_and_resumes_a_download() {
         &format!("X-Nimbus-Hash: {}", hex(&data)),
         "-H",
         "Expect: 100-continue",
+        "-H",
+        &auth,
         "-w",
         "%{http_code}",
         "-o",
@@ -46,6 +49,8 @@ fn curl_uploads_with_expect_continue_and_resumes_a_download() {
     std::fs::write(&part, &data[..1 << 20]).unwrap();
     let dl = format!("{}/download/pc/from%20curl/upload.bin", server.url());
     let out = curl(&[
+        "-H",
+        &auth,
         "-C",
         "-",
         "-o",
@@ -65,7 +70,7 @@ fn curl_uploads_with_expect_continue_and_resumes_a_download() {
     std::fs::create_dir(&saved).unwrap();
     let out = Command::new("curl")
         .current_dir(&saved)
-        .args(["-sS", "-O", "-J", &dl])
+        .args(["-sS", "-H", &auth, "-O", "-J", &dl])
         .output()
         .unwrap();
     assert!(

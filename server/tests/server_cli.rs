@@ -85,7 +85,8 @@ fn sigterm_stops_cleanly_with_an_upload_in_flight() {
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     write!(
         s,
-        "PUT /api/v1/files/pc/inflight.bin HTTP/1.1\r\nHost: x\r\nX-Nimbus-Hash: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "PUT /api/v1/files/pc/inflight.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-Nimbus-Hash: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bearer(server.port, "pc"),
         hex(&data),
         data.len()
     )

@@ -2,8 +2,8 @@
 //! `POST /api/v1/login` to register one, the devices routes, and the login
 //! rate limiter (growing delays per account and per address).
 //!
-//! In this release a request without credentials is still served; a request
-//! that presents a token must present a valid one (401 otherwise).
+//! Every route but `/healthz`, the login routes and the login page needs an
+//! identity: a device's bearer token, or a browser session cookie.
 
 use super::reply::{ApiError, Reply};
 use super::router::{header, Handled};
@@ -60,6 +60,159 @@ impl AccountsCache {
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) = (stamp, fresh.clone());
         Ok(fresh)
     }
+}
+
+/// Who is asking: a user, through a device token or a browser session.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    /// The device's machine, for requests with a bearer token.
+    pub machine: Option<String>,
+    /// The session id and its CSRF token, for browser requests.
+    pub session: Option<(String, String)>,
+}
+
+impl Identity {
+    /// The catalog prefix of this user's space.
+    pub fn space(&self) -> String {
+        format!("{}/", self.user)
+    }
+}
+
+/// The identity of a request, or 401.
+pub fn require(who: Option<Identity>) -> Result<Identity, ApiError> {
+    who.ok_or_else(|| {
+        ApiError::Unauthorized(
+            "log in first: 'nimbus-client login' for a machine, the login page for a browser"
+                .into(),
+        )
+    })
+}
+
+/// How long a browser session lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_COOKIE: &str = "nimbus_session";
+
+struct Session {
+    user: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Browser sessions, in memory: a restart logs browsers out.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Opens a session; returns its id (the cookie value).
+    pub fn open(&self, user: &str) -> String {
+        let id = crate::accounts::random_secret();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, s| s.expires > Instant::now());
+        map.insert(
+            id.clone(),
+            Session {
+                user: user.to_string(),
+                csrf: crate::accounts::random_secret(),
+                expires: Instant::now() + SESSION_TTL,
+            },
+        );
+        id
+    }
+
+    /// (user, csrf token) of a live session.
+    fn get(&self, id: &str) -> Option<(String, String)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| (s.user.clone(), s.csrf.clone()))
+    }
+
+    pub fn close(&self, id: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// The value of one cookie of the request.
+pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    header(req, "Cookie")?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The identity of a request: a bearer token (which must be valid when
+/// presented), else a live session cookie of an enabled user, else none.
+pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> {
+    if let Some(p) = principal(ctx, req)? {
+        return Ok(Some(Identity {
+            user: p.user,
+            machine: Some(p.device.machine),
+            session: None,
+        }));
+    }
+    let Some(id) = cookie(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some((user, csrf)) = ctx.sessions.get(id) else {
+        return Ok(None);
+    };
+    let accounts = ctx
+        .accounts
+        .current()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !accounts.is_active(&user) {
+        ctx.sessions.close(id);
+        return Ok(None);
+    }
+    Ok(Some(Identity {
+        user,
+        machine: None,
+        session: Some((id.to_string(), csrf)),
+    }))
+}
+
+/// Checks a name and password with the rate limits; Ok(user) on success.
+pub fn check_login(ctx: &Ctx, user: &str, password: &str, addr: &str) -> Result<String, ApiError> {
+    let (user_key, addr_key) = (format!("user:{user}"), format!("addr:{addr}"));
+    let wait = [&user_key, &addr_key]
+        .iter()
+        .filter_map(|k| ctx.limiter.check(k).err())
+        .max();
+    if let Some(retry_after) = wait {
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let verified = ctx
+        .accounts
+        .store()
+        .verify(user, password)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match verified {
+        Some((user, _)) => {
+            ctx.limiter.succeeded(&user_key);
+            ctx.limiter.succeeded(&addr_key);
+            Ok(user)
+        }
+        None => {
+            ctx.limiter.failed(&user_key);
+            ctx.limiter.failed(&addr_key);
+            Err(ApiError::Unauthorized(
+                "wrong user name or password (or the account is disabled)".into(),
+            ))
+        }
+    }
+}
+
+pub fn remote_addr(req: &Request) -> String {
+    req.remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 /// Failed login attempts per key ("user:NAME", "addr:IP").
@@ -151,10 +304,7 @@ struct LoginReply {
 
 /// `POST /api/v1/login`: name, password and machine in, device token out.
 pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
-    let addr = req
-        .remote_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let addr = remote_addr(req);
     let mut body = Vec::new();
     req.as_reader()
         .take(MAX_LOGIN_BODY + 1)
@@ -172,28 +322,7 @@ pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
         )
     })?;
     nimbus_common::paths::validate_client_name(&r.machine)?;
-    let (user_key, addr_key) = (format!("user:{}", r.user), format!("addr:{addr}"));
-    let wait = [&user_key, &addr_key]
-        .iter()
-        .filter_map(|k| ctx.limiter.check(k).err())
-        .max();
-    if let Some(retry_after) = wait {
-        return Err(ApiError::TooManyAttempts { retry_after });
-    }
-    let verified = ctx
-        .accounts
-        .store()
-        .verify(&r.user, &r.password)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let Some((user, _)) = verified else {
-        ctx.limiter.failed(&user_key);
-        ctx.limiter.failed(&addr_key);
-        return Err(ApiError::Unauthorized(
-            "wrong user name or password (or the account is disabled)".into(),
-        ));
-    };
-    ctx.limiter.succeeded(&user_key);
-    ctx.limiter.succeeded(&addr_key);
+    let user = check_login(ctx, &r.user, &r.password, &addr)?;
     let (device, token) = ctx
         .accounts
         .store()
@@ -224,8 +353,8 @@ struct DeviceView {
 }
 
 /// `GET /api/v1/devices`: the caller's devices.
-pub fn devices(ctx: &Ctx, who: Option<Principal>) -> Handled {
-    let who = who.ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+pub fn devices(ctx: &Ctx, who: Option<Identity>) -> Handled {
+    let who = require(who)?;
     let accounts = ctx
         .accounts
         .current()
@@ -245,8 +374,8 @@ pub fn devices(ctx: &Ctx, who: Option<Principal>) -> Handled {
 }
 
 /// `DELETE /api/v1/devices/{id}`: revokes one of the caller's devices.
-pub fn revoke(ctx: &Ctx, who: Option<Principal>, id: &str) -> Handled {
-    let who = who.ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+pub fn revoke(ctx: &Ctx, who: Option<Identity>, id: &str) -> Handled {
+    let who = require(who)?;
     match ctx.accounts.store().revoke_device(&who.user, id) {
         Ok(()) => Ok(Reply::new(204)),
         Err(AccountError::NoSuchDevice(_)) => Err(ApiError::NotFound),

@@ -1,6 +1,7 @@
 //! `GET`/`HEAD /download/{client}/{path}`: the latest version, with Range,
 //! If-Range and a strong ETag; packed files are decompressed as they stream.
 
+use super::auth::Identity;
 use super::range::{self, RangeRequest};
 use super::reply::{ApiError, Body, Reply};
 use super::router::{header, target, Handled};
@@ -10,9 +11,17 @@ use std::io;
 use std::time::{Duration, UNIX_EPOCH};
 use tiny_http::{Method, Request};
 
-pub fn download(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+/// Only the owner's files: another user's file is 404, like a missing one.
+pub fn download(
+    ctx: &Ctx,
+    req: &mut Request,
+    who: &Identity,
+    client: &str,
+    rest: &[&str],
+) -> Handled {
     let (client, path) = target(client, rest)?;
-    let latest = ctx.dm.latest(&client, &path).ok_or(ApiError::NotFound)?;
+    let key = format!("{}{client}", who.space());
+    let latest = ctx.dm.latest(&key, &path).ok_or(ApiError::NotFound)?;
     let v = &latest.version;
     let size = v.size;
     let etag = format!("\"{}\"", v.hash);

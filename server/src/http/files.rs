@@ -1,6 +1,7 @@
 //! `/api/v1/files`: the listing, uploads (`PUT`, bytes in the body) and
 //! records by reference (`POST`, for content the server already holds).
 
+use super::auth::Identity;
 use super::reply::{ApiError, Reply};
 use super::router::{header, target, Handled};
 use super::Ctx;
@@ -16,9 +17,14 @@ use tiny_http::Request;
 /// Largest JSON body a record request may have.
 const MAX_RECORD_BODY: u64 = 64 * 1024;
 
-pub fn entry(l: Latest) -> FileEntry {
+/// A listing entry; `space` (`user/`) is cut from the client key.
+pub fn entry(l: Latest, space: &str) -> FileEntry {
     FileEntry {
-        client: l.client,
+        client: l
+            .client
+            .strip_prefix(space)
+            .unwrap_or(&l.client)
+            .to_string(),
         path: l.path,
         size: l.version.size,
         mtime: l.version.mtime,
@@ -29,15 +35,42 @@ pub fn entry(l: Latest) -> FileEntry {
     }
 }
 
-/// `GET /api/v1/files`
-pub fn list(ctx: &Ctx) -> Handled {
-    let entries: Vec<FileEntry> = ctx.dm.list().into_iter().map(entry).collect();
+/// `GET /api/v1/files`: the caller's files, on all of the caller's machines.
+pub fn list(ctx: &Ctx, who: &Identity) -> Handled {
+    let space = who.space();
+    let entries: Vec<FileEntry> = ctx
+        .dm
+        .list_under(&space)
+        .into_iter()
+        .map(|l| entry(l, &space))
+        .collect();
     Ok(Reply::json(200, &entries))
 }
 
+/// The catalog key of `machine` in the caller's space. Only the machine a
+/// device token was issued for may write there.
+fn writable_key(who: &Identity, machine: &str) -> Result<String, ApiError> {
+    match &who.machine {
+        Some(m) if m == machine => Ok(format!("{}{machine}", who.space())),
+        Some(m) => Err(ApiError::Forbidden(format!(
+            "this device is registered as machine {m:?} and may only back up to it"
+        ))),
+        None => Err(ApiError::Forbidden(
+            "uploads need a device token (nimbus-client login)".into(),
+        )),
+    }
+}
+
 /// `PUT /api/v1/files/{client}/{path}`: the body is the file's content.
-pub fn upload(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+pub fn upload(
+    ctx: &Ctx,
+    req: &mut Request,
+    who: &Identity,
+    client: &str,
+    rest: &[&str],
+) -> Handled {
     let (client, path) = target(client, rest)?;
+    let key = writable_key(who, &client)?;
     let hash: ContentHash = header(req, HEADER_HASH)
         .ok_or_else(|| {
             ApiError::bad(
@@ -74,13 +107,20 @@ pub fn upload(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Hand
         .dm
         .stage_upload(req.as_reader(), &hash, declared, ctx.max_upload_bytes)?;
     let size = staged.size;
-    let rec = ctx.dm.commit_upload(&client, &path, mtime, staged)?;
-    Ok(recorded(client, path, hash, size, rec))
+    let rec = ctx.dm.commit_upload(&key, &path, mtime, staged)?;
+    Ok(recorded(&key, client, path, hash, size, rec))
 }
 
 /// `POST /api/v1/files/{client}/{path}`: record content by its hash.
-pub fn record(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Handled {
+pub fn record(
+    ctx: &Ctx,
+    req: &mut Request,
+    who: &Identity,
+    client: &str,
+    rest: &[&str],
+) -> Handled {
     let (client, path) = target(client, rest)?;
+    let key = writable_key(who, &client)?;
     let mut body = Vec::new();
     req.as_reader()
         .take(MAX_RECORD_BODY + 1)
@@ -99,15 +139,22 @@ pub fn record(ctx: &Ctx, req: &mut Request, client: &str, rest: &[&str]) -> Hand
     })?;
     let rec = ctx
         .dm
-        .record_existing(&client, &path, r.hash, r.size, r.mtime)?;
-    Ok(recorded(client, path, r.hash, r.size, rec))
+        .record_existing(&key, &path, r.hash, r.size, r.mtime)?;
+    Ok(recorded(&key, client, path, r.hash, r.size, rec))
 }
 
 /// The answer to a successful upload or record: 201 for a new version,
 /// 200 when the content equals the latest one.
-fn recorded(client: String, path: String, hash: ContentHash, size: u64, rec: Recorded) -> Reply {
+fn recorded(
+    key: &str,
+    client: String,
+    path: String,
+    hash: ContentHash,
+    size: u64,
+    rec: Recorded,
+) -> Reply {
     if rec.new_version {
-        info!("{client}: {path} version {} ({size} bytes)", rec.versions);
+        info!("{key}: {path} version {} ({size} bytes)", rec.versions);
     }
     Reply::json(
         if rec.new_version { 201 } else { 200 },

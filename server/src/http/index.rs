@@ -1,6 +1,7 @@
 //! `GET /`: every backed-up file in one plain HTML table, usable without
 //! JavaScript. Every name is HTML-escaped; links are percent-encoded.
 
+use super::auth::Identity;
 use super::reply::Reply;
 use super::Ctx;
 use crate::store::catalog::BlobForm;
@@ -11,30 +12,51 @@ use std::fmt::Write;
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
 table{border-collapse:collapse;width:100%}th,td{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
-.packed{color:#7a5}.missing{color:#c33}a{color:#06c}";
+.packed{color:#7a5}.missing{color:#c33}a{color:#06c}.error{color:#c33}\
+form.inline{display:inline;margin-left:1rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
+form.login input{display:block;width:100%;padding:.3rem}";
 
-pub fn page(ctx: &Ctx) -> Reply {
-    let files = ctx.dm.list();
+/// A complete page around `body`, with the shared style.
+pub fn page_shell(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+/// The logged-in user's files.
+pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
+    let space = who.space();
+    let files = ctx.dm.list_under(&space);
     let mut html = String::with_capacity(512 + files.len() * 256);
     let _ = write!(
         html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>Nimbus backups</title><style>{STYLE}</style></head><body>\
-         <h1>Nimbus backups</h1><p>{} file(s)</p>",
-        files.len()
+        "<h1>Nimbus backups</h1><p class=\"who\">Logged in as <b>{}</b>",
+        escape(&who.user)
     );
+    if let Some((_, csrf)) = &who.session {
+        let _ = write!(
+            html,
+            " <form method=\"post\" action=\"/logout\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form>",
+            escape(csrf)
+        );
+    }
+    let _ = write!(html, "</p><p>{} file(s)</p>", files.len());
     if files.is_empty() {
-        html.push_str("<p>Nothing is backed up yet. Start <code>nimbus-client --server URL --dir FOLDER</code> on a machine.</p>");
+        html.push_str("<p>Nothing is backed up yet. On a machine, run <code>nimbus-client login --server URL --user NAME</code>, then <code>nimbus-client --server URL --dir FOLDER</code>.</p>");
     } else {
         html.push_str(
-            "<table><thead><tr><th>Client</th><th>Path</th><th>Size</th>\
+            "<table><thead><tr><th>Machine</th><th>Path</th><th>Size</th>\
              <th>Last backup (UTC)</th><th>Storage</th></tr></thead><tbody>",
         );
         for f in &files {
+            let machine = f.client.strip_prefix(&space).unwrap_or(&f.client);
             let href = format!(
                 "/download/{}/{}",
-                encode_segment(&f.client),
+                encode_segment(machine),
                 encode_path(&f.path)
             );
             let (class, state) = match f.form {
@@ -46,7 +68,7 @@ pub fn page(ctx: &Ctx) -> Reply {
                 html,
                 "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"n\" title=\"{} bytes\">{}</td>\
                  <td>{}</td><td class=\"{class}\">{state}</td></tr>",
-                escape(&f.client),
+                escape(machine),
                 escape(&href),
                 escape(&f.path),
                 f.version.size,
@@ -56,8 +78,7 @@ pub fn page(ctx: &Ctx) -> Reply {
         }
         html.push_str("</tbody></table>");
     }
-    html.push_str("</body></html>\n");
-    Reply::html(200, html).header(
+    Reply::html(200, page_shell("Nimbus backups", &html)).header(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'",
     )

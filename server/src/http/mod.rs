@@ -10,6 +10,7 @@ mod index;
 pub mod range;
 mod reply;
 mod router;
+mod web;
 
 use crate::store::DataManager;
 use crossbeam::channel::{self, TrySendError};
@@ -28,6 +29,7 @@ pub struct Ctx {
     pub max_upload_bytes: u64,
     pub accounts: auth::AccountsCache,
     pub limiter: auth::Limiter,
+    pub sessions: auth::Sessions,
 }
 
 impl Ctx {
@@ -41,6 +43,7 @@ impl Ctx {
             max_upload_bytes,
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
+            sessions: auth::Sessions::default(),
         }
     }
 }

@@ -90,6 +90,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("too many failed attempts; retry in {retry_after} s")]
     TooManyAttempts { retry_after: u64 },
     #[error("no such file or route")]
@@ -126,6 +128,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::TooManyAttempts { .. } => 429,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::LengthRequired => 411,
@@ -143,6 +146,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::LengthRequired => "length_required",

@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{auth, download, files, index, Ctx};
+use super::{auth, download, files, index, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -24,23 +24,29 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["api", "v1", "login"] => return Err(ApiError::MethodNotAllowed { allow: "POST" }),
         _ => {}
     }
-    // Whatever the route, a presented token must be valid.
-    let who = auth::principal(ctx, req)?;
+    // A presented token must be valid whatever the route.
+    let who = auth::identify(ctx, req)?;
     match segs.as_slice() {
-        [""] if read => Ok(index::page(ctx)),
+        [""] if read => Ok(match &who {
+            Some(w) => index::page(ctx, w),
+            None => web::login_page(200, None),
+        }),
+        ["login"] if method == Method::Post => web::login(ctx, req),
+        ["logout"] if method == Method::Post => web::logout(ctx, req, who),
+        ["login"] | ["logout"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
         ["api", "v1", "devices", id] => match method {
             Method::Delete => auth::revoke(ctx, who, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
         },
-        ["api", "v1", "files"] if read => files::list(ctx),
+        ["api", "v1", "files"] if read => files::list(ctx, &auth::require(who)?),
         ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
-            Method::Put => files::upload(ctx, req, client, rest),
-            Method::Post => files::record(ctx, req, client, rest),
+            Method::Put => files::upload(ctx, req, &auth::require(who)?, client, rest),
+            Method::Post => files::record(ctx, req, &auth::require(who)?, client, rest),
             _ => Err(ApiError::MethodNotAllowed { allow: "PUT, POST" }),
         },
         ["download", client, rest @ ..] if !rest.is_empty() && read => {
-            download::download(ctx, req, client, rest)
+            download::download(ctx, req, &auth::require(who)?, client, rest)
         }
         [""] | ["healthz"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })

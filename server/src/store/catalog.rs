@@ -43,6 +43,10 @@ pub struct BlobInfo {
     pub incompressible: bool,
     /// Last upload or download, unix seconds.
     pub last_access: i64,
+    /// Users whose files reference this blob (derived from the versions,
+    /// never stored): content is offered by hash only within a user's space.
+    #[serde(skip)]
+    pub owners: std::collections::BTreeSet<String>,
 }
 
 /// A change to the catalog, as stored in the journal.
@@ -118,8 +122,10 @@ impl Catalog {
                     packed_size: None,
                     incompressible: false,
                     last_access: *at,
+                    owners: Default::default(),
                 });
                 blob.last_access = blob.last_access.max(*at);
+                blob.owners.insert(owner_of(client).to_string());
             }
             Record::Access { hash, at } => {
                 if let Some(b) = self.blobs.get_mut(hash) {
@@ -186,8 +192,21 @@ impl Catalog {
 
     /// The latest version of every file, ordered by client, then path.
     pub fn all_latest(&self) -> Vec<Latest> {
+        self.latest_under("")
+    }
+
+    /// The latest version of every file whose client key starts with
+    /// `prefix` (a user's space is the prefix `user/`).
+    pub fn latest_under(&self, prefix: &str) -> Vec<Latest> {
         let mut out = Vec::new();
-        for (client, paths) in &self.files {
+        let under = self
+            .files
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(client, _)| client.starts_with(prefix));
+        for (client, paths) in under {
             for (path, versions) in paths {
                 if let Some(v) = versions.last() {
                     out.push(Latest {
@@ -201,6 +220,40 @@ impl Catalog {
             }
         }
         out
+    }
+
+    /// Recomputes every blob's owners from the versions.
+    fn rebuild_owners(&mut self) {
+        for b in self.blobs.values_mut() {
+            b.owners.clear();
+        }
+        for (client, paths) in &self.files {
+            for v in paths.values().flatten() {
+                if let Some(b) = self.blobs.get_mut(&v.hash) {
+                    b.owners.insert(owner_of(client).to_string());
+                }
+            }
+        }
+    }
+
+    /// Moves every client key that has no owner (`machine`, from before
+    /// accounts existed) under `owner` (`owner/machine`). Returns how many.
+    pub fn adopt_legacy(&mut self, owner: &str) -> usize {
+        let legacy: Vec<String> = self
+            .files
+            .keys()
+            .filter(|k| !k.contains('/'))
+            .cloned()
+            .collect();
+        for key in &legacy {
+            if let Some(paths) = self.files.remove(key) {
+                self.files.insert(format!("{owner}/{key}"), paths);
+            }
+        }
+        if !legacy.is_empty() {
+            self.rebuild_owners();
+        }
+        legacy.len()
     }
 
     /// Every (client, path, versions) triple, for the snapshot.
@@ -231,25 +284,39 @@ impl Catalog {
             cat.files.entry(client).or_default().insert(path, versions);
         }
         cat.blobs = blobs.into_iter().collect();
-        // A snapshot written by an older build might lack a blob entry for a
-        // version; recreate it so every version has one.
-        let referenced: Vec<(ContentHash, u64, i64)> = cat
+        // Every version gets a blob entry (a snapshot written by an older
+        // build might lack one), and every blob its owners.
+        let referenced: Vec<(ContentHash, u64, i64, String)> = cat
             .files
-            .values()
-            .flat_map(|m| m.values().flatten())
-            .map(|v| (v.hash, v.size, v.backed_up_at))
+            .iter()
+            .flat_map(|(client, m)| {
+                m.values()
+                    .flatten()
+                    .map(move |v| (v.hash, v.size, v.backed_up_at, owner_of(client).to_string()))
+            })
             .collect();
-        for (hash, size, at) in referenced {
-            cat.blobs.entry(hash).or_insert(BlobInfo {
-                size,
-                form: BlobForm::Hot,
-                packed_size: None,
-                incompressible: false,
-                last_access: at,
-            });
+        for (hash, size, at, owner) in referenced {
+            cat.blobs
+                .entry(hash)
+                .or_insert(BlobInfo {
+                    size,
+                    form: BlobForm::Hot,
+                    packed_size: None,
+                    incompressible: false,
+                    last_access: at,
+                    owners: Default::default(),
+                })
+                .owners
+                .insert(owner);
         }
         cat
     }
+}
+
+/// The user part of a client key (`user/machine`); a key from before
+/// accounts (`machine`) is its own owner until adopted.
+pub fn owner_of(client: &str) -> &str {
+    client.split_once('/').map_or(client, |(user, _)| user)
 }
 
 #[cfg(test)]
@@ -299,6 +366,36 @@ mod tests {
         assert_eq!(c.latest("pc", "a").unwrap().form, BlobForm::Hot);
         c.apply(&Record::Access { hash: h(1), at: 50 });
         assert_eq!(c.blob(&h(1)).unwrap().last_access, 100);
+    }
+
+    #[test]
+    fn users_spaces_and_legacy_adoption() {
+        let mut c = Catalog::default();
+        for client in [
+            "old-pc",
+            "alice/laptop",
+            "alice/desk",
+            "alicex/pc",
+            "bob/pc",
+        ] {
+            c.apply(&Record::Version {
+                client: client.into(),
+                path: "f".into(),
+                hash: h(1),
+                size: 1,
+                mtime: 1,
+                at: 1,
+            });
+        }
+        let alice: Vec<_> = c
+            .latest_under("alice/")
+            .into_iter()
+            .map(|l| l.client)
+            .collect();
+        assert_eq!(alice, ["alice/desk", "alice/laptop"]);
+        assert_eq!(c.adopt_legacy("admin"), 1);
+        assert!(c.latest("admin/old-pc", "f").is_some());
+        assert_eq!(c.adopt_legacy("admin"), 0);
     }
 
     #[test]

@@ -208,7 +208,8 @@ impl DataManager {
         self.record_locked(&mut journal, client, path, hash, size, mtime)
     }
 
-    /// Records a version by reference to content the server already holds.
+    /// Records a version by reference to content the server already holds
+    /// in the same user's space (`client` is `user/machine`).
     pub fn record_existing(
         &self,
         client: &str,
@@ -218,8 +219,12 @@ impl DataManager {
         mtime: i64,
     ) -> Result<Recorded, StoreError> {
         let mut journal = self.lock_journal();
+        // Only content already in the caller's own space: answering for
+        // another user's content would tell that someone has it.
+        let owner = catalog::owner_of(client);
         match self.read().blob(&hash) {
-            Some(b) if b.form != BlobForm::Missing && b.size == size => {}
+            Some(b)
+                if b.form != BlobForm::Missing && b.size == size && b.owners.contains(owner) => {}
             _ => return Err(StoreError::ContentUnknown),
         }
         self.record_locked(&mut journal, client, path, hash, size, mtime)
@@ -271,6 +276,23 @@ impl DataManager {
     /// The latest version of every file.
     pub fn list(&self) -> Vec<Latest> {
         self.read().all_latest()
+    }
+
+    /// The latest version of every file whose client key starts with `prefix`.
+    pub fn list_under(&self, prefix: &str) -> Vec<Latest> {
+        self.read().latest_under(prefix)
+    }
+
+    /// Gives files backed up before accounts existed to `owner`, and makes
+    /// that durable with a snapshot. Returns how many clients moved.
+    pub fn adopt_legacy(&self, owner: &str) -> io::Result<usize> {
+        let mut journal = self.lock_journal();
+        let moved = self.write().adopt_legacy(owner);
+        if moved > 0 {
+            let cat = self.read();
+            journal.compact(&cat)?;
+        }
+        Ok(moved)
     }
 
     /// Opens a byte range of a blob, following it if it is packed or

@@ -1,0 +1,145 @@
+//! The browser's side of accounts: the login page, `POST /login` (a form)
+//! that opens a session cookie, and `POST /logout`, which needs the
+//! session's CSRF token.
+
+use super::auth::{self, Identity, SESSION_COOKIE};
+use super::index::{escape, page_shell};
+use super::reply::{ApiError, Reply};
+use super::router::{header, Handled};
+use super::Ctx;
+use percent_encoding::percent_decode_str;
+use std::collections::HashMap;
+use std::io::Read;
+use tiny_http::Request;
+
+const MAX_FORM: u64 = 16 * 1024;
+
+/// The login page, with an optional message (already plain text).
+pub fn login_page(status: u16, message: Option<&str>) -> Reply {
+    let note = message
+        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Nimbus backups</h1>{note}\
+         <form method=\"post\" action=\"/login\" class=\"login\">\
+         <label>User <input name=\"user\" autocomplete=\"username\" required autofocus></label>\
+         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">Log in</button></form>"
+    );
+    Reply::html(status, page_shell("Log in · Nimbus", &body))
+}
+
+/// `POST /login`: user and password from a form; a session cookie on success.
+pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
+    let addr = auth::remote_addr(req);
+    let form = read_form(req)?;
+    let (user, password) = match (form.get("user"), form.get("password")) {
+        (Some(u), Some(p)) => (u.as_str(), p.as_str()),
+        _ => return Ok(login_page(400, Some("Enter a user name and a password."))),
+    };
+    match auth::check_login(ctx, user, password, &addr) {
+        Ok(user) => {
+            let id = ctx.sessions.open(&user);
+            Ok(Reply::new(303)
+                .header("Location", "/")
+                .header("Set-Cookie", session_cookie(req, &id, 12 * 3600)))
+        }
+        Err(ApiError::TooManyAttempts { retry_after }) => Ok(login_page(
+            429,
+            Some(&format!(
+                "Too many failed attempts. Try again in {retry_after} seconds."
+            )),
+        )
+        .header("Retry-After", retry_after.to_string())),
+        Err(ApiError::Unauthorized(_)) => Ok(login_page(401, Some("Wrong user name or password."))),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /logout`: ends the session; the form must carry its CSRF token.
+pub fn logout(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
+    let form = read_form(req)?;
+    let Some((id, csrf)) = who.and_then(|w| w.session) else {
+        return Err(ApiError::Unauthorized("not logged in".into()));
+    };
+    if !form.get("csrf").is_some_and(|t| constant_time_eq(t, &csrf)) {
+        return Err(ApiError::Forbidden(
+            "missing or wrong CSRF token; reload the page".into(),
+        ));
+    }
+    ctx.sessions.close(&id);
+    Ok(Reply::new(303)
+        .header("Location", "/")
+        .header("Set-Cookie", session_cookie(req, "", 0)))
+}
+
+fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
+    let secure = if req.secure() || header(req, "X-Forwarded-Proto") == Some("https") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn read_form(req: &mut Request) -> Result<HashMap<String, String>, ApiError> {
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_FORM + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| ApiError::bad("body_incomplete", "could not read the form"))?;
+    if body.len() as u64 > MAX_FORM {
+        return Err(ApiError::TooLarge { limit: MAX_FORM });
+    }
+    let text =
+        String::from_utf8(body).map_err(|_| ApiError::bad("bad_form", "the form is not UTF-8"))?;
+    Ok(parse_form(&text))
+}
+
+fn parse_form(text: &str) -> HashMap<String, String> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
+            Some((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        let f = parse_form("user=al%C3%AFce&password=a+b%26c%3D&empty=&bad=%ff");
+        assert_eq!(f["user"], "alïce");
+        assert_eq!(f["password"], "a b&c=");
+        assert_eq!(f["empty"], "");
+        assert!(!f.contains_key("bad"));
+    }
+
+    #[test]
+    fn csrf_comparison() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+}
