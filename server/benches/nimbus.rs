@@ -80,10 +80,20 @@ impl Srv {
 
     fn files(&self) -> Vec<serde_json::Value> {
         let out = Command::new("curl")
-            .args(["-s", &format!("{}/api/v1/files", self.url())])
+            .args([
+                "-s",
+                "-H",
+                &self.auth,
+                &format!("{}/api/v1/files", self.url()),
+            ])
             .output()
             .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "listing not understood ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 }
 

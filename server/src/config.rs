@@ -45,6 +45,10 @@ pub struct Args {
     /// Largest accepted upload, in bytes; larger ones get 413. [default: 68719476736 (64 GiB)]
     #[arg(long, value_name = "N")]
     pub max_upload_bytes: Option<u64>,
+    /// Take the client's address from X-Forwarded-For (set this only behind
+    /// a reverse proxy that sets that header; see docs/deploy/).
+    #[arg(long)]
+    pub trust_proxy: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +103,7 @@ struct FileConfig {
     hotspot_interval: Option<u64>,
     pack_threads: Option<usize>,
     max_upload_bytes: Option<u64>,
+    trust_proxy: Option<bool>,
 }
 
 /// The settings the server runs with.
@@ -112,6 +117,7 @@ pub struct Config {
     pub hotspot_interval: u64,
     pub pack_threads: usize,
     pub max_upload_bytes: u64,
+    pub trust_proxy: bool,
 }
 
 impl Default for Config {
@@ -125,6 +131,7 @@ impl Default for Config {
             hotspot_interval: 60,
             pack_threads: 1,
             max_upload_bytes: 64 << 30,
+            trust_proxy: false,
         }
     }
 }
@@ -179,6 +186,7 @@ impl Config {
                 .max_upload_bytes
                 .or(file.max_upload_bytes)
                 .unwrap_or(d.max_upload_bytes),
+            trust_proxy: args.trust_proxy || file.trust_proxy.unwrap_or(d.trust_proxy),
         };
         for (name, v) in [
             ("--workers", c.workers as u64),

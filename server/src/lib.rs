@@ -10,7 +10,7 @@ pub mod usercmd;
 
 pub use config::Config;
 
-use nimbus_common::{error, info};
+use nimbus_common::{error, info, warn};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,16 @@ pub fn run(config: Config) -> Result<(), RunError> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");
         let _ = out.flush();
+    }
+    let loopback = server
+        .server_addr()
+        .to_ip()
+        .is_some_and(|a| a.ip().is_loopback());
+    if !loopback {
+        warn!(
+            "serving plain HTTP on {addr}: passwords, tokens and files cross the network in the clear; \
+             put a TLS reverse proxy in front (docs/deploy/nginx.conf) or use a trusted network"
+        );
     }
     let accounts = accounts::AccountStore::open(&config.data)?;
     if let Some(password) = accounts.ensure_first_admin()? {
@@ -96,7 +106,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     http::serve(
         server,
-        http::Ctx::new(dm, config.max_upload_bytes, accounts),
+        http::Ctx::new(dm, config.max_upload_bytes, accounts, config.trust_proxy),
         config.workers,
         config.queue,
         stop,

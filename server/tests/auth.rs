@@ -341,4 +341,38 @@ fn malformed_revoked_and_disabled_tokens_get_401() {
         request(server.port, "GET", "/api/v1/login", &[], b"").status,
         405
     );
+    // Very long headers and user names, and names made to inject: a clear
+    // 4xx, nothing reflected, nothing changed.
+    let cookie = format!("nimbus_session={}", "a".repeat(100_000));
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/files",
+        &[("Authorization", ""), ("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    for user in [
+        "u".repeat(5000),
+        "<script>alert(1)</script>".to_string(),
+        "eve\r\nSet-Cookie: x=1".to_string(),
+    ] {
+        let body = serde_json::json!({"user": user, "password": "whatever pw", "machine": "m"})
+            .to_string();
+        let r = request(
+            server.port,
+            "POST",
+            "/api/v1/login",
+            &[("Authorization", "")],
+            body.as_bytes(),
+        );
+        assert!(matches!(r.status, 401 | 429), "{}", r.status);
+        assert!(!r.text().contains("<script>") && r.header("set-cookie").is_none());
+    }
+    let users = server.command(&["user", "list"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&users.stdout).lines().count(),
+        3,
+        "admin, carol, dave"
+    );
 }

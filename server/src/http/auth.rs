@@ -209,7 +209,18 @@ pub fn check_login(ctx: &Ctx, user: &str, password: &str, addr: &str) -> Result<
     }
 }
 
-pub fn remote_addr(req: &Request) -> String {
+/// The client's address: the peer's, or behind a trusted proxy the last
+/// address the proxy appended to X-Forwarded-For.
+pub fn remote_addr(ctx: &Ctx, req: &Request) -> String {
+    if ctx.trust_proxy {
+        if let Some(addr) = header(req, "X-Forwarded-For")
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+        {
+            return addr.to_string();
+        }
+    }
     req.remote_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default()
@@ -304,7 +315,7 @@ struct LoginReply {
 
 /// `POST /api/v1/login`: name, password and machine in, device token out.
 pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
-    let addr = remote_addr(req);
+    let addr = remote_addr(ctx, req);
     let mut body = Vec::new();
     req.as_reader()
         .take(MAX_LOGIN_BODY + 1)

@@ -30,6 +30,8 @@ pub struct Ctx {
     pub accounts: auth::AccountsCache,
     pub limiter: auth::Limiter,
     pub sessions: auth::Sessions,
+    /// Take client addresses from X-Forwarded-For.
+    pub trust_proxy: bool,
 }
 
 impl Ctx {
@@ -37,6 +39,7 @@ impl Ctx {
         dm: &'static DataManager,
         max_upload_bytes: u64,
         accounts: crate::accounts::AccountStore,
+        trust_proxy: bool,
     ) -> Ctx {
         Ctx {
             dm,
@@ -44,6 +47,7 @@ impl Ctx {
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
             sessions: auth::Sessions::default(),
+            trust_proxy,
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn login_page(status: u16, message: Option<&str>) -> Reply {
 
 /// `POST /login`: user and password from a form; a session cookie on success.
 pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
-    let addr = auth::remote_addr(req);
+    let addr = auth::remote_addr(ctx, req);
     let form = read_form(req)?;
     let (user, password) = match (form.get("user"), form.get("password")) {
         (Some(u), Some(p)) => (u.as_str(), p.as_str()),
@@ -42,7 +42,7 @@ pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
             let id = ctx.sessions.open(&user);
             Ok(Reply::new(303)
                 .header("Location", "/")
-                .header("Set-Cookie", session_cookie(req, &id, 12 * 3600)))
+                .header("Set-Cookie", session_cookie(ctx, req, &id, 12 * 3600)))
         }
         Err(ApiError::TooManyAttempts { retry_after }) => Ok(login_page(
             429,
@@ -70,11 +70,12 @@ pub fn logout(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
     ctx.sessions.close(&id);
     Ok(Reply::new(303)
         .header("Location", "/")
-        .header("Set-Cookie", session_cookie(req, "", 0)))
+        .header("Set-Cookie", session_cookie(ctx, req, "", 0)))
 }
 
-fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
-    let secure = if req.secure() || header(req, "X-Forwarded-Proto") == Some("https") {
+fn session_cookie(ctx: &Ctx, req: &Request, value: &str, max_age: u64) -> String {
+    let via_https_proxy = ctx.trust_proxy && header(req, "X-Forwarded-Proto") == Some("https");
+    let secure = if req.secure() || via_https_proxy {
         "; Secure"
     } else {
         ""
