@@ -8,7 +8,7 @@
 use super::reply::{ApiError, Reply};
 use super::router::{header, Handled};
 use super::Ctx;
-use crate::accounts::{AccountError, AccountStore, Accounts, Principal};
+use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
 use nimbus_common::log::format_utc;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -66,6 +66,7 @@ impl AccountsCache {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub user: String,
+    pub role: Role,
     /// The device's machine, for requests with a bearer token.
     pub machine: Option<String>,
     /// The session id and its CSRF token, for browser requests.
@@ -87,6 +88,30 @@ pub fn require(who: Option<Identity>) -> Result<Identity, ApiError> {
                 .into(),
         )
     })
+}
+
+/// When each client (`user/machine`) last made a request, in memory.
+#[derive(Default)]
+pub struct Contacts {
+    last: Mutex<HashMap<String, i64>>,
+}
+
+impl Contacts {
+    pub fn seen(&self, client: &str) {
+        let now = nimbus_common::log::unix_now();
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(client.to_string(), now);
+    }
+
+    pub fn get(&self, client: &str) -> Option<i64> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(client)
+            .copied()
+    }
 }
 
 /// How long a browser session lasts.
@@ -151,8 +176,11 @@ pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// presented), else a live session cookie of an enabled user, else none.
 pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> {
     if let Some(p) = principal(ctx, req)? {
+        ctx.contacts
+            .seen(&format!("{}/{}", p.user, p.device.machine));
         return Ok(Some(Identity {
             user: p.user,
+            role: p.role,
             machine: Some(p.device.machine),
             session: None,
         }));
@@ -167,12 +195,18 @@ pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> 
         .accounts
         .current()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if !accounts.is_active(&user) {
+    let Some(role) = accounts
+        .users
+        .get(&user)
+        .filter(|u| !u.disabled)
+        .map(|u| u.role)
+    else {
         ctx.sessions.close(id);
         return Ok(None);
-    }
+    };
     Ok(Some(Identity {
         user,
+        role,
         machine: None,
         session: Some((id.to_string(), csrf)),
     }))

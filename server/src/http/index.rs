@@ -44,6 +44,9 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
             escape(csrf)
         );
     }
+    if who.role == crate::accounts::Role::Admin {
+        html.push_str(" <a href=\"/admin\">All clients</a>");
+    }
     let _ = write!(html, "</p><p>{} file(s)</p>", files.len());
     if files.is_empty() {
         html.push_str("<p>Nothing is backed up yet. On a machine, run <code>nimbus-client login --server URL --user NAME</code>, then <code>nimbus-client --server URL --dir FOLDER</code>.</p>");

@@ -3,6 +3,7 @@
 //! A full queue is answered 503 at once; a panicking handler is answered 500
 //! and its worker carries on.
 
+mod admin;
 mod auth;
 mod download;
 mod files;
@@ -30,6 +31,7 @@ pub struct Ctx {
     pub accounts: auth::AccountsCache,
     pub limiter: auth::Limiter,
     pub sessions: auth::Sessions,
+    pub contacts: auth::Contacts,
     /// Take client addresses from X-Forwarded-For.
     pub trust_proxy: bool,
 }
@@ -47,6 +49,7 @@ impl Ctx {
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
             sessions: auth::Sessions::default(),
+            contacts: auth::Contacts::default(),
             trust_proxy,
         }
     }

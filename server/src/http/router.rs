@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{auth, download, files, index, web, Ctx};
+use super::{admin, auth, download, files, index, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -34,6 +34,8 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["login"] if method == Method::Post => web::login(ctx, req),
         ["logout"] if method == Method::Post => web::logout(ctx, req, who),
         ["login"] | ["logout"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ["admin"] if read => admin::page(ctx, &auth::require(who)?),
+        ["api", "v1", "admin", "clients"] if read => admin::clients_json(ctx, &auth::require(who)?),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
         ["api", "v1", "devices", id] => match method {
             Method::Delete => auth::revoke(ctx, who, id),

@@ -72,6 +72,16 @@ pub enum Record {
     Incompressible { hash: ContentHash },
 }
 
+/// What the admin sees of one client: metadata, never contents.
+#[derive(Debug, Clone)]
+pub struct ClientSummary {
+    pub client: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub last_file: Option<String>,
+    pub last_backup_at: Option<i64>,
+}
+
 /// The latest version of one file, with what a listing shows about it.
 #[derive(Debug, Clone)]
 pub struct Latest {
@@ -263,6 +273,33 @@ impl Catalog {
                 .iter()
                 .map(move |(p, v)| (c.as_str(), p.as_str(), v.as_slice()))
         })
+    }
+
+    /// Per client key: (files, bytes of their latest versions, the most
+    /// recently backed-up file's path and time).
+    pub fn client_summaries(&self) -> Vec<ClientSummary> {
+        self.files
+            .iter()
+            .map(|(client, paths)| {
+                let mut s = ClientSummary {
+                    client: client.clone(),
+                    files: paths.len(),
+                    bytes: 0,
+                    last_file: None,
+                    last_backup_at: None,
+                };
+                for (path, versions) in paths {
+                    if let Some(v) = versions.last() {
+                        s.bytes += v.size;
+                        if s.last_backup_at.is_none_or(|t| v.backed_up_at > t) {
+                            s.last_backup_at = Some(v.backed_up_at);
+                            s.last_file = Some(path.clone());
+                        }
+                    }
+                }
+                s
+            })
+            .collect()
     }
 
     /// Number of (client, path) entries.

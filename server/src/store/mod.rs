@@ -278,6 +278,11 @@ impl DataManager {
         self.read().all_latest()
     }
 
+    /// Metadata of every client, for the admin.
+    pub fn client_summaries(&self) -> Vec<catalog::ClientSummary> {
+        self.read().client_summaries()
+    }
+
     /// The latest version of every file whose client key starts with `prefix`.
     pub fn list_under(&self, prefix: &str) -> Vec<Latest> {
         self.read().latest_under(prefix)
