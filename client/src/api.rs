@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -34,6 +33,9 @@ pub enum ApiError {
     /// The server refused the device's token (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// The server's certificate is not trusted: retrying will not help.
+    #[error("{0}")]
+    Untrusted(String),
     /// The file changed or shrank while it was being read.
     #[error("the file changed while it was being sent")]
     Changed,
@@ -53,13 +55,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(server: &str, client: &str, token: Option<String>) -> Api {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(5))
-            .timeout_read(Duration::from_secs(120))
-            .timeout_write(Duration::from_secs(120))
-            .user_agent(concat!("nimbus-client/", env!("CARGO_PKG_VERSION")))
-            .build();
+    pub fn new(server: &str, client: &str, token: Option<String>, agent: ureq::Agent) -> Api {
         Api {
             agent,
             base: server.trim_end_matches('/').to_string(),
@@ -161,7 +157,14 @@ fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, Api
                 }),
             }
         }
-        Err(ureq::Error::Transport(t)) => Err(ApiError::Unavailable(t.to_string())),
+        Err(ureq::Error::Transport(t)) => {
+            let message = t.to_string();
+            if crate::tls::is_untrusted_certificate(&message) {
+                Err(ApiError::Untrusted(crate::tls::untrusted_advice(&message)))
+            } else {
+                Err(ApiError::Unavailable(message))
+            }
+        }
     }
 }
 

@@ -397,7 +397,8 @@ enum FileError {
     Refused(String),
     /// The server is unreachable or full; the pass ends.
     Server(String),
-    /// The server refused the token; the pass ends.
+    /// The server refused the token, or its certificate is not trusted:
+    /// nothing can be sent until the user acts; the pass ends.
     Auth(String),
     Stopped,
 }
@@ -415,7 +416,10 @@ fn classify(e: ApiError) -> FileError {
         }
         ApiError::Changed => FileError::File("changed while being sent".into()),
         ApiError::Stopped => FileError::Stopped,
-        ApiError::Unauthorized(w) => FileError::Auth(w),
+        ApiError::Unauthorized(w) => FileError::Auth(format!(
+            "the server refused this machine's token ({w}); this machine must log in again"
+        )),
+        ApiError::Untrusted(w) => FileError::Auth(w),
     }
 }
 

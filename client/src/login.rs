@@ -69,16 +69,13 @@ struct LoginRequest<'a> {
 
 /// Logs in and stores the token; returns what was stored.
 pub fn login(
+    agent: &ureq::Agent,
     server: &str,
     user: &str,
     machine: &str,
     password: &str,
     config_path: &Path,
 ) -> Result<Login, String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(std::time::Duration::from_secs(10))
-        .timeout_read(std::time::Duration::from_secs(60))
-        .build();
     let body = serde_json::to_string(&LoginRequest {
         user,
         password,
@@ -104,7 +101,14 @@ pub fn login(
                 _ => format!("login refused ({status}): {message}"),
             });
         }
-        Err(ureq::Error::Transport(t)) => return Err(format!("cannot reach {server}: {t}")),
+        Err(ureq::Error::Transport(t)) => {
+            let message = t.to_string();
+            return Err(if crate::tls::is_untrusted_certificate(&message) {
+                crate::tls::untrusted_advice(&message)
+            } else {
+                format!("cannot reach {server}: {message}")
+            });
+        }
     };
     let mut config = ClientConfig::load(config_path)?;
     config.servers.insert(server.to_string(), login.clone());

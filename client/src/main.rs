@@ -6,6 +6,7 @@ mod backup;
 mod login;
 mod scan;
 mod state;
+mod tls;
 
 use backup::{sleep_unless_stopped, Backup};
 use clap::{Parser, Subcommand};
@@ -47,6 +48,10 @@ struct Args {
     /// [default: nimbus/client.json in the user's config directory]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Also trust these PEM certificates (a private CA, or the server's
+    /// self-signed certificate) for https:// servers.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Name of this machine on the server. [default: the host name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -88,6 +93,9 @@ enum Cmd {
         /// Config file to keep the token in (created 0600).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Also trust these PEM certificates for https:// servers.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -99,9 +107,10 @@ fn main() -> ExitCode {
         name,
         password_stdin,
         config,
+        ca,
     }) = args.command.take()
     {
-        return run_login(server, user, name, password_stdin, config);
+        return run_login(server, user, name, password_stdin, config, ca);
     }
     match run(args) {
         Ok(code) => code,
@@ -122,6 +131,7 @@ fn run_login(
     name: Option<String>,
     password_stdin: bool,
     config: Option<PathBuf>,
+    ca: Option<PathBuf>,
 ) -> ExitCode {
     let server = server.trim_end_matches('/').to_string();
     let machine = name.unwrap_or_else(host_name);
@@ -129,7 +139,14 @@ fn run_login(
     let result = nimbus_common::paths::validate_client_name(&machine)
         .map_err(|e| format!("--name {machine:?}: {e}"))
         .and_then(|_| login::read_password(password_stdin))
-        .and_then(|password| login::login(&server, &user, &machine, &password, &config));
+        .and_then(|password| {
+            let agent = tls::agent(
+                ca.as_deref(),
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+            )?;
+            login::login(&agent, &server, &user, &machine, &password, &config)
+        });
     match result {
         Ok(l) => {
             println!(
@@ -202,7 +219,17 @@ fn run(args: Args) -> Result<ExitCode, String> {
         dir.display(),
         state_path.display()
     );
-    let api = api::Api::new(&server, &name, login.as_ref().map(|l| l.token.clone()));
+    let agent = tls::agent(
+        args.ca.as_deref(),
+        Duration::from_secs(5),
+        Duration::from_secs(120),
+    )?;
+    let api = api::Api::new(
+        &server,
+        &name,
+        login.as_ref().map(|l| l.token.clone()),
+        agent,
+    );
     let mut backup = Backup::new(
         dir,
         api,
@@ -225,9 +252,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(130));
         }
         if let Some(problem) = &sum.auth_problem {
-            error!(
-                "{problem}\nthis machine must log in again: nimbus-client login --server {server} --user NAME"
-            );
+            error!("{problem}");
+            if problem.contains("log in again") {
+                error!("log in with: nimbus-client login --server {server} --user NAME");
+            }
             return Ok(ExitCode::from(3));
         }
         let wait = match &sum.server_problem {
