@@ -4,20 +4,6 @@
 mod fixtures;
 use fixtures::*;
 
-fn api_login(server: &Server, user: &str, password: &str, machine: &str) -> String {
-    let body =
-        serde_json::json!({"user": user, "password": password, "machine": machine}).to_string();
-    let r = request(
-        server.port,
-        "POST",
-        "/api/v1/login",
-        &[("Authorization", "")],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    format!("Bearer {}", r.json()["token"].as_str().unwrap())
-}
-
 fn put(server: &Server, auth: &str, machine_enc: &str, path: &str, data: &[u8]) {
     let r = request(
         server.port,
@@ -37,7 +23,9 @@ fn admins_see_every_clients_metadata_but_no_contents() {
         "alice's password\n",
     );
     assert!(out.status.success());
-    let alice = api_login(&server, "alice", "alice's password", "<b>laptop<i>");
+    let r = api_login(server.port, "alice", "alice's password", "<b>laptop<i>");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let alice = format!("Bearer {}", r.json()["token"].as_str().unwrap());
     put(
         &server,
         &alice,

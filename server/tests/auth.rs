@@ -4,59 +4,6 @@
 
 mod fixtures;
 use fixtures::*;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn login(
-    server: &Server,
-    user: &str,
-    machine: &str,
-    password: &str,
-    config: &std::path::Path,
-) -> Output {
-    let mut child = Command::new(client_bin())
-        .args([
-            "login",
-            "--server",
-            &server.url(),
-            "--user",
-            user,
-            "--name",
-            machine,
-            "--password-stdin",
-            "--config",
-        ])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn api_login(server: &Server, user: &str, password: &str) -> Resp {
-    let body = serde_json::json!({"user": user, "password": password, "machine": "m"}).to_string();
-    request(server.port, "POST", "/api/v1/login", &[], body.as_bytes())
-}
-
-fn add_user(server: &Server, name: &str, password: &str) {
-    let out = server.command(
-        &["user", "add", name, "--password-stdin"],
-        &format!("{password}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The file list as the holder of `auth` sees it.
 fn listed(server: &Server, auth: &str) -> Vec<String> {
@@ -99,7 +46,14 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     let state = tmp.path().join("state.json");
     let config = state.with_extension("client.json");
 
-    let out = login(&server, "alice", "laptop", "alice's password", &config);
+    let out = client_login(
+        &server.url(),
+        "alice",
+        "alice's password",
+        "laptop",
+        &config,
+        None,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -178,11 +132,16 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     let new_auth = |config: &std::path::Path| format!("Bearer {}", token_of(config, &server));
 
     // Log in again: a new token, and the backup goes on.
-    assert!(
-        login(&server, "alice", "laptop", "alice's password", &config)
-            .status
-            .success()
-    );
+    assert!(client_login(
+        &server.url(),
+        "alice",
+        "alice's password",
+        "laptop",
+        &config,
+        None
+    )
+    .status
+    .success());
     assert_ne!(token_of(&config, &server), token);
     let out = client_command(
         &server.url(),
@@ -205,21 +164,22 @@ fn wrong_credentials_are_refused_alike_and_delays_grow() {
     let server = Server::start(&[]);
     add_user(&server, "bob", "bob's password");
     let tmp = tempfile::tempdir().unwrap();
-    let out = login(
-        &server,
+    let out = client_login(
+        &server.url(),
         "bob",
-        "pc",
         "not bob's password",
+        "pc",
         &tmp.path().join("c.json"),
+        None,
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"));
     assert!(!tmp.path().join("c.json").exists());
 
     // Unknown users get the very same answer.
-    let unknown = api_login(&server, "nobody", "whatever pw");
+    let unknown = api_login(server.port, "nobody", "whatever pw", "m");
     assert_eq!(unknown.status, 401);
-    let wrong = api_login(&server, "bob", "wrong again");
+    let wrong = api_login(server.port, "bob", "wrong again", "m");
     assert_eq!(
         (wrong.status, wrong.json()["message"].clone()),
         (401, unknown.json()["message"].clone())
@@ -227,23 +187,26 @@ fn wrong_credentials_are_refused_alike_and_delays_grow() {
 
     // Past three failures, delays start, even for the right password, and
     // each further failure doubles them.
-    let _ = api_login(&server, "bob", "third wrong");
-    let r = api_login(&server, "bob", "bob's password");
+    let _ = api_login(server.port, "bob", "third wrong", "m");
+    let r = api_login(server.port, "bob", "bob's password", "m");
     assert_eq!(r.status, 429);
     let first: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(first >= 1);
     std::thread::sleep(
         std::time::Duration::from_secs(first) + std::time::Duration::from_millis(100),
     );
-    assert_eq!(api_login(&server, "bob", "fourth wrong").status, 401);
-    let r = api_login(&server, "bob", "bob's password");
+    assert_eq!(
+        api_login(server.port, "bob", "fourth wrong", "m").status,
+        401
+    );
+    let r = api_login(server.port, "bob", "bob's password", "m");
     assert_eq!(r.status, 429);
     let second: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(second > first, "delay did not grow: {first} then {second}");
     std::thread::sleep(
         std::time::Duration::from_secs(second) + std::time::Duration::from_millis(100),
     );
-    let r = api_login(&server, "bob", "bob's password");
+    let r = api_login(server.port, "bob", "bob's password", "m");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!server.log().contains("bob's password"));
 }
@@ -270,7 +233,7 @@ fn malformed_revoked_and_disabled_tokens_get_401() {
         assert_eq!(r.status, 401, "{value:.40}");
         assert_eq!(r.json()["error"], "unauthorized");
     }
-    let r = api_login(&server, "carol", "carol's password");
+    let r = api_login(server.port, "carol", "carol's password", "m");
     assert_eq!(r.status, 200);
     let auth = format!("Bearer {}", r.json()["token"].as_str().unwrap());
     assert_eq!(
@@ -286,7 +249,7 @@ fn malformed_revoked_and_disabled_tokens_get_401() {
     );
     // Another user's device cannot be revoked (404, as if it did not exist).
     add_user(&server, "dave", "dave's password");
-    let d = api_login(&server, "dave", "dave's password");
+    let d = api_login(server.port, "dave", "dave's password", "m");
     let dave_auth = format!("Bearer {}", d.json()["token"].as_str().unwrap());
     let r = request(
         server.port,
@@ -323,7 +286,10 @@ fn malformed_revoked_and_disabled_tokens_get_401() {
         .status,
         401
     );
-    assert_eq!(api_login(&server, "carol", "carol's password").status, 401);
+    assert_eq!(
+        api_login(server.port, "carol", "carol's password", "m").status,
+        401
+    );
     // Bad login bodies.
     for body in ["", "{", r#"{"user":"carol"}"#] {
         let r = request(server.port, "POST", "/api/v1/login", &[], body.as_bytes());

@@ -5,7 +5,6 @@
 
 mod fixtures;
 use fixtures::*;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -123,38 +122,6 @@ fn start_nginx(dir: &Path, backend: u16) -> (Nginx, u16) {
     (nginx, port)
 }
 
-fn login(url: &str, config: &Path, ca: Option<&Path>) -> std::process::Output {
-    let mut cmd = Command::new(client_bin());
-    cmd.args([
-        "login",
-        "--server",
-        url,
-        "--user",
-        ADMIN,
-        "--name",
-        "tls-pc",
-        "--password-stdin",
-        "--config",
-    ])
-    .arg(config);
-    if let Some(ca) = ca {
-        cmd.arg("--ca").arg(ca);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn backup_over_https_with_a_private_ca() {
     let server = Server::start(&["--trust-proxy"]);
@@ -165,14 +132,21 @@ fn backup_over_https_with_a_private_ca() {
     let ca = tmp.path().join("ca.pem");
 
     // Without --ca: refused, with advice.
-    let out = login(&url, &tmp.path().join("no-ca.json"), None);
+    let out = client_login(
+        &url,
+        ADMIN,
+        ADMIN_PASSWORD,
+        "tls-pc",
+        &tmp.path().join("no-ca.json"),
+        None,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not trusted") && err.contains("--ca"), "{err}");
 
     // With it: log in, back up, and read back over HTTPS.
     let config = tmp.path().join("client.json");
-    let out = login(&url, &config, Some(&ca));
+    let out = client_login(&url, ADMIN, ADMIN_PASSWORD, "tls-pc", &config, Some(&ca));
     assert!(
         out.status.success(),
         "{}",

@@ -5,20 +5,6 @@
 
 mod fixtures;
 use fixtures::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn add_user(server: &Server, name: &str, password: &str) {
-    let out = server.command(
-        &["user", "add", name, "--password-stdin"],
-        &format!("{password}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Logs `machine` in as `user` with the real client; returns its bearer.
 fn login(
@@ -28,31 +14,7 @@ fn login(
     machine: &str,
     config: &std::path::Path,
 ) -> String {
-    let mut child = Command::new(client_bin())
-        .args([
-            "login",
-            "--server",
-            &server.url(),
-            "--user",
-            user,
-            "--name",
-            machine,
-            "--password-stdin",
-            "--config",
-        ])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = client_login(&server.url(), user, password, machine, config, None);
     assert!(
         out.status.success(),
         "{}",
