@@ -338,11 +338,6 @@ impl Accounts {
             .map(|(name, _)| name.clone())
     }
 
-    /// True when `name` exists and is enabled.
-    pub fn is_active(&self, name: &str) -> bool {
-        self.users.get(name).is_some_and(|u| !u.disabled)
-    }
-
     /// The user and device a bearer token stands for, if it is valid: known,
     /// not revoked, and its user exists and is enabled.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {

@@ -200,13 +200,9 @@ impl Catalog {
             .unwrap_or(BlobForm::Missing)
     }
 
-    /// The latest version of every file, ordered by client, then path.
-    pub fn all_latest(&self) -> Vec<Latest> {
-        self.latest_under("")
-    }
-
     /// The latest version of every file whose client key starts with
-    /// `prefix` (a user's space is the prefix `user/`).
+    /// `prefix` (a user's space is the prefix `user/`; `""` is every file),
+    /// ordered by client, then path.
     pub fn latest_under(&self, prefix: &str) -> Vec<Latest> {
         let mut out = Vec::new();
         let under = self

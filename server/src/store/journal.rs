@@ -288,10 +288,6 @@ impl Journal {
         self.since_snapshot = 0;
         Ok(())
     }
-
-    pub fn len_bytes(&self) -> u64 {
-        self.len
-    }
 }
 
 fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {

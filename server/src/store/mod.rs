@@ -87,7 +87,6 @@ pub struct DataManager {
     catalog: RwLock<Catalog>,
     journal: Mutex<Journal>,
     blobs: Box<dyn BlobStore>,
-    data_dir: PathBuf,
 }
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
@@ -134,12 +133,7 @@ impl DataManager {
             catalog: RwLock::new(catalog),
             journal: Mutex::new(journal),
             blobs: Box::new(blobs),
-            data_dir: data_dir.to_path_buf(),
         })
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Catalog> {
@@ -271,11 +265,6 @@ impl DataManager {
     /// The latest version of one file.
     pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
         self.read().latest(client, path)
-    }
-
-    /// The latest version of every file.
-    pub fn list(&self) -> Vec<Latest> {
-        self.read().all_latest()
     }
 
     /// Metadata of every client, for the admin.
@@ -447,10 +436,6 @@ impl DataManager {
         journal.compact(&cat)
     }
 
-    pub fn journal_bytes(&self) -> u64 {
-        self.lock_journal().len_bytes()
-    }
-
     pub fn stats(&self) -> Stats {
         let cat = self.read();
         let mut s = Stats {
@@ -551,7 +536,7 @@ mod tests {
             assert_eq!(dm.stats().blobs, 2);
         }
         let dm = DataManager::open(dir.path()).unwrap();
-        assert_eq!(dm.list().len(), 3);
+        assert_eq!(dm.list_under("").len(), 3);
         assert_eq!(dm.latest("pc", "a").unwrap().versions, 2);
         let blob_files = walk_count(&dir.path().join("blobs"));
         assert_eq!(blob_files, 2, "identical content is stored once");
