@@ -161,6 +161,9 @@ impl AccountStore {
             .open(self.dir.join(LOCK))
             .map_err(|e| self.io(e))?;
         let _guard = FileLock::exclusive(&lock).map_err(|e| self.io(e))?;
+        // Holding the lock, no one else is writing: a temp file left here is
+        // from a writer killed mid-write, and goes.
+        self.remove_stale_temp_files().map_err(|e| self.io(e))?;
         let mut accounts = self.load()?;
         let out = change(&mut accounts)?;
         accounts.format = FORMAT;
@@ -190,6 +193,18 @@ impl AccountStore {
             );
             Ok(())
         })
+    }
+
+    fn remove_stale_temp_files(&self) -> io::Result<()> {
+        let prefix = format!(".{FILE}.");
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(durable::TEMP_SUFFIX) {
+                fs::remove_file(self.dir.join(&*name))?;
+            }
+        }
+        Ok(())
     }
 
     /// At first start, when no account exists: creates `admin` with a

@@ -116,3 +116,59 @@ fn first_start_creates_admin_once_and_the_cli_manages_accounts() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!server.stdout.lock().unwrap().contains("password"));
 }
+
+#[test]
+fn kill_9_during_account_changes_leaves_accounts_that_load() {
+    let server = Server::start(&[]);
+    let mut rng = 0x2545F4914F6CDD1Du64;
+    for i in 0..40 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = std::process::Command::new(server_bin())
+            .arg("--data")
+            .arg(&server.data)
+            .args(["user", "add", &format!("user{i}"), "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"a long password\n")
+            .unwrap();
+        // Somewhere in hashing, writing, renaming, or after.
+        std::thread::sleep(std::time::Duration::from_micros(rng % 120_000));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the moment, the accounts load, for the CLI and the server.
+        let out = server.command(&["user", "list"], "");
+        assert!(
+            out.status.success(),
+            "round {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(server.get("/api/v1/files").status, 200, "round {i}");
+    }
+    // The next change sweeps what killed writers left behind.
+    assert!(server
+        .command(
+            &["user", "add", "last", "--password-stdin"],
+            "a long password\n"
+        )
+        .status
+        .success());
+    let leftovers: Vec<_> = std::fs::read_dir(&server.data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".nimbus-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let out = server.command(&["user", "list"], "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("last\tuser\tenabled"));
+}
