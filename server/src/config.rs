@@ -49,6 +49,27 @@ pub struct Args {
     /// a reverse proxy that sets that header; see docs/deploy/).
     #[arg(long)]
     pub trust_proxy: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, not encrypted).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Who may create an account from the browser: "closed" (only with an
+    /// invite link an admin made) or "open" (anyone who reaches the server). [default: closed]
+    #[arg(long, value_name = "MODE")]
+    pub registration: Option<Registration>,
+}
+
+/// Self-registration from the browser.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Registration {
+    /// Only with a single-use invite link made by an admin.
+    #[default]
+    Closed,
+    /// Anyone who reaches the server may create a (non-admin) account.
+    Open,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +125,9 @@ struct FileConfig {
     pack_threads: Option<usize>,
     max_upload_bytes: Option<u64>,
     trust_proxy: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    registration: Option<Registration>,
 }
 
 /// The settings the server runs with.
@@ -118,6 +142,9 @@ pub struct Config {
     pub pack_threads: usize,
     pub max_upload_bytes: u64,
     pub trust_proxy: bool,
+    /// Certificate chain and key files; both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub registration: Registration,
 }
 
 impl Default for Config {
@@ -132,6 +159,8 @@ impl Default for Config {
             pack_threads: 1,
             max_upload_bytes: 64 << 30,
             trust_proxy: false,
+            tls: None,
+            registration: Registration::Closed,
         }
     }
 }
@@ -150,6 +179,8 @@ pub enum ConfigError {
     },
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("tls-cert and tls-key go together: give both files or neither")]
+    TlsHalf,
 }
 
 impl Config {
@@ -187,6 +218,18 @@ impl Config {
                 .or(file.max_upload_bytes)
                 .unwrap_or(d.max_upload_bytes),
             trust_proxy: args.trust_proxy || file.trust_proxy.unwrap_or(d.trust_proxy),
+            tls: match (
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err(ConfigError::TlsHalf),
+            },
+            registration: args
+                .registration
+                .or(file.registration)
+                .unwrap_or(d.registration),
         };
         for (name, v) in [
             ("--workers", c.workers as u64),
@@ -240,5 +283,20 @@ mod tests {
         assert!(err.contains("unknown field"), "{err}");
         let args = Args::parse_from(["nimbus-server", "--workers", "0"]);
         assert!(Config::from_args(args).is_err());
+        std::fs::write(&path, r#"{"tls-cert": "c.pem", "registration": "open"}"#).unwrap();
+        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap()]);
+        let err = Config::from_args(args).unwrap_err().to_string();
+        assert!(err.contains("give both files"), "{err}");
+        std::fs::write(&path, r#"{"registration": "open"}"#).unwrap();
+        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap()]);
+        assert_eq!(
+            Config::from_args(args).unwrap().registration,
+            Registration::Open
+        );
+        let args = Args::parse_from(["nimbus-server"]);
+        assert_eq!(
+            Config::from_args(args).unwrap().registration,
+            Registration::Closed
+        );
     }
 }

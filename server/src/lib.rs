@@ -21,10 +21,48 @@ pub enum RunError {
     Open(#[from] store::OpenError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("cannot read {}: {source}", path.display())]
+    TlsFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serve HTTPS with {}: {reason}", cert.display())]
+    Tls {
+        cert: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Accounts(#[from] accounts::AccountError),
     #[error("cannot install the signal handler: {0}")]
     Signal(#[from] ctrlc::Error),
+}
+
+/// Binds the listening socket, with TLS when `--tls-cert`/`--tls-key` say so.
+fn listen(config: &Config) -> Result<tiny_http::Server, RunError> {
+    let listen_error = |reason: String| RunError::Listen {
+        addr: config.listen.clone(),
+        reason,
+    };
+    let Some((cert, key)) = &config.tls else {
+        return tiny_http::Server::http(&config.listen).map_err(|e| listen_error(e.to_string()));
+    };
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|source| RunError::TlsFile {
+            path: path.clone(),
+            source,
+        })
+    };
+    let ssl = tiny_http::SslConfig {
+        certificate: read(cert)?,
+        private_key: read(key)?,
+    };
+    // Bind first, so that "address in use" is not reported as a TLS problem.
+    let listener =
+        std::net::TcpListener::bind(&config.listen).map_err(|e| listen_error(e.to_string()))?;
+    tiny_http::Server::from_listener(listener, Some(ssl)).map_err(|e| RunError::Tls {
+        cert: cert.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C. The first line on stdout is
@@ -34,10 +72,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
 
-    let server = tiny_http::Server::http(&config.listen).map_err(|e| RunError::Listen {
-        addr: config.listen.clone(),
-        reason: e.to_string(),
-    })?;
+    let server = listen(&config)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Arc::new(server);
     let addr = server
         .server_addr()
@@ -46,14 +86,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
         .unwrap_or_else(|| config.listen.clone());
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = writeln!(out, "listening on {scheme}://{addr}");
         let _ = out.flush();
     }
     let loopback = server
         .server_addr()
         .to_ip()
         .is_some_and(|a| a.ip().is_loopback());
-    if !loopback {
+    if !loopback && config.tls.is_none() {
         warn!(
             "serving plain HTTP on {addr}: passwords, tokens and files cross the network in the clear; \
              put a TLS reverse proxy in front (docs/deploy/nginx.conf) or use a trusted network"
@@ -106,7 +146,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     http::serve(
         server,
-        http::Ctx::new(dm, config.max_upload_bytes, accounts, config.trust_proxy),
+        http::Ctx::new(dm, &config, accounts),
         config.workers,
         config.queue,
         stop,

@@ -34,23 +34,25 @@ pub struct Ctx {
     pub contacts: auth::Contacts,
     /// Take client addresses from X-Forwarded-For.
     pub trust_proxy: bool,
+    /// Who may create an account from the browser.
+    pub registration: crate::config::Registration,
 }
 
 impl Ctx {
     pub fn new(
         dm: &'static DataManager,
-        max_upload_bytes: u64,
+        config: &crate::Config,
         accounts: crate::accounts::AccountStore,
-        trust_proxy: bool,
     ) -> Ctx {
         Ctx {
             dm,
-            max_upload_bytes,
+            max_upload_bytes: config.max_upload_bytes,
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
             sessions: auth::Sessions::default(),
             contacts: auth::Contacts::default(),
-            trust_proxy,
+            trust_proxy: config.trust_proxy,
+            registration: config.registration,
         }
     }
 }
