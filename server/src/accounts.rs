@@ -59,12 +59,40 @@ pub struct Device {
     pub revoked: bool,
 }
 
+/// A single-use invitation to create an account from the browser, made by
+/// an admin. Only the BLAKE3 hash of its secret is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invite {
+    pub id: String,
+    token_hash: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The account made with it; an invite serves once.
+    #[serde(default)]
+    pub used_by: Option<String>,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl Invite {
+    /// Neither used, revoked nor expired.
+    pub fn is_open(&self, now: i64) -> bool {
+        self.used_by.is_none() && !self.revoked && now < self.expires_at
+    }
+}
+
+/// How long spent invites stay listed before they are forgotten.
+const INVITE_MEMORY: i64 = 30 * 24 * 3600;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Accounts {
     format: u32,
     pub users: BTreeMap<String, User>,
     #[serde(default)]
     pub devices: Vec<Device>,
+    #[serde(default)]
+    pub invites: Vec<Invite>,
 }
 
 /// Who a valid token belongs to.
@@ -98,6 +126,10 @@ pub enum AccountError {
     NoSuchDevice(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("this invite link is not valid: it was used, revoked or has expired; ask the admin for a new one")]
+    InviteInvalid,
+    #[error("no invite {0:?}")]
+    NoSuchInvite(String),
 }
 
 /// The accounts of one data directory.
@@ -322,6 +354,85 @@ impl AccountStore {
         })
     }
 
+    /// Makes a single-use invite valid for `ttl` seconds; returns it and
+    /// its secret (shown once, in the link). Spent invites older than 30
+    /// days are forgotten.
+    pub fn create_invite(&self, by: &str, ttl: i64) -> Result<(Invite, String), AccountError> {
+        let secret = random_secret();
+        let now = unix_now();
+        let invite = Invite {
+            id: random_hex(6),
+            token_hash: token_hash(&secret),
+            created_by: by.to_string(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl),
+            used_by: None,
+            revoked: false,
+        };
+        self.update(|a| {
+            a.invites
+                .retain(|i| i.is_open(now) || now - i.created_at < INVITE_MEMORY);
+            a.invites.push(invite.clone());
+            Ok(())
+        })?;
+        Ok((invite, secret))
+    }
+
+    /// Withdraws an invite that has not been used.
+    pub fn revoke_invite(&self, id: &str) -> Result<(), AccountError> {
+        self.update(|a| {
+            let i = a
+                .invites
+                .iter_mut()
+                .find(|i| i.id == id && i.used_by.is_none())
+                .ok_or_else(|| AccountError::NoSuchInvite(id.to_string()))?;
+            i.revoked = true;
+            Ok(())
+        })
+    }
+
+    /// Creates a (non-admin) account from the browser. With `invite`, the
+    /// invite must be open, and is spent in the same atomic write that adds
+    /// the account: two people racing with one link get one account.
+    pub fn register(
+        &self,
+        name: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<(), AccountError> {
+        validate_name(name)?;
+        let hash = hash_password(password)?;
+        let wanted = invite.map(token_hash);
+        self.update(|a| {
+            let now = unix_now();
+            let invite = match &wanted {
+                Some(h) => Some(
+                    a.invites
+                        .iter()
+                        .position(|i| &i.token_hash == h && i.is_open(now))
+                        .ok_or(AccountError::InviteInvalid)?,
+                ),
+                None => None,
+            };
+            if a.users.contains_key(name) {
+                return Err(AccountError::Exists(name.to_string()));
+            }
+            a.users.insert(
+                name.to_string(),
+                User {
+                    role: Role::User,
+                    password: hash,
+                    disabled: false,
+                    created_at: now,
+                },
+            );
+            if let Some(i) = invite {
+                a.invites[i].used_by = Some(name.to_string());
+            }
+            Ok(())
+        })
+    }
+
     /// Checks a name and password. Unknown users cost as much time as known
     /// ones, so timing does not tell which names exist.
     pub fn verify(
@@ -344,6 +455,18 @@ impl AccountStore {
 }
 
 impl Accounts {
+    /// The open invite with this secret, if any.
+    pub fn open_invite(&self, secret: &str) -> Option<&Invite> {
+        if secret.len() > 256 {
+            return None;
+        }
+        let h = token_hash(secret);
+        let now = unix_now();
+        self.invites
+            .iter()
+            .find(|i| i.token_hash == h && i.is_open(now))
+    }
+
     /// The oldest enabled admin: owner of data from before accounts.
     pub fn first_admin(&self) -> Option<String> {
         self.users
@@ -622,6 +745,67 @@ mod tests {
         assert!(matches!(
             s.register_device("nobody", "x"),
             Err(AccountError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn invites_serve_once_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccountStore::open(dir.path()).unwrap();
+        store.add_user("root", "password1", Role::Admin).unwrap();
+        let (invite, secret) = store.create_invite("root", 3600).unwrap();
+        assert!(store.load().unwrap().open_invite(&secret).is_some());
+        assert!(!fs::read_to_string(dir.path().join(FILE))
+            .unwrap()
+            .contains(&secret));
+        // A wrong secret, then the right one; then it is spent.
+        assert!(matches!(
+            store.register("carol", "password1", Some("nope")),
+            Err(AccountError::InviteInvalid)
+        ));
+        assert!(!store.load().unwrap().users.contains_key("carol"));
+        store.register("carol", "password1", Some(&secret)).unwrap();
+        let a = store.load().unwrap();
+        assert_eq!(a.users["carol"].role, Role::User);
+        assert!(a.open_invite(&secret).is_none());
+        assert_eq!(a.invites[0].used_by.as_deref(), Some("carol"));
+        assert!(matches!(
+            store.register("dave", "password1", Some(&secret)),
+            Err(AccountError::InviteInvalid)
+        ));
+        assert!(matches!(
+            store.revoke_invite(&invite.id),
+            Err(AccountError::NoSuchInvite(_))
+        ));
+        // A name that exists does not spend an invite.
+        let (_, s2) = store.create_invite("root", 3600).unwrap();
+        assert!(matches!(
+            store.register("carol", "password1", Some(&s2)),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(store.load().unwrap().open_invite(&s2).is_some());
+        // Expired and revoked invites are refused.
+        let (_, s3) = store.create_invite("root", 0).unwrap();
+        assert!(matches!(
+            store.register("erin", "password1", Some(&s3)),
+            Err(AccountError::InviteInvalid)
+        ));
+        let (i4, s4) = store.create_invite("root", 3600).unwrap();
+        store.revoke_invite(&i4.id).unwrap();
+        assert!(matches!(
+            store.register("erin", "password1", Some(&s4)),
+            Err(AccountError::InviteInvalid)
+        ));
+        // Registration never makes an admin, and checks name and password.
+        store.register("frank", "password1", None).unwrap();
+        assert_eq!(store.load().unwrap().users["frank"].role, Role::User);
+        assert!(matches!(
+            store.register("<b>", "password1", None),
+            Err(AccountError::BadName)
+        ));
+        assert!(matches!(
+            store.register("gina", "short", None),
+            Err(AccountError::BadPassword)
         ));
     }
 

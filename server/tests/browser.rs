@@ -4,40 +4,6 @@
 mod fixtures;
 use fixtures::*;
 
-fn post_form(server: &Server, target: &str, form: &str, cookie: Option<&str>) -> Resp {
-    let mut headers = vec![
-        ("Authorization", ""),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-    ];
-    let c;
-    if let Some(v) = cookie {
-        c = format!("nimbus_session={v}");
-        headers.push(("Cookie", &c));
-    }
-    request(server.port, "POST", target, &headers, form.as_bytes())
-}
-
-fn get_with_cookie(server: &Server, target: &str, cookie: &str) -> Resp {
-    let c = format!("other=1; nimbus_session={cookie}");
-    request(
-        server.port,
-        "GET",
-        target,
-        &[("Authorization", ""), ("Cookie", &c)],
-        b"",
-    )
-}
-
-fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn log_in_browse_download_and_log_out() {
     let server = Server::start(&[]);
@@ -75,13 +41,7 @@ fn log_in_browse_download_and_log_out() {
         set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
         "{set}"
     );
-    let session = set
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("nimbus_session=")
-        .unwrap()
-        .to_string();
+    let session = session_of(&r);
 
     let page = get_with_cookie(&server, "/", &session);
     assert!(page.text().contains("Logged in as <b>admin</b>"));
@@ -137,14 +97,7 @@ fn a_disabled_users_session_ends_at_once() {
         None,
     );
     assert_eq!(r.status, 303);
-    let set = r.header("set-cookie").unwrap().to_string();
-    let session = set
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("nimbus_session=")
-        .unwrap()
-        .to_string();
+    let session = session_of(&r);
     assert_eq!(
         get_with_cookie(&server, "/api/v1/files", &session).status,
         200
@@ -157,4 +110,134 @@ fn a_disabled_users_session_ends_at_once() {
         get_with_cookie(&server, "/api/v1/files", &session).status,
         401
     );
+}
+
+#[test]
+fn forms_from_another_site_are_refused() {
+    let server = Server::start(&[]);
+    let form = format!("user=admin&password={}", form_encode(ADMIN_PASSWORD));
+    let r = request(
+        server.port,
+        "POST",
+        "/login",
+        &[
+            ("Authorization", ""),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://evil.example"),
+        ],
+        form.as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.header("set-cookie").is_none());
+    // From the server's own origin it works.
+    let r = request(
+        server.port,
+        "POST",
+        "/login",
+        &[
+            ("Authorization", ""),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://127.0.0.1"),
+        ],
+        form.as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+}
+
+#[test]
+fn machines_are_listed_and_revoked_from_the_page() {
+    let server = Server::start(&[]);
+    let mut token = std::collections::HashMap::new();
+    let mut device = std::collections::HashMap::new();
+    for m in ["laptop", "desk<&>"] {
+        let r = api_login(server.port, ADMIN, ADMIN_PASSWORD, m);
+        assert_eq!(r.status, 200, "{}", r.text());
+        token.insert(m, format!("Bearer {}", r.json()["token"].as_str().unwrap()));
+        device.insert(m, r.json()["device"].as_str().unwrap().to_string());
+    }
+    let files_status = |m: &str| {
+        request(
+            server.port,
+            "GET",
+            "/api/v1/files",
+            &[("Authorization", &token[m])],
+            b"",
+        )
+        .status
+    };
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/", &session).text();
+    assert!(page.contains("<td>laptop</td>") && page.contains("<td>desk&lt;&amp;&gt;</td>"));
+    assert!(page.contains("2 logged in, 0 revoked"), "{page}");
+    let action = format!("action=\"/devices/{}/revoke\"", device["laptop"]);
+    assert!(page.contains(&action), "{page}");
+    let csrf = csrf_of(&page);
+
+    // Without the CSRF token, or with a forged one: refused, nothing revoked.
+    let target = format!("/devices/{}/revoke", device["laptop"]);
+    assert_eq!(post_form(&server, &target, "", Some(&session)).status, 403);
+    assert_eq!(
+        post_form(&server, &target, "csrf=forged", Some(&session)).status,
+        403
+    );
+    assert_eq!(files_status("laptop"), 200);
+
+    // With it: revoked at once; the other machine goes on.
+    let r = post_form(&server, &target, &format!("csrf={csrf}"), Some(&session));
+    assert_eq!((r.status, r.header("location")), (303, Some("/")));
+    assert_eq!(files_status("laptop"), 401);
+    assert_eq!(files_status("desk<&>"), 200);
+    let page = get_with_cookie(&server, "/", &session).text();
+    assert!(page.contains("1 logged in, 1 revoked") && !page.contains(&action));
+
+    // Another user's device, or one that does not exist: 404 alike.
+    add_user(&server, "bob", "bob's password");
+    let bob = browser_login(&server, "bob", "bob's password");
+    let bob_csrf = csrf_of(&get_with_cookie(&server, "/", &bob).text());
+    let desk = format!("/devices/{}/revoke", device["desk<&>"]);
+    let form = format!("csrf={bob_csrf}");
+    assert_eq!(post_form(&server, &desk, &form, Some(&bob)).status, 404);
+    assert_eq!(
+        post_form(&server, "/devices/000000000000/revoke", &form, Some(&bob)).status,
+        404
+    );
+    assert_eq!(files_status("desk<&>"), 200);
+
+    // The API route, from a session, needs the X-CSRF-Token header.
+    let api = format!("/api/v1/devices/{}", device["desk<&>"]);
+    let cookie = format!("nimbus_session={session}");
+    let r = request(
+        server.port,
+        "DELETE",
+        &api,
+        &[("Authorization", ""), ("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(files_status("desk<&>"), 200);
+
+    // A machine's token may revoke only that machine.
+    let r = request(
+        server.port,
+        "DELETE",
+        &api,
+        &[("Authorization", &bearer(server.port, "pc"))],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(files_status("desk<&>"), 200);
+
+    let r = request(
+        server.port,
+        "DELETE",
+        &api,
+        &[
+            ("Authorization", ""),
+            ("Cookie", &cookie),
+            ("X-CSRF-Token", &csrf),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(files_status("desk<&>"), 401);
 }

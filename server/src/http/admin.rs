@@ -1,6 +1,7 @@
 //! What admins see: the metadata of every client of every user (user,
 //! machine, last contact, last backed-up file and time, file count, size),
-//! as JSON and as a page. Never contents: downloads stay the owner's.
+//! as JSON and as a page, and the page's invite links. Never contents:
+//! downloads stay the owner's.
 
 use super::auth::Identity;
 use super::index::{escape, human_size, page_shell};
@@ -11,6 +12,62 @@ use crate::accounts::Role;
 use nimbus_common::log::format_utc;
 use serde::Serialize;
 use std::fmt::Write;
+
+/// Open invites, a button to make one and one to withdraw each (forms need
+/// a browser session: they carry its CSRF token).
+fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), ApiError> {
+    let accounts = ctx
+        .accounts
+        .current()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = nimbus_common::log::unix_now();
+    let open: Vec<_> = accounts.invites.iter().filter(|i| i.is_open(now)).collect();
+    let _ = write!(
+        html,
+        "<h2>Invites</h2><p>{} open invite link(s).",
+        open.len()
+    );
+    let csrf = who.session.as_ref().map(|(_, c)| escape(c));
+    if let Some(csrf) = &csrf {
+        let _ = write!(
+            html,
+            " <form method=\"post\" action=\"/admin/invites\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">New invite link</button></form>"
+        );
+    }
+    html.push_str("</p>");
+    if open.is_empty() {
+        return Ok(());
+    }
+    html.push_str(
+        "<table><thead><tr><th>Invite</th><th>Made by</th><th>Made (UTC)</th>\
+         <th>Expires (UTC)</th><th></th></tr></thead><tbody>",
+    );
+    for i in open {
+        let button = csrf
+            .as_ref()
+            .map(|csrf| {
+                format!(
+                    "<form method=\"post\" action=\"/admin/invites/{}/revoke\" class=\"inline\">\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                     <button type=\"submit\">Withdraw</button></form>",
+                    escape(&i.id)
+                )
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{button}</td></tr>",
+            escape(&i.id),
+            escape(&i.created_by),
+            format_utc(i.created_at),
+            format_utc(i.expires_at),
+        );
+    }
+    html.push_str("</tbody></table>");
+    Ok(())
+}
 
 #[derive(Serialize)]
 struct ClientView {
@@ -64,9 +121,22 @@ pub fn clients_json(ctx: &Ctx, who: &Identity) -> Handled {
 
 /// `GET /admin`
 pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
+    page_with(ctx, who, None)
+}
+
+/// The admin page; `new_invite` is a link just made, shown this once.
+pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
     require_admin(who)?;
     let list = clients(ctx);
     let mut html = String::from("<h1>Clients</h1><p><a href=\"/\">Your files</a></p>");
+    if let Some(link) = new_invite {
+        let _ = write!(
+            html,
+            "<p class=\"invite\">New invite link, valid for one account for 7 days; copy it now, \
+             it is not shown again:<br><input id=\"invite-link\" readonly size=\"90\" value=\"{}\"></p>",
+            escape(link)
+        );
+    }
     let _ = write!(
         html,
         "<table><thead><tr><th>User</th><th>Machine</th><th>Last contact (UTC)</th>\
@@ -87,6 +157,7 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
         );
     }
     html.push_str("</tbody></table>");
+    invites_section(ctx, who, &mut html)?;
     Ok(
         Reply::html(200, page_shell("Clients · Nimbus", &html)).header(
             "Content-Security-Policy",

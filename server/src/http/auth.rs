@@ -268,7 +268,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// Err(seconds to wait) while `key` is in its delay.
-    fn check(&self, key: &str) -> Result<(), u64> {
+    pub fn check(&self, key: &str) -> Result<(), u64> {
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(key) {
             Some((n, last)) if *n >= FREE_FAILURES => {
@@ -284,7 +284,7 @@ impl Limiter {
         }
     }
 
-    fn failed(&self, key: &str) {
+    pub fn failed(&self, key: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 10_000 {
             map.retain(|_, (_, last)| last.elapsed() < MAX_DELAY * 2);
@@ -418,11 +418,38 @@ pub fn devices(ctx: &Ctx, who: Option<Identity>) -> Handled {
     Ok(Reply::json(200, &list))
 }
 
-/// `DELETE /api/v1/devices/{id}`: revokes one of the caller's devices.
-pub fn revoke(ctx: &Ctx, who: Option<Identity>, id: &str) -> Handled {
+/// `DELETE /api/v1/devices/{id}`: revokes one of the caller's devices. From
+/// a browser session it needs the `X-CSRF-Token` header.
+pub fn revoke(ctx: &Ctx, req: &Request, who: Option<Identity>, id: &str) -> Handled {
     let who = require(who)?;
+    super::web::check_csrf(&who, header(req, "X-CSRF-Token"))?;
+    revoke_for(ctx, &who, id)?;
+    Ok(Reply::new(204))
+}
+
+/// Revokes `who`'s device `id`; another user's device is 404, like a
+/// missing one. A machine's own token may revoke only that machine: malware
+/// on one machine must not lock the owner's other machines out.
+pub fn revoke_for(ctx: &Ctx, who: &Identity, id: &str) -> Result<(), ApiError> {
+    if let Some(machine) = &who.machine {
+        let accounts = ctx
+            .accounts
+            .current()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let target = accounts
+            .devices
+            .iter()
+            .find(|d| d.user == who.user && d.id == id)
+            .ok_or(ApiError::NotFound)?;
+        if &target.machine != machine {
+            return Err(ApiError::Forbidden(
+                "a machine's token may revoke only that machine; revoke others from the web page"
+                    .into(),
+            ));
+        }
+    }
     match ctx.accounts.store().revoke_device(&who.user, id) {
-        Ok(()) => Ok(Reply::new(204)),
+        Ok(()) => Ok(()),
         Err(AccountError::NoSuchDevice(_)) => Err(ApiError::NotFound),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }

@@ -47,7 +47,9 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
     if who.role == crate::accounts::Role::Admin {
         html.push_str(" <a href=\"/admin\">All clients</a>");
     }
-    let _ = write!(html, "</p><p>{} file(s)</p>", files.len());
+    html.push_str("</p>");
+    devices_section(ctx, who, &mut html);
+    let _ = write!(html, "<h2>Files</h2><p>{} file(s)</p>", files.len());
     if files.is_empty() {
         html.push_str("<p>Nothing is backed up yet. On a machine, run <code>nimbus-client login --server URL --user NAME</code>, then <code>nimbus-client --server URL --dir FOLDER</code>.</p>");
     } else {
@@ -85,6 +87,62 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'",
     )
+}
+
+/// The user's machines (devices with a live token), each with a button to
+/// revoke it; revoked ones are only counted.
+fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
+    let Ok(accounts) = ctx.accounts.current() else {
+        html.push_str("<p class=\"error\">Your machines cannot be listed right now.</p>");
+        return;
+    };
+    let mine: Vec<_> = accounts
+        .devices
+        .iter()
+        .filter(|d| d.user == who.user)
+        .collect();
+    let live: Vec<_> = mine.iter().filter(|d| !d.revoked).collect();
+    let _ = write!(
+        html,
+        "<h2>Your machines</h2><p>{} logged in, {} revoked or replaced.</p>",
+        live.len(),
+        mine.len() - live.len()
+    );
+    if live.is_empty() {
+        return;
+    }
+    html.push_str(
+        "<table class=\"devices\"><thead><tr><th>Machine</th><th>Device</th><th>Logged in (UTC)</th>\
+         <th>Last contact (UTC)</th><th></th></tr></thead><tbody>",
+    );
+    for d in live {
+        let last = ctx
+            .contacts
+            .get(&format!("{}/{}", d.user, d.machine))
+            .map(format_utc)
+            .unwrap_or_else(|| "-".into());
+        let button = who
+            .session
+            .as_ref()
+            .map(|(_, csrf)| {
+                format!(
+                    "<form method=\"post\" action=\"/devices/{}/revoke\" class=\"inline\">\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <button type=\"submit\">Revoke</button></form>",
+                    escape(&d.id),
+                    escape(csrf)
+                )
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{last}</td><td>{button}</td></tr>",
+            escape(&d.machine),
+            escape(&d.id),
+            format_utc(d.created_at),
+        );
+    }
+    html.push_str("</tbody></table>");
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.

@@ -9,6 +9,7 @@ mod download;
 mod files;
 mod index;
 pub mod range;
+mod register;
 mod reply;
 mod router;
 mod web;

@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, auth, download, files, index, web, Ctx};
+use super::{admin, auth, download, files, index, register, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -29,16 +29,30 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     match segs.as_slice() {
         [""] if read => Ok(match &who {
             Some(w) => index::page(ctx, w),
-            None => web::login_page(200, None),
+            None => web::login_page(ctx, 200, None),
         }),
         ["login"] if method == Method::Post => web::login(ctx, req),
         ["logout"] if method == Method::Post => web::logout(ctx, req, who),
-        ["login"] | ["logout"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ["register"] if read => register::page(ctx, req),
+        ["register"] if method == Method::Post => register::submit(ctx, req),
+        ["devices", id, "revoke"] if method == Method::Post => {
+            web::revoke_device(ctx, req, who, id)
+        }
+        ["admin", "invites"] if method == Method::Post => register::create_invite(ctx, req, who),
+        ["admin", "invites", id, "revoke"] if method == Method::Post => {
+            register::revoke_invite(ctx, req, who, id)
+        }
+        ["login"] | ["logout"] | ["devices", _, "revoke"] | ["admin", "invites", ..] => {
+            Err(ApiError::MethodNotAllowed { allow: "POST" })
+        }
+        ["register"] => Err(ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, POST",
+        }),
         ["admin"] if read => admin::page(ctx, &auth::require(who)?),
         ["api", "v1", "admin", "clients"] if read => admin::clients_json(ctx, &auth::require(who)?),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
         ["api", "v1", "devices", id] => match method {
-            Method::Delete => auth::revoke(ctx, who, id),
+            Method::Delete => auth::revoke(ctx, req, who, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
         },
         ["api", "v1", "files"] if read => files::list(ctx, &auth::require(who)?),
@@ -66,6 +80,12 @@ pub fn target(client: &str, rest: &[&str]) -> Result<(String, String), ApiError>
     nimbus_common::paths::validate_client_name(&client)?;
     let path = nimbus_common::paths::decode_rel_path(rest.iter().copied())?;
     Ok((client, path))
+}
+
+/// A query parameter of the request target, decoded.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    let (_, query) = req.url().split_once('?')?;
+    super::web::parse_form(query).remove(name)
 }
 
 /// The value of a request header, if present and valid text.
