@@ -12,7 +12,8 @@ pub const HEADER_MTIME: &str = "X-Nimbus-Mtime";
 /// Prefix of the file routes: `{FILES_ROUTE}/{client}/{path}`.
 pub const FILES_ROUTE: &str = "/api/v1/files";
 
-/// One entry of `GET /api/v1/files`: a file's latest version.
+/// One entry of `GET /api/v1/files`: a file's version current at the
+/// time asked for (by default its latest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub client: String,
@@ -22,7 +23,27 @@ pub struct FileEntry {
     pub hash: ContentHash,
     pub backed_up_at: i64,
     pub packed: bool,
+    /// How many versions with content the file has.
     pub versions: usize,
+    /// This version's number (for `?version=N`).
+    #[serde(default)]
+    pub version: u64,
+    /// The file was deleted at `backed_up_at` (listed with `deleted=1`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One entry of `GET /api/v1/versions/{client}/{path}`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    pub version: u64,
+    /// For a deletion, the size, mtime and hash of the content it followed.
+    pub size: u64,
+    pub mtime: i64,
+    pub hash: ContentHash,
+    pub backed_up_at: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// Body of `POST /api/v1/files/{client}/{path}`: record a version whose

@@ -235,8 +235,9 @@ fn unknown_routes_404_and_wrong_methods_405() {
     for (m, target, allow) in [
         ("POST", "/", "GET, HEAD"),
         ("DELETE", "/api/v1/files", "GET, HEAD"),
-        ("DELETE", "/api/v1/files/pc/x", "PUT, POST"),
-        ("GET", "/api/v1/files/pc/x", "PUT, POST"),
+        ("PATCH", "/api/v1/files/pc/x", "PUT, POST, DELETE"),
+        ("DELETE", "/api/v1/versions/pc/x", "GET, HEAD"),
+        ("GET", "/api/v1/files/pc/x", "PUT, POST, DELETE"),
         ("PUT", "/download/pc/x", "GET, HEAD"),
     ] {
         let r = request(server.port, m, target, &[], b"");

@@ -1,10 +1,11 @@
-//! `GET`/`HEAD /download/{client}/{path}`: the latest version, with Range,
-//! If-Range and a strong ETag; packed files are decompressed as they stream.
+//! `GET`/`HEAD /download/{client}/{path}[?version=N|?at=TIME]`: the latest
+//! version or a past one, with Range, If-Range and a strong ETag; packed
+//! files are decompressed as they stream.
 
 use super::auth::Identity;
 use super::range::{self, RangeRequest};
 use super::reply::{ApiError, Body, Reply};
-use super::router::{header, target, Handled};
+use super::router::{header, query_param, target, Handled};
 use super::Ctx;
 use crate::store::catalog::BlobForm;
 use std::io;
@@ -21,7 +22,18 @@ pub fn download(
 ) -> Handled {
     let (client, path) = target(client, rest)?;
     let key = format!("{}{client}", who.space());
-    let latest = ctx.dm.latest(&key, &path).ok_or(ApiError::NotFound)?;
+    let latest = match (query_param(req, "version"), super::files::at_param(req)?) {
+        (Some(n), _) => {
+            let n = n
+                .parse()
+                .map_err(|_| ApiError::bad("bad_version", "version must be a version number"))?;
+            ctx.dm.version_n(&key, &path, n)
+        }
+        (None, Some(at)) => ctx.dm.at(&key, &path, at),
+        (None, None) => ctx.dm.latest(&key, &path),
+    }
+    .filter(|l| !l.version.deleted)
+    .ok_or(ApiError::NotFound)?;
     let v = &latest.version;
     let size = v.size;
     let etag = format!("\"{}\"", v.hash);

@@ -3,14 +3,16 @@
 
 use super::auth::Identity;
 use super::reply::{ApiError, Reply};
-use super::router::{header, target, Handled};
+use super::router::{header, query_param, target, Handled};
 use super::Ctx;
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
 use nimbus_common::hash::ContentHash;
 use nimbus_common::info;
-use nimbus_common::log::unix_now;
-use nimbus_common::wire::{FileEntry, RecordRequest, UploadReply, HEADER_HASH, HEADER_MTIME};
+use nimbus_common::log::{parse_time, unix_now};
+use nimbus_common::wire::{
+    FileEntry, RecordRequest, UploadReply, VersionEntry, HEADER_HASH, HEADER_MTIME,
+};
 use std::io::Read;
 use tiny_http::Request;
 
@@ -32,19 +34,65 @@ pub fn entry(l: Latest, space: &str) -> FileEntry {
         backed_up_at: l.version.backed_up_at,
         packed: l.form == BlobForm::Packed,
         versions: l.versions,
+        version: l.version.n,
+        deleted: l.version.deleted,
     }
 }
 
-/// `GET /api/v1/files`: the caller's files, on all of the caller's machines.
-pub fn list(ctx: &Ctx, who: &Identity) -> Handled {
+/// The `at=TIME` query parameter, if given.
+pub fn at_param(req: &Request) -> Result<Option<i64>, ApiError> {
+    query_param(req, "at")
+        .map(|t| parse_time(&t).map_err(|e| ApiError::bad("bad_time", e)))
+        .transpose()
+}
+
+/// `GET /api/v1/files[?at=TIME][&deleted=1]`: the caller's files, on all of
+/// the caller's machines, as they were at TIME (default: now).
+pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     let space = who.space();
+    let at = at_param(req)?;
+    let deleted = matches!(query_param(req, "deleted").as_deref(), Some("1" | "true"));
     let entries: Vec<FileEntry> = ctx
         .dm
-        .list_under(&space)
+        .tree(&space, at, deleted)
         .into_iter()
         .map(|l| entry(l, &space))
         .collect();
     Ok(Reply::json(200, &entries))
+}
+
+/// `GET /api/v1/versions/{client}/{path}`: every version of one file.
+pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
+    let (client, path) = target(client, rest)?;
+    let key = format!("{}{client}", who.space());
+    let list: Vec<VersionEntry> = ctx
+        .dm
+        .versions(&key, &path)
+        .ok_or(ApiError::NotFound)?
+        .into_iter()
+        .map(|v| VersionEntry {
+            version: v.n,
+            size: v.size,
+            mtime: v.mtime,
+            hash: v.hash,
+            backed_up_at: v.backed_up_at,
+            deleted: v.deleted,
+        })
+        .collect();
+    Ok(Reply::json(200, &list))
+}
+
+/// `DELETE /api/v1/files/{client}/{path}`: the file was deleted on the
+/// machine. Adds a tombstone; every version stays restorable. A device
+/// token may do it (history only grows), for its own machine only.
+pub fn delete(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
+    let (client, path) = target(client, rest)?;
+    let key = writable_key(who, &client)?;
+    let added = ctx.dm.delete(&key, &path)?;
+    if added {
+        info!("{key}: {path} deleted");
+    }
+    Ok(Reply::new(if added { 201 } else { 200 }))
 }
 
 /// The catalog key of `machine` in the caller's space. Only the machine a

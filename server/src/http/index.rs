@@ -29,7 +29,7 @@ pub fn page_shell(title: &str, body: &str) -> String {
 /// The logged-in user's files.
 pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
     let space = who.space();
-    let files = ctx.dm.list_under(&space);
+    let files = ctx.dm.tree(&space, None, false);
     let mut html = String::with_capacity(512 + files.len() * 256);
     let _ = write!(
         html,

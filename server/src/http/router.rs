@@ -55,16 +55,25 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Method::Delete => auth::revoke(ctx, req, who, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
         },
-        ["api", "v1", "files"] if read => files::list(ctx, &auth::require(who)?),
+        ["api", "v1", "files"] if read => files::list(ctx, req, &auth::require(who)?),
         ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
             Method::Put => files::upload(ctx, req, &auth::require(who)?, client, rest),
             Method::Post => files::record(ctx, req, &auth::require(who)?, client, rest),
-            _ => Err(ApiError::MethodNotAllowed { allow: "PUT, POST" }),
+            Method::Delete => files::delete(ctx, &auth::require(who)?, client, rest),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "PUT, POST, DELETE",
+            }),
         },
+        ["api", "v1", "versions", client, rest @ ..] if !rest.is_empty() && read => {
+            files::versions(ctx, &auth::require(who)?, client, rest)
+        }
         ["download", client, rest @ ..] if !rest.is_empty() && read => {
             download::download(ctx, req, &auth::require(who)?, client, rest)
         }
         [""] | ["healthz"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        ["api", "v1", "versions", _, rest @ ..] if !rest.is_empty() => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
         ["download", _, rest @ ..] if !rest.is_empty() => {

@@ -7,15 +7,24 @@ use nimbus_common::hash::ContentHash;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-/// One backed-up state of a file.
+/// One backed-up state of a file: its content, or its deletion (a
+/// tombstone, which carries the hash, size and mtime of the content it
+/// followed, so every version references a blob that exists).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
+    /// The version's number within its file: 1, 2, ... in order, never
+    /// reused while the file has versions (forgotten ones leave gaps).
+    #[serde(default)]
+    pub n: u64,
     pub hash: ContentHash,
     pub size: u64,
     /// The file's modification time on the client, unix seconds.
     pub mtime: i64,
     /// When the server recorded this version, unix seconds.
     pub backed_up_at: i64,
+    /// The file was deleted on the client at `backed_up_at`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// How a blob is stored on disk.
@@ -70,6 +79,21 @@ pub enum Record {
     Unpacked { hash: ContentHash },
     /// A blob will not be packed: bzip2 does not shrink it.
     Incompressible { hash: ContentHash },
+    /// The file was deleted on the client (a tombstone; versions stay).
+    Delete {
+        client: String,
+        path: String,
+        at: i64,
+    },
+    /// Retention forgot these versions (by number) of a file.
+    Forget {
+        client: String,
+        path: String,
+        ns: Vec<u64>,
+    },
+    /// No version references this blob any more; it is deleted from disk
+    /// right after this record is durable.
+    Dropped { hash: ContentHash },
 }
 
 /// What the admin sees of one client: metadata, never contents.
@@ -82,12 +106,14 @@ pub struct ClientSummary {
     pub last_backup_at: Option<i64>,
 }
 
-/// The latest version of one file, with what a listing shows about it.
+/// The version of one file current at some time (by default now), with
+/// what a listing shows about it. `version.deleted` tells a tombstone.
 #[derive(Debug, Clone)]
 pub struct Latest {
     pub client: String,
     pub path: String,
     pub version: Version,
+    /// How many versions with content the file has (tombstones not counted).
     pub versions: usize,
     pub form: BlobForm,
 }
@@ -120,11 +146,14 @@ impl Catalog {
                     .or_default()
                     .entry(path.clone())
                     .or_default();
+                let n = versions.last().map_or(1, |v| v.n + 1);
                 versions.push(Version {
+                    n,
                     hash: *hash,
                     size: *size,
                     mtime: *mtime,
                     backed_up_at: *at,
+                    deleted: false,
                 });
                 let blob = self.blobs.entry(*hash).or_insert(BlobInfo {
                     size: *size,
@@ -159,7 +188,54 @@ impl Catalog {
                     b.incompressible = true;
                 }
             }
+            Record::Delete { client, path, at } => {
+                let last = self
+                    .files
+                    .get_mut(client)
+                    .and_then(|m| m.get_mut(path))
+                    .filter(|v| v.last().is_some_and(|l| !l.deleted));
+                if let Some(versions) = last {
+                    let l = versions.last().expect("filtered above").clone();
+                    versions.push(Version {
+                        n: l.n + 1,
+                        backed_up_at: *at,
+                        deleted: true,
+                        ..l
+                    });
+                }
+            }
+            Record::Forget { client, path, ns } => {
+                if let Some(paths) = self.files.get_mut(client) {
+                    if let Some(versions) = paths.get_mut(path) {
+                        versions.retain(|v| !ns.contains(&v.n));
+                        if versions.is_empty() {
+                            paths.remove(path);
+                        }
+                    }
+                    if paths.is_empty() {
+                        self.files.remove(client);
+                    }
+                }
+            }
+            Record::Dropped { hash } => {
+                self.blobs.remove(hash);
+            }
         }
+    }
+
+    /// Blobs that no version references (retention forgot their versions).
+    pub fn unreferenced(&self) -> Vec<ContentHash> {
+        let used: std::collections::HashSet<&ContentHash> = self
+            .files
+            .values()
+            .flat_map(|m| m.values().flatten())
+            .map(|v| &v.hash)
+            .collect();
+        self.blobs
+            .keys()
+            .filter(|h| !used.contains(h))
+            .copied()
+            .collect()
     }
 
     pub fn blob(&self, hash: &ContentHash) -> Option<&BlobInfo> {
@@ -181,14 +257,48 @@ impl Catalog {
             .map(|v| v.as_slice())
     }
 
+    /// The file's last version (a tombstone if it is deleted now).
     pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
+        self.at(client, path, None)
+    }
+
+    /// The file's version current at `at` (unix seconds; `None` = now):
+    /// the last one recorded at or before it.
+    pub fn at(&self, client: &str, path: &str, at: Option<i64>) -> Option<Latest> {
         let versions = self.versions(client, path)?;
-        let version = versions.last()?.clone();
+        self.current(client, path, versions, at)
+    }
+
+    fn current(
+        &self,
+        client: &str,
+        path: &str,
+        versions: &[Version],
+        at: Option<i64>,
+    ) -> Option<Latest> {
+        let version = match at {
+            None => versions.last()?,
+            Some(t) => versions.iter().rev().find(|v| v.backed_up_at <= t)?,
+        }
+        .clone();
         Some(Latest {
             client: client.to_string(),
             path: path.to_string(),
             form: self.form_of(&version.hash),
-            versions: versions.len(),
+            versions: versions.iter().filter(|v| !v.deleted).count(),
+            version,
+        })
+    }
+
+    /// One version of a file by number.
+    pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
+        let versions = self.versions(client, path)?;
+        let version = versions.iter().find(|v| v.n == n)?.clone();
+        Some(Latest {
+            client: client.to_string(),
+            path: path.to_string(),
+            form: self.form_of(&version.hash),
+            versions: versions.iter().filter(|v| !v.deleted).count(),
             version,
         })
     }
@@ -200,10 +310,12 @@ impl Catalog {
             .unwrap_or(BlobForm::Missing)
     }
 
-    /// The latest version of every file whose client key starts with
-    /// `prefix` (a user's space is the prefix `user/`; `""` is every file),
-    /// ordered by client, then path.
-    pub fn latest_under(&self, prefix: &str) -> Vec<Latest> {
+    /// The version current at `at` (`None` = now) of every file whose
+    /// client key starts with `prefix` (a user's space is the prefix
+    /// `user/`; `""` is every file), ordered by client, then path. Files
+    /// deleted at that time are left out unless `deleted`; files that did
+    /// not exist yet always are.
+    pub fn tree(&self, prefix: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
         let mut out = Vec::new();
         let under = self
             .files
@@ -214,14 +326,10 @@ impl Catalog {
             .take_while(|(client, _)| client.starts_with(prefix));
         for (client, paths) in under {
             for (path, versions) in paths {
-                if let Some(v) = versions.last() {
-                    out.push(Latest {
-                        client: client.clone(),
-                        path: path.clone(),
-                        version: v.clone(),
-                        versions: versions.len(),
-                        form: self.form_of(&v.hash),
-                    });
+                if let Some(l) = self.current(client, path, versions, at) {
+                    if deleted || !l.version.deleted {
+                        out.push(l);
+                    }
                 }
             }
         }
@@ -229,7 +337,7 @@ impl Catalog {
     }
 
     /// Recomputes every blob's owners from the versions.
-    fn rebuild_owners(&mut self) {
+    pub fn rebuild_owners(&mut self) {
         for b in self.blobs.values_mut() {
             b.owners.clear();
         }
@@ -279,13 +387,14 @@ impl Catalog {
             .map(|(client, paths)| {
                 let mut s = ClientSummary {
                     client: client.clone(),
-                    files: paths.len(),
+                    files: 0,
                     bytes: 0,
                     last_file: None,
                     last_backup_at: None,
                 };
                 for (path, versions) in paths {
-                    if let Some(v) = versions.last() {
+                    if let Some(v) = versions.last().filter(|v| !v.deleted) {
+                        s.files += 1;
                         s.bytes += v.size;
                         if s.last_backup_at.is_none_or(|t| v.backed_up_at > t) {
                             s.last_backup_at = Some(v.backed_up_at);
@@ -313,7 +422,13 @@ impl Catalog {
             seq,
             ..Catalog::default()
         };
-        for (client, path, versions) in files {
+        for (client, path, mut versions) in files {
+            // Snapshots from before version numbers: number them in order.
+            if versions.iter().any(|v| v.n == 0) {
+                for (i, v) in versions.iter_mut().enumerate() {
+                    v.n = i as u64 + 1;
+                }
+            }
             cat.files.entry(client).or_default().insert(path, versions);
         }
         cat.blobs = blobs.into_iter().collect();
@@ -421,7 +536,7 @@ mod tests {
             });
         }
         let alice: Vec<_> = c
-            .latest_under("alice/")
+            .tree("alice/", None, false)
             .into_iter()
             .map(|l| l.client)
             .collect();
@@ -429,6 +544,77 @@ mod tests {
         assert_eq!(c.adopt_legacy("admin"), 1);
         assert!(c.latest("admin/old-pc", "f").is_some());
         assert_eq!(c.adopt_legacy("admin"), 0);
+    }
+
+    #[test]
+    fn tombstones_history_and_forgetting() {
+        let mut c = Catalog::default();
+        c.apply(&version("a", 1, 100));
+        c.apply(&version("a", 2, 200));
+        c.apply(&version("b", 3, 150));
+        c.apply(&Record::Delete {
+            client: "pc".into(),
+            path: "a".into(),
+            at: 300,
+        });
+        // Deleting twice, or a file never seen, changes nothing.
+        for path in ["a", "zzz"] {
+            c.apply(&Record::Delete {
+                client: "pc".into(),
+                path: path.into(),
+                at: 310,
+            });
+        }
+        c.apply(&version("a", 1, 400));
+        let a = c.versions("pc", "a").unwrap();
+        assert_eq!(
+            a.iter().map(|v| (v.n, v.deleted)).collect::<Vec<_>>(),
+            [(1, false), (2, false), (3, true), (4, false)]
+        );
+        assert_eq!(a[2].hash, h(2), "a tombstone carries what it followed");
+        let paths = |at, deleted| -> Vec<(String, u64)> {
+            c.tree("", at, deleted)
+                .into_iter()
+                .map(|l| (l.path, l.version.n))
+                .collect()
+        };
+        assert_eq!(paths(Some(99), true), []);
+        assert_eq!(paths(Some(120), false), [("a".to_string(), 1)]);
+        assert_eq!(
+            paths(Some(160), false),
+            [("a".to_string(), 1), ("b".to_string(), 1)]
+        );
+        assert_eq!(paths(Some(350), false), [("b".to_string(), 1)]);
+        assert_eq!(
+            paths(Some(350), true),
+            [("a".to_string(), 3), ("b".to_string(), 1)]
+        );
+        assert_eq!(
+            paths(None, false),
+            [("a".to_string(), 4), ("b".to_string(), 1)]
+        );
+        assert_eq!(c.latest("pc", "a").unwrap().versions, 3);
+        assert_eq!(c.version_n("pc", "a", 2).unwrap().version.hash, h(2));
+
+        // Forgetting versions keeps the others' numbers; blobs stay until
+        // dropped; a file with no versions left is gone.
+        c.apply(&Record::Forget {
+            client: "pc".into(),
+            path: "a".into(),
+            ns: vec![2, 3],
+        });
+        assert_eq!(c.unreferenced(), [h(2)]);
+        c.apply(&Record::Dropped { hash: h(2) });
+        assert!(c.blob(&h(2)).is_none() && c.unreferenced().is_empty());
+        c.apply(&version("a", 5, 500));
+        assert_eq!(c.latest("pc", "a").unwrap().version.n, 5);
+        c.apply(&Record::Forget {
+            client: "pc".into(),
+            path: "b".into(),
+            ns: vec![1],
+        });
+        assert!(c.versions("pc", "b").is_none());
+        assert_eq!(c.client_summaries()[0].files, 1);
     }
 
     #[test]

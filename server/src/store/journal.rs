@@ -130,6 +130,9 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
 
     let journal_path = dir.join(JOURNAL);
     let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
+    // Replayed `Forget` records may have left users owning blobs they no
+    // longer reference.
+    catalog.rebuild_owners();
     let file = OpenOptions::new()
         .create(true)
         .append(true)

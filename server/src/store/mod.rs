@@ -235,7 +235,7 @@ impl DataManager {
     ) -> Result<Recorded, StoreError> {
         let now = unix_now();
         let current = self.read().latest(client, path);
-        if let Some(latest) = current {
+        if let Some(latest) = current.filter(|l| !l.version.deleted) {
             if latest.version.hash == hash {
                 self.commit(journal, Record::Access { hash, at: now }, false)?;
                 return Ok(Recorded {
@@ -254,7 +254,7 @@ impl DataManager {
             at: now,
         };
         self.commit(journal, rec, true)?;
-        let versions = self.read().versions(client, path).map_or(0, |v| v.len());
+        let versions = self.read().latest(client, path).map_or(0, |l| l.versions);
         Ok(Recorded {
             new_version: true,
             versions,
@@ -262,9 +262,43 @@ impl DataManager {
         })
     }
 
-    /// The latest version of one file.
+    /// The latest version of one file (a tombstone if it is deleted).
     pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
         self.read().latest(client, path)
+    }
+
+    /// The file's version current at `at` (unix seconds).
+    pub fn at(&self, client: &str, path: &str, at: i64) -> Option<Latest> {
+        self.read().at(client, path, Some(at))
+    }
+
+    /// One version of a file, by number.
+    pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
+        self.read().version_n(client, path, n)
+    }
+
+    /// Every version of a file, oldest first (tombstones included).
+    pub fn versions(&self, client: &str, path: &str) -> Option<Vec<catalog::Version>> {
+        self.read().versions(client, path).map(|v| v.to_vec())
+    }
+
+    /// Records that (client, path) was deleted on the client. Its versions
+    /// stay. Ok(false) when it is already deleted; NotFound when the server
+    /// never had it.
+    pub fn delete(&self, client: &str, path: &str) -> Result<bool, StoreError> {
+        let mut journal = self.lock_journal();
+        match self.read().latest(client, path) {
+            None => return Err(StoreError::NotFound),
+            Some(l) if l.version.deleted => return Ok(false),
+            Some(_) => {}
+        }
+        let rec = Record::Delete {
+            client: client.to_string(),
+            path: path.to_string(),
+            at: unix_now(),
+        };
+        self.commit(&mut journal, rec, true)?;
+        Ok(true)
     }
 
     /// Metadata of every client, for the admin.
@@ -272,9 +306,10 @@ impl DataManager {
         self.read().client_summaries()
     }
 
-    /// The latest version of every file whose client key starts with `prefix`.
-    pub fn list_under(&self, prefix: &str) -> Vec<Latest> {
-        self.read().latest_under(prefix)
+    /// Every file under `prefix` as it was at `at` (`None` = now); deleted
+    /// ones only with `deleted` (see [`Catalog::tree`]).
+    pub fn tree(&self, prefix: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
+        self.read().tree(prefix, at, deleted)
     }
 
     /// Gives files backed up before accounts existed to `owner`, and makes
@@ -536,7 +571,7 @@ mod tests {
             assert_eq!(dm.stats().blobs, 2);
         }
         let dm = DataManager::open(dir.path()).unwrap();
-        assert_eq!(dm.list_under("").len(), 3);
+        assert_eq!(dm.tree("", None, false).len(), 3);
         assert_eq!(dm.latest("pc", "a").unwrap().versions, 2);
         let blob_files = walk_count(&dir.path().join("blobs"));
         assert_eq!(blob_files, 2, "identical content is stored once");
