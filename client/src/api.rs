@@ -89,6 +89,36 @@ impl Api {
         parse(result)
     }
 
+    /// Tells the server the file was deleted here (its versions stay). A
+    /// file the server never had is fine too.
+    pub fn delete(&self, rel: &str) -> Result<(), ApiError> {
+        match check(
+            self.authorized(self.agent.delete(&self.file_url(rel)))
+                .call(),
+        ) {
+            Ok(_) | Err(ApiError::Refused { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A GET of `path_and_query` (which starts with `/`) with the token.
+    pub fn get(&self, path_and_query: &str) -> Result<ureq::Response, ApiError> {
+        self.get_with(path_and_query, &[])
+    }
+
+    /// A GET with extra headers.
+    pub fn get_with(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::Response, ApiError> {
+        let mut req = self.authorized(self.agent.get(&format!("{}{path_and_query}", self.base)));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        check(req.call())
+    }
+
     /// Streams the file's bytes. `stop` aborts the upload midway.
     pub fn upload(
         &self,
@@ -129,9 +159,15 @@ impl Api {
 }
 
 fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, ApiError> {
+    let resp = check(result)?;
+    read_json::<UploadReply>(resp)
+        .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
+}
+
+/// Sorts a request's outcome: a success, or what the caller can do.
+pub fn check(result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Response, ApiError> {
     match result {
-        Ok(resp) => read_json::<UploadReply>(resp)
-            .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}"))),
+        Ok(resp) => Ok(resp),
         Err(ureq::Error::Status(status, resp)) => {
             let body: Option<ErrorBody> = read_json(resp).ok();
             let (code, message) = match &body {
@@ -168,7 +204,9 @@ fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, Api
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(resp: ureq::Response) -> Result<T, serde_json::Error> {
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    resp: ureq::Response,
+) -> Result<T, serde_json::Error> {
     serde_json::from_reader(resp.into_reader().take(1 << 20))
 }
 

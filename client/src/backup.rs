@@ -32,6 +32,8 @@ pub struct Summary {
     pub scanned: usize,
     pub uploaded: usize,
     pub bytes: u64,
+    /// Deletions the server recorded.
+    pub deleted: usize,
     pub unchanged: usize,
     /// Changed files waiting to settle, or changed while being read.
     pub pending: usize,
@@ -46,17 +48,18 @@ pub struct Summary {
 
 impl Summary {
     pub fn did_something(&self) -> bool {
-        self.uploaded + self.errors + self.pending > 0
+        self.uploaded + self.deleted + self.errors + self.pending > 0
             || self.server_problem.is_some()
             || self.auth_problem.is_some()
     }
 
     pub fn line(&self) -> String {
         format!(
-            "pass: scanned {}, uploaded {} ({} bytes), unchanged {}, pending {}, errors {}{}",
+            "pass: scanned {}, uploaded {} ({} bytes), deleted {}, unchanged {}, pending {}, errors {}{}",
             self.scanned,
             self.uploaded,
             self.bytes,
+            self.deleted,
             self.unchanged,
             self.pending,
             self.errors,
@@ -115,6 +118,17 @@ impl Backup {
         let mut sum = Summary::default();
         let scan = scan::scan(&self.root);
         sum.scanned = scan.files.len();
+        // Where the walk failed, absence proves nothing: no deletions there.
+        let mut unsure: Vec<String> = Vec::new();
+        for s in &scan.skipped {
+            if let Skipped::Error { path, .. } = s {
+                match scan::relative(&self.root, Path::new(path)) {
+                    Ok(rel) => unsure.push(rel),
+                    // The folder itself (missing, unreadable): nothing is sure.
+                    Err(_) => unsure.push(String::new()),
+                }
+            }
+        }
         for s in scan.skipped {
             match &s {
                 Skipped::Permanent { path, why } => {
@@ -130,14 +144,54 @@ impl Backup {
             }
         }
 
-        // Forget state entries of files that are gone, so a file that comes
-        // back is checked again.
+        // Files in the state that are gone were deleted here: the server
+        // records each deletion (a tombstone), and only then does the state
+        // forget the file, so a deletion is never lost to a server that is
+        // down or a client that is killed.
         let present: HashSet<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
-        let before = self.state.files.len();
-        self.state
+        let gone: Vec<String> = self
+            .state
             .files
-            .retain(|rel, _| present.contains(rel.as_str()));
-        let mut dirty = self.state.files.len() != before;
+            .keys()
+            .filter(|rel| !present.contains(rel.as_str()))
+            .filter(|rel| !unsure.iter().any(|u| under(rel, u)))
+            .cloned()
+            .collect();
+        let mut dirty = false;
+        for rel in gone {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match self.api.delete(&rel) {
+                Ok(()) => {
+                    info!("deleted {rel} (its versions stay on the server)");
+                    self.state.files.remove(&rel);
+                    sum.deleted += 1;
+                    dirty = true;
+                }
+                Err(e) => match classify(e) {
+                    FileError::Server(why) => {
+                        sum.pending += 1;
+                        sum.server_problem.get_or_insert(why);
+                        break;
+                    }
+                    FileError::Auth(why) => {
+                        sum.auth_problem.get_or_insert(why);
+                        break;
+                    }
+                    FileError::Refused(why) | FileError::File(why) => {
+                        warn!("{rel}: deletion not recorded: {why}; retrying next pass");
+                        sum.errors += 1;
+                        sum.failures.push(format!("{rel}: {why}"));
+                    }
+                    FileError::Stopped => break,
+                },
+            }
+        }
+        if sum.server_problem.is_some() || sum.auth_problem.is_some() {
+            self.save_if(dirty);
+            return sum;
+        }
 
         let mut todo = Vec::new();
         for f in scan.files {
@@ -261,6 +315,12 @@ impl Backup {
             self.save();
         }
         sum
+    }
+
+    fn save_if(&self, dirty: bool) {
+        if dirty {
+            self.save();
+        }
     }
 
     fn save(&self) {
@@ -428,6 +488,11 @@ fn unchanged_since(path: &Path, f: &Found) -> bool {
         Ok(m) => m.len() == f.size && scan::mtime_ns(&m) == f.mtime_ns,
         Err(_) => false,
     }
+}
+
+/// Whether `rel` is `dir` or inside it (`""` is the whole folder).
+fn under(rel: &str, dir: &str) -> bool {
+    dir.is_empty() || rel == dir || rel.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
 /// Sleeps, waking early when `stop` is set; returns true if stopped.

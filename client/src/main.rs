@@ -4,6 +4,7 @@
 mod api;
 mod backup;
 mod login;
+mod restore;
 mod scan;
 mod state;
 mod tls;
@@ -97,20 +98,78 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
+    /// Restore files and folders as they were at a time (default: now).
+    #[command(
+        after_help = "Examples:\n  nimbus-client restore --server URL --at 2026-11-20 --to ~/restored\n  \
+                      nimbus-client restore --server URL --from old-laptop --to ./back Documents/taxes\n\
+                      Run it again after an interruption: finished files are kept, large ones resume."
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RestoreArgs {
+    /// Server URL, e.g. http://backup-vm:9090
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Restore files of this machine of yours. [default: this machine]
+    #[arg(long, value_name = "MACHINE")]
+    from: Option<String>,
+    /// As they were at this time: unix seconds, RFC 3339
+    /// (2026-11-20T18:00:00Z) or a date (2026-11-20, its end in UTC). [default: now]
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Folder to restore into. [default: the folder this machine backs up]
+    #[arg(long, value_name = "DIR")]
+    to: Option<PathBuf>,
+    /// The backup's state file, when the backup runs with --state: it names
+    /// the folder that --to defaults to.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Replace local files whose content differs (after the new content is
+    /// fully written and verified).
+    #[arg(long)]
+    overwrite: bool,
+    /// Restore names this system cannot hold under a safe name instead of
+    /// skipping them.
+    #[arg(long)]
+    rename_invalid: bool,
+    /// Apply Windows' naming rules (always on Windows): useful when DIR is a
+    /// share that Windows machines use.
+    #[arg(long)]
+    windows_names: bool,
+    /// Config file holding this machine's login per server.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also trust these PEM certificates for https:// servers.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Files or folders to restore, relative to the backed-up folder. [default: everything]
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Cmd::Login {
-        server,
-        user,
-        name,
-        password_stdin,
-        config,
-        ca,
-    }) = args.command.take()
-    {
-        return run_login(server, user, name, password_stdin, config, ca);
+    match args.command.take() {
+        Some(Cmd::Login {
+            server,
+            user,
+            name,
+            password_stdin,
+            config,
+            ca,
+        }) => return run_login(server, user, name, password_stdin, config, ca),
+        Some(Cmd::Restore(r)) => {
+            return match run_restore(r) {
+                Ok(code) => code,
+                Err(msg) => {
+                    error!("{msg}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => {}
     }
     match run(args) {
         Ok(code) => code,
@@ -163,6 +222,81 @@ fn run_login(
             ExitCode::from(2)
         }
     }
+}
+
+fn run_restore(args: RestoreArgs) -> Result<ExitCode, String> {
+    let server = args.server.trim_end_matches('/').to_string();
+    let config_path = args.config.unwrap_or_else(login::default_config_path);
+    let login = login::ClientConfig::load(&config_path)?
+        .servers
+        .remove(&server)
+        .ok_or_else(|| {
+            format!(
+                "this machine has not logged in to {server}; run: nimbus-client login --server {server} --user NAME"
+            )
+        })?;
+    let from = args.from.unwrap_or_else(|| login.machine.clone());
+    nimbus_common::paths::validate_client_name(&from)
+        .map_err(|e| format!("--from {from:?}: {e}"))?;
+    let at = args
+        .at
+        .as_deref()
+        .map(nimbus_common::log::parse_time)
+        .transpose()
+        .map_err(|e| format!("--at: {e}"))?;
+    let to = match args.to {
+        Some(t) => t,
+        None => restore::watched_folder(&server, &from, args.state.as_deref()).ok_or_else(|| {
+            format!("give --to DIR: no single folder of {from:?} is known to be backed up to {server} from here")
+        })?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    }
+    let agent = tls::agent(
+        args.ca.as_deref(),
+        Duration::from_secs(10),
+        Duration::from_secs(120),
+    )?;
+    let api = api::Api::new(&server, &login.machine, Some(login.token.clone()), agent);
+    let job = restore::Restore {
+        api: &api,
+        from: from.clone(),
+        at,
+        to: to.clone(),
+        paths: args
+            .paths
+            .iter()
+            .map(|p| restore::normalize_wanted(p))
+            .collect(),
+        overwrite: args.overwrite,
+        windows_names: args.windows_names || cfg!(windows),
+        rename_invalid: args.rename_invalid,
+        stop: &stop,
+    };
+    let files = job.plan()?;
+    if files.is_empty() {
+        return Err(format!(
+            "nothing to restore: {from:?} had no such files{}",
+            at.map(|t| format!(" at {}", nimbus_common::log::format_utc(t)))
+                .unwrap_or_default()
+        ));
+    }
+    restore::log_plan(&files, &from, &to);
+    let sum = job.run(&files);
+    println!("{}", sum.line());
+    if stop.load(Ordering::SeqCst) {
+        info!("stopped; run the same command again to resume");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if sum.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {

@@ -1,0 +1,464 @@
+//! `nimbus-client restore`: brings files back as they were at a time, from
+//! this machine's backups or another machine of the same user.
+//!
+//! Each file is downloaded (the exact version, by number) into a part file
+//! beside its target, named after its content hash, so an interrupted
+//! restore resumes it with a Range request. The whole content is verified
+//! against its BLAKE3 hash before the part file is renamed over the target
+//! and the backed-up mtime set. A local file is replaced only with
+//! `--overwrite`; one that already holds the right content is left alone.
+
+use crate::api::{read_json, Api, ApiError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nimbus_common::durable;
+use nimbus_common::hash::{ContentHash, Hasher};
+use nimbus_common::paths::{encode_path, encode_segment, validate_rel_path};
+use nimbus_common::wire::FileEntry;
+use nimbus_common::{info, warn};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Suffix of part files (a download in progress).
+pub const PART_SUFFIX: &str = ".nimbus-part";
+
+pub struct Restore<'a> {
+    pub api: &'a Api,
+    /// The machine whose files are restored.
+    pub from: String,
+    /// Unix seconds; `None` = now.
+    pub at: Option<i64>,
+    pub to: PathBuf,
+    /// Files and folders to restore (relative paths); empty = everything.
+    pub paths: Vec<String>,
+    pub overwrite: bool,
+    /// Apply Windows' naming rules (always on Windows).
+    pub windows_names: bool,
+    pub rename_invalid: bool,
+    pub stop: &'a AtomicBool,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub restored: usize,
+    pub bytes: u64,
+    pub already: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!(
+            "restore: restored {} ({} bytes), already correct {}, skipped {}, failed {}",
+            self.restored, self.bytes, self.already, self.skipped, self.failed
+        )
+    }
+}
+
+enum Outcome {
+    Restored(u64),
+    AlreadyCorrect,
+    Skipped(String),
+}
+
+impl Restore<'_> {
+    /// The files to restore, as the server lists them at the time asked.
+    pub fn plan(&self) -> Result<Vec<FileEntry>, String> {
+        let query = match self.at {
+            Some(t) => format!("/api/v1/files?at={t}"),
+            None => "/api/v1/files".to_string(),
+        };
+        let resp = self.api.get(&query).map_err(|e| describe(&e))?;
+        let all: Vec<FileEntry> =
+            read_json(resp).map_err(|e| format!("the server's file list is unreadable: {e}"))?;
+        let mut wanted: Vec<FileEntry> = all
+            .into_iter()
+            .filter(|f| f.client == self.from && !f.deleted)
+            .filter(|f| self.paths.is_empty() || self.paths.iter().any(|p| within(&f.path, p)))
+            .collect();
+        wanted.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(wanted)
+    }
+
+    pub fn run(&self, files: &[FileEntry]) -> Summary {
+        let mut sum = Summary::default();
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let bar = progress_bar(files.len(), total);
+        for f in files {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match self.restore_one(f, &bar) {
+                Ok(Outcome::Restored(n)) => {
+                    sum.restored += 1;
+                    sum.bytes += n;
+                }
+                Ok(Outcome::AlreadyCorrect) => {
+                    sum.already += 1;
+                    bar.inc(f.size);
+                }
+                Ok(Outcome::Skipped(why)) => {
+                    warn!("skipped {}: {why}", f.path);
+                    sum.skipped += 1;
+                    bar.inc(f.size);
+                }
+                Err(why) => {
+                    warn!("failed {}: {why}", f.path);
+                    sum.failed += 1;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        sum
+    }
+
+    fn target(&self, rel: &str) -> Result<PathBuf, String> {
+        // The server is trusted with contents, not with where they go.
+        validate_rel_path(rel).map_err(|e| format!("unsafe path from the server: {e}"))?;
+        let mut out = self.to.clone();
+        for part in rel.split('/') {
+            match (self.windows_names, invalid_on_windows(part)) {
+                (true, Some(_)) if self.rename_invalid => out.push(safe_windows_name(part)),
+                (true, Some(why)) => {
+                    return Err(format!(
+                        "{why}, which this system cannot hold; --rename-invalid restores it under a safe name"
+                    ))
+                }
+                _ => out.push(part),
+            }
+        }
+        Ok(out)
+    }
+
+    fn restore_one(&self, f: &FileEntry, bar: &ProgressBar) -> Result<Outcome, String> {
+        let target = match self.target(&f.path) {
+            Ok(t) => t,
+            Err(why) => return Ok(Outcome::Skipped(why)),
+        };
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() => {
+                if m.len() == f.size && hash_file(&target).ok() == Some(f.hash) {
+                    set_mtime(&target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+                    return Ok(Outcome::AlreadyCorrect);
+                }
+                if !self.overwrite {
+                    return Ok(Outcome::Skipped(
+                        "a different local file is in the way (--overwrite replaces it)".into(),
+                    ));
+                }
+            }
+            Ok(_) => {
+                return Ok(Outcome::Skipped(
+                    "something that is not a file is in the way".into(),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot look at {}: {e}", target.display())),
+        }
+        let parent = target.parent().unwrap_or(&self.to).to_path_buf();
+        fs::create_dir_all(&parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let part = parent.join(format!(".{name}.{}{PART_SUFFIX}", &f.hash.to_hex()[..16]));
+        let got = self.download(f, &part, bar)?;
+        durable::rename_durable(&part, &target)
+            .map_err(|e| format!("cannot move it into place: {e}"))?;
+        set_mtime(&target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+        Ok(Outcome::Restored(got))
+    }
+
+    /// Downloads `f` into `part`, resuming what a previous run left there,
+    /// and verifies the whole content. Returns the bytes fetched now.
+    fn download(&self, f: &FileEntry, part: &Path, bar: &ProgressBar) -> Result<u64, String> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(part)
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        let mut have = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if have > f.size {
+            file.set_len(0).map_err(|e| e.to_string())?;
+            have = 0;
+        }
+        // The part file's name carries the content hash: its bytes are a
+        // prefix of exactly this content, so the rest is asked for with
+        // If-Range, and the whole is verified below anyway.
+        let mut hasher = Hasher::new();
+        if have > 0 {
+            let mut prefix = File::open(part).map_err(|e| e.to_string())?.take(have);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = prefix.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            bar.inc(have);
+        }
+        let mut fetched = 0;
+        if have < f.size {
+            let target = format!(
+                "/download/{}/{}?version={}",
+                encode_segment(&f.client),
+                encode_path(&f.path),
+                f.version
+            );
+            let etag = format!("\"{}\"", f.hash);
+            let range = format!("bytes={have}-");
+            let headers: Vec<(&str, &str)> = if have > 0 {
+                vec![("Range", &range), ("If-Range", &etag)]
+            } else {
+                Vec::new()
+            };
+            let resp = self
+                .api
+                .get_with(&target, &headers)
+                .map_err(|e| describe(&e))?;
+            if resp.status() == 200 && have > 0 {
+                // The server sends everything: start over.
+                file.set_len(0).map_err(|e| e.to_string())?;
+                hasher = Hasher::new();
+                have = 0;
+            }
+            use std::io::Seek;
+            file.seek(io::SeekFrom::Start(have))
+                .map_err(|e| e.to_string())?;
+            let mut body = resp.into_reader().take(f.size - have);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                if self.stop.load(Ordering::SeqCst) {
+                    let _ = file.sync_data();
+                    return Err("stopped; run the same command again to resume".into());
+                }
+                let n = match body.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = file.sync_data();
+                        return Err(format!("the download broke off ({e}); run again to resume"));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n])
+                    .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+                hasher.update(&buf[..n]);
+                fetched += n as u64;
+                bar.inc(n as u64);
+            }
+        }
+        file.sync_all()
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len != f.size {
+            return Err(format!(
+                "got {len} of {} bytes; run again to resume",
+                f.size
+            ));
+        }
+        let (actual, _) = hasher.finish();
+        if actual != f.hash {
+            let _ = fs::remove_file(part);
+            return Err(format!(
+                "content does not match its hash (got {actual}, expected {}); nothing was replaced",
+                f.hash
+            ));
+        }
+        Ok(fetched)
+    }
+}
+
+/// Whether `path` is `wanted` or inside the folder `wanted`.
+fn within(path: &str, wanted: &str) -> bool {
+    wanted.is_empty()
+        || path == wanted
+        || path
+            .strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A path given on the command line, as the protocol writes it.
+pub fn normalize_wanted(p: &str) -> String {
+    p.replace('\\', "/")
+        .trim_start_matches("./")
+        .trim_matches('/')
+        .to_string()
+}
+
+fn hash_file(path: &Path) -> io::Result<ContentHash> {
+    ContentHash::of_reader(File::open(path)?).map(|(h, _)| h)
+}
+
+fn set_mtime(path: &Path, mtime: i64) -> io::Result<()> {
+    let t = if mtime >= 0 {
+        UNIX_EPOCH + Duration::from_secs(mtime as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(mtime.unsigned_abs())
+    };
+    OpenOptions::new().write(true).open(path)?.set_modified(t)
+}
+
+fn describe(e: &ApiError) -> String {
+    match e {
+        ApiError::Refused {
+            status: 404,
+            message,
+            ..
+        } => format!("not on the server: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// Why Windows cannot hold this name, if it cannot.
+pub fn invalid_on_windows(name: &str) -> Option<String> {
+    const RESERVED: [&str; 22] = [
+        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    ];
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\\') || (*c as u32) < 32)
+    {
+        return Some(format!("the name {name:?} holds the character {c:?}"));
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Some(format!("the name {name:?} ends with a dot or a space"));
+    }
+    let stem = name.split('.').next().unwrap_or(name).trim_end();
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem)) {
+        return Some(format!("the name {name:?} is reserved (a device name)"));
+    }
+    None
+}
+
+/// A name Windows can hold, as close to `name` as possible.
+pub fn safe_windows_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\\') || (c as u32) < 32 {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let kept = out.trim_end_matches(['.', ' ']).len();
+    let trailing = out.len() - kept;
+    out.truncate(kept);
+    out.push_str(&"_".repeat(trailing));
+    if invalid_on_windows(&out).is_some() {
+        // A reserved device name: keep it recognisable.
+        let (stem, ext) = match out.split_once('.') {
+            Some((s, e)) => (s.to_string(), format!(".{e}")),
+            None => (out.clone(), String::new()),
+        };
+        out = format!("{stem}_{ext}");
+    }
+    out
+}
+
+fn progress_bar(files: usize, bytes: u64) -> ProgressBar {
+    if files == 0 || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "restoring {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The folder a backup of `client` to `server` watched, when exactly one
+/// state file says so: `state`, or those in the default place.
+pub fn watched_folder(server: &str, client: &str, state: Option<&Path>) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match state {
+        Some(s) => vec![s.to_path_buf()],
+        None => {
+            let dir = crate::state::default_path(server, "", client)
+                .parent()?
+                .to_path_buf();
+            fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .collect()
+        }
+    };
+    let mut found = Vec::new();
+    for path in candidates {
+        let Ok(text) = fs::read(&path) else {
+            continue;
+        };
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            if v["server"] == server && v["client"] == client {
+                if let Some(d) = v["dir"].as_str() {
+                    found.push(PathBuf::from(d));
+                }
+            }
+        }
+    }
+    found.dedup();
+    (found.len() == 1).then(|| found.remove(0))
+}
+
+pub fn log_plan(files: &[FileEntry], from: &str, to: &Path) {
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    info!(
+        "restoring {} file(s), {bytes} bytes, of {from:?} into {}",
+        files.len(),
+        to.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_names() {
+        for bad in [
+            "CON",
+            "con.txt",
+            "aux.tar.gz",
+            "a:b",
+            "x?",
+            "trail.",
+            "trail ",
+            "LPT9",
+            "tab\t",
+        ] {
+            assert!(invalid_on_windows(bad).is_some(), "{bad}");
+            let safe = safe_windows_name(bad);
+            assert!(invalid_on_windows(&safe).is_none(), "{bad} -> {safe}");
+        }
+        for good in ["CONSOLE", "report.pdf", "a b", ".hidden", "COM10", "résumé"] {
+            assert!(invalid_on_windows(good).is_none(), "{good}");
+        }
+        assert_eq!(safe_windows_name("a:b"), "a_b");
+        assert_eq!(safe_windows_name("aux.txt"), "aux_.txt");
+        assert_eq!(safe_windows_name("CON"), "CON_");
+    }
+
+    #[test]
+    fn wanted_paths() {
+        assert!(within("docs/a.txt", "docs"));
+        assert!(within("docs", "docs"));
+        assert!(!within("docs2/a", "docs"));
+        assert!(within("x", ""));
+        assert_eq!(normalize_wanted("./docs/"), "docs");
+        assert_eq!(normalize_wanted("docs\\sub"), "docs/sub");
+    }
+}
