@@ -2,6 +2,7 @@
 //! line and calls [`run`]; tests and benchmarks use the modules directly.
 
 pub mod accounts;
+pub mod archive;
 pub mod config;
 pub mod hotspot;
 pub mod http;

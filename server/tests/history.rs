@@ -393,3 +393,160 @@ fn an_interrupted_restore_resumes_without_fetching_again() {
     assert!(std::fs::read(to.join("zz-big.bin")).unwrap() == big);
     assert!(part(&to).is_none());
 }
+
+/// GETs an archive with a browser session and unpacks it with the system's
+/// own tool into `into`; returns the response.
+fn fetch_archive(server: &Server, session: &str, query: &str, into: &Path) -> Resp {
+    let r = get_with_cookie(server, &format!("/archive?{query}"), session);
+    if r.status != 200 {
+        return r;
+    }
+    assert_eq!(
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        r.body.len(),
+        "the declared length is exact"
+    );
+    std::fs::create_dir_all(into).unwrap();
+    let zip = r.header("content-type") == Some("application/zip");
+    let file = into.with_extension(if zip { "zip" } else { "tar" });
+    std::fs::write(&file, &r.body).unwrap();
+    let out = if zip {
+        Command::new("unzip")
+            .arg("-q")
+            .arg(&file)
+            .arg("-d")
+            .arg(into)
+            .output()
+            .unwrap()
+    } else {
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&file)
+            .arg("-C")
+            .arg(into)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "unpacking failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+#[test]
+fn the_browser_downloads_a_folder_or_a_machine_as_it_was_as_zip_or_tar() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    let long = format!("docs/{}/deep-name.txt", "a-long-folder-name".repeat(8));
+    write(&src, "docs/a.txt", b"alpha");
+    write(&src, "docs/old.txt", b"deleted later");
+    write(&src, &long, b"a name over 100 bytes");
+    write(&src, "docs/r\u{e9}sum\u{e9} <1>.txt", b"unicode and markup");
+    write(&src, "photos/big.bin", &noise(2_000_000, 3));
+    write(&src, "empty.txt", b"");
+    backup_once(&server, &src, &state);
+    let then = tree(&src);
+    let t1 = mark();
+    write(&src, "docs/a.txt", b"alpha, edited");
+    std::fs::remove_file(src.join("docs/old.txt")).unwrap();
+    write(&src, "docs/new.txt", b"later");
+    backup_once(&server, &src, &state);
+
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    // The page offers it.
+    let page = get_with_cookie(&server, "/", &session).text();
+    assert!(page.contains("action=\"/archive\"") && page.contains("<option>pc</option>"));
+
+    for format in ["zip", "tar"] {
+        // The whole machine at t1.
+        let into = tmp.path().join(format!("all-{format}"));
+        let r = fetch_archive(
+            &server,
+            &session,
+            &format!("machine=pc&at={t1}&format={format}"),
+            &into,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let cd = r.header("content-disposition").unwrap();
+        assert!(
+            cd.starts_with("attachment;") && cd.contains(&format!(".{format}")),
+            "{cd}"
+        );
+        assert_eq!(
+            tree(&into),
+            then,
+            "{format}: names, bytes and mtimes as at t1"
+        );
+
+        // One folder, now: the folder is the archive's top level.
+        let into = tmp.path().join(format!("docs-{format}"));
+        let r = fetch_archive(
+            &server,
+            &session,
+            &format!("machine=pc&path=docs&format={format}"),
+            &into,
+        );
+        assert_eq!(r.status, 200);
+        let names: Vec<String> = tree(&into).into_keys().collect();
+        assert!(
+            names.contains(&"docs/new.txt".to_string())
+                && !names.contains(&"docs/old.txt".to_string()),
+            "{names:?}"
+        );
+        assert_eq!(
+            std::fs::read(into.join("docs/a.txt")).unwrap(),
+            b"alpha, edited"
+        );
+        assert!(names.iter().all(|n| n.starts_with("docs/")));
+    }
+
+    // Bad requests: a clear 4xx, never a partial archive.
+    for (query, status) in [
+        ("", 400),
+        ("machine=pc&format=rar", 400),
+        ("machine=pc&at=soon", 400),
+        ("machine=pc&path=../etc", 400),
+        ("machine=pc&path=nothing-here", 404),
+        ("machine=someone-else", 404),
+        ("machine=pc&at=1000", 404),
+    ] {
+        let r = get_with_cookie(&server, &format!("/archive?{query}"), &session);
+        assert_eq!(r.status, status, "{query}: {}", r.text());
+    }
+    // Another user gets nothing of ours.
+    add_user(&server, "mallory", "mallory's password");
+    let m = browser_login(&server, "mallory", "mallory's password");
+    assert_eq!(
+        get_with_cookie(&server, "/archive?machine=pc", &m).status,
+        404
+    );
+    assert_eq!(
+        get_with_cookie(&server, "/versions/pc/docs/a.txt", &m).status,
+        404
+    );
+
+    // A file's versions page links every version.
+    let page = get_with_cookie(&server, "/versions/pc/docs/a.txt", &session).text();
+    assert!(
+        page.contains("/download/pc/docs/a.txt?version=1")
+            && page.contains("/download/pc/docs/a.txt?version=2"),
+        "{page}"
+    );
+    let page = get_with_cookie(&server, "/versions/pc/docs/old.txt", &session).text();
+    assert!(page.contains("deleted"));
+    // The files page at t1, and with deleted files now.
+    let page = get_with_cookie(&server, &format!("/?at={t1}"), &session).text();
+    assert!(page.contains("old.txt") && !page.contains("new.txt"));
+    assert!(page.contains("/download/pc/docs/a.txt?version=1"));
+    let page = get_with_cookie(&server, "/?deleted=1", &session).text();
+    assert!(page.contains("<s>docs/old.txt</s> (deleted)"), "{page}");
+    assert!(!get_with_cookie(&server, "/", &session)
+        .text()
+        .contains("old.txt"));
+}

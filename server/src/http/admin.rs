@@ -158,10 +158,6 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
     }
     html.push_str("</tbody></table>");
     invites_section(ctx, who, &mut html)?;
-    Ok(
-        Reply::html(200, page_shell("Clients · Nimbus", &html)).header(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'",
-        ),
-    )
+    Ok(Reply::html(200, page_shell("Clients · Nimbus", &html))
+        .header("Content-Security-Policy", super::index::PAGE_CSP))
 }

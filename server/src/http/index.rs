@@ -2,7 +2,7 @@
 //! JavaScript. Every name is HTML-escaped; links are percent-encoded.
 
 use super::auth::Identity;
-use super::reply::Reply;
+use super::reply::{ApiError, Reply};
 use super::Ctx;
 use crate::store::catalog::BlobForm;
 use nimbus_common::log::format_utc;
@@ -26,10 +26,20 @@ pub fn page_shell(title: &str, body: &str) -> String {
     )
 }
 
-/// The logged-in user's files.
-pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
+/// The Content-Security-Policy of every page: no scripts, no outside loads.
+pub const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'";
+
+/// The logged-in user's files, now or as they were at `?at=TIME` (with
+/// deleted ones under `&deleted=1`).
+pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply, ApiError> {
     let space = who.space();
-    let files = ctx.dm.tree(&space, None, false);
+    let at = super::files::at_param(req)?;
+    let show_deleted = matches!(
+        super::router::query_param(req, "deleted").as_deref(),
+        Some("1" | "on" | "true")
+    );
+    let files = ctx.dm.tree(&space, at, show_deleted);
     let mut html = String::with_capacity(512 + files.len() * 256);
     let _ = write!(
         html,
@@ -49,33 +59,58 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
     }
     html.push_str("</p>");
     devices_section(ctx, who, &mut html);
-    let _ = write!(html, "<h2>Files</h2><p>{} file(s)</p>", files.len());
+    let at_text = at.map(format_utc).unwrap_or_default();
+    let _ = write!(
+        html,
+        "<h2>Files</h2><form method=\"get\" action=\"/\" class=\"bar\">\
+         <label>As they were at (UTC) <input name=\"at\" value=\"{}\" placeholder=\"2026-11-20T18:00:00Z\"></label> \
+         <label><input type=\"checkbox\" name=\"deleted\" value=\"1\"{}> show deleted files</label> \
+         <button type=\"submit\">Show</button></form>",
+        escape(&at_text),
+        if show_deleted { " checked" } else { "" }
+    );
+    restore_form(&files, &space, &at_text, &mut html);
+    let _ = write!(
+        html,
+        "<p>{} file(s){}</p>",
+        files.len(),
+        at.map(|t| format!(" as they were at {}", format_utc(t)))
+            .unwrap_or_default()
+    );
     if files.is_empty() {
         html.push_str("<p>Nothing is backed up yet. On a machine, run <code>nimbus-client login --server URL --user NAME</code>, then <code>nimbus-client --server URL --dir FOLDER</code>.</p>");
     } else {
         html.push_str(
             "<table><thead><tr><th>Machine</th><th>Path</th><th>Size</th>\
-             <th>Last backup (UTC)</th><th>Storage</th></tr></thead><tbody>",
+             <th>Backed up (UTC)</th><th>Storage</th><th>History</th></tr></thead><tbody>",
         );
         for f in &files {
             let machine = f.client.strip_prefix(&space).unwrap_or(&f.client);
-            let href = format!(
-                "/download/{}/{}",
-                encode_segment(machine),
-                encode_path(&f.path)
+            let (m, p) = (encode_segment(machine), encode_path(&f.path));
+            let href = match at {
+                None => format!("/download/{m}/{p}"),
+                Some(_) => format!("/download/{m}/{p}?version={}", f.version.n),
+            };
+            let history = format!(
+                "<a href=\"{}\">{} version(s)</a>",
+                escape(&format!("/versions/{m}/{p}")),
+                f.versions
             );
             let (class, state) = match f.form {
                 BlobForm::Hot => ("hot", "hot"),
                 BlobForm::Packed => ("packed", "packed"),
                 BlobForm::Missing => ("missing", "missing"),
             };
+            let name = if f.version.deleted {
+                format!("<s>{}</s> (deleted)", escape(&f.path))
+            } else {
+                format!("<a href=\"{}\">{}</a>", escape(&href), escape(&f.path))
+            };
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"n\" title=\"{} bytes\">{}</td>\
-                 <td>{}</td><td class=\"{class}\">{state}</td></tr>",
+                "<tr><td>{}</td><td>{name}</td><td class=\"n\" title=\"{} bytes\">{}</td>\
+                 <td>{}</td><td class=\"{class}\">{state}</td><td>{history}</td></tr>",
                 escape(machine),
-                escape(&href),
-                escape(&f.path),
                 f.version.size,
                 human_size(f.version.size),
                 format_utc(f.version.backed_up_at),
@@ -83,10 +118,34 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Reply {
         }
         html.push_str("</tbody></table>");
     }
-    Reply::html(200, page_shell("Nimbus backups", &html)).header(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'",
-    )
+    Ok(Reply::html(200, page_shell("Nimbus backups", &html))
+        .header("Content-Security-Policy", PAGE_CSP))
+}
+
+/// "Download a machine or folder as it was": a form for `/archive`.
+fn restore_form(files: &[crate::store::catalog::Latest], space: &str, at: &str, html: &mut String) {
+    let mut machines: Vec<&str> = files
+        .iter()
+        .map(|f| f.client.strip_prefix(space).unwrap_or(&f.client))
+        .collect();
+    machines.dedup();
+    if machines.is_empty() {
+        return;
+    }
+    let options: String = machines
+        .iter()
+        .map(|m| format!("<option>{}</option>", escape(m)))
+        .collect();
+    let _ = write!(
+        html,
+        "<form method=\"get\" action=\"/archive\" class=\"bar\"><b>Restore</b> \
+         <label>machine <select name=\"machine\">{options}</select></label> \
+         <label>folder <input name=\"path\" placeholder=\"everything\"></label> \
+         <label>as at (UTC) <input name=\"at\" value=\"{}\" placeholder=\"now\"></label> \
+         <label>as <select name=\"format\"><option>zip</option><option>tar</option></select></label> \
+         <button type=\"submit\">Download</button></form>",
+        escape(at)
+    );
 }
 
 /// The user's machines (devices with a live token), each with a button to

@@ -11,6 +11,7 @@ mod index;
 pub mod range;
 mod register;
 mod reply;
+mod restore;
 mod router;
 mod web;
 

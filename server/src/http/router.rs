@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, auth, download, files, index, register, web, Ctx};
+use super::{admin, auth, download, files, index, register, restore, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -27,10 +27,14 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     // A presented token must be valid whatever the route.
     let who = auth::identify(ctx, req)?;
     match segs.as_slice() {
-        [""] if read => Ok(match &who {
-            Some(w) => index::page(ctx, w),
-            None => web::login_page(ctx, 200, None),
-        }),
+        [""] if read => match &who {
+            Some(w) => index::page(ctx, req, w),
+            None => Ok(web::login_page(ctx, 200, None)),
+        },
+        ["archive"] if read => restore::archive(ctx, req, &auth::require(who)?),
+        ["versions", client, rest @ ..] if !rest.is_empty() && read => {
+            restore::versions_page(ctx, &auth::require(who)?, client, rest)
+        }
         ["login"] if method == Method::Post => web::login(ctx, req),
         ["logout"] if method == Method::Post => web::logout(ctx, req, who),
         ["register"] if read => register::page(ctx, req),
@@ -70,13 +74,13 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["download", client, rest @ ..] if !rest.is_empty() && read => {
             download::download(ctx, req, &auth::require(who)?, client, rest)
         }
-        [""] | ["healthz"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
+        [""] | ["healthz"] | ["archive"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
         ["api", "v1", "versions", _, rest @ ..] if !rest.is_empty() => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
-        ["download", _, rest @ ..] if !rest.is_empty() => {
+        ["download" | "versions", _, rest @ ..] if !rest.is_empty() => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
         _ => Err(ApiError::NotFound),

@@ -352,6 +352,17 @@ impl DataManager {
         Err(StoreError::BlobMissing)
     }
 
+    /// True when the catalog knows `hash` but found it on no disk.
+    pub fn blob_missing(&self, hash: &ContentHash) -> bool {
+        matches!(
+            self.read().blob(hash),
+            None | Some(catalog::BlobInfo {
+                form: BlobForm::Missing,
+                ..
+            })
+        )
+    }
+
     /// Notes a download of `hash`, for the hotspot's idea of what is cold.
     pub fn touch(&self, hash: &ContentHash) {
         let now = unix_now();
