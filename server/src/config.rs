@@ -2,8 +2,10 @@
 //! (`--config FILE`) with the same keys as the flags (`"hot-time": 3600`).
 //! Flags win over the file, the file over the built-in defaults.
 
+use crate::retention::Policy;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug, Default)]
@@ -59,6 +61,30 @@ pub struct Args {
     /// invite link an admin made) or "open" (anyone who reaches the server). [default: closed]
     #[arg(long, value_name = "MODE")]
     pub registration: Option<Registration>,
+    /// Retention: keep the newest N versions of each file.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_last: Option<u32>,
+    /// Retention: keep the newest version in each of the last N hours.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_hourly: Option<u32>,
+    /// Retention: keep the newest version in each of the last N days.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_daily: Option<u32>,
+    /// Retention: keep the newest version in each of the last N weeks.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_weekly: Option<u32>,
+    /// Retention: keep the newest version in each of the last N months.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_monthly: Option<u32>,
+    /// Retention: keep the newest version in each of the last N years.
+    #[arg(long, value_name = "N", global = true)]
+    pub keep_yearly: Option<u32>,
+    /// Retention: keep every version younger than this (90s, 45m, 12h, 30d, 8w).
+    #[arg(long, value_name = "AGE", global = true)]
+    pub keep_within: Option<String>,
+    /// Seconds between automatic prunes, when a retention policy is set. [default: 86400]
+    #[arg(long, value_name = "SECS")]
+    pub prune_interval: Option<u64>,
 }
 
 /// Self-registration from the browser.
@@ -78,6 +104,23 @@ pub enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Apply the retention policy now: forget the versions it does not keep
+    /// and delete content nothing references any more. The server must be
+    /// stopped (a running server prunes by itself every --prune-interval).
+    Prune {
+        /// Only report what would be forgotten and freed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Verify the catalog against the stored content: every version's
+    /// content must be there. Exits 1 when something is missing or corrupt.
+    /// The server must be stopped.
+    Check {
+        /// Also read every stored content (packed ones decompressed) and
+        /// verify its BLAKE3 hash.
+        #[arg(long)]
+        read_data: bool,
     },
 }
 
@@ -128,6 +171,9 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     registration: Option<Registration>,
+    retention: Option<Policy>,
+    retention_clients: Option<BTreeMap<String, Policy>>,
+    prune_interval: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -145,6 +191,26 @@ pub struct Config {
     /// Certificate chain and key files; both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub registration: Registration,
+    /// The retention policy of every client without one of its own.
+    pub retention: Policy,
+    /// Policies of single clients (`user/machine`), replacing `retention`.
+    pub retention_clients: BTreeMap<String, Policy>,
+    pub prune_interval: u64,
+}
+
+impl Config {
+    /// The retention policy of one client (`user/machine`).
+    pub fn policy_of(&self, client: &str) -> Policy {
+        self.retention_clients
+            .get(client)
+            .unwrap_or(&self.retention)
+            .clone()
+    }
+
+    /// True when some policy forgets anything.
+    pub fn has_retention(&self) -> bool {
+        !self.retention.is_empty() || self.retention_clients.values().any(|p| !p.is_empty())
+    }
 }
 
 impl Default for Config {
@@ -161,6 +227,9 @@ impl Default for Config {
             trust_proxy: false,
             tls: None,
             registration: Registration::Closed,
+            retention: Policy::default(),
+            retention_clients: BTreeMap::new(),
+            prune_interval: 86_400,
         }
     }
 }
@@ -181,6 +250,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("tls-cert and tls-key go together: give both files or neither")]
     TlsHalf,
+    #[error("--keep-within: {0}")]
+    Duration(String),
 }
 
 impl Config {
@@ -230,12 +301,39 @@ impl Config {
                 .registration
                 .or(file.registration)
                 .unwrap_or(d.registration),
+            retention: {
+                let mut p = file.retention.unwrap_or_default();
+                let flags = [
+                    (args.keep_last, &mut p.keep_last),
+                    (args.keep_hourly, &mut p.keep_hourly),
+                    (args.keep_daily, &mut p.keep_daily),
+                    (args.keep_weekly, &mut p.keep_weekly),
+                    (args.keep_monthly, &mut p.keep_monthly),
+                    (args.keep_yearly, &mut p.keep_yearly),
+                ];
+                for (flag, slot) in flags {
+                    if flag.is_some() {
+                        *slot = flag;
+                    }
+                }
+                if let Some(w) = &args.keep_within {
+                    p.keep_within =
+                        Some(crate::retention::parse_duration(w).map_err(ConfigError::Duration)?);
+                }
+                p
+            },
+            retention_clients: file.retention_clients.unwrap_or_default(),
+            prune_interval: args
+                .prune_interval
+                .or(file.prune_interval)
+                .unwrap_or(d.prune_interval),
         };
         for (name, v) in [
             ("--workers", c.workers as u64),
             ("--queue", c.queue as u64),
             ("--hotspot-interval", c.hotspot_interval),
             ("--pack-threads", c.pack_threads as u64),
+            ("--prune-interval", c.prune_interval),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -298,5 +396,42 @@ mod tests {
             Config::from_args(args).unwrap().registration,
             Registration::Closed
         );
+    }
+
+    #[test]
+    fn retention_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            r#"{"retention": {"keep-last": 5, "keep-daily": 7, "keep-within": "2d"},
+                "retention-clients": {"alice/laptop": {"keep-last": 1}}}"#,
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "nimbus-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--keep-last",
+            "3",
+        ]);
+        let c = Config::from_args(args).unwrap();
+        assert_eq!(c.retention.keep_last, Some(3), "the flag wins");
+        assert_eq!(c.retention.keep_daily, Some(7));
+        assert_eq!(c.retention.keep_within, Some(2 * 86_400));
+        assert_eq!(c.policy_of("alice/laptop").keep_last, Some(1));
+        assert_eq!(c.policy_of("alice/laptop").keep_daily, None);
+        assert_eq!(c.policy_of("bob/pc").keep_last, Some(3));
+        assert!(c.has_retention());
+        std::fs::write(&path, r#"{"retention": {"keep-within": "soon"}}"#).unwrap();
+        let args = Args::parse_from(["nimbus-server", "--config", path.to_str().unwrap()]);
+        assert!(Config::from_args(args)
+            .unwrap_err()
+            .to_string()
+            .contains("not a duration"));
+        let args = Args::parse_from(["nimbus-server", "prune", "--keep-within", "1x"]);
+        assert!(Config::from_args(args).is_err());
+        let args = Args::parse_from(["nimbus-server"]);
+        assert!(!Config::from_args(args).unwrap().has_retention());
     }
 }

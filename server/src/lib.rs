@@ -6,6 +6,8 @@ pub mod archive;
 pub mod config;
 pub mod hotspot;
 pub mod http;
+pub mod maintenance;
+pub mod retention;
 pub mod store;
 pub mod usercmd;
 
@@ -36,6 +38,8 @@ pub enum RunError {
     Accounts(#[from] accounts::AccountError),
     #[error("cannot install the signal handler: {0}")]
     Signal(#[from] ctrlc::Error),
+    #[error(transparent)]
+    Lock(#[from] maintenance::MaintenanceError),
 }
 
 /// Binds the listening socket, with TLS when `--tls-cert`/`--tls-key` say so.
@@ -69,6 +73,9 @@ fn listen(config: &Config) -> Result<tiny_http::Server, RunError> {
 /// Runs the server until SIGTERM or Ctrl-C. The first line on stdout is
 /// `listening on http://HOST:PORT`, with the real port.
 pub fn run(config: Config) -> Result<(), RunError> {
+    // One process at a time on a data directory: a second server, or a
+    // prune or check, would work on a catalog this one keeps in memory.
+    let _lock = maintenance::DataLock::acquire(&config.data)?;
     let dm = store::DataManager::open(&config.data)?;
     let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
@@ -144,6 +151,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         config.pack_threads,
     );
     let _ = hotspot::HANDLE.set(Mutex::new(Some(hotspot)));
+    let pruner = maintenance::Pruner::start(dm, config.clone());
 
     http::serve(
         server,
@@ -154,6 +162,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
     );
 
     info!("stopping");
+    if let Some(p) = pruner {
+        p.stop();
+    }
     if let Some(h) = hotspot::HANDLE.get() {
         if let Some(hs) = h.lock().unwrap_or_else(|e| e.into_inner()).take() {
             hs.stop();

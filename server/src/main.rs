@@ -19,6 +19,16 @@ fn main() -> ExitCode {
         Some(Command::User { action }) => {
             nimbus_server::usercmd::run(&config.data, action).map_err(|e| e.to_string())
         }
+        Some(Command::Prune { dry_run }) => {
+            nimbus_server::maintenance::prune_command(&config, dry_run).map_err(|e| e.to_string())
+        }
+        Some(Command::Check { read_data }) => {
+            match nimbus_server::maintenance::check_command(&config.data, read_data) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e.to_string()),
+            }
+        }
         None => nimbus_server::run(config).map_err(|e| e.to_string()),
     };
     match result {

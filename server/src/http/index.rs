@@ -97,6 +97,7 @@ pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply
                 f.versions
             );
             let (class, state) = match f.form {
+                _ if f.version.deleted => ("", "-"),
                 BlobForm::Hot => ("hot", "hot"),
                 BlobForm::Packed => ("packed", "packed"),
                 BlobForm::Missing => ("missing", "missing"),

@@ -148,10 +148,17 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
     }
 }
 
+/// An admin logged in with a password: a machine's token, even an admin's,
+/// does not manage accounts (a stolen laptop must not mint invites).
 fn require_admin_session(who: Option<Identity>) -> Result<Identity, ApiError> {
     let who = auth::require(who)?;
     if who.role != Role::Admin {
         return Err(ApiError::Forbidden("only admins make invite links".into()));
+    }
+    if who.session.is_none() {
+        return Err(ApiError::Forbidden(
+            "invite links are made on the admin page, logged in with a password".into(),
+        ));
     }
     Ok(who)
 }

@@ -84,6 +84,8 @@ pub trait BlobStore: Send + Sync {
     ) -> io::Result<Box<dyn Read + Send>>;
     /// Removes one form of a blob (durably).
     fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()>;
+    /// Bytes one form of a blob takes on disk.
+    fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64>;
     /// Compresses a hot blob into a verified staging file.
     fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError>;
     /// Decompresses a packed blob into a verified staging file.
@@ -247,6 +249,10 @@ impl BlobStore for LocalBlobs {
                 Ok(Box::new(BufReader::with_capacity(BUF, dec.take(len))))
             }
         }
+    }
+
+    fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64> {
+        fs::metadata(self.path_of(hash, form)).map(|m| m.len())
     }
 
     fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {

@@ -223,12 +223,15 @@ impl Catalog {
         }
     }
 
-    /// Blobs that no version references (retention forgot their versions).
+    /// Blobs that no version with content references (retention forgot
+    /// their versions). A deletion's hash is not a reference: it only says
+    /// what the deleted file held, and is never downloaded.
     pub fn unreferenced(&self) -> Vec<ContentHash> {
         let used: std::collections::HashSet<&ContentHash> = self
             .files
             .values()
             .flat_map(|m| m.values().flatten())
+            .filter(|v| !v.deleted)
             .map(|v| &v.hash)
             .collect();
         self.blobs
@@ -342,7 +345,7 @@ impl Catalog {
             b.owners.clear();
         }
         for (client, paths) in &self.files {
-            for v in paths.values().flatten() {
+            for v in paths.values().flatten().filter(|v| !v.deleted) {
                 if let Some(b) = self.blobs.get_mut(&v.hash) {
                     b.owners.insert(owner_of(client).to_string());
                 }
@@ -434,15 +437,15 @@ impl Catalog {
         cat.blobs = blobs.into_iter().collect();
         // Every version gets a blob entry (a snapshot written by an older
         // build might lack one), and every blob its owners.
-        let referenced: Vec<(ContentHash, u64, i64, String)> = cat
-            .files
-            .iter()
-            .flat_map(|(client, m)| {
-                m.values()
-                    .flatten()
-                    .map(move |v| (v.hash, v.size, v.backed_up_at, owner_of(client).to_string()))
-            })
-            .collect();
+        let referenced: Vec<(ContentHash, u64, i64, String)> =
+            cat.files
+                .iter()
+                .flat_map(|(client, m)| {
+                    m.values().flatten().filter(|v| !v.deleted).map(move |v| {
+                        (v.hash, v.size, v.backed_up_at, owner_of(client).to_string())
+                    })
+                })
+                .collect();
         for (hash, size, at, owner) in referenced {
             cat.blobs
                 .entry(hash)

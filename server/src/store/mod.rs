@@ -87,7 +87,45 @@ pub struct DataManager {
     catalog: RwLock<Catalog>,
     journal: Mutex<Journal>,
     blobs: Box<dyn BlobStore>,
+    /// Held shared from an upload's "is this content here?" to its journal
+    /// record, and exclusively while pruning deletes blobs: a blob is never
+    /// deleted between an upload finding it and referencing it.
+    gc: RwLock<()>,
 }
+
+/// What a prune did (or, dry, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Versions forgotten (tombstones included).
+    pub versions: usize,
+    /// Files left with no version at all.
+    pub files_gone: usize,
+    /// Blobs no longer referenced, and deleted.
+    pub blobs: usize,
+    /// Bytes those blobs took on disk.
+    pub bytes_freed: u64,
+}
+
+/// A stored content that is not what the catalog says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobProblem {
+    pub hash: ContentHash,
+    pub problem: String,
+}
+
+/// What `check` looked at.
+#[derive(Debug, Default, Clone)]
+pub struct CheckReport {
+    pub blobs: usize,
+    pub bytes_read: u64,
+    pub problems: Vec<BlobProblem>,
+    /// (client, path, version number) of every version whose content has a
+    /// problem.
+    pub affected: Vec<(String, String, u64, ContentHash)>,
+}
+
+/// Forget records are made durable in groups of this many.
+const FORGET_BATCH: usize = 256;
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
 
@@ -133,6 +171,7 @@ impl DataManager {
             catalog: RwLock::new(catalog),
             journal: Mutex::new(journal),
             blobs: Box::new(blobs),
+            gc: RwLock::new(()),
         })
     }
 
@@ -182,6 +221,7 @@ impl DataManager {
         staged: Staged,
     ) -> Result<Recorded, StoreError> {
         let (hash, size) = (staged.hash, staged.size);
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
         let form = self.read().blob(&hash).map(|b| b.form);
         match form {
             Some(BlobForm::Hot | BlobForm::Packed) => self.blobs.discard(staged),
@@ -212,6 +252,7 @@ impl DataManager {
         size: u64,
         mtime: i64,
     ) -> Result<Recorded, StoreError> {
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
         let mut journal = self.lock_journal();
         // Only content already in the caller's own space: answering for
         // another user's content would tell that someone has it.
@@ -458,6 +499,176 @@ impl DataManager {
         Ok(true)
     }
 
+    /// Applies retention: forgets the versions `policy_of(client)` says to
+    /// (files of clients without a policy keep everything), then deletes
+    /// the blobs no version references any more. With `dry_run`, only
+    /// reports.
+    ///
+    /// Crash safety: each `Forget` is durable before anything depends on
+    /// it; each `Dropped` record is durable before its blob is deleted, and
+    /// a blob whose record did not make it is an orphan that the next start
+    /// removes. Uploads cannot slip in between: they hold `gc` shared from
+    /// "this content is here" to their journal record.
+    pub fn prune(
+        &self,
+        policy_of: &dyn Fn(&str) -> Option<crate::retention::Policy>,
+        now: i64,
+        dry_run: bool,
+    ) -> io::Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let plan: Vec<(String, String, Vec<u64>, bool)> = {
+            let cat = self.read();
+            let mut policies: std::collections::HashMap<String, Option<crate::retention::Policy>> =
+                Default::default();
+            cat.files()
+                .filter_map(|(client, path, versions)| {
+                    let policy = policies
+                        .entry(client.to_string())
+                        .or_insert_with(|| policy_of(client).filter(|p| !p.is_empty()))
+                        .as_ref()?;
+                    let ns = policy.forget(versions, now);
+                    let all = ns.len() == versions.len();
+                    (!ns.is_empty()).then(|| (client.to_string(), path.to_string(), ns, all))
+                })
+                .collect()
+        };
+        report.versions = plan.iter().map(|(_, _, ns, _)| ns.len()).sum();
+        report.files_gone = plan.iter().filter(|(.., all)| *all).count();
+        if dry_run {
+            let cat = self.read();
+            let forgotten: std::collections::HashMap<(&str, &str), &Vec<u64>> = plan
+                .iter()
+                .map(|(c, p, ns, _)| ((c.as_str(), p.as_str()), ns))
+                .collect();
+            let mut used = std::collections::HashSet::new();
+            for (client, path, versions) in cat.files() {
+                let ns = forgotten.get(&(client, path));
+                for v in versions.iter().filter(|v| !v.deleted) {
+                    if !ns.is_some_and(|ns| ns.contains(&v.n)) {
+                        used.insert(v.hash);
+                    }
+                }
+            }
+            for (h, b) in cat.blobs() {
+                if !used.contains(h) {
+                    report.blobs += 1;
+                    report.bytes_freed += stored_bytes(b);
+                }
+            }
+            return Ok(report);
+        }
+        for chunk in plan.chunks(FORGET_BATCH) {
+            let mut journal = self.lock_journal();
+            let last = chunk.len() - 1;
+            for (i, (client, path, ns, _)) in chunk.iter().enumerate() {
+                let rec = Record::Forget {
+                    client: client.clone(),
+                    path: path.clone(),
+                    ns: ns.clone(),
+                };
+                self.commit(&mut journal, rec, i == last)?;
+            }
+        }
+        let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
+        let mut journal = self.lock_journal();
+        let gone: Vec<(ContentHash, u64)> = {
+            let cat = self.read();
+            cat.unreferenced()
+                .into_iter()
+                .map(|h| (h, cat.blob(&h).map(stored_bytes).unwrap_or(0)))
+                .collect()
+        };
+        for chunk in gone.chunks(FORGET_BATCH) {
+            let last = chunk.len() - 1;
+            for (i, (hash, _)) in chunk.iter().enumerate() {
+                self.commit(&mut journal, Record::Dropped { hash: *hash }, i == last)?;
+            }
+            for (hash, bytes) in chunk {
+                for form in [BlobForm::Hot, BlobForm::Packed] {
+                    match self.blobs.remove(hash, form) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                report.blobs += 1;
+                report.bytes_freed += bytes;
+            }
+        }
+        self.write().rebuild_owners();
+        Ok(report)
+    }
+
+    /// Verifies every blob the catalog knows: present, of the right stored
+    /// size, and with `read_data` its content (packed ones decompressed)
+    /// hashes to its name. Then names every version that a problem affects.
+    pub fn check(&self, read_data: bool) -> CheckReport {
+        let blobs: Vec<(ContentHash, catalog::BlobInfo)> =
+            self.read().blobs().map(|(h, b)| (*h, b.clone())).collect();
+        let mut report = CheckReport {
+            blobs: blobs.len(),
+            ..CheckReport::default()
+        };
+        for (hash, info) in &blobs {
+            let problem = match info.form {
+                BlobForm::Missing => Some("missing from disk".to_string()),
+                form => {
+                    let expected = match form {
+                        BlobForm::Packed => info.packed_size,
+                        _ => Some(info.size),
+                    };
+                    match self.blobs.stored_len(hash, form) {
+                        Err(e) => Some(format!("cannot be read: {e}")),
+                        Ok(len) if expected.is_some_and(|e| e != len) => Some(format!(
+                            "holds {len} bytes on disk, the catalog says {}",
+                            expected.unwrap_or(0)
+                        )),
+                        Ok(_) if read_data => {
+                            let read = self
+                                .blobs
+                                .open(hash, form, 0, info.size)
+                                .and_then(ContentHash::of_reader);
+                            match read {
+                                Err(e) => Some(format!("cannot be read: {e}")),
+                                Ok((actual, n)) => {
+                                    report.bytes_read += n;
+                                    if actual != *hash || n != info.size {
+                                        Some(format!("corrupt: its {n} bytes hash to {actual}"))
+                                    } else {
+                                        None
+                                    }
+                                }
+                            }
+                        }
+                        Ok(_) => None,
+                    }
+                }
+            };
+            if let Some(problem) = problem {
+                report.problems.push(BlobProblem {
+                    hash: *hash,
+                    problem,
+                });
+            }
+        }
+        let bad: std::collections::HashSet<ContentHash> =
+            report.problems.iter().map(|p| p.hash).collect();
+        if !bad.is_empty() {
+            let cat = self.read();
+            for (client, path, versions) in cat.files() {
+                for v in versions
+                    .iter()
+                    .filter(|v| !v.deleted && bad.contains(&v.hash))
+                {
+                    report
+                        .affected
+                        .push((client.to_string(), path.to_string(), v.n, v.hash));
+                }
+            }
+        }
+        report
+    }
+
     /// Rewrites the snapshot when the journal has grown at least as large as
     /// the catalog (and past `min_records`), which keeps the cost of
     /// compaction per record constant.
@@ -504,6 +715,14 @@ impl DataManager {
             }
         }
         s
+    }
+}
+
+fn stored_bytes(b: &catalog::BlobInfo) -> u64 {
+    match b.form {
+        BlobForm::Packed => b.packed_size.unwrap_or(b.size),
+        BlobForm::Hot => b.size,
+        BlobForm::Missing => 0,
     }
 }
 
