@@ -550,3 +550,77 @@ fn the_browser_downloads_a_folder_or_a_machine_as_it_was_as_zip_or_tar() {
         .text()
         .contains("old.txt"));
 }
+
+#[test]
+fn a_rename_is_a_deletion_and_a_new_file_that_costs_no_new_bytes() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    let data = noise(300_000, 9);
+    write(&src, "old-name.bin", &data);
+    write(&src, "small.txt", b"a small file");
+    backup_once(&server, &src, &state);
+    let blobs = server.blob_files().len();
+    std::fs::rename(src.join("old-name.bin"), src.join("new-name.bin")).unwrap();
+    std::fs::create_dir_all(src.join("moved")).unwrap();
+    std::fs::rename(src.join("small.txt"), src.join("moved/small.txt")).unwrap();
+    let out = client_once(&server.url(), &src, "pc", &state, &[]);
+    assert_ok(&out);
+    assert!(summary(&out).contains("deleted 2"), "{}", summary(&out));
+    assert_eq!(server.blob_files().len(), blobs, "no new content stored");
+    let now: Vec<String> = server
+        .files()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(now, ["moved/small.txt", "new-name.bin"]);
+    let all = server.get("/api/v1/files?deleted=1").json();
+    let gone: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["deleted"] == true)
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(gone, ["old-name.bin", "small.txt"]);
+    assert_eq!(server.get("/download/pc/new-name.bin").body, data);
+}
+
+#[test]
+fn a_folder_that_cannot_be_read_deletes_nothing() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"a");
+    write(&src, "sub/b.txt", b"b");
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--interval", "0.2", "--settle", "0"],
+    );
+    wait_for(20, "the first backup", || server.files().len() == 2);
+    // The whole folder gone under a running client (an unplugged drive, a
+    // share that went away): passes go on, and nothing is taken as deleted.
+    let away = tmp.path().join("away");
+    std::fs::rename(&src, &away).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let tombstones = || {
+        server
+            .get("/api/v1/files?deleted=1")
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["deleted"] == true)
+            .count()
+    };
+    assert_eq!((server.files().len(), tombstones()), (2, 0));
+    // Back, with one file really deleted meanwhile: that one, only.
+    std::fs::remove_file(away.join("a.txt")).unwrap();
+    std::fs::rename(&away, &src).unwrap();
+    wait_for(20, "the deletion", || tombstones() == 1);
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(server.files().len(), 1);
+}
