@@ -4,7 +4,7 @@
 //! downloads stay the owner's.
 
 use super::auth::Identity;
-use super::index::{escape, human_size, page_shell};
+use super::index::{escape, human_size, page_shell, post_button};
 use super::reply::{ApiError, Reply};
 use super::router::Handled;
 use super::Ctx;
@@ -27,14 +27,10 @@ fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), A
         "<h2>Invites</h2><p>{} open invite link(s).",
         open.len()
     );
-    let csrf = who.session.as_ref().map(|(_, c)| escape(c));
-    if let Some(csrf) = &csrf {
-        let _ = write!(
-            html,
-            " <form method=\"post\" action=\"/admin/invites\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button type=\"submit\">New invite link</button></form>"
-        );
+    let csrf = who.session.as_ref().map(|(_, c)| c.as_str());
+    if let Some(csrf) = csrf {
+        html.push(' ');
+        html.push_str(&post_button("/admin/invites", csrf, "New invite link"));
     }
     html.push_str("</p>");
     if open.is_empty() {
@@ -46,15 +42,7 @@ fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), A
     );
     for i in open {
         let button = csrf
-            .as_ref()
-            .map(|csrf| {
-                format!(
-                    "<form method=\"post\" action=\"/admin/invites/{}/revoke\" class=\"inline\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                     <button type=\"submit\">Withdraw</button></form>",
-                    escape(&i.id)
-                )
-            })
+            .map(|csrf| post_button(&format!("/admin/invites/{}/revoke", i.id), csrf, "Withdraw"))
             .unwrap_or_default();
         let _ = write!(
             html,

@@ -47,12 +47,8 @@ pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply
         escape(&who.user)
     );
     if let Some((_, csrf)) = &who.session {
-        let _ = write!(
-            html,
-            " <form method=\"post\" action=\"/logout\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form>",
-            escape(csrf)
-        );
+        html.push(' ');
+        html.push_str(&post_button("/logout", csrf, "Log out"));
     }
     if who.role == crate::accounts::Role::Admin {
         html.push_str(" <a href=\"/admin\">All clients</a>");
@@ -184,15 +180,7 @@ fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
         let button = who
             .session
             .as_ref()
-            .map(|(_, csrf)| {
-                format!(
-                    "<form method=\"post\" action=\"/devices/{}/revoke\" class=\"inline\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                     <button type=\"submit\">Revoke</button></form>",
-                    escape(&d.id),
-                    escape(csrf)
-                )
-            })
+            .map(|(_, csrf)| post_button(&format!("/devices/{}/revoke", d.id), csrf, "Revoke"))
             .unwrap_or_default();
         let _ = write!(
             html,
@@ -203,6 +191,18 @@ fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
         );
     }
     html.push_str("</tbody></table>");
+}
+
+/// A one-button form that POSTs to `action` with the session's CSRF token.
+pub fn post_button(action: &str, csrf: &str, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\">{}</button></form>",
+        escape(action),
+        escape(csrf),
+        escape(label)
+    )
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.

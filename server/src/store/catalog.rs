@@ -282,28 +282,31 @@ impl Catalog {
         let version = match at {
             None => versions.last()?,
             Some(t) => versions.iter().rev().find(|v| v.backed_up_at <= t)?,
-        }
-        .clone();
-        Some(Latest {
-            client: client.to_string(),
-            path: path.to_string(),
-            form: self.form_of(&version.hash),
-            versions: versions.iter().filter(|v| !v.deleted).count(),
-            version,
-        })
+        };
+        Some(self.describe(client, path, versions, version))
     }
 
     /// One version of a file by number.
     pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
         let versions = self.versions(client, path)?;
-        let version = versions.iter().find(|v| v.n == n)?.clone();
-        Some(Latest {
+        let version = versions.iter().find(|v| v.n == n)?;
+        Some(self.describe(client, path, versions, version))
+    }
+
+    fn describe(
+        &self,
+        client: &str,
+        path: &str,
+        versions: &[Version],
+        version: &Version,
+    ) -> Latest {
+        Latest {
             client: client.to_string(),
             path: path.to_string(),
             form: self.form_of(&version.hash),
             versions: versions.iter().filter(|v| !v.deleted).count(),
-            version,
-        })
+            version: version.clone(),
+        }
     }
 
     fn form_of(&self, hash: &ContentHash) -> BlobForm {
