@@ -5,7 +5,8 @@
 
 use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::wire::{
-    ErrorBody, RecordRequest, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH, HEADER_MTIME,
+    ErrorBody, RecordRequest, StatusReport, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH,
+    HEADER_MTIME,
 };
 use std::fs::File;
 use std::io::{self, Read};
@@ -99,6 +100,16 @@ impl Api {
             Ok(_) | Err(ApiError::Refused { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Tells the server how this machine is doing (after a pass, or as a
+    /// heartbeat while idle).
+    pub fn report(&self, report: &StatusReport) -> Result<(), ApiError> {
+        let result = self
+            .authorized(self.agent.post(&format!("{}/api/v1/status", self.base)))
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::to_string(report).expect("serialisable"));
+        check(result).map(|_| ())
     }
 
     /// A GET of `path_and_query` (which starts with `/`) with the token.

@@ -73,6 +73,10 @@ struct Args {
     /// everything is backed up, 1 otherwise.
     #[arg(long)]
     once: bool,
+    /// Seconds between status reports to the server while nothing changes
+    /// (so the admin sees the machine is alive).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    heartbeat: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -299,10 +303,32 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, String> {
     })
 }
 
+fn status_report(sum: &backup::Summary) -> nimbus_common::wire::StatusReport {
+    nimbus_common::wire::StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        scanned: sum.scanned as u64,
+        uploaded: sum.uploaded as u64,
+        deleted: sum.deleted as u64,
+        pending: sum.pending as u64,
+        errors: sum.errors as u64,
+        last_error: sum.failures.last().map(|f| {
+            let mut f = f.clone();
+            if f.len() > 1000 {
+                f.truncate(f.floor_char_boundary(1000));
+            }
+            f
+        }),
+    }
+}
+
 fn run(args: Args) -> Result<ExitCode, String> {
     let (Some(server), Some(dir_arg)) = (args.server, args.dir) else {
         return Err("--server and --dir are required".into());
     };
+    if !(args.heartbeat.is_finite() && args.heartbeat > 0.0) {
+        return Err("--heartbeat must be a positive number of seconds".into());
+    }
     if !(args.interval.is_finite() && args.interval > 0.0) {
         return Err("--interval must be a positive number of seconds".into());
     }
@@ -374,12 +400,30 @@ fn run(args: Args) -> Result<ExitCode, String> {
         args.jobs,
     );
     let interval = Duration::from_secs_f64(args.interval);
+    let heartbeat = Duration::from_secs_f64(args.heartbeat);
     let mut backoff = interval;
     let mut down_since: Option<Instant> = None;
+    let mut last_report: Option<Instant> = None;
     loop {
         let sum = backup.pass();
         if sum.did_something() {
             println!("{}", sum.line());
+        }
+        if sum.server_problem.is_none()
+            && sum.auth_problem.is_none()
+            && (sum.did_something() || last_report.is_none_or(|t| t.elapsed() >= heartbeat))
+        {
+            match backup.api.report(&status_report(&sum)) {
+                Ok(()) => last_report = Some(Instant::now()),
+                // An older server without the route, or a hiccup: the next
+                // pass tries again; backing up matters more.
+                Err(e) => {
+                    if last_report.is_none() {
+                        warn!("could not report status to the server: {e}");
+                    }
+                    last_report = Some(Instant::now());
+                }
+            }
         }
         if stop.load(Ordering::SeqCst) {
             info!("stopped; progress is saved");

@@ -68,6 +68,31 @@ pub struct UploadReply {
     pub versions: usize,
 }
 
+/// Body of `POST /api/v1/status`: a machine's report on itself, after a
+/// pass that did something and as a heartbeat while idle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReport {
+    /// The client's version, e.g. `0.1.0`.
+    pub version: String,
+    /// Operating system and architecture, e.g. `linux x86_64`.
+    pub os: String,
+    /// The last pass's counts.
+    #[serde(default)]
+    pub scanned: u64,
+    #[serde(default)]
+    pub uploaded: u64,
+    #[serde(default)]
+    pub deleted: u64,
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub errors: u64,
+    /// The last error of the last pass, if it had any.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
 /// Body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -85,6 +85,10 @@ pub struct Args {
     /// Seconds between automatic prunes, when a retention policy is set. [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub prune_interval: Option<u64>,
+    /// Seconds without contact after which the admin dashboard shows a
+    /// client as stale. [default: 86400]
+    #[arg(long, value_name = "SECS")]
+    pub stale_after: Option<u64>,
 }
 
 /// Self-registration from the browser.
@@ -174,6 +178,7 @@ struct FileConfig {
     retention: Option<Policy>,
     retention_clients: Option<BTreeMap<String, Policy>>,
     prune_interval: Option<u64>,
+    stale_after: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -196,6 +201,7 @@ pub struct Config {
     /// Policies of single clients (`user/machine`), replacing `retention`.
     pub retention_clients: BTreeMap<String, Policy>,
     pub prune_interval: u64,
+    pub stale_after: u64,
 }
 
 impl Config {
@@ -230,6 +236,7 @@ impl Default for Config {
             retention: Policy::default(),
             retention_clients: BTreeMap::new(),
             prune_interval: 86_400,
+            stale_after: 86_400,
         }
     }
 }
@@ -327,6 +334,10 @@ impl Config {
                 .prune_interval
                 .or(file.prune_interval)
                 .unwrap_or(d.prune_interval),
+            stale_after: args
+                .stale_after
+                .or(file.stale_after)
+                .unwrap_or(d.stale_after),
         };
         for (name, v) in [
             ("--workers", c.workers as u64),

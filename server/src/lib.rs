@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod archive;
+pub mod clients;
 pub mod config;
 pub mod hotspot;
 pub mod http;
@@ -153,13 +154,16 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let _ = hotspot::HANDLE.set(Mutex::new(Some(hotspot)));
     let pruner = maintenance::Pruner::start(dm, config.clone());
 
-    http::serve(
+    let ctx = http::serve(
         server,
         http::Ctx::new(dm, &config, accounts),
         config.workers,
         config.queue,
         stop,
     );
+    if let Err(e) = ctx.clients.save() {
+        warn!("could not save the clients' last contact times: {e}");
+    }
 
     info!("stopping");
     if let Some(p) = pruner {

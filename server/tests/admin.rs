@@ -3,6 +3,7 @@
 
 mod fixtures;
 use fixtures::*;
+use std::time::Duration;
 
 fn put(server: &Server, auth: &str, machine_enc: &str, path: &str, data: &[u8]) {
     let r = request(
@@ -96,4 +97,131 @@ fn admins_see_every_clients_metadata_but_no_contents() {
         );
         assert_eq!(r.status, 403, "{target}");
     }
+}
+
+/// The admin's view of one machine, from the JSON dashboard, read with a
+/// browser session (a request with the machine's own token would count as
+/// contact from it).
+fn client_view(server: &Server, machine: &str) -> Option<serde_json::Value> {
+    let session = browser_login(server, ADMIN, ADMIN_PASSWORD);
+    get_with_cookie(server, "/api/v1/admin/clients", &session)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["machine"] == machine)
+        .cloned()
+}
+
+#[test]
+fn the_dashboard_shows_what_clients_report_and_marks_silent_ones_stale() {
+    let mut server = Server::start(&["--stale-after", "3", "--max-upload-bytes", "1000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "ok.txt", b"fine");
+    // Over the server's upload limit: refused, and reported as an error.
+    write(&src, "too-big <b>.bin", &noise(5000, 1));
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--interval", "0.2", "--settle", "0", "--heartbeat", "0.5"],
+    );
+    wait_for(20, "the error report", || {
+        client_view(&server, "pc").is_some_and(|c| c["status"] == "errors")
+    });
+    let c = client_view(&server, "pc").unwrap();
+    assert_eq!(c["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        c["os"].as_str().unwrap().starts_with(std::env::consts::OS),
+        "{c}"
+    );
+    assert_eq!(c["errors"], 1);
+    let last_error = c["last_error"].as_str().unwrap();
+    assert!(
+        last_error.contains("too-big <b>.bin") && last_error.contains("413"),
+        "{last_error}"
+    );
+    assert_eq!(c["files"], 1);
+
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/admin", &session).text();
+    assert!(
+        page.contains("<td class=\"status errors\">errors</td>"),
+        "{page}"
+    );
+    assert!(page.contains("too-big &lt;b&gt;.bin") && !page.contains("too-big <b>"));
+    assert!(
+        page.contains("1 client(s): 0 ok, 0 stale (no contact for 3 s), 1 with errors"),
+        "{page}"
+    );
+
+    // The problem goes away: the next report clears it.
+    std::fs::remove_file(src.join("too-big <b>.bin")).unwrap();
+    wait_for(20, "an ok report", || {
+        client_view(&server, "pc").is_some_and(|c| c["status"] == "ok")
+    });
+    // Idle, the client's heartbeats keep it "ok" past the stale threshold.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(client_view(&server, "pc").unwrap()["status"], "ok");
+
+    // Stopped: stale once the threshold passes, and it stays known across
+    // a server restart.
+    let _ = client.kill();
+    let _ = client.wait();
+    wait_for(20, "the client to turn stale", || {
+        client_view(&server, "pc").is_some_and(|c| c["status"] == "stale")
+    });
+    server.terminate();
+    server.restart();
+    let c = client_view(&server, "pc").unwrap();
+    assert_eq!(
+        (c["status"].as_str(), c["version"].as_str()),
+        (Some("stale"), Some(env!("CARGO_PKG_VERSION")))
+    );
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    assert!(get_with_cookie(&server, "/admin", &session)
+        .text()
+        .contains("0 ok, 1 stale"));
+}
+
+#[test]
+fn status_reports_come_only_from_machines_and_must_be_sane() {
+    let server = Server::start(&[]);
+    let good = br#"{"version": "0.1.0", "os": "linux x86_64", "errors": 0}"#;
+    let r = request(server.port, "POST", "/api/v1/status", &[], good);
+    assert_eq!(r.status, 204);
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let cookie = format!("nimbus_session={session}");
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/status",
+        &[("Authorization", ""), ("Cookie", &cookie)],
+        good,
+    );
+    assert_eq!(r.status, 403);
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/status",
+        &[("Authorization", "")],
+        good,
+    );
+    assert_eq!(r.status, 401);
+    for (body, status) in [
+        (&b"not json"[..], 400),
+        (br#"{"version": "1", "os": "x", "shell": "rm -rf /"}"#, 400),
+        (br#"{"version": "1\r\nX-Evil: 1", "os": "x"}"#, 400),
+    ] {
+        let r = request(server.port, "POST", "/api/v1/status", &[], body);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(body));
+    }
+    let huge = format!(
+        r#"{{"version": "1", "os": "x", "last_error": "{}"}}"#,
+        "e".repeat(20_000)
+    );
+    let r = request(server.port, "POST", "/api/v1/status", &[], huge.as_bytes());
+    assert_eq!(r.status, 413);
+    assert_eq!(client_view(&server, "pc").unwrap()["version"], "0.1.0");
 }

@@ -9,6 +9,7 @@ use super::reply::{ApiError, Reply};
 use super::router::Handled;
 use super::Ctx;
 use crate::accounts::Role;
+use crate::store::catalog::ClientSummary;
 use nimbus_common::log::format_utc;
 use serde::Serialize;
 use std::fmt::Write;
@@ -61,13 +62,25 @@ fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), A
 struct ClientView {
     user: String,
     machine: String,
-    /// Unix seconds of the last request from the machine, or of its last
-    /// backup when the server has not heard from it since it started.
+    /// "ok", "stale" (no contact for longer than --stale-after) or
+    /// "errors" (its last pass reported errors).
+    status: &'static str,
+    /// Unix seconds of the last request from the machine (or, for a
+    /// machine never heard from since contact times were kept, of its last
+    /// backup).
     last_contact: Option<i64>,
+    /// What the client last reported about itself.
+    version: Option<String>,
+    os: Option<String>,
+    errors: u64,
+    last_error: Option<String>,
     last_file: Option<String>,
     last_backup_at: Option<i64>,
     files: usize,
     bytes: u64,
+    /// On disk for its current files, after dedup (within the client) and
+    /// packing.
+    stored: u64,
 }
 
 fn require_admin(who: &Identity) -> Result<(), ApiError> {
@@ -79,23 +92,54 @@ fn require_admin(who: &Identity) -> Result<(), ApiError> {
 }
 
 fn clients(ctx: &Ctx) -> Vec<ClientView> {
-    ctx.dm
+    let mut summaries: std::collections::BTreeMap<String, ClientSummary> = ctx
+        .dm
         .client_summaries()
         .into_iter()
+        .map(|s| (s.client.clone(), s))
+        .collect();
+    // Machines that reported but never backed anything up are listed too.
+    for key in ctx.clients.all().into_keys() {
+        summaries.entry(key.clone()).or_insert(ClientSummary {
+            client: key,
+            files: 0,
+            bytes: 0,
+            stored: 0,
+            last_file: None,
+            last_backup_at: None,
+        });
+    }
+    let now = nimbus_common::log::unix_now();
+    summaries
+        .into_values()
         .map(|s| {
             let (user, machine) = s.client.split_once('/').unwrap_or(("", &s.client));
-            let last_contact = match (ctx.contacts.get(&s.client), s.last_backup_at) {
+            let info = ctx.clients.get(&s.client).unwrap_or_default();
+            let last_contact = match (info.last_contact, s.last_backup_at) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
+            let report = info.report.unwrap_or_default();
+            let status = match last_contact {
+                Some(t) if now - t <= ctx.stale_after as i64 && report.errors == 0 => "ok",
+                Some(t) if now - t <= ctx.stale_after as i64 => "errors",
+                _ => "stale",
+            };
+            let known = |v: String| (!v.is_empty()).then_some(v);
             ClientView {
                 user: user.to_string(),
                 machine: machine.to_string(),
+                status,
                 last_contact,
+                version: known(report.version),
+                os: known(report.os),
+                errors: report.errors,
+                last_error: report.last_error,
                 last_file: s.last_file,
                 last_backup_at: s.last_backup_at,
                 files: s.files,
                 bytes: s.bytes,
+                stored: s.stored,
             }
         })
         .collect()
@@ -105,6 +149,42 @@ fn clients(ctx: &Ctx) -> Vec<ClientView> {
 pub fn clients_json(ctx: &Ctx, who: &Identity) -> Handled {
     require_admin(who)?;
     Ok(Reply::json(200, &clients(ctx)))
+}
+
+/// "36 h", "2 d", "90 s": for the dashboard's wording.
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 && s >= 86_400 * 2 => format!("{} days", s / 86_400),
+        s if s % 3600 == 0 && s >= 3600 => format!("{} h", s / 3600),
+        s if s % 60 == 0 && s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// `POST /api/v1/status`: a machine reports on itself (after a pass, or as
+/// a heartbeat). Device tokens only.
+pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handled {
+    let Some(machine) = &who.machine else {
+        return Err(ApiError::Forbidden(
+            "status reports come from a machine's token".into(),
+        ));
+    };
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(req.as_reader(), 16 * 1024 + 1),
+        &mut body,
+    )
+    .map_err(|_| ApiError::bad("body_incomplete", "could not read the report"))?;
+    if body.len() > 16 * 1024 {
+        return Err(ApiError::TooLarge { limit: 16 * 1024 });
+    }
+    let report: crate::clients::Report = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
+    crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
+    ctx.clients
+        .report(&format!("{}{machine}", who.space()), report)
+        .map_err(ApiError::from)?;
+    Ok(Reply::new(204))
 }
 
 /// `GET /admin`
@@ -125,23 +205,42 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
             escape(link)
         );
     }
+    let stale = list.iter().filter(|c| c.status == "stale").count();
+    let errors = list.iter().filter(|c| c.status == "errors").count();
     let _ = write!(
         html,
-        "<table><thead><tr><th>User</th><th>Machine</th><th>Last contact (UTC)</th>\
-         <th>Last file backed up</th><th>At (UTC)</th><th>Files</th><th>Size</th></tr></thead><tbody>"
+        "<p class=\"summary\">{} client(s): {} ok, {stale} stale (no contact for {}), {errors} with errors.</p>\
+         <table class=\"clients\"><thead><tr><th>Status</th><th>User</th><th>Machine</th><th>Client</th>\
+         <th>Last contact (UTC)</th><th>Last file backed up</th><th>At (UTC)</th><th>Files</th><th>Size</th>\
+         <th>Stored</th><th>Last error</th></tr></thead><tbody>",
+        list.len(),
+        list.len() - stale - errors,
+        human_duration(ctx.stale_after)
     );
     let when = |t: Option<i64>| t.map(format_utc).unwrap_or_else(|| "-".into());
     for c in &list {
+        let client = match (&c.version, &c.os) {
+            (Some(v), Some(os)) => format!("{} on {}", escape(v), escape(os)),
+            _ => "-".into(),
+        };
+        let last_error = match &c.last_error {
+            Some(e) if c.errors > 0 => format!("{} error(s): {}", c.errors, escape(e)),
+            _ => "-".into(),
+        };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr class=\"{status}\"><td class=\"status {status}\">{status}</td><td>{}</td><td>{}</td><td>{client}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"error\">{last_error}</td></tr>",
             escape(&c.user),
             escape(&c.machine),
             when(c.last_contact),
             escape(c.last_file.as_deref().unwrap_or("-")),
             when(c.last_backup_at),
             c.files,
-            human_size(c.bytes)
+            human_size(c.bytes),
+            human_size(c.stored),
+            status = c.status,
         );
     }
     html.push_str("</tbody></table>");

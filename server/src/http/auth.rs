@@ -90,30 +90,6 @@ pub fn require(who: Option<Identity>) -> Result<Identity, ApiError> {
     })
 }
 
-/// When each client (`user/machine`) last made a request, in memory.
-#[derive(Default)]
-pub struct Contacts {
-    last: Mutex<HashMap<String, i64>>,
-}
-
-impl Contacts {
-    pub fn seen(&self, client: &str) {
-        let now = nimbus_common::log::unix_now();
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(client.to_string(), now);
-    }
-
-    pub fn get(&self, client: &str) -> Option<i64> {
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(client)
-            .copied()
-    }
-}
-
 /// How long a browser session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 pub const SESSION_COOKIE: &str = "nimbus_session";
@@ -176,7 +152,7 @@ pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// presented), else a live session cookie of an enabled user, else none.
 pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> {
     if let Some(p) = principal(ctx, req)? {
-        ctx.contacts
+        ctx.clients
             .seen(&format!("{}/{}", p.user, p.device.machine));
         return Ok(Some(Identity {
             user: p.user,

@@ -13,6 +13,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#22
 table{border-collapse:collapse;width:100%}th,td{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
 .packed{color:#7a5}.missing{color:#c33}a{color:#06c}.error{color:#c33}\
+td.status{font-weight:600}td.ok{color:#2a7}td.stale{color:#b70}td.errors{color:#c33}\
 form.inline{display:inline;margin-left:1rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
 form.login input{display:block;width:100%;padding:.3rem}";
 
@@ -173,8 +174,9 @@ fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
     );
     for d in live {
         let last = ctx
-            .contacts
+            .clients
             .get(&format!("{}/{}", d.user, d.machine))
+            .and_then(|c| c.last_contact)
             .map(format_utc)
             .unwrap_or_else(|| "-".into());
         let button = who

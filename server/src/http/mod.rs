@@ -33,11 +33,14 @@ pub struct Ctx {
     pub accounts: auth::AccountsCache,
     pub limiter: auth::Limiter,
     pub sessions: auth::Sessions,
-    pub contacts: auth::Contacts,
+    /// Last contact and last report of each client machine.
+    pub clients: crate::clients::Clients,
     /// Take client addresses from X-Forwarded-For.
     pub trust_proxy: bool,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
+    /// Seconds without contact after which a client is shown as stale.
+    pub stale_after: u64,
 }
 
 impl Ctx {
@@ -52,9 +55,10 @@ impl Ctx {
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
             sessions: auth::Sessions::default(),
-            contacts: auth::Contacts::default(),
+            clients: crate::clients::Clients::open(&config.data),
             trust_proxy: config.trust_proxy,
             registration: config.registration,
+            stale_after: config.stale_after,
         }
     }
 }
@@ -62,8 +66,15 @@ impl Ctx {
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves until `stop` is set and `server.unblock()` is called.
-pub fn serve(server: Arc<Server>, ctx: Ctx, workers: usize, queue: usize, stop: Arc<AtomicBool>) {
+/// Serves until `stop` is set and `server.unblock()` is called; returns the
+/// context for what shutdown still needs.
+pub fn serve(
+    server: Arc<Server>,
+    ctx: Ctx,
+    workers: usize,
+    queue: usize,
+    stop: Arc<AtomicBool>,
+) -> &'static Ctx {
     let ctx: &'static Ctx = Box::leak(Box::new(ctx));
     let (tx, rx) = channel::bounded::<Request>(queue);
     // Busy answers go through their own thread: answering drains the
@@ -134,6 +145,7 @@ pub fn serve(server: Arc<Server>, ctx: Ctx, workers: usize, queue: usize, stop: 
         }
     }
     let _ = busy.join();
+    ctx
 }
 
 fn handle(ctx: &Ctx, mut req: Request) {

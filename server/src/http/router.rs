@@ -55,6 +55,10 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["admin"] if read => admin::page(ctx, &auth::require(who)?),
         ["api", "v1", "admin", "clients"] if read => admin::clients_json(ctx, &auth::require(who)?),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
+        ["api", "v1", "status"] if method == Method::Post => {
+            admin::report(ctx, req, &auth::require(who)?)
+        }
+        ["api", "v1", "status"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         ["api", "v1", "devices", id] => match method {
             Method::Delete => auth::revoke(ctx, req, who, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),

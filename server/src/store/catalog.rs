@@ -102,6 +102,9 @@ pub struct ClientSummary {
     pub client: String,
     pub files: usize,
     pub bytes: u64,
+    /// Bytes on disk for this client's current files: each distinct
+    /// content once, packed ones at their packed size.
+    pub stored: u64,
     pub last_file: Option<String>,
     pub last_backup_at: Option<i64>,
 }
@@ -391,10 +394,12 @@ impl Catalog {
         self.files
             .iter()
             .map(|(client, paths)| {
+                let mut seen = std::collections::HashSet::new();
                 let mut s = ClientSummary {
                     client: client.clone(),
                     files: 0,
                     bytes: 0,
+                    stored: 0,
                     last_file: None,
                     last_backup_at: None,
                 };
@@ -402,6 +407,13 @@ impl Catalog {
                     if let Some(v) = versions.last().filter(|v| !v.deleted) {
                         s.files += 1;
                         s.bytes += v.size;
+                        if seen.insert(v.hash) {
+                            s.stored += self.blobs.get(&v.hash).map_or(0, |b| match b.form {
+                                BlobForm::Packed => b.packed_size.unwrap_or(b.size),
+                                BlobForm::Hot => b.size,
+                                BlobForm::Missing => 0,
+                            });
+                        }
                         if s.last_backup_at.is_none_or(|t| v.backed_up_at > t) {
                             s.last_backup_at = Some(v.backed_up_at);
                             s.last_file = Some(path.clone());

@@ -1,0 +1,146 @@
+//! What the server knows about each client machine besides its files: when
+//! it last made a request, and what it last reported about itself (client
+//! version, OS, its last pass's counts and last error). Clients report after
+//! passes that did something and send a heartbeat while idle, so "last
+//! contact" is true for quiet machines too.
+//!
+//! Kept in memory and in `DATA/clients.json`, rewritten atomically when a
+//! report arrives (at most one a minute per idle client) and at shutdown. A
+//! lost update only makes a contact time look older, never loses a file.
+
+use nimbus_common::durable;
+use nimbus_common::log::unix_now;
+use serde::{Deserialize, Serialize};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const FILE: &str = "clients.json";
+
+/// What a client sends with `POST /api/v1/status`.
+pub use nimbus_common::wire::StatusReport as Report;
+
+/// Refuses reports too large or strange to show on a page.
+pub fn validate(r: &Report) -> Result<(), String> {
+    let short = |name: &str, v: &str, max: usize| {
+        if v.len() > max || v.chars().any(char::is_control) {
+            Err(format!("{name} must be at most {max} bytes of text"))
+        } else {
+            Ok(())
+        }
+    };
+    short("version", &r.version, 64)?;
+    short("os", &r.os, 64)?;
+    match &r.last_error {
+        Some(e) if e.len() > 2000 => Err("last_error must be at most 2000 bytes".into()),
+        _ => Ok(()),
+    }
+}
+
+/// One client's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// Unix seconds of the last request.
+    pub last_contact: Option<i64>,
+    /// The last report and when it came.
+    pub report: Option<Report>,
+    pub reported_at: Option<i64>,
+}
+
+pub struct Clients {
+    path: PathBuf,
+    map: Mutex<BTreeMap<String, ClientInfo>>,
+}
+
+impl Clients {
+    /// Loads `DATA/clients.json`; a missing or unreadable file starts empty
+    /// (it only holds what the next requests will tell again).
+    pub fn open(data: &Path) -> Clients {
+        let path = data.join(FILE);
+        let map = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Clients {
+            path,
+            map: Mutex::new(map),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ClientInfo>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A request from `client` (`user/machine`) arrived now.
+    pub fn seen(&self, client: &str) {
+        self.lock()
+            .entry(client.to_string())
+            .or_default()
+            .last_contact = Some(unix_now());
+    }
+
+    /// Records a report and writes the file.
+    pub fn report(&self, client: &str, report: Report) -> std::io::Result<()> {
+        let now = unix_now();
+        {
+            let mut map = self.lock();
+            let info = map.entry(client.to_string()).or_default();
+            info.last_contact = Some(now);
+            info.report = Some(report);
+            info.reported_at = Some(now);
+        }
+        self.save()
+    }
+
+    pub fn get(&self, client: &str) -> Option<ClientInfo> {
+        self.lock().get(client).cloned()
+    }
+
+    /// Every client with a record.
+    pub fn all(&self) -> BTreeMap<String, ClientInfo> {
+        self.lock().clone()
+    }
+
+    /// Writes the file atomically.
+    pub fn save(&self) -> std::io::Result<()> {
+        let snapshot = self.all();
+        durable::write_atomic(&self.path, |w| {
+            serde_json::to_writer(&mut *w, &snapshot).map_err(std::io::Error::other)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_survive_a_restart_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Clients::open(dir.path());
+        c.seen("alice/laptop");
+        let r = Report {
+            version: "0.1.0".into(),
+            os: "linux x86_64".into(),
+            errors: 2,
+            last_error: Some("a.txt: permission denied".into()),
+            ..Report::default()
+        };
+        c.report("alice/laptop", r.clone()).unwrap();
+        let back = Clients::open(dir.path());
+        let info = back.get("alice/laptop").unwrap();
+        assert_eq!(info.report, Some(r));
+        assert!(info.last_contact.is_some());
+        let bad = Report {
+            version: "1\n2".into(),
+            ..Report::default()
+        };
+        assert!(validate(&bad).is_err());
+        let long = Report {
+            os: "x".repeat(65),
+            ..Report::default()
+        };
+        assert!(validate(&long).is_err());
+    }
+}
