@@ -89,6 +89,11 @@ pub struct Args {
     /// client as stale. [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub stale_after: Option<u64>,
+    /// A bearer token with which a metrics scraper (Prometheus) may read
+    /// /metrics; admins may always. Better in the config file than here
+    /// (command lines are visible to other local users).
+    #[arg(long, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
 }
 
 /// Self-registration from the browser.
@@ -179,6 +184,7 @@ struct FileConfig {
     retention_clients: Option<BTreeMap<String, Policy>>,
     prune_interval: Option<u64>,
     stale_after: Option<u64>,
+    metrics_token: Option<String>,
 }
 
 /// The settings the server runs with.
@@ -202,6 +208,7 @@ pub struct Config {
     pub retention_clients: BTreeMap<String, Policy>,
     pub prune_interval: u64,
     pub stale_after: u64,
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -237,6 +244,7 @@ impl Default for Config {
             retention_clients: BTreeMap::new(),
             prune_interval: 86_400,
             stale_after: 86_400,
+            metrics_token: None,
         }
     }
 }
@@ -338,6 +346,10 @@ impl Config {
                 .stale_after
                 .or(file.stale_after)
                 .unwrap_or(d.stale_after),
+            metrics_token: args
+                .metrics_token
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
         };
         for (name, v) in [
             ("--workers", c.workers as u64),

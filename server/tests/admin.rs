@@ -225,3 +225,73 @@ fn status_reports_come_only_from_machines_and_must_be_sane() {
     assert_eq!(r.status, 413);
     assert_eq!(client_view(&server, "pc").unwrap()["version"], "0.1.0");
 }
+
+#[test]
+fn server_health_as_json_page_and_prometheus_text() {
+    let server = Server::start(&["--metrics-token", "scrape-secret"]);
+    let data = noise(100_000, 4);
+    assert_eq!(put_file(server.port, "pc", "a.bin", &data).status, 201);
+    assert_eq!(put_file(server.port, "pc", "copy.bin", &data).status, 201);
+    let h = server.get("/api/v1/admin/health").json();
+    assert_eq!(h["saved_by_dedup_bytes"], 100_000, "{h}");
+    assert_eq!(h["current_files_bytes"], 200_000);
+    assert_eq!(h["stored_bytes"], 100_000);
+    assert_eq!((h["files"].as_u64(), h["hot"].as_u64()), (Some(2), Some(1)));
+    assert!(h["disk_free_bytes"].as_u64().unwrap() > 0);
+    assert!(h["requests_last_minute"].as_u64().unwrap() >= 2);
+    assert_eq!(h["queue_capacity"], 64);
+
+    let page = get_with_cookie(
+        &server,
+        "/admin",
+        &browser_login(&server, ADMIN, ADMIN_PASSWORD),
+    )
+    .text();
+    assert!(page.contains("<h2>Server</h2>") && page.contains("by storing identical content once"));
+
+    // Prometheus: admins, or the scraper's token; nobody else.
+    let text = server.get("/metrics").text();
+    assert!(
+        text.contains("# TYPE nimbus_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nimbus_saved_by_dedup_bytes 100000"),
+        "{text}"
+    );
+    let r = request(
+        server.port,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scrape-secret")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    for (auth, status) in [("Bearer wrong", 401), ("", 401)] {
+        let r = request(
+            server.port,
+            "GET",
+            "/metrics",
+            &[("Authorization", auth)],
+            b"",
+        );
+        assert_eq!(r.status, status, "{auth:?}");
+    }
+    add_user(&server, "carol", "carol's password");
+    let r = api_login(server.port, "carol", "carol's password", "m");
+    let carol = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    for target in ["/metrics", "/api/v1/admin/health"] {
+        let r = request(
+            server.port,
+            "GET",
+            target,
+            &[("Authorization", &carol)],
+            b"",
+        );
+        assert_eq!(r.status, 403, "{target}");
+    }
+}

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod download;
 mod files;
+mod health;
 mod index;
 pub mod range;
 mod register;
@@ -41,6 +42,20 @@ pub struct Ctx {
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
     pub stale_after: u64,
+    /// Request and error rates.
+    pub meter: health::Meter,
+    /// Bearer token a metrics scraper may use for `/metrics`.
+    pub metrics_token: Option<String>,
+    /// The worker queue, for its depth.
+    queue: once_cell::sync::OnceCell<channel::Receiver<Request>>,
+    pub queue_capacity: usize,
+}
+
+impl Ctx {
+    /// Requests waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.get().map_or(0, |q| q.len())
+    }
 }
 
 impl Ctx {
@@ -59,6 +74,10 @@ impl Ctx {
             trust_proxy: config.trust_proxy,
             registration: config.registration,
             stale_after: config.stale_after,
+            meter: health::Meter::default(),
+            metrics_token: config.metrics_token.clone(),
+            queue: Default::default(),
+            queue_capacity: config.queue,
         }
     }
 }
@@ -77,6 +96,7 @@ pub fn serve(
 ) -> &'static Ctx {
     let ctx: &'static Ctx = Box::leak(Box::new(ctx));
     let (tx, rx) = channel::bounded::<Request>(queue);
+    let _ = ctx.queue.set(rx.clone());
     // Busy answers go through their own thread: answering drains the
     // request's body, which must not stall the acceptor.
     let (busy_tx, busy_rx) = channel::bounded::<Request>(queue);
@@ -166,6 +186,7 @@ fn handle(ctx: &Ctx, mut req: Request) {
         }
     };
     let status = reply.status;
+    ctx.meter.count(status);
     respond(req, reply);
     if status >= 500 {
         warn!("{method} {url} -> {status} in {:?}", started.elapsed());

@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, auth, download, files, index, register, restore, web, Ctx};
+use super::{admin, auth, download, files, health, index, register, restore, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -20,6 +20,11 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     let read = matches!(method, Method::Get | Method::Head);
     match segs.as_slice() {
         ["healthz"] if read => return Ok(Reply::text(200, "ok\n")),
+        // A scraper's token is not a device token: checked before identify.
+        ["metrics"] if read && ctx.metrics_token.is_some() => {
+            let who = auth::identify(ctx, req).ok().flatten();
+            return health::metrics(ctx, req, who);
+        }
         ["api", "v1", "login"] if method == Method::Post => return auth::login(ctx, req),
         ["api", "v1", "login"] => return Err(ApiError::MethodNotAllowed { allow: "POST" }),
         _ => {}
@@ -54,6 +59,8 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         }),
         ["admin"] if read => admin::page(ctx, &auth::require(who)?),
         ["api", "v1", "admin", "clients"] if read => admin::clients_json(ctx, &auth::require(who)?),
+        ["api", "v1", "admin", "health"] if read => health::health_json(ctx, &auth::require(who)?),
+        ["metrics"] if read => health::metrics(ctx, req, who),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
         ["api", "v1", "status"] if method == Method::Post => {
             admin::report(ctx, req, &auth::require(who)?)

@@ -154,7 +154,7 @@ fn session_cookie(ctx: &Ctx, req: &Request, value: &str, max_age: u64) -> String
     )
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

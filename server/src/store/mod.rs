@@ -87,6 +87,7 @@ pub struct DataManager {
     catalog: RwLock<Catalog>,
     journal: Mutex<Journal>,
     blobs: Box<dyn BlobStore>,
+    dir: PathBuf,
     /// Held shared from an upload's "is this content here?" to its journal
     /// record, and exclusively while pruning deletes blobs: a blob is never
     /// deleted between an upload finding it and referencing it.
@@ -171,6 +172,7 @@ impl DataManager {
             catalog: RwLock::new(catalog),
             journal: Mutex::new(journal),
             blobs: Box::new(blobs),
+            dir: data_dir.to_path_buf(),
             gc: RwLock::new(()),
         })
     }
@@ -391,6 +393,26 @@ impl DataManager {
             }
         }
         Err(StoreError::BlobMissing)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// (sum of every current file's size, sum of the distinct contents
+    /// they use): the difference is what dedup saves.
+    pub fn current_bytes(&self) -> (u64, u64) {
+        let cat = self.read();
+        let mut seen = std::collections::HashSet::new();
+        let (mut all, mut distinct) = (0, 0);
+        for l in cat.tree("", None, false) {
+            all += l.version.size;
+            if seen.insert(l.version.hash) {
+                distinct += l.version.size;
+            }
+        }
+        (all, distinct)
     }
 
     /// True when the catalog knows `hash` but found it on no disk.
