@@ -59,7 +59,7 @@ fn backs_up_a_tree_with_awkward_names_and_downloads_it_byte_for_byte() {
     }
 
     // The HTML page lists every file, escaped, with a working link.
-    let page = server.get("/");
+    let page = server.get("/files");
     assert_eq!(page.status, 200);
     assert!(page
         .header("content-security-policy")

@@ -45,7 +45,8 @@ fn log_in_browse_download_and_log_out() {
 
     let page = get_with_cookie(&server, "/", &session);
     assert!(page.text().contains("Logged in as <b>admin</b>"));
-    assert!(page.text().contains("a &lt;b&gt;.txt"), "names are escaped");
+    let all = get_with_cookie(&server, "/files", &session).text();
+    assert!(all.contains("a &lt;b&gt;.txt"), "names are escaped");
     let csrf = csrf_of(&page.text());
     let r = get_with_cookie(&server, "/download/pc/docs/a%20%3Cb%3E.txt", &session);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"hello browser"[..]));
@@ -230,4 +231,87 @@ fn machines_are_listed_and_revoked_from_the_page() {
     );
     assert_eq!(r.status, 204);
     assert_eq!(files_status("desk<&>"), 401);
+}
+
+#[test]
+fn machines_folders_breadcrumbs_sorting_and_search() {
+    let server = Server::start(&[]);
+    for (path, len) in [
+        ("docs/2026/tax%20%3Creturn%3E.pdf", 3000),
+        ("docs/2026/notes.txt", 10),
+        ("docs/readme.md", 200),
+        ("photos/cat.jpg", 50_000),
+    ] {
+        assert_eq!(
+            put_file(server.port, "pc", path, &noise(len, len as u64)).status,
+            201
+        );
+    }
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let get = |t: &str| {
+        let r = get_with_cookie(&server, t, &session);
+        assert_eq!(r.status, 200, "{t}");
+        r.text()
+    };
+
+    // Home: the machine with its count and size, linking to its folders.
+    let home = get("/");
+    assert!(home.contains("<a href=\"/browse/pc/\">pc</a>"), "{home}");
+    assert!(home.contains("<td class=\"n\">4</td>"));
+
+    // A machine: folders first with their sizes and counts added up.
+    let top = get("/browse/pc/");
+    let docs = top.find("docs/</a>").unwrap();
+    let photos = top.find("photos/</a>").unwrap();
+    assert!(docs < photos);
+    assert!(
+        top.contains("3 file(s)") && top.contains("3.1 KiB"),
+        "{top}"
+    );
+
+    // Deeper, with breadcrumbs back up, escaped names and working links.
+    let deep = get("/browse/pc/docs/2026/");
+    assert!(deep.contains("<a href=\"/\">Machines</a> / <a href=\"/browse/pc/\">pc</a> / <a href=\"/browse/pc/docs/\">docs</a> / <a href=\"/browse/pc/docs/2026/\">2026</a>"), "{deep}");
+    assert!(deep.contains("tax &lt;return&gt;.pdf") && !deep.contains("tax <return>"));
+    assert!(deep.contains("href=\"/download/pc/docs/2026/tax%20%3Creturn%3E.pdf\""));
+    let r = get_with_cookie(
+        &server,
+        "/download/pc/docs/2026/tax%20%3Creturn%3E.pdf",
+        &session,
+    );
+    assert_eq!(r.body, noise(3000, 3000));
+
+    // Sorting: by name (default), by size (largest first).
+    let by_name = get("/browse/pc/docs/2026/");
+    assert!(by_name.find("notes.txt").unwrap() < by_name.find("tax &lt;").unwrap());
+    let by_size = get("/browse/pc/docs/2026/?sort=size");
+    assert!(by_size.find("tax &lt;").unwrap() < by_size.find("notes.txt").unwrap());
+
+    // Search across machines, by part of the name, ignoring case.
+    let found = get("/search?q=TAX");
+    assert!(
+        found.contains("1 found") && found.contains("docs/2026/tax &lt;return&gt;.pdf"),
+        "{found}"
+    );
+    assert!(get("/search?q=nothing-like-this").contains("0 found"));
+    assert_eq!(
+        get_with_cookie(&server, &format!("/search?q={}", "x".repeat(300)), &session).status,
+        400
+    );
+
+    // Nothing of another user's, and no folder that is not there.
+    assert_eq!(
+        get_with_cookie(&server, "/browse/pc/nope/", &session).status,
+        404
+    );
+    add_user(&server, "eve", "eve's password");
+    let eve = browser_login(&server, "eve", "eve's password");
+    assert_eq!(get_with_cookie(&server, "/browse/pc/", &eve).status, 404);
+    assert!(get_with_cookie(&server, "/search?q=tax", &eve)
+        .text()
+        .contains("0 found"));
+    assert_eq!(
+        get_with_cookie(&server, "/browse/pc/../../", &session).status,
+        400
+    );
 }

@@ -541,12 +541,12 @@ fn the_browser_downloads_a_folder_or_a_machine_as_it_was_as_zip_or_tar() {
     let page = get_with_cookie(&server, "/versions/pc/docs/old.txt", &session).text();
     assert!(page.contains("deleted"));
     // The files page at t1, and with deleted files now.
-    let page = get_with_cookie(&server, &format!("/?at={t1}"), &session).text();
+    let page = get_with_cookie(&server, &format!("/files?at={t1}"), &session).text();
     assert!(page.contains("old.txt") && !page.contains("new.txt"));
     assert!(page.contains("/download/pc/docs/a.txt?version=1"));
-    let page = get_with_cookie(&server, "/?deleted=1", &session).text();
+    let page = get_with_cookie(&server, "/files?deleted=1", &session).text();
     assert!(page.contains("<s>docs/old.txt</s> (deleted)"), "{page}");
-    assert!(!get_with_cookie(&server, "/", &session)
+    assert!(!get_with_cookie(&server, "/files", &session)
         .text()
         .contains("old.txt"));
 }

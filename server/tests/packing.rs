@@ -45,7 +45,7 @@ fn cold_files_are_packed_and_served_transparently() {
     assert!(std::fs::metadata(&packed).unwrap().len() < text_data.len() as u64 / 5);
     assert!(!blob_path(&server, &text_data, false).exists());
     // The HTML page says so.
-    assert!(server.get("/").text().contains(">packed<"));
+    assert!(server.get("/files").text().contains(">packed<"));
 
     // Random bytes do not shrink: they stay hot, however long we wait.
     std::thread::sleep(Duration::from_secs(3));

@@ -9,13 +9,26 @@ use nimbus_common::log::format_utc;
 use nimbus_common::paths::{encode_path, encode_segment};
 use std::fmt::Write;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
-table{border-collapse:collapse;width:100%}th,td{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
-.packed{color:#7a5}.missing{color:#c33}a{color:#06c}.error{color:#c33}\
+/// The one style sheet, inline in every page (no request goes elsewhere).
+const STYLE: &str = ":root{--fg:#1d2430;--muted:#5b6675;--line:#e3e7ee;--accent:#1f6feb;--bg:#fff;--head:#f6f8fb}\
+*{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:var(--fg);background:var(--bg)}\
+body>*:not(header){margin-left:1.5rem;margin-right:1.5rem}\
+header{display:flex;flex-wrap:wrap;gap:.6rem 1.2rem;align-items:center;padding:.7rem 1.5rem;background:var(--head);border-bottom:1px solid var(--line);margin-bottom:1rem}\
+header .home{font-weight:700;color:var(--fg);text-decoration:none;font-size:1.1rem}header .who{color:var(--muted)}\
+form.search{margin-left:auto;display:flex;gap:.4rem}form.search input{min-width:14rem;padding:.35rem .5rem;border:1px solid var(--line);border-radius:6px}\
+h1{font-size:1.4rem;margin:.6rem 0}h2{font-size:1.15rem;margin:1.4rem 0 .5rem}\
+table{border-collapse:collapse;width:100%}th,td{padding:.4rem .6rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}\
+th{background:var(--head);font-weight:600}th a{color:inherit}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+tr.folder td:first-child a{font-weight:600}nav.crumbs{margin:.4rem 0;color:var(--muted)}\
+.packed{color:#2f7d4f}.missing{color:#c33}a{color:var(--accent)}.error{color:#c33}\
 td.status{font-weight:600}td.ok{color:#2a7}td.stale{color:#b70}td.errors{color:#c33}\
-form.inline{display:inline;margin-left:1rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
-form.login input{display:block;width:100%;padding:.3rem}";
+button{padding:.3rem .7rem;border:1px solid var(--line);border-radius:6px;background:#fff;cursor:pointer}\
+form.bar{margin:.8rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\
+form.inline{display:inline;margin-left:.6rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
+form.login input{display:block;width:100%;padding:.35rem}\
+@media (max-width:640px){body>*:not(header){margin-left:.7rem;margin-right:.7rem}header{padding:.6rem .7rem}\
+form.search{margin-left:0;width:100%}form.search input{flex:1;min-width:0}\
+table{display:block;overflow-x:auto;white-space:nowrap}th,td{padding:.35rem .45rem}}";
 
 /// A complete page around `body`, with the shared style.
 pub fn page_shell(title: &str, body: &str) -> String {
@@ -31,20 +44,13 @@ pub fn page_shell(title: &str, body: &str) -> String {
 pub const PAGE_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'";
 
-/// The logged-in user's files, now or as they were at `?at=TIME` (with
-/// deleted ones under `&deleted=1`).
-pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply, ApiError> {
-    let space = who.space();
-    let at = super::files::at_param(req)?;
-    let show_deleted = matches!(
-        super::router::query_param(req, "deleted").as_deref(),
-        Some("1" | "on" | "true")
-    );
-    let files = ctx.dm.tree(&space, at, show_deleted);
-    let mut html = String::with_capacity(512 + files.len() * 256);
+/// The top of every page of a logged-in user: who, log out, admin link,
+/// and the search box.
+pub fn top(who: &Identity, query: &str) -> String {
+    let mut html = String::new();
     let _ = write!(
         html,
-        "<h1>Nimbus backups</h1><p class=\"who\">Logged in as <b>{}</b>",
+        "<header><a href=\"/\" class=\"home\">Nimbus backups</a> <span class=\"who\">Logged in as <b>{}</b>",
         escape(&who.user)
     );
     if let Some((_, csrf)) = &who.session {
@@ -54,12 +60,90 @@ pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply
     if who.role == crate::accounts::Role::Admin {
         html.push_str(" <a href=\"/admin\">All clients</a>");
     }
-    html.push_str("</p>");
+    let _ = write!(
+        html,
+        "</span><form method=\"get\" action=\"/search\" class=\"search\">\
+         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Find files by name\" aria-label=\"Find files by name\"> \
+         <button type=\"submit\">Search</button></form></header>",
+        escape(query)
+    );
+    html
+}
+
+/// `GET /`: the user's machines (each leading to its folders), the
+/// restore form and the user's devices.
+pub fn home(ctx: &Ctx, who: &Identity) -> Result<Reply, ApiError> {
+    let space = who.space();
+    let files = ctx.dm.tree(&space, None, false);
+    let mut html = top(who, "");
+    html.push_str("<h1>Your machines</h1>");
+    if files.is_empty() {
+        html.push_str("<p>Nothing is backed up yet. On a machine, run <code>nimbus-client login --server URL --user NAME</code>, then <code>nimbus-client --server URL --dir FOLDER</code>.</p>");
+    } else {
+        // (files, bytes, last backup) per machine, in name order.
+        let mut machines: Vec<(&str, usize, u64, i64)> = Vec::new();
+        for f in &files {
+            let m = f.client.strip_prefix(&space).unwrap_or(&f.client);
+            match machines.last_mut() {
+                Some(last) if last.0 == m => {
+                    last.1 += 1;
+                    last.2 += f.version.size;
+                    last.3 = last.3.max(f.version.backed_up_at);
+                }
+                _ => machines.push((m, 1, f.version.size, f.version.backed_up_at)),
+            }
+        }
+        html.push_str(
+            "<table class=\"machines\"><thead><tr><th>Machine</th><th>Files</th><th>Size</th>\
+             <th>Last backup</th></tr></thead><tbody>",
+        );
+        for (m, count, bytes, last) in &machines {
+            let _ = write!(
+                html,
+                "<tr><td><a href=\"{}\">{}</a></td><td class=\"n\">{count}</td>\
+                 <td class=\"n\" title=\"{bytes} bytes\">{}</td><td>{}</td></tr>",
+                escape(&format!("/browse/{}/", encode_segment(m))),
+                escape(m),
+                human_size(*bytes),
+                time_html(*last),
+            );
+        }
+        html.push_str("</tbody></table>");
+        html.push_str("<p><a href=\"/files\">All files in one list</a>, also as they were at a past time.</p>");
+        restore_form(&files, &space, "", &mut html);
+    }
     devices_section(ctx, who, &mut html);
+    Ok(Reply::html(200, page_shell("Nimbus backups", &html))
+        .header("Content-Security-Policy", PAGE_CSP))
+}
+
+/// A time for people: UTC in the text (the page works without scripts),
+/// the exact instant in `datetime` for the page's script to show in the
+/// viewer's local time, and the unix seconds on hover.
+pub fn time_html(secs: i64) -> String {
+    let utc = format_utc(secs);
+    format!(
+        "<time datetime=\"{utc}\" title=\"{utc} ({secs})\">{}</time>",
+        utc.replace('T', " ").replace('Z', " UTC")
+    )
+}
+
+/// `GET /files[?at=TIME][&deleted=1]`: every file of the user in one list,
+/// now or as they were at TIME.
+pub fn files_page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply, ApiError> {
+    let space = who.space();
+    let at = super::files::at_param(req)?;
+    let show_deleted = matches!(
+        super::router::query_param(req, "deleted").as_deref(),
+        Some("1" | "on" | "true")
+    );
+    let files = ctx.dm.tree(&space, at, show_deleted);
+    let mut html = top(who, "");
+    html.reserve(files.len() * 256);
     let at_text = at.map(format_utc).unwrap_or_default();
     let _ = write!(
         html,
-        "<h2>Files</h2><form method=\"get\" action=\"/\" class=\"bar\">\
+        "<h1>All files</h1><form method=\"get\" action=\"/files\" class=\"bar\">\
          <label>As they were at (UTC) <input name=\"at\" value=\"{}\" placeholder=\"2026-11-20T18:00:00Z\"></label> \
          <label><input type=\"checkbox\" name=\"deleted\" value=\"1\"{}> show deleted files</label> \
          <button type=\"submit\">Show</button></form>",
@@ -111,7 +195,7 @@ pub fn page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result<Reply
                 escape(machine),
                 f.version.size,
                 human_size(f.version.size),
-                format_utc(f.version.backed_up_at),
+                time_html(f.version.backed_up_at),
             );
         }
         html.push_str("</tbody></table>");

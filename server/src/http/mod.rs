@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod browse;
 mod download;
 mod files;
 mod health;

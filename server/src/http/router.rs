@@ -1,7 +1,7 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, auth, download, files, health, index, register, restore, web, Ctx};
+use super::{admin, auth, browse, download, files, health, index, register, restore, web, Ctx};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -33,9 +33,14 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     let who = auth::identify(ctx, req)?;
     match segs.as_slice() {
         [""] if read => match &who {
-            Some(w) => index::page(ctx, req, w),
+            Some(w) => index::home(ctx, w),
             None => Ok(web::login_page(ctx, 200, None)),
         },
+        ["files"] if read => index::files_page(ctx, req, &auth::require(who)?),
+        ["search"] if read => browse::search(ctx, req, &auth::require(who)?),
+        ["browse", machine, rest @ ..] if read => {
+            browse::browse(ctx, req, &auth::require(who)?, machine, rest)
+        }
         ["archive"] if read => restore::archive(ctx, req, &auth::require(who)?),
         ["versions", client, rest @ ..] if !rest.is_empty() && read => {
             restore::versions_page(ctx, &auth::require(who)?, client, rest)
