@@ -6,7 +6,7 @@ DIR ?= backup
 LISTEN ?= 127.0.0.1:9090
 DATA ?= nimbus-data
 
-.PHONY: all build release run test fmt-check clippy unit bench clean
+.PHONY: all build release run test fmt-check clippy unit bench screenshots clean
 
 all: build
 
@@ -61,6 +61,11 @@ test: fmt-check clippy unit
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p nimbus-server --bench nimbus
+
+# Refreshes docs/screenshots/ (main pages at laptop and phone width) with the
+# browser test, which needs chromium and chromium-driver (see .ci/run).
+screenshots:
+	NIMBUS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(CARGO) test -p nimbus-server --test chromium
 
 clean:
 	$(CARGO) clean

@@ -196,7 +196,8 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
 pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
     require_admin(who)?;
     let list = clients(ctx);
-    let mut html = String::from("<h1>Clients</h1><p><a href=\"/\">Your files</a></p>");
+    let mut html = super::index::top(who, "");
+    html.push_str("<h1>Clients</h1>");
     if let Some(link) = new_invite {
         let _ = write!(
             html,
@@ -217,7 +218,7 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
         list.len() - stale - errors,
         human_duration(ctx.stale_after)
     );
-    let when = |t: Option<i64>| t.map(format_utc).unwrap_or_else(|| "-".into());
+    let when = |t: Option<i64>| t.map(super::index::time_html).unwrap_or_else(|| "-".into());
     for c in &list {
         let client = match (&c.version, &c.os) {
             (Some(v), Some(os)) => format!("{} on {}", escape(v), escape(os)),

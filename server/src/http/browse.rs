@@ -116,30 +116,11 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
     let mut html = top(who, "");
-    // Breadcrumbs: Machines / machine / a / b
-    let _ = write!(
-        html,
-        "<nav class=\"crumbs\"><a href=\"/\">Machines</a> / <a href=\"{}\">{}</a>",
-        escape(&format!("/browse/{m}/")),
-        escape(&machine)
-    );
-    let mut so_far = String::new();
-    for part in folder.split('/').filter(|p| !p.is_empty()) {
-        if !so_far.is_empty() {
-            so_far.push('/');
-        }
-        so_far.push_str(part);
-        let _ = write!(
-            html,
-            " / <a href=\"{}\">{}</a>",
-            escape(&format!("/browse/{m}/{}/", encode_path(&so_far))),
-            escape(part)
-        );
-    }
+    html.push_str(&crumbs(&machine, &folder, ""));
     let total: u64 = files.iter().map(|l| l.version.size).sum();
     let _ = write!(
         html,
-        "</nav><p>{} file(s), {}{}</p>",
+        "<p>{} file(s), {}{}</p>",
         files.len(),
         human_size(total),
         at.map(|t| format!(", as they were at {}", time_html(t)))
@@ -239,6 +220,35 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
         Reply::html(200, page_shell(&format!("{title} · Nimbus"), &html))
             .header("Content-Security-Policy", PAGE_CSP),
     )
+}
+
+/// Breadcrumbs: Machines / machine / a / b, each a link, then `last` (a
+/// file's name, not a link) when given.
+pub fn crumbs(machine: &str, folder: &str, last: &str) -> String {
+    let m = encode_segment(machine);
+    let mut html = format!(
+        "<nav class=\"crumbs\"><a href=\"/\">Machines</a> / <a href=\"{}\">{}</a>",
+        escape(&format!("/browse/{m}/")),
+        escape(machine)
+    );
+    let mut so_far = String::new();
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        let _ = write!(
+            html,
+            " / <a href=\"{}\">{}</a>",
+            escape(&format!("/browse/{m}/{}/", encode_path(&so_far))),
+            escape(part)
+        );
+    }
+    if !last.is_empty() {
+        let _ = write!(html, " / {}", escape(last));
+    }
+    html.push_str("</nav>");
+    html
 }
 
 /// `GET /search?q=TEXT`: files whose path contains TEXT (ignoring case),

@@ -12,7 +12,7 @@ use std::fmt::Write;
 /// The one style sheet, inline in every page (no request goes elsewhere).
 const STYLE: &str = ":root{--fg:#1d2430;--muted:#5b6675;--line:#e3e7ee;--accent:#1f6feb;--bg:#fff;--head:#f6f8fb}\
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:var(--fg);background:var(--bg)}\
-body>*:not(header){margin-left:1.5rem;margin-right:1.5rem}\
+main{padding:0 1.5rem 2rem}\
 header{display:flex;flex-wrap:wrap;gap:.6rem 1.2rem;align-items:center;padding:.7rem 1.5rem;background:var(--head);border-bottom:1px solid var(--line);margin-bottom:1rem}\
 header .home{font-weight:700;color:var(--fg);text-decoration:none;font-size:1.1rem}header .who{color:var(--muted)}\
 form.search{margin-left:auto;display:flex;gap:.4rem}form.search input{min-width:14rem;padding:.35rem .5rem;border:1px solid var(--line);border-radius:6px}\
@@ -26,16 +26,21 @@ button{padding:.3rem .7rem;border:1px solid var(--line);border-radius:6px;backgr
 form.bar{margin:.8rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\
 form.inline{display:inline;margin-left:.6rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
 form.login input{display:block;width:100%;padding:.35rem}\
-@media (max-width:640px){body>*:not(header){margin-left:.7rem;margin-right:.7rem}header{padding:.6rem .7rem}\
+@media (max-width:640px){main{padding:0 .7rem 1.5rem}header{padding:.6rem .7rem}\
 form.search{margin-left:0;width:100%}form.search input{flex:1;min-width:0}\
 table{display:block;overflow-x:auto;white-space:nowrap}th,td{padding:.35rem .45rem}}";
 
 /// A complete page around `body`, with the shared style.
 pub fn page_shell(title: &str, body: &str) -> String {
+    // The page's own content goes in <main>, after the header if any.
+    let (header, content) = match body.split_once("</header>") {
+        Some((h, rest)) if body.starts_with("<header>") => (format!("{h}</header>"), rest),
+        _ => (String::new(), body),
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>\n",
+         <title>{}</title><style>{STYLE}</style></head><body>{header}<main>{content}</main></body></html>\n",
         escape(title)
     )
 }
@@ -245,7 +250,7 @@ fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
     let live: Vec<_> = mine.iter().filter(|d| !d.revoked).collect();
     let _ = write!(
         html,
-        "<h2>Your machines</h2><p>{} logged in, {} revoked or replaced.</p>",
+        "<h2>Devices</h2><p>{} logged in, {} revoked or replaced.</p>",
         live.len(),
         mine.len() - live.len()
     );

@@ -98,10 +98,12 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> 
     let (machine, path) = target(client, rest)?;
     let key = format!("{}{machine}", who.space());
     let versions = ctx.dm.versions(&key, &path).ok_or(ApiError::NotFound)?;
-    let mut html = String::new();
+    let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
+    let mut html = super::index::top(who, "");
+    html.push_str(&super::browse::crumbs(&machine, folder, name));
     let _ = write!(
         html,
-        "<h1>{}</h1><p>On <b>{}</b>. <a href=\"/\">All files</a></p>\
+        "<h1>{}</h1><p>On <b>{}</b>.</p>\
          <table><thead><tr><th>Version</th><th>Recorded (UTC)</th><th>Modified (UTC)</th>\
          <th>Size</th><th>Content</th></tr></thead><tbody>",
         escape(&path),
