@@ -295,3 +295,57 @@ fn server_health_as_json_page_and_prometheus_text() {
         assert_eq!(r.status, 403, "{target}");
     }
 }
+
+#[test]
+fn admins_see_a_clients_tree_with_sizes_but_no_contents() {
+    let server = Server::start(&[]);
+    add_user(&server, "alice", "alice's password");
+    let r = api_login(server.port, "alice", "alice's password", "laptop");
+    let alice = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    put(&server, &alice, "laptop", "docs/a%3Cb%3E.txt", b"12345");
+    put(&server, &alice, "laptop", "docs/sub/c.bin", &[7u8; 2048]);
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let admin_page = get_with_cookie(&server, "/admin", &session).text();
+    assert!(
+        admin_page.contains("<a href=\"/admin/tree/alice/laptop/\">laptop</a>"),
+        "{admin_page}"
+    );
+    let top = get_with_cookie(&server, "/admin/tree/alice/laptop/", &session);
+    assert_eq!(top.status, 200);
+    assert!(
+        top.text().contains("docs/</a>") && top.text().contains("2.0 KiB"),
+        "{}",
+        top.text()
+    );
+    let docs = get_with_cookie(&server, "/admin/tree/alice/laptop/docs/", &session).text();
+    assert!(
+        docs.contains("a&lt;b&gt;.txt") && docs.contains("Metadata only"),
+        "{docs}"
+    );
+    assert!(
+        !docs.contains("/download/") && !docs.contains("/versions/") && !docs.contains("/archive")
+    );
+    assert!(
+        docs.contains("<a href=\"/admin/tree/alice/laptop/docs/sub/\">sub/</a>"),
+        "{docs}"
+    );
+    // Not for users, and nothing under made-up names.
+    let r = api_login(server.port, "alice", "alice's password", "other");
+    let alice2 = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = request(
+        server.port,
+        "GET",
+        "/admin/tree/alice/laptop/",
+        &[("Authorization", &alice2)],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        get_with_cookie(&server, "/admin/tree/nobody/laptop/", &session).status,
+        404
+    );
+    assert_eq!(
+        get_with_cookie(&server, "/admin/tree/..%2F/laptop/", &session).status,
+        404
+    );
+}

@@ -72,6 +72,16 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     b.wait_for_text("2026/</a>");
     b.link("2026/").click();
     b.wait_for_text("notes.txt</a>");
+    // The embedded script shows times in the viewer's zone, UTC on hover.
+    let t = b.run(
+        "const t = document.querySelector('time'); return [t.textContent, t.title];",
+        json!([]),
+    );
+    let (shown, hover) = (t[0].as_str().unwrap(), t[1].as_str().unwrap());
+    assert!(
+        !shown.ends_with("UTC") && hover.ends_with("Z UTC"),
+        "{shown:?} / {hover:?}"
+    );
     assert!(b
         .source()
         .contains("<a href=\"/browse/laptop/docs/\">docs</a>"));

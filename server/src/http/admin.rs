@@ -234,7 +234,19 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
              <td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"error\">{last_error}</td></tr>",
             escape(&c.user),
-            escape(&c.machine),
+            if c.files > 0 {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape(&format!(
+                        "/admin/tree/{}/{}/",
+                        nimbus_common::paths::encode_segment(&c.user),
+                        nimbus_common::paths::encode_segment(&c.machine)
+                    )),
+                    escape(&c.machine)
+                )
+            } else {
+                escape(&c.machine)
+            },
             when(c.last_contact),
             escape(c.last_file.as_deref().unwrap_or("-")),
             when(c.last_backup_at),

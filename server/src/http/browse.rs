@@ -53,8 +53,58 @@ impl Entry<'_> {
     }
 }
 
+/// Whose tree a page shows, where its folder links go, and whether it
+/// offers contents (the owner) or only metadata (an admin).
+pub struct View {
+    /// Catalog prefix of the owner's space, `user/`.
+    pub space: String,
+    /// URL prefix of folder links: `/browse` or `/admin/tree/{user}`.
+    pub base: String,
+    pub contents: bool,
+}
+
 /// `GET /browse/{machine}/{folder...}[?sort=name|size|time][&at=TIME]`
 pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
+    let view = View {
+        space: who.space(),
+        base: "/browse".into(),
+        contents: true,
+    };
+    tree_page(ctx, req, who, &view, machine, rest)
+}
+
+/// `GET /admin/tree/{user}/{machine}/{folder...}/`: an admin sees a
+/// client's tree with sizes, never its contents (no download links, and
+/// the download routes stay the owner's).
+pub fn admin_tree(
+    ctx: &Ctx,
+    req: &Request,
+    who: &Identity,
+    user: &str,
+    machine: &str,
+    rest: &[&str],
+) -> Handled {
+    if who.role != crate::accounts::Role::Admin {
+        return Err(ApiError::Forbidden("only admins see other clients".into()));
+    }
+    let user = decode_segment(user)?;
+    crate::accounts::validate_name(&user).map_err(|_| ApiError::NotFound)?;
+    let view = View {
+        base: format!("/admin/tree/{}", encode_segment(&user)),
+        space: format!("{user}/"),
+        contents: false,
+    };
+    tree_page(ctx, req, who, &view, machine, rest)
+}
+
+fn tree_page(
+    ctx: &Ctx,
+    req: &Request,
+    who: &Identity,
+    view: &View,
+    machine: &str,
+    rest: &[&str],
+) -> Handled {
     let machine = decode_segment(machine)?;
     validate_client_name(&machine)?;
     let parts: Vec<&str> = rest.iter().copied().filter(|s| !s.is_empty()).collect();
@@ -64,7 +114,7 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
         decode_rel_path(parts.iter().copied())?
     };
     let at = at_param(req)?;
-    let key = format!("{}{machine}", who.space());
+    let key = format!("{}{machine}", view.space);
     let prefix = if folder.is_empty() {
         String::new()
     } else {
@@ -116,7 +166,7 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
     let mut html = top(who, "");
-    html.push_str(&crumbs(&machine, &folder, ""));
+    html.push_str(&crumbs(&view.base, &machine, &folder, ""));
     let total: u64 = files.iter().map(|l| l.version.size).sum();
     let _ = write!(
         html,
@@ -127,9 +177,9 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
             .unwrap_or_default()
     );
     let here = if folder.is_empty() {
-        format!("/browse/{m}/")
+        format!("{}/{m}/", view.base)
     } else {
-        format!("/browse/{m}/{}/", encode_path(&folder))
+        format!("{}/{m}/{}/", view.base, encode_path(&folder))
     };
     let head = |key: &str, label: &str| {
         if sort == key || (key == "name" && sort.is_empty()) {
@@ -172,10 +222,22 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
                     html,
                     "<tr class=\"folder\"><td><a href=\"{}\">{}/</a></td><td class=\"n\" title=\"{bytes} bytes\">{}</td>\
                      <td>{}</td><td>{files} file(s)</td></tr>",
-                    escape(&format!("/browse/{m}/{}/{}", encode_path(&sub), at.map(|t| format!("?at={t}")).unwrap_or_default())),
+                    escape(&format!("{}/{m}/{}/{}", view.base, encode_path(&sub), at.map(|t| format!("?at={t}")).unwrap_or_default())),
                     escape(name),
                     human_size(*bytes),
                     time_html(*latest),
+                );
+            }
+            Entry::File(l) if !view.contents => {
+                let _ = write!(
+                    html,
+                    "<tr class=\"file\"><td>{}</td><td class=\"n\" title=\"{} bytes\">{}</td>\
+                     <td>{}</td><td>{} version(s)</td></tr>",
+                    escape(e.name()),
+                    l.version.size,
+                    human_size(l.version.size),
+                    time_html(l.version.backed_up_at),
+                    l.versions,
                 );
             }
             Entry::File(l) => {
@@ -200,6 +262,13 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
         }
     }
     html.push_str("</tbody></table>");
+    if !view.contents {
+        html.push_str("<p>Metadata only: contents stay their owner's.</p>");
+        return Ok(
+            Reply::html(200, page_shell(&format!("{machine} · Nimbus"), &html))
+                .header("Content-Security-Policy", PAGE_CSP),
+        );
+    }
     let _ = write!(
         html,
         "<form method=\"get\" action=\"/archive\" class=\"bar\"><input type=\"hidden\" name=\"machine\" value=\"{}\">\
@@ -224,11 +293,11 @@ pub fn browse(ctx: &Ctx, req: &Request, who: &Identity, machine: &str, rest: &[&
 
 /// Breadcrumbs: Machines / machine / a / b, each a link, then `last` (a
 /// file's name, not a link) when given.
-pub fn crumbs(machine: &str, folder: &str, last: &str) -> String {
+pub fn crumbs(base: &str, machine: &str, folder: &str, last: &str) -> String {
     let m = encode_segment(machine);
     let mut html = format!(
         "<nav class=\"crumbs\"><a href=\"/\">Machines</a> / <a href=\"{}\">{}</a>",
-        escape(&format!("/browse/{m}/")),
+        escape(&format!("{base}/{m}/")),
         escape(machine)
     );
     let mut so_far = String::new();
@@ -240,7 +309,7 @@ pub fn crumbs(machine: &str, folder: &str, last: &str) -> String {
         let _ = write!(
             html,
             " / <a href=\"{}\">{}</a>",
-            escape(&format!("/browse/{m}/{}/", encode_path(&so_far))),
+            escape(&format!("{base}/{m}/{}/", encode_path(&so_far))),
             escape(part)
         );
     }

@@ -40,14 +40,19 @@ pub fn page_shell(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>{header}<main>{content}</main></body></html>\n",
+         <title>{}</title><style>{STYLE}</style><script src=\"/assets/app.js\" defer></script></head>\
+         <body>{header}<main>{content}</main></body></html>\n",
         escape(title)
     )
 }
 
-/// The Content-Security-Policy of every page: no scripts, no outside loads.
-pub const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'";
+/// The Content-Security-Policy of every page: nothing from elsewhere, and
+/// no inline script (only the server's own, embedded `app.js`).
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     base-uri 'none'; form-action 'self'";
+
+/// The one script, embedded in the binary: local times.
+pub const APP_JS: &str = include_str!("assets/app.js");
 
 /// The top of every page of a logged-in user: who, log out, admin link,
 /// and the search box.

@@ -100,7 +100,7 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> 
     let versions = ctx.dm.versions(&key, &path).ok_or(ApiError::NotFound)?;
     let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
     let mut html = super::index::top(who, "");
-    html.push_str(&super::browse::crumbs(&machine, folder, name));
+    html.push_str(&super::browse::crumbs("/browse", &machine, folder, name));
     let _ = write!(
         html,
         "<h1>{}</h1><p>On <b>{}</b>.</p>\

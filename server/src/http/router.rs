@@ -20,6 +20,12 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     let read = matches!(method, Method::Get | Method::Head);
     match segs.as_slice() {
         ["healthz"] if read => return Ok(Reply::text(200, "ok\n")),
+        ["assets", "app.js"] if read => {
+            return Ok(Reply::new(200)
+                .header("Content-Type", "text/javascript; charset=utf-8")
+                .header("Cache-Control", "public, max-age=3600")
+                .body(super::reply::Body::Bytes(index::APP_JS.as_bytes().to_vec())))
+        }
         // A scraper's token is not a device token: checked before identify.
         ["metrics"] if read && ctx.metrics_token.is_some() => {
             let who = auth::identify(ctx, req).ok().flatten();
@@ -38,6 +44,9 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         },
         ["files"] if read => index::files_page(ctx, req, &auth::require(who)?),
         ["search"] if read => browse::search(ctx, req, &auth::require(who)?),
+        ["admin", "tree", user, machine, rest @ ..] if read => {
+            browse::admin_tree(ctx, req, &auth::require(who)?, user, machine, rest)
+        }
         ["browse", machine, rest @ ..] if read => {
             browse::browse(ctx, req, &auth::require(who)?, machine, rest)
         }
