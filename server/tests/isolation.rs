@@ -96,7 +96,8 @@ fn two_users_with_two_machines_each_see_only_their_own() {
             page.contains(&format!("Logged in as <b>{user}</b>")),
             "{page}"
         );
-        assert!(page.contains("href=\"/download/desktop/docs/report.txt\""));
+        let all = get(&server, a, "/files").text();
+        assert!(all.contains("href=\"/download/desktop/docs/report.txt\""));
     }
     // Identical content from four machines of two users is stored once.
     let shared = hex(b"the same bytes for everyone");

@@ -120,12 +120,7 @@ fn tree_page(
     } else {
         format!("{folder}/")
     };
-    let files: Vec<Latest> = ctx
-        .dm
-        .tree(&key, at, false)
-        .into_iter()
-        .filter(|l| l.client == key && l.path.starts_with(&prefix))
-        .collect();
+    let files = ctx.dm.files_in(&key, &folder, at, false);
     if files.is_empty() {
         return Err(ApiError::NotFound);
     }

@@ -33,17 +33,10 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     };
     let at = at_param(req)?;
     let key = format!("{}{machine}", who.space());
-    let prefix = if folder.is_empty() {
-        String::new()
-    } else {
-        format!("{folder}/")
-    };
     let items: Vec<Item> = ctx
         .dm
-        .tree(&key, at, false)
+        .files_in(&key, &folder, at, true)
         .into_iter()
-        .filter(|l| l.client == key)
-        .filter(|l| folder.is_empty() || l.path == folder || l.path.starts_with(&prefix))
         .map(|l| Item {
             // Inside the archive: relative to the folder's parent, so the
             // folder itself is the archive's top level.

@@ -349,6 +349,27 @@ impl DataManager {
         self.read().client_summaries()
     }
 
+    /// The files of one client (`user/machine`) inside `folder` (`""` for
+    /// all), as they were at `at`; with `or_file`, `folder` may also name
+    /// a single file.
+    pub fn files_in(
+        &self,
+        client: &str,
+        folder: &str,
+        at: Option<i64>,
+        or_file: bool,
+    ) -> Vec<Latest> {
+        let prefix = format!("{folder}/");
+        self.read()
+            .tree(client, at, false)
+            .into_iter()
+            .filter(|l| l.client == client)
+            .filter(|l| {
+                folder.is_empty() || l.path.starts_with(&prefix) || (or_file && l.path == folder)
+            })
+            .collect()
+    }
+
     /// Every file under `prefix` as it was at `at` (`None` = now); deleted
     /// ones only with `deleted` (see [`Catalog::tree`]).
     pub fn tree(&self, prefix: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
