@@ -68,6 +68,33 @@ pub struct UploadReply {
     pub versions: usize,
 }
 
+/// Body of `POST /api/v1/uploads`: a file about to go up in pieces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadStart {
+    /// The machine (folder tree) of the caller's space it goes into.
+    pub machine: String,
+    /// Its `/`-separated path there.
+    pub path: String,
+    pub size: u64,
+    /// Modification time, unix seconds (default: now).
+    #[serde(default)]
+    pub mtime: Option<i64>,
+}
+
+/// A resumable upload's state: `offset` bytes are stored durably; the next
+/// piece starts there. `result` is set once the file is a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub id: String,
+    pub machine: String,
+    pub path: String,
+    pub size: u64,
+    pub mtime: i64,
+    pub offset: u64,
+    pub result: Option<UploadReply>,
+}
+
 /// Body of `POST /api/v1/status`: a machine's report on itself, after a
 /// pass that did something and as a heartbeat while idle.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -502,7 +502,7 @@ fn token_hash(token: &str) -> String {
     nimbus_common::hash::ContentHash::of_bytes(token.as_bytes()).to_hex()
 }
 
-fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     OsRng.fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()

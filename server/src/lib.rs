@@ -10,6 +10,7 @@ pub mod http;
 pub mod maintenance;
 pub mod retention;
 pub mod store;
+pub mod uploads;
 pub mod usercmd;
 
 pub use config::Config;
@@ -41,6 +42,11 @@ pub enum RunError {
     Signal(#[from] ctrlc::Error),
     #[error(transparent)]
     Lock(#[from] maintenance::MaintenanceError),
+    #[error("cannot open the uploads in progress under {}: {source}", dir.display())]
+    Uploads {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Binds the listening socket, with TLS when `--tls-cert`/`--tls-key` say so.
@@ -80,6 +86,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let dm = store::DataManager::open(&config.data)?;
     let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
+    let uploads = uploads::Uploads::open(&config.data).map_err(|source| RunError::Uploads {
+        dir: config.data.clone(),
+        source,
+    })?;
+    match uploads.recover(dm) {
+        0 => {}
+        n => info!("{n} upload(s) received completely before the last stop are now recorded"),
+    }
 
     let server = listen(&config)?;
     let scheme = if config.tls.is_some() {
@@ -156,7 +170,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     let ctx = http::serve(
         server,
-        http::Ctx::new(dm, &config, accounts),
+        http::Ctx::new(dm, &config, accounts, uploads),
         config.workers,
         config.queue,
         stop,

@@ -12,7 +12,11 @@ mod fixtures;
 mod webdriver;
 use fixtures::*;
 use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use webdriver::Browser;
 
@@ -41,7 +45,7 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     let report_bytes = noise(150_000, 11);
     write(&src, "docs/2026/report <1>.txt", &report_bytes);
     write(&src, "docs/2026/notes.txt", b"notes");
-    write(&src, "docs/readme.md", b"# read me");
+    write(&src, "docs/readme.md", &[b'#'; 100]);
     write(&src, "photos/cat.jpg", &noise(400_000, 12));
     assert_ok(&client_once(&server.url(), &src, "laptop", &state, &[]));
 
@@ -128,7 +132,49 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     b.wait_for_text("<h1>docs/2026/report &lt;1&gt;.txt</h1>");
     check_hosts(&b);
 
+    // Upload from the browser into a folder; the page then lists it.
+    b.goto(&format!("{origin}/browse/laptop/docs/"));
+    b.wait_for_text("section class=\"upload\"");
+    let mine = tmp.path().join("from the browser.txt");
+    std::fs::write(&mine, b"typed on a tablet").unwrap();
+    b.find("section.upload input[type=file]")
+        .type_text(mine.to_str().unwrap());
+    b.wait_for_text("from%20the%20browser.txt\">from the browser.txt</a>");
+    check_hosts(&b);
+    let r = server.get("/download/laptop/docs/from%20the%20browser.txt");
+    assert_eq!((r.status, &r.body[..]), (200, &b"typed on a tablet"[..]));
+
+    // Sorting in place: the script reorders without loading a page.
+    let order = |b: &Browser| {
+        b.run(
+            "return [...document.querySelectorAll('table.browse tbody tr')].map(r => r.cells[0].textContent);",
+            json!([]),
+        )
+    };
+    b.run("window.stayed = true; return 0;", json!([]));
+    b.find("th[data-key=size]").click();
+    assert_eq!(
+        order(&b),
+        json!(["2026/", "readme.md", "from the browser.txt"])
+    );
+    b.find("th[data-key=name]").click();
+    assert_eq!(
+        order(&b),
+        json!(["2026/", "from the browser.txt", "readme.md"])
+    );
+    assert_eq!(
+        b.run("return window.stayed === true;", json!([])),
+        json!(true)
+    );
+
+    // Search as you type: results appear without pressing the button.
+    b.find("form.search input[name=q]").type_text("notes");
+    b.wait_for_text("1 found");
+    assert!(b.url().ends_with("/search?q=notes"), "{}", b.url());
+    assert!(b.source().contains("docs/2026/notes.txt"));
+
     // Search from the box at the top.
+    b.goto(&format!("{origin}/"));
     b.find("form.search input[name=q]").type_text("README");
     b.find("form.search button").click();
     b.wait_for_text("found");
@@ -177,4 +223,122 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
             }
         }
     }
+}
+
+/// A TCP proxy between the browser and the server that breaks the one
+/// connection carrying the `cut_at`-th byte towards the server, as a
+/// dropped Wi-Fi would, and counts every byte sent to the server.
+struct CuttingProxy {
+    port: u16,
+    upstream: Arc<AtomicU64>,
+    cut: Arc<AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(server_port: u16, cut_at: u64) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = Arc::new(AtomicU64::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (up, cut2) = (upstream.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for browser in listener.incoming().flatten() {
+                let server = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+                let (b2, s2) = (browser.try_clone().unwrap(), server.try_clone().unwrap());
+                // Server to browser: plain copy.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut &s2, &mut &b2);
+                    let _ = b2.shutdown(Shutdown::Write);
+                });
+                let (up, cut) = (up.clone(), cut2.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match (&browser).read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let before = up.fetch_add(n as u64, Ordering::SeqCst);
+                        if before + n as u64 >= cut_at && !cut.swap(true, Ordering::SeqCst) {
+                            let _ = browser.shutdown(Shutdown::Both);
+                            let _ = server.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if (&server).write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CuttingProxy {
+            port,
+            upstream,
+            cut,
+        }
+    }
+}
+
+#[test]
+fn a_200_mib_browser_upload_continues_after_a_dropped_connection() {
+    const SIZE: usize = 200 << 20;
+    let server = Server::start(&[]);
+    // The connection breaks when 90 MiB have gone towards the server.
+    let proxy = CuttingProxy::start(server.port, 90 << 20);
+    let origin = format!("http://127.0.0.1:{}", proxy.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("video.bin");
+    let data = noise(SIZE, 77);
+    std::fs::write(&big, &data).unwrap();
+
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{origin}/"));
+    b.find("input[name=user]").type_text(ADMIN);
+    b.find("input[name=password]").type_text(ADMIN_PASSWORD);
+    b.find("form.login button").click();
+    b.wait_for_text("Upload files");
+    // The home page's box: machine "uploads" (the default), folder "films".
+    b.find("section.upload input[name=folder]")
+        .type_text("films");
+    b.find("section.upload input[type=file]")
+        .type_text(big.to_str().unwrap());
+    let mut saw_retry = false;
+    wait_for(300, "the upload to finish", || {
+        let msg = b.run(
+            "const m = document.querySelector('ul.uploads .msg'); return m ? m.textContent : '';",
+            json!([]),
+        );
+        saw_retry |= msg.as_str().is_some_and(|m| m.contains("retrying"));
+        server.file("uploads", "films/video.bin").is_some()
+    });
+    for u in b.loaded_urls() {
+        assert!(u.starts_with(&origin), "a request went elsewhere: {u}");
+    }
+
+    assert!(
+        proxy.cut.load(Ordering::SeqCst),
+        "the connection was never cut"
+    );
+    assert!(saw_retry, "the page never said it was retrying");
+    // It continued from what the server had: a restart from zero sends at
+    // least 290 MiB. (Chromium itself may send the broken piece once more
+    // on a new connection; the server refuses it by its offset.)
+    let sent = proxy.upstream.load(Ordering::SeqCst);
+    assert!(
+        sent < SIZE as u64 + (45 << 20),
+        "{sent} bytes went up for a {SIZE}-byte file"
+    );
+    let entry = server.file("uploads", "films/video.bin").unwrap();
+    assert_eq!(entry["size"], SIZE);
+    assert_eq!(entry["hash"], hex(&data));
+    let r = server.get("/download/uploads/films/video.bin");
+    assert_eq!(r.status, 200);
+    assert!(r.body == data, "the stored file differs");
+    // Nothing of the upload is left behind but its short answer.
+    let parts: Vec<_> = list_files(&server.data.join("uploads"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
 }

@@ -169,15 +169,7 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
             "status reports come from a machine's token".into(),
         ));
     };
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(req.as_reader(), 16 * 1024 + 1),
-        &mut body,
-    )
-    .map_err(|_| ApiError::bad("body_incomplete", "could not read the report"))?;
-    if body.len() > 16 * 1024 {
-        return Err(ApiError::TooLarge { limit: 16 * 1024 });
-    }
+    let body = super::router::small_body(req, 16 * 1024)?;
     let report: crate::clients::Report = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
     crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;

@@ -12,7 +12,6 @@ use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
 use nimbus_common::log::format_utc;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tiny_http::Request;
@@ -326,16 +325,7 @@ struct LoginReply {
 /// `POST /api/v1/login`: name, password and machine in, device token out.
 pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
     let addr = remote_addr(ctx, req);
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_LOGIN_BODY + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
-    if body.len() as u64 > MAX_LOGIN_BODY {
-        return Err(ApiError::TooLarge {
-            limit: MAX_LOGIN_BODY,
-        });
-    }
+    let body = super::router::small_body(req, MAX_LOGIN_BODY)?;
     let r: LoginRequest = serde_json::from_slice(&body).map_err(|_| {
         ApiError::bad(
             "bad_json",

@@ -179,7 +179,7 @@ fn tree_page(
     let head = |key: &str, label: &str| {
         if sort == key || (key == "name" && sort.is_empty()) {
             format!(
-                "<th aria-sort=\"{}\">{label}</th>",
+                "<th data-key=\"{key}\" aria-sort=\"{}\">{label}</th>",
                 if key == "name" {
                     "ascending"
                 } else {
@@ -188,7 +188,7 @@ fn tree_page(
             )
         } else {
             format!(
-                "<th><a href=\"{}\">{label}</a></th>",
+                "<th data-key=\"{key}\"><a href=\"{}\">{label}</a></th>",
                 escape(&format!("{here}?{at_q}sort={key}"))
             )
         }
@@ -263,6 +263,14 @@ fn tree_page(
             Reply::html(200, page_shell(&format!("{machine} · Nimbus"), &html))
                 .header("Content-Security-Policy", PAGE_CSP),
         );
+    }
+    if at.is_none() {
+        html.push_str(&super::upload::panel(
+            who,
+            Some(&machine),
+            &folder,
+            ctx.max_upload_bytes,
+        ));
     }
     let _ = write!(
         html,

@@ -13,7 +13,6 @@ use nimbus_common::log::{parse_time, unix_now};
 use nimbus_common::wire::{
     FileEntry, RecordRequest, UploadReply, VersionEntry, HEADER_HASH, HEADER_MTIME,
 };
-use std::io::Read;
 use tiny_http::Request;
 
 /// Largest JSON body a record request may have.
@@ -169,16 +168,7 @@ pub fn record(
 ) -> Handled {
     let (client, path) = target(client, rest)?;
     let key = writable_key(who, &client)?;
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_RECORD_BODY + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
-    if body.len() as u64 > MAX_RECORD_BODY {
-        return Err(ApiError::TooLarge {
-            limit: MAX_RECORD_BODY,
-        });
-    }
+    let body = super::router::small_body(req, MAX_RECORD_BODY)?;
     let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(
             "bad_json",

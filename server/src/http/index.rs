@@ -22,6 +22,13 @@ th{background:var(--head);font-weight:600}th a{color:inherit}td.n{text-align:rig
 tr.folder td:first-child a{font-weight:600}nav.crumbs{margin:.4rem 0;color:var(--muted)}\
 .packed{color:#2f7d4f}.missing{color:#c33}a{color:var(--accent)}.error{color:#c33}\
 td.status{font-weight:600}td.ok{color:#2a7}td.stale{color:#b70}td.errors{color:#c33}\
+[hidden]{display:none!important}\
+section.upload{margin:1.4rem 0}.drop{border:2px dashed var(--line);border-radius:8px;padding:1rem;display:flex;flex-wrap:wrap;gap:.6rem;align-items:center}\
+.drop.over{border-color:var(--accent);background:#f0f6ff}.drop span{color:var(--muted)}\
+label.pick{padding:.3rem .7rem;border:1px solid var(--accent);border-radius:6px;color:var(--accent);cursor:pointer}label.pick input{display:none}\
+ul.uploads{list-style:none;padding:0}ul.uploads li{display:grid;grid-template-columns:minmax(0,1fr) minmax(6rem,14rem);gap:.2rem .8rem;padding:.4rem 0;border-bottom:1px solid var(--line)}\
+ul.uploads li .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}ul.uploads li .msg{grid-column:1/-1;color:var(--muted);font-size:.9em}\
+ul.uploads li.failed .msg{color:#c33}ul.uploads li.done .msg{color:#2a7}progress{width:100%}\
 button{padding:.3rem .7rem;border:1px solid var(--line);border-radius:6px;background:#fff;cursor:pointer}\
 form.bar{margin:.8rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\
 form.inline{display:inline;margin-left:.6rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
@@ -49,7 +56,7 @@ pub fn page_shell(title: &str, body: &str) -> String {
 /// The Content-Security-Policy of every page: nothing from elsewhere, and
 /// no inline script (only the server's own, embedded `app.js`).
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
-     base-uri 'none'; form-action 'self'";
+     connect-src 'self'; base-uri 'none'; form-action 'self'";
 
 /// The one script, embedded in the binary: local times.
 pub const APP_JS: &str = include_str!("assets/app.js");
@@ -122,6 +129,7 @@ pub fn home(ctx: &Ctx, who: &Identity) -> Result<Reply, ApiError> {
         html.push_str("<p><a href=\"/files\">All files in one list</a>, also as they were at a past time.</p>");
         restore_form(&files, &space, "", &mut html);
     }
+    html.push_str(&super::upload::panel(who, None, "", ctx.max_upload_bytes));
     devices_section(ctx, who, &mut html);
     Ok(Reply::html(200, page_shell("Nimbus backups", &html))
         .header("Content-Security-Policy", PAGE_CSP))

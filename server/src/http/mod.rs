@@ -15,6 +15,7 @@ mod register;
 mod reply;
 mod restore;
 mod router;
+mod upload;
 mod web;
 
 use crate::store::DataManager;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub accounts: auth::AccountsCache,
     pub limiter: auth::Limiter,
     pub sessions: auth::Sessions,
+    /// Resumable uploads in progress.
+    pub uploads: crate::uploads::Uploads,
     /// Last contact and last report of each client machine.
     pub clients: crate::clients::Clients,
     /// Take client addresses from X-Forwarded-For.
@@ -64,6 +67,7 @@ impl Ctx {
         dm: &'static DataManager,
         config: &crate::Config,
         accounts: crate::accounts::AccountStore,
+        uploads: crate::uploads::Uploads,
     ) -> Ctx {
         Ctx {
             dm,
@@ -71,6 +75,7 @@ impl Ctx {
             accounts: auth::AccountsCache::new(accounts),
             limiter: auth::Limiter::default(),
             sessions: auth::Sessions::default(),
+            uploads,
             clients: crate::clients::Clients::open(&config.data),
             trust_proxy: config.trust_proxy,
             registration: config.registration,

@@ -102,6 +102,14 @@ pub enum ApiError {
     LengthRequired,
     #[error("body is larger than the server's limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// The request does not fit the resource's state; `offset` is where a
+    /// resumable upload stands.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        offset: Option<u64>,
+    },
     #[error("the server does not hold this content; send the bytes with PUT")]
     ContentUnknown,
     #[error("range not satisfiable")]
@@ -133,7 +141,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::LengthRequired => 411,
             ApiError::TooLarge { .. } => 413,
-            ApiError::ContentUnknown => 409,
+            ApiError::ContentUnknown | ApiError::Conflict { .. } => 409,
             ApiError::RangeNotSatisfiable { .. } => 416,
             ApiError::StorageFull => 507,
             ApiError::Busy => 503,
@@ -151,6 +159,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::LengthRequired => "length_required",
             ApiError::TooLarge { .. } => "too_large",
+            ApiError::Conflict { code, .. } => code,
             ApiError::ContentUnknown => ERR_CONTENT_UNKNOWN,
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
@@ -179,6 +188,10 @@ impl ApiError {
                 reply = reply.header("Content-Range", format!("bytes */{size}"))
             }
             ApiError::Busy => reply = reply.header("Retry-After", "1"),
+            ApiError::Conflict {
+                offset: Some(offset),
+                ..
+            } => reply = reply.header("Upload-Offset", offset.to_string()),
             ApiError::Unauthorized(_) => {
                 reply = reply.header("WWW-Authenticate", "Bearer realm=\"nimbus\"")
             }

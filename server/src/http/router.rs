@@ -1,7 +1,9 @@
 //! Method and path to handler; the table mirrors `docs/PROTOCOL.md`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, auth, browse, download, files, health, index, register, restore, web, Ctx};
+use super::{
+    admin, auth, browse, download, files, health, index, register, restore, upload, web, Ctx,
+};
 use tiny_http::{Method, Request};
 
 pub type Handled = Result<Reply, ApiError>;
@@ -84,6 +86,18 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Method::Delete => auth::revoke(ctx, req, who, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
         },
+        ["api", "v1", "uploads"] if method == Method::Post => {
+            upload::start(ctx, req, &auth::require(who)?)
+        }
+        ["api", "v1", "uploads"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ["api", "v1", "uploads", id] => match method {
+            Method::Get | Method::Head => upload::state(ctx, &auth::require(who)?, id),
+            Method::Put => upload::piece(ctx, req, &auth::require(who)?, id),
+            Method::Delete => upload::cancel(ctx, req, &auth::require(who)?, id),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, PUT, DELETE",
+            }),
+        },
         ["api", "v1", "files"] if read => files::list(ctx, req, &auth::require(who)?),
         ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
             Method::Put => files::upload(ctx, req, &auth::require(who)?, client, rest),
@@ -124,6 +138,21 @@ pub fn target(client: &str, rest: &[&str]) -> Result<(String, String), ApiError>
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     let (_, query) = req.url().split_once('?')?;
     super::web::parse_form(query).remove(name)
+}
+
+/// A small request body (JSON or a form), read whole: at most `limit`
+/// bytes, else 413.
+pub fn small_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
+    if body.len() as u64 > limit {
+        return Err(ApiError::TooLarge { limit });
+    }
+    Ok(body)
 }
 
 /// The value of a request header, if present and valid text.

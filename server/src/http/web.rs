@@ -10,7 +10,6 @@ use super::router::{header, Handled};
 use super::Ctx;
 use percent_encoding::percent_decode_str;
 use std::collections::HashMap;
-use std::io::Read;
 use tiny_http::Request;
 
 const MAX_FORM: u64 = 16 * 1024;
@@ -164,14 +163,7 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 /// An `application/x-www-form-urlencoded` body.
 pub fn read_form(req: &mut Request) -> Result<HashMap<String, String>, ApiError> {
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_FORM + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| ApiError::bad("body_incomplete", "could not read the form"))?;
-    if body.len() as u64 > MAX_FORM {
-        return Err(ApiError::TooLarge { limit: MAX_FORM });
-    }
+    let body = super::router::small_body(req, MAX_FORM)?;
     let text =
         String::from_utf8(body).map_err(|_| ApiError::bad("bad_form", "the form is not UTF-8"))?;
     Ok(parse_form(&text))

@@ -70,6 +70,9 @@ pub trait BlobStore: Send + Sync {
         declared_len: Option<u64>,
         max_bytes: u64,
     ) -> Result<Staged, StoreError>;
+    /// Takes a complete, fsync'd file on the same file system (a finished
+    /// browser upload) as staged content, hashing it; nothing is copied.
+    fn adopt(&self, file: &Path) -> Result<Staged, StoreError>;
     /// Makes a staged file the blob of its hash (durably).
     fn publish(&self, staged: Staged) -> io::Result<()>;
     /// Deletes a staged file that will not be published.
@@ -200,6 +203,17 @@ impl BlobStore for LocalBlobs {
         Ok(Staged {
             path: guard.defuse(),
             hash: actual,
+            size,
+            stored_size: size,
+            form: BlobForm::Hot,
+        })
+    }
+
+    fn adopt(&self, file: &Path) -> Result<Staged, StoreError> {
+        let (hash, size) = ContentHash::of_reader(File::open(file)?)?;
+        Ok(Staged {
+            path: file.to_path_buf(),
+            hash,
             size,
             stored_size: size,
             form: BlobForm::Hot,

@@ -209,6 +209,13 @@ impl DataManager {
         self.blobs.stage(body, expected, declared_len, max_bytes)
     }
 
+    /// Takes a complete file in the data directory (a finished resumable
+    /// upload) as staged content; [`DataManager::commit_upload`] then moves
+    /// it into the blobs, or deletes it if the content is already held.
+    pub fn adopt_upload(&self, file: &Path) -> Result<Staged, StoreError> {
+        self.blobs.adopt(file)
+    }
+
     /// Records a new version of (client, path) whose content is `staged`.
     ///
     /// The blob is published before the journal lock is taken, so uploads

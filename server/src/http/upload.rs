@@ -1,0 +1,218 @@
+//! `/api/v1/uploads`: resumable uploads in pieces, for the browser's
+//! upload (and any client that wants to resume a large file).
+//!
+//! - `POST /api/v1/uploads` `{machine, path, size, mtime}`: starts one;
+//! - `GET|HEAD /api/v1/uploads/{id}`: its state, `offset` = bytes stored;
+//! - `PUT /api/v1/uploads/{id}` with `Content-Range: bytes a-b/size`: one
+//!   piece, which must start at `offset`; the last one makes the version;
+//! - `DELETE /api/v1/uploads/{id}`: cancels it.
+//!
+//! A browser session may upload into any machine of its user's space
+//! (with its CSRF token); a device token only into its own machine.
+
+use super::auth::Identity;
+use super::index::escape;
+use super::reply::{ApiError, Reply};
+use super::router::{header, small_body, Handled};
+use super::web::check_csrf;
+use super::Ctx;
+use crate::uploads::{Piece, UploadError};
+use nimbus_common::wire::{UploadStart, UploadState};
+use tiny_http::Request;
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let conflict = |code, offset| ApiError::Conflict {
+            code,
+            message: e.to_string(),
+            offset,
+        };
+        match e {
+            UploadError::NotFound => ApiError::NotFound,
+            UploadError::Offset { offset } => conflict("offset_mismatch", Some(offset)),
+            UploadError::Busy => conflict("upload_busy", None),
+            UploadError::TooMany => conflict("too_many_uploads", None),
+            UploadError::Bad(m) => ApiError::bad("bad_range", m),
+            UploadError::Path(p) => p.into(),
+            UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
+            UploadError::Incomplete { .. } => ApiError::bad("body_incomplete", e.to_string()),
+            UploadError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The upload box of a page: into `machine`/`folder`, or, with no
+/// machine, into one the user names (default `uploads`). The page's script
+/// does the work; without it the box says so. Sessions only.
+pub fn panel(who: &Identity, machine: Option<&str>, folder: &str, max_bytes: u64) -> String {
+    let Some((_, csrf)) = &who.session else {
+        return String::new();
+    };
+    let target = match machine {
+        Some(m) => format!(
+            "<input type=\"hidden\" name=\"machine\" value=\"{}\"><input type=\"hidden\" name=\"folder\" value=\"{}\">",
+            escape(m),
+            escape(folder)
+        ),
+        None => "<label>Machine <input name=\"machine\" value=\"uploads\" size=\"12\"></label> \
+                 <label>Folder <input name=\"folder\" placeholder=\"(top)\" size=\"16\"></label>"
+            .to_string(),
+    };
+    format!(
+        "<section class=\"upload\" data-csrf=\"{}\" data-max=\"{max_bytes}\"><h2>Upload files{}</h2>\
+         <p class=\"nojs\">Uploading from the browser needs JavaScript; everything else works without it.</p>\
+         <div class=\"drop\" hidden>{target} <label class=\"pick\">Choose files<input type=\"file\" multiple></label>\
+         <span>or drop them here. Large files go up in pieces and continue after a broken connection.</span></div>\
+         <ul class=\"uploads\"></ul></section>",
+        escape(csrf),
+        if machine.is_some() { " into this folder" } else { "" },
+    )
+}
+
+fn answer(status: u16, s: &UploadState) -> Reply {
+    Reply::json(status, s).header("Upload-Offset", s.offset.to_string())
+}
+
+/// `POST /api/v1/uploads`
+pub fn start(ctx: &Ctx, req: &mut Request, who: &Identity) -> Handled {
+    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    let body = small_body(req, 64 * 1024)?;
+    let start: UploadStart = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("body must be JSON {{\"machine\", \"path\", \"size\", \"mtime\"}}: {e}"),
+        )
+    })?;
+    if let Some(m) = &who.machine {
+        if *m != start.machine {
+            return Err(ApiError::Forbidden(format!(
+                "this device is registered as machine {m:?} and may only upload to it"
+            )));
+        }
+    }
+    let s = ctx
+        .uploads
+        .start(ctx.dm, &who.user, &start, ctx.max_upload_bytes)?;
+    Ok(answer(201, &s).header("Location", format!("/api/v1/uploads/{}", s.id)))
+}
+
+/// `GET|HEAD /api/v1/uploads/{id}`
+pub fn state(ctx: &Ctx, who: &Identity, id: &str) -> Handled {
+    Ok(answer(200, &ctx.uploads.state(&who.user, id)?))
+}
+
+/// `PUT /api/v1/uploads/{id}`: one piece.
+pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled {
+    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    let piece = content_range(header(req, "Content-Range"))?;
+    if header(req, "Transfer-Encoding").is_some() {
+        return Err(ApiError::LengthRequired);
+    }
+    let declared: u64 = header(req, "Content-Length")
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))?;
+    if declared != piece.len {
+        return Err(ApiError::bad(
+            "bad_range",
+            format!(
+                "Content-Range names {} bytes but the body has {declared}",
+                piece.len
+            ),
+        ));
+    }
+    let s = ctx
+        .uploads
+        .append(ctx.dm, &who.user, id, piece, req.as_reader())?;
+    let created = s.result.as_ref().is_some_and(|r| r.new_version);
+    Ok(answer(if created { 201 } else { 200 }, &s))
+}
+
+/// `DELETE /api/v1/uploads/{id}`
+pub fn cancel(ctx: &Ctx, req: &Request, who: &Identity, id: &str) -> Handled {
+    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    ctx.uploads.cancel(&who.user, id)?;
+    Ok(Reply::new(204))
+}
+
+/// `Content-Range: bytes a-b/size` as (a, b - a + 1, size); `bytes */size`
+/// (no bytes: finish a complete upload) as (size, 0, size).
+fn content_range(value: Option<&str>) -> Result<Piece, ApiError> {
+    let bad = || {
+        ApiError::bad(
+            "bad_range",
+            "each piece needs Content-Range: bytes FIRST-LAST/SIZE (LAST inclusive)",
+        )
+    };
+    let spec = value
+        .ok_or_else(bad)?
+        .trim()
+        .strip_prefix("bytes ")
+        .ok_or_else(bad)?;
+    let (range, total) = spec.split_once('/').ok_or_else(bad)?;
+    let total: u64 = total.parse().map_err(|_| bad())?;
+    if range == "*" {
+        return Ok(Piece {
+            start: total,
+            len: 0,
+            total,
+        });
+    }
+    let (a, b) = range.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if b < a || b >= total {
+        return Err(bad());
+    }
+    Ok(Piece {
+        start: a,
+        len: b - a + 1,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{content_range, Piece};
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            content_range(Some("bytes 0-9/100")).ok(),
+            Some(Piece {
+                start: 0,
+                len: 10,
+                total: 100
+            })
+        );
+        assert_eq!(
+            content_range(Some("bytes 90-99/100")).ok(),
+            Some(Piece {
+                start: 90,
+                len: 10,
+                total: 100
+            })
+        );
+        assert_eq!(
+            content_range(Some("bytes */100")).ok(),
+            Some(Piece {
+                start: 100,
+                len: 0,
+                total: 100
+            })
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("bytes 0-100/100"),
+            Some("bytes 5-4/100"),
+            Some("items 0-1/2"),
+            Some("bytes 0-/100"),
+            Some("bytes -5/100"),
+            Some("bytes 0-1"),
+            Some("bytes 0-1/x"),
+        ] {
+            assert!(content_range(bad).is_err(), "{bad:?}");
+        }
+    }
+}

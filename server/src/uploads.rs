@@ -1,0 +1,636 @@
+//! Resumable uploads: a file goes up in pieces, each stored durably before
+//! it is acknowledged, so a dropped connection (or a server restart)
+//! continues where it stopped instead of starting again. The browser's
+//! upload uses it; any HTTP client may.
+//!
+//! Layout under the data directory:
+//! - `uploads/<id>.json`: owner, target, size, mtime and the acknowledged
+//!   offset, rewritten atomically after each piece's bytes are fsync'd;
+//! - `uploads/<id>.part`: the bytes. Anything beyond the acknowledged offset
+//!   (a piece cut off by a crash) is cut before the next piece is written.
+//!
+//! Nothing here is visible as a backed-up file until the upload is
+//! complete: then it is hashed, moved into the blobs and recorded as a
+//! version like any other, by its last piece or, after a crash, at the
+//! next start. Uploads left untouched for a week are removed.
+
+use crate::store::{DataManager, StoreError};
+use nimbus_common::durable;
+use nimbus_common::hash::ContentHash;
+use nimbus_common::log::unix_now;
+use nimbus_common::paths::{validate_client_name, validate_rel_path, PathError};
+use nimbus_common::wire::{UploadReply, UploadStart, UploadState};
+use nimbus_common::{info, warn};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Uploads one user may have open at a time.
+pub const MAX_OPEN_PER_USER: usize = 100;
+/// An upload nobody has added to for this long is removed.
+const ABANDONED_AFTER_SECS: i64 = 7 * 24 * 3600;
+/// A finished upload's answer is kept this long, for a browser that lost
+/// the reply to its last piece.
+const FINISHED_KEPT_SECS: i64 = 24 * 3600;
+const BUF: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("no such upload")]
+    NotFound,
+    #[error("this upload holds {offset} bytes; send the piece that starts there")]
+    Offset { offset: u64 },
+    #[error("another piece of this upload is being received; retry shortly")]
+    Busy,
+    #[error("{0}")]
+    Bad(String),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("you have {MAX_OPEN_PER_USER} unfinished uploads; finish or cancel some first")]
+    TooMany,
+    #[error("the file is larger than the server's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The connection broke mid-piece; what arrived is kept.
+    #[error("the piece ended early; {offset} bytes are stored, continue from there")]
+    Incomplete { offset: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<io::Error> for UploadError {
+    fn from(e: io::Error) -> UploadError {
+        UploadError::Store(StoreError::Io(e))
+    }
+}
+
+/// Where a piece goes: `len` bytes from `start` of a file of `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub start: u64,
+    pub len: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    user: String,
+    machine: String,
+    path: String,
+    size: u64,
+    mtime: i64,
+    /// Bytes of `.part` that are durable and acknowledged.
+    offset: u64,
+    created: i64,
+    updated: i64,
+    /// Set once the complete file is hashed, before it is recorded.
+    hash: Option<ContentHash>,
+    result: Option<UploadReply>,
+}
+
+pub struct Uploads {
+    dir: PathBuf,
+    /// One piece at a time per upload.
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Serialises starting uploads, so the per-user count holds.
+    starting: Mutex<()>,
+}
+
+impl Uploads {
+    pub fn open(data_dir: &Path) -> io::Result<Uploads> {
+        let dir = data_dir.join("uploads");
+        fs::create_dir_all(&dir)?;
+        Ok(Uploads {
+            dir,
+            locks: Mutex::new(HashMap::new()),
+            starting: Mutex::new(()),
+        })
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn part_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.part"))
+    }
+
+    fn load(&self, id: &str) -> Result<Meta, UploadError> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(UploadError::NotFound);
+        }
+        let bytes = match fs::read(self.meta_path(id)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(UploadError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| io::Error::other(format!("upload {id}: {e}")).into())
+    }
+
+    fn save(&self, id: &str, meta: &Meta) -> io::Result<()> {
+        durable::write_atomic(&self.meta_path(id), |w| {
+            serde_json::to_writer(&mut *w, meta)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// The upload `id` if `user` owns it; another user's is not found.
+    fn owned(&self, user: &str, id: &str) -> Result<Meta, UploadError> {
+        self.load(id).and_then(|m| {
+            if m.user == user {
+                Ok(m)
+            } else {
+                Err(UploadError::NotFound)
+            }
+        })
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Every upload's id and state, unreadable ones skipped.
+    fn all(&self) -> Vec<(String, Meta)> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".json")?.to_string();
+                let meta = self.load(&id).ok()?;
+                Some((id, meta))
+            })
+            .collect()
+    }
+
+    /// Starts an upload of `req` into `user`'s space.
+    pub fn start(
+        &self,
+        dm: &DataManager,
+        user: &str,
+        req: &UploadStart,
+        max_bytes: u64,
+    ) -> Result<UploadState, UploadError> {
+        validate_client_name(&req.machine)?;
+        validate_rel_path(&req.path)?;
+        if req.size > max_bytes {
+            return Err(UploadError::TooLarge { limit: max_bytes });
+        }
+        let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        self.sweep();
+        let open = self
+            .all()
+            .iter()
+            .filter(|(_, m)| m.user == user && m.result.is_none())
+            .count();
+        if open >= MAX_OPEN_PER_USER {
+            return Err(UploadError::TooMany);
+        }
+        let id = crate::accounts::random_hex(16);
+        let now = unix_now();
+        let mut meta = Meta {
+            user: user.to_string(),
+            machine: req.machine.clone(),
+            path: req.path.clone(),
+            size: req.size,
+            mtime: req.mtime.unwrap_or(now),
+            offset: 0,
+            created: now,
+            updated: now,
+            hash: None,
+            result: None,
+        };
+        File::create(self.part_path(&id))?.sync_all()?;
+        self.save(&id, &meta)?;
+        if meta.size == 0 {
+            self.finish(dm, &id, &mut meta)?;
+        }
+        Ok(state(&id, &meta))
+    }
+
+    /// The state of one of `user`'s uploads.
+    pub fn state(&self, user: &str, id: &str) -> Result<UploadState, UploadError> {
+        self.owned(user, id).map(|m| state(id, &m))
+    }
+
+    /// Appends a piece: `piece.len` bytes of `body`. The piece must start at the upload's offset.
+    /// A piece cut short keeps what arrived. The last piece makes the file
+    /// a version. `len` 0 at the end retries a finish that failed.
+    pub fn append(
+        &self,
+        dm: &DataManager,
+        user: &str,
+        id: &str,
+        piece: Piece,
+        body: &mut dyn Read,
+    ) -> Result<UploadState, UploadError> {
+        let Piece { start, len, total } = piece;
+        let lock = self.lock_for(id);
+        let _piece = lock.try_lock().map_err(|_| UploadError::Busy)?;
+        let mut meta = self.owned(user, id)?;
+        if total != meta.size {
+            return Err(UploadError::Bad(format!(
+                "Content-Range says the file has {total} bytes; this upload was started with {}",
+                meta.size
+            )));
+        }
+        if meta.result.is_some() || start != meta.offset {
+            return Err(UploadError::Offset {
+                offset: meta.offset,
+            });
+        }
+        if start + len > meta.size {
+            return Err(UploadError::Bad(format!(
+                "the piece ends beyond the file's {} bytes",
+                meta.size
+            )));
+        }
+        if len > 0 {
+            let got = write_piece(&self.part_path(id), meta.offset, len, body)?;
+            meta.offset += got;
+            meta.updated = unix_now();
+            self.save(id, &meta)?;
+            if got < len {
+                return Err(UploadError::Incomplete {
+                    offset: meta.offset,
+                });
+            }
+        }
+        if meta.offset == meta.size {
+            self.finish(dm, id, &mut meta)?;
+        }
+        Ok(state(id, &meta))
+    }
+
+    /// Makes a complete upload a version.
+    fn finish(&self, dm: &DataManager, id: &str, meta: &mut Meta) -> Result<(), UploadError> {
+        let part = self.part_path(id);
+        let staged = match dm.adopt_upload(&part) {
+            Ok(s) => s,
+            Err(StoreError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                // Moved into the blobs by a finish that did not complete;
+                // the bytes cannot be recovered from here: start again.
+                self.remove(id);
+                return Err(UploadError::NotFound);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if staged.size != meta.size {
+            return Err(UploadError::Store(StoreError::Io(io::Error::other(
+                format!("upload {id} holds {} bytes, not {}", staged.size, meta.size),
+            ))));
+        }
+        meta.hash = Some(staged.hash);
+        self.save(id, meta)?;
+        let key = format!("{}/{}", meta.user, meta.machine);
+        let hash = staged.hash;
+        let rec = dm.commit_upload(&key, &meta.path, meta.mtime, staged)?;
+        if rec.new_version {
+            info!(
+                "{key}: {} version {} ({} bytes, uploaded from the browser)",
+                meta.path, rec.versions, meta.size
+            );
+        }
+        meta.result = Some(UploadReply {
+            client: meta.machine.clone(),
+            path: meta.path.clone(),
+            hash,
+            size: meta.size,
+            new_version: rec.new_version,
+            versions: rec.versions,
+        });
+        meta.updated = unix_now();
+        self.save(id, meta)?;
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+
+    /// Cancels one of `user`'s unfinished uploads.
+    pub fn cancel(&self, user: &str, id: &str) -> Result<(), UploadError> {
+        let lock = self.lock_for(id);
+        let _piece = lock.try_lock().map_err(|_| UploadError::Busy)?;
+        self.owned(user, id)?;
+        self.remove(id);
+        Ok(())
+    }
+
+    fn remove(&self, id: &str) {
+        let _ = fs::remove_file(self.part_path(id));
+        let _ = fs::remove_file(self.meta_path(id));
+        let _ = durable::sync_dir(&self.dir);
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Removes abandoned and long-finished uploads, parts without a state
+    /// and temp files.
+    fn sweep(&self) {
+        let now = unix_now();
+        let uploads = self.all();
+        for (id, m) in &uploads {
+            let age = now - m.updated;
+            if (m.result.is_some() && age > FINISHED_KEPT_SECS) || age > ABANDONED_AFTER_SECS {
+                self.remove(id);
+            }
+        }
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in dir.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let orphan = name
+                .strip_suffix(".part")
+                .is_some_and(|id| !self.meta_path(id).exists());
+            if orphan || name.ends_with(durable::TEMP_SUFFIX) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// At start: completes uploads whose last piece was stored but not yet
+    /// recorded when the server stopped, and sweeps. Returns how many were
+    /// completed.
+    pub fn recover(&self, dm: &DataManager) -> usize {
+        self.sweep();
+        let mut done = 0;
+        for (id, mut m) in self.all() {
+            if m.result.is_some() || m.offset != m.size {
+                continue;
+            }
+            let key = format!("{}/{}", m.user, m.machine);
+            let recorded = m.hash.and_then(|h| {
+                dm.latest(&key, &m.path)
+                    .filter(|l| l.version.hash == h && !self.part_path(&id).exists())
+            });
+            if let Some(l) = recorded {
+                // Recorded before the crash; only the answer was not saved.
+                m.result = Some(UploadReply {
+                    client: m.machine.clone(),
+                    path: m.path.clone(),
+                    hash: l.version.hash,
+                    size: m.size,
+                    new_version: true,
+                    versions: l.versions,
+                });
+                let _ = self.save(&id, &m);
+                done += 1;
+                continue;
+            }
+            match self.finish(dm, &id, &mut m) {
+                Ok(()) => done += 1,
+                Err(e) => warn!("an upload of {key}/{} could not be completed: {e}", m.path),
+            }
+        }
+        done
+    }
+}
+
+fn state(id: &str, m: &Meta) -> UploadState {
+    UploadState {
+        id: id.to_string(),
+        machine: m.machine.clone(),
+        path: m.path.clone(),
+        size: m.size,
+        mtime: m.mtime,
+        offset: m.offset,
+        result: m.result.clone(),
+    }
+}
+
+/// Writes up to `len` bytes of `body` at `offset` of `part` (cutting off
+/// anything beyond `offset` first) and makes them durable. Returns how many
+/// arrived: fewer than `len` if the body ended early.
+fn write_piece(part: &Path, offset: u64, len: u64, body: &mut dyn Read) -> io::Result<u64> {
+    let mut file = OpenOptions::new().write(true).open(part)?;
+    file.set_len(offset)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; BUF];
+    let mut got = 0u64;
+    while got < len {
+        let want = (len - got).min(BUF as u64) as usize;
+        let n = match body.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A broken connection: keep what arrived.
+            Err(_) => break,
+        };
+        file.write_all(&buf[..n])?;
+        got += n as u64;
+    }
+    file.sync_data()?;
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, &'static DataManager, Uploads) {
+        let dir = tempfile::tempdir().unwrap();
+        let dm: &'static DataManager = Box::leak(Box::new(DataManager::open(dir.path()).unwrap()));
+        let up = Uploads::open(dir.path()).unwrap();
+        (dir, dm, up)
+    }
+
+    fn start(up: &Uploads, dm: &DataManager, size: u64) -> String {
+        let req = UploadStart {
+            machine: "web".into(),
+            path: "a/b.bin".into(),
+            size,
+            mtime: Some(1_700_000_000),
+        };
+        up.start(dm, "ann", &req, u64::MAX).unwrap().id
+    }
+
+    #[test]
+    fn pieces_in_order_make_a_version_and_a_cut_piece_keeps_its_prefix() {
+        let (_d, dm, up) = setup();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let id = start(&up, dm, data.len() as u64);
+        let s = up
+            .append(
+                dm,
+                "ann",
+                &id,
+                Piece {
+                    start: 0,
+                    len: 4000,
+                    total: 10_000,
+                },
+                &mut &data[..4000],
+            )
+            .unwrap();
+        assert_eq!((s.offset, s.result.is_none()), (4000, true));
+        // Wrong start: told where to continue; nothing changes.
+        match up.append(
+            dm,
+            "ann",
+            &id,
+            Piece {
+                start: 3000,
+                len: 10,
+                total: 10_000,
+            },
+            &mut &data[3000..3010],
+        ) {
+            Err(UploadError::Offset { offset: 4000 }) => {}
+            other => panic!("{other:?}"),
+        }
+        // A piece that breaks off after 1000 of 5000 bytes keeps the 1000.
+        match up.append(
+            dm,
+            "ann",
+            &id,
+            Piece {
+                start: 4000,
+                len: 5000,
+                total: 10_000,
+            },
+            &mut &data[4000..5000],
+        ) {
+            Err(UploadError::Incomplete { offset: 5000 }) => {}
+            other => panic!("{other:?}"),
+        }
+        let s = up
+            .append(
+                dm,
+                "ann",
+                &id,
+                Piece {
+                    start: 5000,
+                    len: 5000,
+                    total: 10_000,
+                },
+                &mut &data[5000..],
+            )
+            .unwrap();
+        let r = s.result.expect("finished");
+        assert_eq!(r.hash, ContentHash::of_bytes(&data));
+        assert_eq!(
+            dm.latest("ann/web", "a/b.bin").unwrap().version.size,
+            10_000
+        );
+        // Another user does not see it; a retried last piece is told the end.
+        assert!(matches!(up.state("bob", &id), Err(UploadError::NotFound)));
+        assert!(matches!(
+            up.append(
+                dm,
+                "ann",
+                &id,
+                Piece {
+                    start: 5000,
+                    len: 5000,
+                    total: 10_000
+                },
+                &mut &data[5000..]
+            ),
+            Err(UploadError::Offset { offset: 10_000 })
+        ));
+    }
+
+    #[test]
+    fn bytes_past_the_acknowledged_offset_are_cut_and_a_complete_upload_finishes_at_start() {
+        let (d, dm, up) = setup();
+        let data = vec![5u8; 3000];
+        let id = start(&up, dm, 3000);
+        up.append(
+            dm,
+            "ann",
+            &id,
+            Piece {
+                start: 0,
+                len: 1000,
+                total: 3000,
+            },
+            &mut &data[..1000],
+        )
+        .unwrap();
+        // A crash mid-piece left unacknowledged garbage behind the offset.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(up.part_path(&id))
+            .unwrap();
+        f.write_all(&[9u8; 700]).unwrap();
+        up.append(
+            dm,
+            "ann",
+            &id,
+            Piece {
+                start: 1000,
+                len: 1000,
+                total: 3000,
+            },
+            &mut &data[1000..2000],
+        )
+        .unwrap();
+        assert_eq!(fs::metadata(up.part_path(&id)).unwrap().len(), 2000);
+        // The last piece stored, then a crash before it was recorded.
+        let mut m = up.load(&id).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(up.part_path(&id))
+            .unwrap()
+            .write_all(&data[2000..])
+            .unwrap();
+        m.offset = 3000;
+        up.save(&id, &m).unwrap();
+        let again = Uploads::open(d.path()).unwrap();
+        assert_eq!(again.recover(dm), 1);
+        let l = dm.latest("ann/web", "a/b.bin").unwrap();
+        assert_eq!(l.version.hash, ContentHash::of_bytes(&data));
+        assert!(again.state("ann", &id).unwrap().result.is_some());
+    }
+
+    #[test]
+    fn an_empty_file_is_a_version_at_once_and_limits_hold() {
+        let (_d, dm, up) = setup();
+        let id = start(&up, dm, 0);
+        assert!(up.state("ann", &id).unwrap().result.is_some());
+        let big = UploadStart {
+            machine: "web".into(),
+            path: "x".into(),
+            size: 11,
+            mtime: None,
+        };
+        assert!(matches!(
+            up.start(dm, "ann", &big, 10),
+            Err(UploadError::TooLarge { limit: 10 })
+        ));
+        let bad = UploadStart {
+            path: "../x".into(),
+            ..big
+        };
+        assert!(matches!(
+            up.start(dm, "ann", &bad, 100),
+            Err(UploadError::Path(_))
+        ));
+        for _ in 0..MAX_OPEN_PER_USER {
+            start(&up, dm, 5);
+        }
+        let one_more = UploadStart {
+            machine: "web".into(),
+            path: "y".into(),
+            size: 5,
+            mtime: None,
+        };
+        assert!(matches!(
+            up.start(dm, "ann", &one_more, 100),
+            Err(UploadError::TooMany)
+        ));
+    }
+}
