@@ -1,9 +1,11 @@
 //! The web interface in a real browser: headless Chromium, driven over
 //! WebDriver, against the real server and data backed up by the real
 //! client. Logs in, walks machines and folders to a nested file, fetches it
-//! through the page's own link and compares bytes, searches, opens the
-//! admin dashboard and finds the silent client marked stale, and checks
-//! that no page loads anything from another host.
+//! through the page's own link and compares bytes, uploads a file and finds
+//! it listed, sorts and searches as it types, opens the admin dashboard and
+//! finds the silent client marked stale and the failing one's errors, and
+//! checks that no page loads anything from another host. A 200 MiB upload
+//! through a connection that breaks continues and arrives whole.
 //!
 //! With `NIMBUS_SCREENSHOTS=DIR` (`make screenshots`) it also saves the main
 //! pages at laptop and phone width.
@@ -17,13 +19,11 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use webdriver::Browser;
 
 #[test]
 fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() {
-    let server = Server::start(&["--stale-after", "4"]);
-    let origin = server.url();
+    let mut server = Server::start(&[]);
 
     // A machine that reported once and then fell silent.
     let r = api_login(server.port, ADMIN, ADMIN_PASSWORD, "old-pc");
@@ -37,7 +37,29 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
         report,
     );
     assert_eq!(r.status, 204);
-    std::thread::sleep(Duration::from_secs(5));
+    // ... two days ago: the server is stopped and the record aged.
+    server.terminate();
+    let file = server.data.join("clients.json");
+    let mut clients: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let two_days_ago = clients["admin/old-pc"]["last_contact"].as_i64().unwrap() - 2 * 86400;
+    clients["admin/old-pc"]["last_contact"] = two_days_ago.into();
+    std::fs::write(&file, clients.to_string()).unwrap();
+    server.restart();
+    let origin = server.url();
+
+    // A machine whose last pass had errors.
+    let r = api_login(server.port, ADMIN, ADMIN_PASSWORD, "nas");
+    let nas = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let report = br#"{"version": "0.1.0", "os": "linux x86_64", "errors": 2, "last_error": "photos/raw.cr2: permission denied"}"#;
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/status",
+        &[("Authorization", &nas)],
+        report,
+    );
+    assert_eq!(r.status, 204);
 
     // A machine backed up by the real client just now.
     let tmp = tempfile::tempdir().unwrap();
@@ -200,6 +222,18 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(rows.contains(&"stale old-pc"), "{rows:?}");
+    assert!(rows.contains(&"errors nas"), "{rows:?}");
+    let shown = b.run(
+        "return [...document.querySelectorAll('table.clients td.error')].map(td => td.textContent).join('|');",
+        json!([]),
+    );
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .contains("2 error(s): photos/raw.cr2: permission denied"),
+        "{shown}"
+    );
     assert!(rows.contains(&"ok laptop"), "{rows:?}");
     assert!(!visited.is_empty());
 
