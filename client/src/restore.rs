@@ -12,7 +12,8 @@ use crate::api::{read_json, Api, ApiError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nimbus_common::durable;
 use nimbus_common::hash::{ContentHash, Hasher};
-use nimbus_common::paths::{encode_path, encode_segment, validate_rel_path};
+use nimbus_common::localpath::{self, Style};
+use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::wire::FileEntry;
 use nimbus_common::{info, warn};
 use std::fs::{self, File, OpenOptions};
@@ -87,11 +88,25 @@ impl Restore<'_> {
         let mut sum = Summary::default();
         let total: u64 = files.iter().map(|f| f.size).sum();
         let bar = progress_bar(files.len(), total);
+        // Names that differ only in case are one file on Windows.
+        let mut taken: std::collections::HashMap<String, &str> = Default::default();
         for f in files {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            match self.restore_one(f, &bar) {
+            let outcome = match self.target(&f.path) {
+                Err(why) => Ok(Outcome::Skipped(why)),
+                Ok(target) => {
+                    let key = localpath::same_file_key(self.style(), &target.to_string_lossy());
+                    match taken.insert(key, &f.path) {
+                        Some(other) => Ok(Outcome::Skipped(format!(
+                            "its name differs only in case from {other}, and this system cannot hold both"
+                        ))),
+                        None => self.restore_one(f, &target, &bar),
+                    }
+                }
+            };
+            match outcome {
                 Ok(Outcome::Restored(n)) => {
                     sum.restored += 1;
                     sum.bytes += n;
@@ -115,33 +130,42 @@ impl Restore<'_> {
         sum
     }
 
-    fn target(&self, rel: &str) -> Result<PathBuf, String> {
-        // The server is trusted with contents, not with where they go.
-        validate_rel_path(rel).map_err(|e| format!("unsafe path from the server: {e}"))?;
-        let mut out = self.to.clone();
-        for part in rel.split('/') {
-            match (self.windows_names, invalid_on_windows(part)) {
-                (true, Some(_)) if self.rename_invalid => out.push(safe_windows_name(part)),
-                (true, Some(why)) => {
-                    return Err(format!(
-                        "{why}, which this system cannot hold; --rename-invalid restores it under a safe name"
-                    ))
-                }
-                _ => out.push(part),
-            }
+    /// Whose rules say which names are one file.
+    fn style(&self) -> Style {
+        if self.windows_names {
+            Style::Windows
+        } else {
+            Style::HOST
         }
-        Ok(out)
     }
 
-    fn restore_one(&self, f: &FileEntry, bar: &ProgressBar) -> Result<Outcome, String> {
-        let target = match self.target(&f.path) {
-            Ok(t) => t,
-            Err(why) => return Ok(Outcome::Skipped(why)),
-        };
-        match fs::symlink_metadata(&target) {
+    /// Where `rel` goes; the server is trusted with contents, not with
+    /// where they go. A name this system cannot hold is an error.
+    fn target(&self, rel: &str) -> Result<PathBuf, String> {
+        let root = self
+            .to
+            .to_str()
+            .ok_or("the target folder's name is not valid UTF-8")?;
+        localpath::to_local(
+            Style::HOST,
+            self.windows_names,
+            root,
+            rel,
+            self.rename_invalid,
+        )
+        .map(PathBuf::from)
+    }
+
+    fn restore_one(
+        &self,
+        f: &FileEntry,
+        target: &Path,
+        bar: &ProgressBar,
+    ) -> Result<Outcome, String> {
+        match fs::symlink_metadata(target) {
             Ok(m) if m.is_file() => {
-                if m.len() == f.size && hash_file(&target).ok() == Some(f.hash) {
-                    set_mtime(&target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+                if m.len() == f.size && hash_file(target).ok() == Some(f.hash) {
+                    set_mtime(target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
                     return Ok(Outcome::AlreadyCorrect);
                 }
                 if !self.overwrite {
@@ -167,9 +191,9 @@ impl Restore<'_> {
             .unwrap_or_default();
         let part = parent.join(format!(".{name}.{}{PART_SUFFIX}", &f.hash.to_hex()[..16]));
         let got = self.download(f, &part, bar)?;
-        durable::rename_durable(&part, &target)
+        durable::rename_durable(&part, target)
             .map_err(|e| format!("cannot move it into place: {e}"))?;
-        set_mtime(&target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+        set_mtime(target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
         Ok(Outcome::Restored(got))
     }
 
@@ -318,55 +342,6 @@ fn describe(e: &ApiError) -> String {
     }
 }
 
-/// Why Windows cannot hold this name, if it cannot.
-pub fn invalid_on_windows(name: &str) -> Option<String> {
-    const RESERVED: [&str; 22] = [
-        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
-    ];
-    if let Some(c) = name
-        .chars()
-        .find(|c| matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\\') || (*c as u32) < 32)
-    {
-        return Some(format!("the name {name:?} holds the character {c:?}"));
-    }
-    if name.ends_with('.') || name.ends_with(' ') {
-        return Some(format!("the name {name:?} ends with a dot or a space"));
-    }
-    let stem = name.split('.').next().unwrap_or(name).trim_end();
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem)) {
-        return Some(format!("the name {name:?} is reserved (a device name)"));
-    }
-    None
-}
-
-/// A name Windows can hold, as close to `name` as possible.
-pub fn safe_windows_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\\') || (c as u32) < 32 {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let kept = out.trim_end_matches(['.', ' ']).len();
-    let trailing = out.len() - kept;
-    out.truncate(kept);
-    out.push_str(&"_".repeat(trailing));
-    if invalid_on_windows(&out).is_some() {
-        // A reserved device name: keep it recognisable.
-        let (stem, ext) = match out.split_once('.') {
-            Some((s, e)) => (s.to_string(), format!(".{e}")),
-            None => (out.clone(), String::new()),
-        };
-        out = format!("{stem}_{ext}");
-    }
-    out
-}
-
 fn progress_bar(files: usize, bytes: u64) -> ProgressBar {
     if files == 0 || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -426,31 +401,6 @@ pub fn log_plan(files: &[FileEntry], from: &str, to: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows_names() {
-        for bad in [
-            "CON",
-            "con.txt",
-            "aux.tar.gz",
-            "a:b",
-            "x?",
-            "trail.",
-            "trail ",
-            "LPT9",
-            "tab\t",
-        ] {
-            assert!(invalid_on_windows(bad).is_some(), "{bad}");
-            let safe = safe_windows_name(bad);
-            assert!(invalid_on_windows(&safe).is_none(), "{bad} -> {safe}");
-        }
-        for good in ["CONSOLE", "report.pdf", "a b", ".hidden", "COM10", "résumé"] {
-            assert!(invalid_on_windows(good).is_none(), "{good}");
-        }
-        assert_eq!(safe_windows_name("a:b"), "a_b");
-        assert_eq!(safe_windows_name("aux.txt"), "aux_.txt");
-        assert_eq!(safe_windows_name("CON"), "CON_");
-    }
 
     #[test]
     fn wanted_paths() {

@@ -3,8 +3,8 @@
 //! not followed; names that are not UTF-8 or that the protocol cannot carry
 //! are reported and skipped.
 
-use nimbus_common::paths::validate_rel_path;
-use std::path::{Component, Path, PathBuf};
+use nimbus_common::localpath::{self, Style};
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use walkdir::WalkDir;
 
@@ -102,25 +102,15 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     }
 }
 
-/// The protocol's relative path of `path` below `root`.
+/// The protocol's relative path of `path` below `root`, by this
+/// platform's rules (`nimbus_common::localpath`).
 pub fn relative(root: &Path, path: &Path) -> Result<String, String> {
-    let rel = path
-        .strip_prefix(root)
-        .map_err(|_| "outside the backed-up folder".to_string())?;
-    let mut parts = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(s) => match s.to_str() {
-                Some(s) => parts.push(s),
-                None => return Err("name is not valid UTF-8; rename it to back it up".into()),
-            },
-            _ => return Err("unexpected path component".into()),
-        }
-    }
-    let joined = parts.join("/");
-    validate_rel_path(&joined)
-        .map(|p| p.to_string())
-        .map_err(|e| format!("cannot be backed up: {e}"))
+    let utf8 = |p: &Path| {
+        p.to_str().map(str::to_string).ok_or_else(|| {
+            "name is not valid UTF-8 (or UTF-16); rename it to back it up".to_string()
+        })
+    };
+    localpath::to_protocol(Style::HOST, &utf8(root)?, &utf8(path)?)
 }
 
 #[cfg(test)]

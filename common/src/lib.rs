@@ -3,6 +3,8 @@
 //! - [`paths`]: the rules for client names and backed-up relative paths, and
 //!   how they are spelled in URLs. Both sides validate with the same code, so a
 //!   path the client sends is a path the server accepts.
+//! - [`localpath`]: local paths on each platform (Windows and Unix rules,
+//!   testable on any host) to and from the protocol's `/`-separated paths.
 //! - [`hash`]: content hashing (BLAKE3, lowercase hex), the identity of a blob.
 //! - [`wire`]: the JSON bodies and header names of the HTTP protocol
 //!   (`docs/PROTOCOL.md`).
@@ -11,6 +13,7 @@
 
 pub mod durable;
 pub mod hash;
+pub mod localpath;
 pub mod log;
 pub mod paths;
 pub mod wire;
