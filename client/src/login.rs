@@ -22,13 +22,25 @@ pub struct ClientConfig {
     pub servers: BTreeMap<String, Login>,
 }
 
+/// The client's own folder: `%APPDATA%\\Nimbus` on Windows (the user's
+/// roaming profile, readable by the user, SYSTEM and administrators only),
+/// `nimbus` in the user's config directory elsewhere
+/// (`~/.config/nimbus`, `~/Library/Application Support/nimbus`), or, for
+/// state, in the local data directory.
+pub fn app_dir(state: bool) -> PathBuf {
+    let base = if cfg!(windows) || !state {
+        dirs::config_dir()
+    } else {
+        dirs::data_local_dir()
+    };
+    base.or_else(dirs::home_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(if cfg!(windows) { "Nimbus" } else { "nimbus" })
+}
+
 /// Where the config lives when `--config` is not given.
 pub fn default_config_path() -> PathBuf {
-    dirs::config_dir()
-        .or_else(dirs::home_dir)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("nimbus")
-        .join("client.json")
+    app_dir(false).join("client.json")
 }
 
 impl ClientConfig {

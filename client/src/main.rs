@@ -6,6 +6,7 @@ mod backup;
 mod login;
 mod restore;
 mod scan;
+mod service;
 mod state;
 mod tls;
 
@@ -32,7 +33,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
              server has acknowledged it.",
     after_help = "Example: nimbus-client --server http://backup-vm:9090 --dir ~/Documents\n\
                   It survives a server that is down: it retries with backoff and catches up.\n\
-                  Log in once first (nimbus-client login --server URL --user NAME) to use an account.",
+                  Log in once first (nimbus-client login --server URL --user NAME) to use an account.\n\n\
+                  On Windows: put nimbus-client.exe in %LOCALAPPDATA%\\Programs\\Nimbus, open a Command Prompt there, run\n  \
+                  nimbus-client.exe login --server http://backup-vm:9090 --user NAME\n\
+                  then make it start at every logon (and again if it stops) with\n  \
+                  nimbus-client.exe install-service --server http://backup-vm:9090 --dir %USERPROFILE%\\Documents\n\
+                  Its login and state live in %APPDATA%\\Nimbus.",
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true
 )]
@@ -46,7 +52,7 @@ struct Args {
     #[arg(long, value_name = "DIR", required = true)]
     dir: Option<PathBuf>,
     /// Config file holding this machine's login per server.
-    /// [default: nimbus/client.json in the user's config directory]
+    /// [default: client.json in %APPDATA%\\Nimbus on Windows, ~/.config/nimbus on Linux]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also trust these PEM certificates (a private CA, or the server's
@@ -63,7 +69,7 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     settle: f64,
     /// State file recording what the server has acknowledged.
-    /// [default: one per server and folder in the user's local data directory]
+    /// [default: one per server and folder in %APPDATA%\\Nimbus on Windows, ~/.local/share/nimbus on Linux]
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Files hashed and sent at the same time.
@@ -109,6 +115,14 @@ enum Cmd {
                       Run it again after an interruption: finished files are kept, large ones resume."
     )]
     Restore(RestoreArgs),
+    /// Windows: start this client at every logon, and again if it stops
+    /// (a Task Scheduler task). Linux and macOS: see docs/deploy.
+    #[command(
+        after_help = "Example (in a Command Prompt, after logging in once):\n  \
+                      nimbus-client.exe install-service --server http://backup-vm:9090 --dir %USERPROFILE%\\Documents\n\
+                      Remove it with: nimbus-client.exe install-service --remove"
+    )]
+    InstallService(service::ServiceArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,6 +178,18 @@ fn main() -> ExitCode {
             config,
             ca,
         }) => return run_login(server, user, name, password_stdin, config, ca),
+        Some(Cmd::InstallService(s)) => {
+            return match service::run(s) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(msg) => {
+                    error!("{msg}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(Cmd::Restore(r)) => {
             return match run_restore(r) {
                 Ok(code) => code,

@@ -117,11 +117,7 @@ impl State {
 /// (server, folder, client name) in the user's local data directory.
 pub fn default_path(server: &str, dir: &str, client: &str) -> PathBuf {
     let key = ContentHash::of_bytes(format!("{server}\n{dir}\n{client}").as_bytes()).to_hex();
-    let base = dirs::data_local_dir()
-        .or_else(dirs::home_dir)
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("nimbus")
-        .join(format!("state-{}.json", &key[..16]))
+    crate::login::app_dir(true).join(format!("state-{}.json", &key[..16]))
 }
 
 #[cfg(test)]
