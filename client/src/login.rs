@@ -68,7 +68,36 @@ impl ClientConfig {
         durable::write_atomic_private(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self).map_err(io::Error::other)
         })
-        .map_err(err)
+        .map_err(err)?;
+        restrict_to_user(path);
+        Ok(())
+    }
+}
+
+/// On Windows the config (it holds the device token) starts with the
+/// permissions of the user's profile folder; this removes the inherited
+/// entries and grants the user alone (`icacls`). Elsewhere the file is
+/// created 0600. A failure is a warning: the file stays in the profile.
+fn restrict_to_user(path: &Path) {
+    if !cfg!(windows) {
+        return;
+    }
+    let Ok(user) = std::env::var("USERNAME") else {
+        return;
+    };
+    let done = std::process::Command::new("icacls")
+        .arg(path)
+        .args(["/inheritance:r", "/grant:r"])
+        .arg(format!("{user}:F"))
+        .output();
+    match done {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => nimbus_common::warn!(
+            "could not restrict {} to {user}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        Err(e) => nimbus_common::warn!("could not restrict {} to {user}: {e}", path.display()),
     }
 }
 

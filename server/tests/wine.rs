@@ -128,6 +128,12 @@ fn the_windows_exe_backs_up_and_restores_against_the_linux_server() {
         &format!("{ADMIN_PASSWORD}\n"),
     );
     assert!(out.status.success(), "{}", text_of(&out));
+    // The token file is restricted to the user (icacls; Wine's accepts it).
+    assert!(
+        !text_of(&out).contains("could not restrict"),
+        "{}",
+        text_of(&out)
+    );
     let config: Vec<PathBuf> = list_files(&wine.prefix.join("drive_c/users"))
         .into_iter()
         .filter(|p| p.ends_with("AppData/Roaming/Nimbus/client.json"))
