@@ -447,6 +447,17 @@ mod tests {
         (dir, dm, up)
     }
 
+    /// Appends `body` as the piece (start, len, total) of ann's upload.
+    fn put(
+        up: &Uploads,
+        dm: &DataManager,
+        id: &str,
+        (start, len, total): (u64, u64, u64),
+        body: &mut &[u8],
+    ) -> Result<UploadState, UploadError> {
+        up.append(dm, "ann", id, Piece { start, len, total }, body)
+    }
+
     fn start(up: &Uploads, dm: &DataManager, size: u64) -> String {
         let req = UploadStart {
             machine: "web".into(),
@@ -462,63 +473,19 @@ mod tests {
         let (_d, dm, up) = setup();
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
         let id = start(&up, dm, data.len() as u64);
-        let s = up
-            .append(
-                dm,
-                "ann",
-                &id,
-                Piece {
-                    start: 0,
-                    len: 4000,
-                    total: 10_000,
-                },
-                &mut &data[..4000],
-            )
-            .unwrap();
+        let s = put(&up, dm, &id, (0, 4000, 10_000), &mut &data[..4000]).unwrap();
         assert_eq!((s.offset, s.result.is_none()), (4000, true));
         // Wrong start: told where to continue; nothing changes.
-        match up.append(
-            dm,
-            "ann",
-            &id,
-            Piece {
-                start: 3000,
-                len: 10,
-                total: 10_000,
-            },
-            &mut &data[3000..3010],
-        ) {
+        match put(&up, dm, &id, (3000, 10, 10_000), &mut &data[3000..3010]) {
             Err(UploadError::Offset { offset: 4000 }) => {}
             other => panic!("{other:?}"),
         }
         // A piece that breaks off after 1000 of 5000 bytes keeps the 1000.
-        match up.append(
-            dm,
-            "ann",
-            &id,
-            Piece {
-                start: 4000,
-                len: 5000,
-                total: 10_000,
-            },
-            &mut &data[4000..5000],
-        ) {
+        match put(&up, dm, &id, (4000, 5000, 10_000), &mut &data[4000..5000]) {
             Err(UploadError::Incomplete { offset: 5000 }) => {}
             other => panic!("{other:?}"),
         }
-        let s = up
-            .append(
-                dm,
-                "ann",
-                &id,
-                Piece {
-                    start: 5000,
-                    len: 5000,
-                    total: 10_000,
-                },
-                &mut &data[5000..],
-            )
-            .unwrap();
+        let s = put(&up, dm, &id, (5000, 5000, 10_000), &mut &data[5000..]).unwrap();
         let r = s.result.expect("finished");
         assert_eq!(r.hash, ContentHash::of_bytes(&data));
         assert_eq!(
@@ -528,17 +495,7 @@ mod tests {
         // Another user does not see it; a retried last piece is told the end.
         assert!(matches!(up.state("bob", &id), Err(UploadError::NotFound)));
         assert!(matches!(
-            up.append(
-                dm,
-                "ann",
-                &id,
-                Piece {
-                    start: 5000,
-                    len: 5000,
-                    total: 10_000
-                },
-                &mut &data[5000..]
-            ),
+            put(&up, dm, &id, (5000, 5000, 10_000), &mut &data[5000..]),
             Err(UploadError::Offset { offset: 10_000 })
         ));
     }
@@ -548,36 +505,14 @@ mod tests {
         let (d, dm, up) = setup();
         let data = vec![5u8; 3000];
         let id = start(&up, dm, 3000);
-        up.append(
-            dm,
-            "ann",
-            &id,
-            Piece {
-                start: 0,
-                len: 1000,
-                total: 3000,
-            },
-            &mut &data[..1000],
-        )
-        .unwrap();
+        put(&up, dm, &id, (0, 1000, 3000), &mut &data[..1000]).unwrap();
         // A crash mid-piece left unacknowledged garbage behind the offset.
         let mut f = OpenOptions::new()
             .append(true)
             .open(up.part_path(&id))
             .unwrap();
         f.write_all(&[9u8; 700]).unwrap();
-        up.append(
-            dm,
-            "ann",
-            &id,
-            Piece {
-                start: 1000,
-                len: 1000,
-                total: 3000,
-            },
-            &mut &data[1000..2000],
-        )
-        .unwrap();
+        put(&up, dm, &id, (1000, 1000, 3000), &mut &data[1000..2000]).unwrap();
         assert_eq!(fs::metadata(up.part_path(&id)).unwrap().len(), 2000);
         // The last piece stored, then a crash before it was recorded.
         let mut m = up.load(&id).unwrap();
