@@ -157,6 +157,16 @@ fn sessions_and_devices_upload_only_where_they_may_and_bad_pieces_change_nothing
     );
     let r = server.get("/download/uploads/notes/a%20b.txt");
     assert_eq!(r.body, b"0123456789");
+    // A machine only the browser uploads to is no client: never stale.
+    let clients = server.get("/api/v1/admin/clients").json();
+    let uploads = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["machine"] == "uploads")
+        .unwrap();
+    assert_eq!(uploads["status"], "browser", "{clients}");
+
     // Sent again (a lost answer): told where it stands, nothing changes.
     let r = piece(&server, &id, "bytes 4-9/10", &browser, b"456789");
     assert_eq!((r.status, r.header("upload-offset")), (409, Some("10")));

@@ -62,8 +62,10 @@ fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), A
 struct ClientView {
     user: String,
     machine: String,
-    /// "ok", "stale" (no contact for longer than --stale-after) or
-    /// "errors" (its last pass reported errors).
+    /// "ok", "stale" (no contact for longer than --stale-after),
+    /// "errors" (its last pass reported errors), or "browser" (files
+    /// uploaded from the browser only: no client backs this machine up, so
+    /// it cannot go stale).
     status: &'static str,
     /// Unix seconds of the last request from the machine (or, for a
     /// machine never heard from since contact times were kept, of its last
@@ -109,6 +111,17 @@ fn clients(ctx: &Ctx) -> Vec<ClientView> {
             last_backup_at: None,
         });
     }
+    // Machines some client logged in as (a revoked device was one too).
+    let devices: std::collections::HashSet<String> = ctx
+        .accounts
+        .current()
+        .map(|a| {
+            a.devices
+                .iter()
+                .map(|d| format!("{}/{}", d.user, d.machine))
+                .collect()
+        })
+        .unwrap_or_default();
     let now = nimbus_common::log::unix_now();
     summaries
         .into_values()
@@ -120,7 +133,9 @@ fn clients(ctx: &Ctx) -> Vec<ClientView> {
                 (a, b) => a.or(b),
             };
             let report = info.report.unwrap_or_default();
+            let browser_only = info.last_contact.is_none() && !devices.contains(&s.client);
             let status = match last_contact {
+                _ if browser_only => "browser",
                 Some(t) if now - t <= ctx.stale_after as i64 && report.errors == 0 => "ok",
                 Some(t) if now - t <= ctx.stale_after as i64 => "errors",
                 _ => "stale",
@@ -200,15 +215,21 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
     }
     let stale = list.iter().filter(|c| c.status == "stale").count();
     let errors = list.iter().filter(|c| c.status == "errors").count();
+    let browser = list.iter().filter(|c| c.status == "browser").count();
     let _ = write!(
         html,
-        "<p class=\"summary\">{} client(s): {} ok, {stale} stale (no contact for {}), {errors} with errors.</p>\
+        "<p class=\"summary\">{} client(s): {} ok, {stale} stale (no contact for {}), {errors} with errors{}.</p>\
          <table class=\"clients\"><thead><tr><th>Status</th><th>User</th><th>Machine</th><th>Client</th>\
          <th>Last contact (UTC)</th><th>Last file backed up</th><th>At (UTC)</th><th>Files</th><th>Size</th>\
          <th>Stored</th><th>Last error</th></tr></thead><tbody>",
         list.len(),
-        list.len() - stale - errors,
-        human_duration(ctx.stale_after)
+        list.len() - stale - errors - browser,
+        human_duration(ctx.stale_after),
+        if browser > 0 {
+            format!("; {browser} with files uploaded from the browser only")
+        } else {
+            String::new()
+        }
     );
     let when = |t: Option<i64>| t.map(super::index::time_html).unwrap_or_else(|| "-".into());
     for c in &list {

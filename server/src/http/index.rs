@@ -21,7 +21,7 @@ table{border-collapse:collapse;width:100%}th,td{padding:.4rem .6rem;border-botto
 th{background:var(--head);font-weight:600}th a{color:inherit}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 tr.folder td:first-child a{font-weight:600}nav.crumbs{margin:.4rem 0;color:var(--muted)}\
 .packed{color:#2f7d4f}.missing{color:#c33}a{color:var(--accent)}.error{color:#c33}\
-td.status{font-weight:600}td.ok{color:#2a7}td.stale{color:#b70}td.errors{color:#c33}\
+td.status{font-weight:600}td.ok{color:#2a7}td.stale{color:#b70}td.errors{color:#c33}td.browser{color:var(--muted)}\
 [hidden]{display:none!important}\
 section.upload{margin:1.4rem 0}.drop{border:2px dashed var(--line);border-radius:8px;padding:1rem;display:flex;flex-wrap:wrap;gap:.6rem;align-items:center}\
 .drop.over{border-color:var(--accent);background:#f0f6ff}.drop span{color:var(--muted)}\
