@@ -77,7 +77,7 @@ windows-test: windows
 	$(MINGW_CC) -shared -O2 -o $(WINE_HELPERS)/bcryptprimitives.dll client/tests/wine/bcryptprimitives.c -ladvapi32
 	$(MINGW_CC) -municode -O2 -o $(WINE_HELPERS)/holdopen.exe client/tests/wine/holdopen.c
 	NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
-		$(CARGO) test -p nimbus-server --test wine -- --ignored
+		$(CARGO) test --workspace --test wine -- --ignored
 
 wine-test-if-installed:
 	@if command -v wine >/dev/null 2>&1; then $(MAKE) windows-test; \
