@@ -315,3 +315,35 @@ fn machines_folders_breadcrumbs_sorting_and_search() {
         400
     );
 }
+
+#[test]
+fn every_page_carries_the_content_security_policy() {
+    let server = Server::start(&[]);
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let anonymous =
+        |target: &str| request(server.port, "GET", target, &[("Authorization", "")], b"");
+    let pages = [
+        anonymous("/"),
+        anonymous("/register"),
+        post_form(&server, "/login", "user=admin&password=wrong", None),
+        get_with_cookie(&server, "/", &session),
+        get_with_cookie(&server, "/files", &session),
+        get_with_cookie(&server, "/search?q=x", &session),
+        get_with_cookie(&server, "/admin", &session),
+    ];
+    for r in &pages {
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{}: {csp:?}",
+            r.status
+        );
+    }
+}

@@ -272,6 +272,5 @@ pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled
     html.push_str("</tbody></table>");
     super::health::section(ctx, &mut html);
     invites_section(ctx, who, &mut html)?;
-    Ok(Reply::html(200, page_shell("Clients · Nimbus", &html))
-        .header("Content-Security-Policy", super::index::PAGE_CSP))
+    Ok(Reply::html(200, page_shell("Clients · Nimbus", &html)))
 }

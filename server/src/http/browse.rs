@@ -6,7 +6,7 @@
 
 use super::auth::Identity;
 use super::files::at_param;
-use super::index::{escape, human_size, page_shell, time_html, top, PAGE_CSP};
+use super::index::{escape, human_size, page_shell, time_html, top};
 use super::reply::{ApiError, Reply};
 use super::router::{query_param, Handled};
 use super::Ctx;
@@ -259,10 +259,10 @@ fn tree_page(
     html.push_str("</tbody></table>");
     if !view.contents {
         html.push_str("<p>Metadata only: contents stay their owner's.</p>");
-        return Ok(
-            Reply::html(200, page_shell(&format!("{machine} · Nimbus"), &html))
-                .header("Content-Security-Policy", PAGE_CSP),
-        );
+        return Ok(Reply::html(
+            200,
+            page_shell(&format!("{machine} · Nimbus"), &html),
+        ));
     }
     if at.is_none() {
         html.push_str(&super::upload::panel(
@@ -288,10 +288,10 @@ fn tree_page(
     } else {
         format!("{machine}/{folder}")
     };
-    Ok(
-        Reply::html(200, page_shell(&format!("{title} · Nimbus"), &html))
-            .header("Content-Security-Policy", PAGE_CSP),
-    )
+    Ok(Reply::html(
+        200,
+        page_shell(&format!("{title} · Nimbus"), &html),
+    ))
 }
 
 /// Breadcrumbs: Machines / machine / a / b, each a link, then `last` (a
@@ -378,6 +378,5 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
             html.push_str("</tbody></table>");
         }
     }
-    Ok(Reply::html(200, page_shell("Search · Nimbus", &html))
-        .header("Content-Security-Policy", PAGE_CSP))
+    Ok(Reply::html(200, page_shell("Search · Nimbus", &html)))
 }

@@ -53,10 +53,11 @@ pub fn page_shell(title: &str, body: &str) -> String {
     )
 }
 
-/// The Content-Security-Policy of every page: nothing from elsewhere, and
-/// no inline script (only the server's own, embedded `app.js`).
+/// The Content-Security-Policy of every page (set by `Reply::html`):
+/// nothing from elsewhere, no inline script (only the server's own,
+/// embedded `app.js`), and no framing by another site.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
-     connect-src 'self'; base-uri 'none'; form-action 'self'";
+     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The one script, embedded in the binary: local times.
 pub const APP_JS: &str = include_str!("assets/app.js");
@@ -131,8 +132,7 @@ pub fn home(ctx: &Ctx, who: &Identity) -> Result<Reply, ApiError> {
     }
     html.push_str(&super::upload::panel(who, None, "", ctx.max_upload_bytes));
     devices_section(ctx, who, &mut html);
-    Ok(Reply::html(200, page_shell("Nimbus backups", &html))
-        .header("Content-Security-Policy", PAGE_CSP))
+    Ok(Reply::html(200, page_shell("Nimbus backups", &html)))
 }
 
 /// A time for people: UTC in the text (the page works without scripts),
@@ -218,8 +218,7 @@ pub fn files_page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result
         }
         html.push_str("</tbody></table>");
     }
-    Ok(Reply::html(200, page_shell("Nimbus backups", &html))
-        .header("Content-Security-Policy", PAGE_CSP))
+    Ok(Reply::html(200, page_shell("Nimbus backups", &html)))
 }
 
 /// "Download a machine or folder as it was": a form for `/archive`.

@@ -49,9 +49,11 @@ impl Reply {
             .body(Body::Bytes(bytes))
     }
 
+    /// A page, with the one Content-Security-Policy every page has.
     pub fn html(status: u16, page: String) -> Reply {
         Reply::new(status)
             .header("Content-Type", "text/html; charset=utf-8")
+            .header("Content-Security-Policy", super::index::PAGE_CSP)
             .body(Body::Bytes(page.into_bytes()))
     }
 

@@ -4,7 +4,7 @@
 
 use super::auth::Identity;
 use super::files::at_param;
-use super::index::{escape, human_size, page_shell, PAGE_CSP};
+use super::index::{escape, human_size, page_shell};
 use super::reply::{ApiError, Body, Reply};
 use super::router::{query_param, target, Handled};
 use super::Ctx;
@@ -126,8 +126,8 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> 
         );
     }
     html.push_str("</tbody></table>");
-    Ok(
-        Reply::html(200, page_shell(&format!("{path} · Nimbus"), &html))
-            .header("Content-Security-Policy", PAGE_CSP),
-    )
+    Ok(Reply::html(
+        200,
+        page_shell(&format!("{path} · Nimbus"), &html),
+    ))
 }
