@@ -417,6 +417,15 @@ fn state(id: &str, m: &Meta) -> UploadState {
 fn write_piece(part: &Path, offset: u64, len: u64, body: &mut dyn Read) -> io::Result<u64> {
     let mut file = OpenOptions::new().write(true).open(part)?;
     file.set_len(offset)?;
+    let result = append_from(&mut file, offset, len, body);
+    if result.is_err() {
+        // A full disk, say: give back the space the piece took.
+        let _ = file.set_len(offset);
+    }
+    result
+}
+
+fn append_from(file: &mut File, offset: u64, len: u64, body: &mut dyn Read) -> io::Result<u64> {
     file.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; BUF];
     let mut got = 0u64;

@@ -369,6 +369,29 @@ fn a_full_disk_answers_507_and_keeps_the_catalog() {
         put_with(port, &auth, "after.txt", b"still works").status,
         201
     );
+
+    // A resumable upload's piece on the full disk: 507, nothing counted,
+    // the space it took given back; a smaller file still goes up.
+    let bearer = [("Authorization", auth.as_str())];
+    let start = |size: usize| {
+        let body = format!(r#"{{"machine": "pc", "path": "up{size}.bin", "size": {size}}}"#);
+        let r = request(port, "POST", "/api/v1/uploads", &bearer, body.as_bytes());
+        assert_eq!(r.status, 201, "{}", r.text());
+        format!("/api/v1/uploads/{}", r.json()["id"].as_str().unwrap())
+    };
+    let piece = |target: &str, data: &[u8]| {
+        let range = format!("bytes 0-{}/{}", data.len() - 1, data.len());
+        let headers = [("Authorization", auth.as_str()), ("Content-Range", &range)];
+        request(port, "PUT", target, &headers, data)
+    };
+    let target = start(big.len());
+    let r = piece(&target, &big);
+    assert_eq!(r.status, 507, "{}", r.text());
+    let r = request(port, "GET", &target, &bearer, b"");
+    assert_eq!(r.json()["offset"], 0);
+    let data = noise(300_000, 6);
+    let r = piece(&start(data.len()), &data);
+    assert_eq!(r.status, 201, "{}", r.text());
     let _ = child.kill();
     let _ = child.wait();
 }
