@@ -347,3 +347,33 @@ fn every_page_carries_the_content_security_policy() {
         );
     }
 }
+
+#[test]
+fn the_session_route_tells_a_page_its_csrf_token() {
+    let server = Server::start(&[]);
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/", &session).text();
+    let r = get_with_cookie(&server, "/api/v1/session", &session);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v = r.json();
+    assert_eq!(
+        (v["user"].as_str(), v["role"].as_str()),
+        (Some(ADMIN), Some("admin"))
+    );
+    assert_eq!(v["csrf"].as_str().unwrap(), csrf_of(&page));
+    // A device token has no CSRF token; nobody gets 401.
+    let v = server.get("/api/v1/session").json();
+    assert_eq!(
+        (v["machine"].as_str(), &v["csrf"]),
+        (Some("pc"), &serde_json::Value::Null)
+    );
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/session",
+        &[("Authorization", "")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+}

@@ -5,7 +5,8 @@
 //! it listed, sorts and searches as it types, opens the admin dashboard and
 //! finds the silent client marked stale and the failing one's errors, and
 //! checks that no page loads anything from another host. A 200 MiB upload
-//! through a connection that breaks continues and arrives whole.
+//! through a connection that breaks continues and arrives whole; one whose
+//! server is killed mid-file continues after a new login in another tab.
 //!
 //! With `NIMBUS_SCREENSHOTS=DIR` (`make screenshots`) it also saves the main
 //! pages at laptop and phone width.
@@ -375,4 +376,83 @@ fn a_200_mib_browser_upload_continues_after_a_dropped_connection() {
         .filter(|p| p.extension().is_some_and(|e| e == "part"))
         .collect();
     assert!(parts.is_empty(), "{parts:?}");
+}
+
+/// Logs in with the form on the page at `origin`.
+fn log_in(b: &Browser, origin: &str) {
+    b.goto(&format!("{origin}/"));
+    b.find("input[name=user]").type_text(ADMIN);
+    b.find("input[name=password]").type_text(ADMIN_PASSWORD);
+    b.find("form.login button").click();
+    b.wait_for_text("Logged in as <b>admin</b>");
+}
+
+#[test]
+fn a_browser_upload_survives_a_server_killed_mid_file_and_a_new_login() {
+    const SIZE: usize = 160 << 20;
+    let mut server = Server::start(&[]);
+    let origin = server.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("backup.tar");
+    let data = noise(SIZE, 91);
+    std::fs::write(&file, &data).unwrap();
+
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    let upload_tab = b.tab();
+    b.find("section.upload input[type=file]")
+        .type_text(file.to_str().unwrap());
+    // Once a third of it is stored, the server dies (kill -9) and comes
+    // back: sessions live in memory, so the page is logged out.
+    let uploads = server.data.join("uploads");
+    let part_len = || {
+        list_files(&uploads)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    wait_for(120, "a third of the upload", || {
+        part_len() >= (SIZE / 3) as u64
+    });
+    server.kill();
+    server.restart();
+    let msg = || {
+        b.run(
+            "const m = document.querySelector('ul.uploads .msg'); return m ? m.textContent : '';",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    wait_for(60, "the page to ask for a new login", || {
+        msg().contains("log in again")
+    });
+    // What was acknowledged before the kill is still there.
+    let states: Vec<serde_json::Value> = list_files(&uploads)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(states.len(), 1);
+    assert!(states[0]["offset"].as_u64().unwrap() > 0, "{states:?}");
+
+    // Log in again in another tab; the first tab's upload continues.
+    b.new_tab();
+    log_in(&b, &origin);
+    b.switch_to(&upload_tab);
+    wait_for(120, "the upload to finish", || {
+        server.file("uploads", "backup.tar").is_some()
+    });
+    // The same upload finished (not a second one from the start).
+    let jsons: Vec<_> = list_files(&uploads)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(jsons.len(), 1, "{jsons:?}");
+    let r = server.get("/download/uploads/backup.tar");
+    assert!(r.body == data, "the stored file differs");
+    assert!(server.log().contains("version 1"), "{}", server.log());
 }

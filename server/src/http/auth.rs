@@ -384,6 +384,23 @@ pub fn devices(ctx: &Ctx, who: Option<Identity>) -> Handled {
     Ok(Reply::json(200, &list))
 }
 
+/// `GET /api/v1/session`: who is asking, and for a browser session its
+/// CSRF token (a page's script renews its token with it after logging in
+/// again; other sites cannot read the answer).
+pub fn session(who: Option<Identity>) -> Handled {
+    let who = require(who)?;
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "user": who.user,
+            "role": if who.role == crate::accounts::Role::Admin { "admin" } else { "user" },
+            "machine": who.machine,
+            "csrf": who.session.map(|(_, csrf)| csrf),
+        }),
+    )
+    .header("Cache-Control", "no-store"))
+}
+
 /// `DELETE /api/v1/devices/{id}`: revokes one of the caller's devices. From
 /// a browser session it needs the `X-CSRF-Token` header.
 pub fn revoke(ctx: &Ctx, req: &Request, who: Option<Identity>, id: &str) -> Handled {

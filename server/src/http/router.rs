@@ -78,6 +78,7 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["api", "v1", "admin", "health"] if read => health::health_json(ctx, &auth::require(who)?),
         ["metrics"] if read => health::metrics(ctx, req, who),
         ["api", "v1", "devices"] if read => auth::devices(ctx, who),
+        ["api", "v1", "session"] if read => auth::session(who),
         ["api", "v1", "status"] if method == Method::Post => {
             admin::report(ctx, req, &auth::require(who)?)
         }
@@ -113,9 +114,12 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["download", client, rest @ ..] if !rest.is_empty() && read => {
             download::download(ctx, req, &auth::require(who)?, client, rest)
         }
-        [""] | ["healthz"] | ["archive"] | ["api", "v1", "files"] | ["api", "v1", "devices"] => {
-            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
-        }
+        [""]
+        | ["healthz"]
+        | ["archive"]
+        | ["api", "v1", "files"]
+        | ["api", "v1", "devices"]
+        | ["api", "v1", "session"] => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
         ["api", "v1", "versions", _, rest @ ..] if !rest.is_empty() => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }

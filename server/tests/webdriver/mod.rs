@@ -105,6 +105,26 @@ impl Browser {
         v["value"].clone()
     }
 
+    /// The current tab's handle.
+    pub fn tab(&self) -> String {
+        self.call("GET", "/window", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Opens a new tab and switches to it; returns its handle.
+    pub fn new_tab(&self) -> String {
+        let v = self.call("POST", "/window/new", Some(json!({"type": "tab"})));
+        let handle = v["handle"].as_str().unwrap().to_string();
+        self.switch_to(&handle);
+        handle
+    }
+
+    pub fn switch_to(&self, handle: &str) {
+        self.call("POST", "/window", Some(json!({"handle": handle})));
+    }
+
     pub fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url})));
     }

@@ -104,11 +104,27 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // One request; resolves with {status, json, offset} or rejects on a
 // network failure. Progress of the request body goes to onSent.
-function send(method, url, csrf, body, headers, onSent) {
+// The session's CSRF token, from the page; renewed after logging in again.
+const auth = { csrf: "" };
+
+async function renewToken() {
+  try {
+    const r = await fetch("/api/v1/session", { credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) return false;
+    const j = await r.json();
+    if (!j.csrf) return false;
+    auth.csrf = j.csrf;
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+function send(method, url, body, headers, onSent) {
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
     x.open(method, url);
-    x.setRequestHeader("X-CSRF-Token", csrf);
+    x.setRequestHeader("X-CSRF-Token", auth.csrf);
     for (const [k, v] of Object.entries(headers || {})) x.setRequestHeader(k, v);
     if (onSent) x.upload.onprogress = (e) => onSent(e.loaded);
     x.onload = () => {
@@ -133,7 +149,7 @@ function failure(r) {
 // Uploads one file; `ui` shows its progress. Resumes an upload of the
 // same file started before (also in an earlier page), retries a broken
 // connection with growing pauses, and continues from what the server has.
-async function uploadFile(file, machine, path, csrf, ui) {
+async function uploadFile(file, machine, path, ui) {
   const memo = "nimbus-upload:" + machine + "/" + path + ":" + file.size + ":" + file.lastModified;
   let id = localStorage.getItem(memo);
   let state = null;
@@ -143,21 +159,30 @@ async function uploadFile(file, machine, path, csrf, ui) {
     await sleep(pause);
     pause = Math.min(pause * 2, 30000);
   };
+  // Logged out (the server restarted, or the session expired): wait for a
+  // login in another tab, then continue with that session's token.
+  const relogin = async () => {
+    ui.msg("your session ended: log in again in another tab; the upload then continues");
+    await sleep(pause);
+    pause = Math.min(pause * 2, 10000);
+    await renewToken();
+  };
+  const loggedOut = (r) => r.status === 401 || (r.status === 403 && r.json && /CSRF/.test(r.json.message));
   for (;;) {
     try {
       if (id) {
-        const r = await send("GET", "/api/v1/uploads/" + id, csrf);
+        const r = await send("GET", "/api/v1/uploads/" + id);
         if (r.status === 200) state = r.json;
         else if (r.status === 404) { id = null; localStorage.removeItem(memo); }
-        else if (r.status === 401) { await retry("your session ended: log in again in another tab"); continue; }
+        else if (loggedOut(r)) { await relogin(); continue; }
         else if (r.status >= 500) { await retry("the server is unavailable"); continue; }
         else throw failure(r);
       }
       if (!id) {
-        const r = await send("POST", "/api/v1/uploads", csrf, JSON.stringify({
+        const r = await send("POST", "/api/v1/uploads", JSON.stringify({
           machine, path, size: file.size, mtime: Math.floor(file.lastModified / 1000),
         }), { "Content-Type": "application/json" });
-        if (r.status === 401) { await retry("your session ended: log in again in another tab"); continue; }
+        if (loggedOut(r)) { await relogin(); continue; }
         if (r.status >= 500) { await retry("the server is unavailable"); continue; }
         if (r.status !== 201) throw failure(r);
         state = r.json;
@@ -178,14 +203,15 @@ async function uploadFile(file, machine, path, csrf, ui) {
     const range = from === to ? "bytes */" + file.size : "bytes " + from + "-" + (to - 1) + "/" + file.size;
     let r;
     try {
-      r = await send("PUT", "/api/v1/uploads/" + id, csrf, file.slice(from, to),
+      r = await send("PUT", "/api/v1/uploads/" + id, file.slice(from, to),
         { "Content-Range": range }, (sent) => ui.progress(from + sent, started, startOffset));
     } catch (_) {
       await retry("connection lost");
       // Ask where the server stands: what arrived of the broken piece is kept.
       try {
-        const s = await send("GET", "/api/v1/uploads/" + id, csrf);
+        const s = await send("GET", "/api/v1/uploads/" + id);
         if (s.status === 200) state = s.json;
+        else if (loggedOut(s)) await relogin();
         else if (s.status === 404) { localStorage.removeItem(memo); throw new Failed("the server no longer has this upload; add the file again"); }
       } catch (e) {
         if (e instanceof Failed) throw e;
@@ -199,11 +225,11 @@ async function uploadFile(file, machine, path, csrf, ui) {
     } else if (r.status === 409 && r.offset !== null) {
       state.offset = r.offset;
       if (r.offset === file.size) {
-        const s = await send("GET", "/api/v1/uploads/" + id, csrf);
+        const s = await send("GET", "/api/v1/uploads/" + id);
         if (s.status === 200) state = s.json;
       }
-    } else if (r.status === 401) {
-      await retry("your session ended: log in again in another tab");
+    } else if (loggedOut(r)) {
+      await relogin();
     } else if (r.status === 503 || r.status >= 500 || r.status === 409) {
       await retry("the server is busy");
     } else {
@@ -244,7 +270,7 @@ if (panel) {
   const drop = panel.querySelector(".drop");
   const input = drop.querySelector("input[type=file]");
   const list = panel.querySelector("ul.uploads");
-  const csrf = panel.dataset.csrf;
+  auth.csrf = panel.dataset.csrf;
   const max = Number(panel.dataset.max);
   panel.querySelector(".nojs").hidden = true;
   drop.hidden = false;
@@ -260,7 +286,7 @@ if (panel) {
       ui.li.className = "busy";
       try {
         if (file.size > max) throw new Failed("larger than the server's limit of " + human(max));
-        const result = await uploadFile(file, machine, path, csrf, ui);
+        const result = await uploadFile(file, machine, path, ui);
         ui.li.className = "done";
         ui.msg(result.new_version
           ? "uploaded: " + human(result.size) + ", version " + result.versions
