@@ -155,6 +155,27 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     b.wait_for_text("<h1>docs/2026/report &lt;1&gt;.txt</h1>");
     check_hosts(&b);
 
+    // A folder as it is now, as one zip, from the folder page's form.
+    b.goto(&format!("{origin}/browse/laptop/docs/2026/"));
+    b.find("form.bar button[type=submit]").click();
+    let zip = || {
+        list_files(&downloads)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "zip"))
+    };
+    wait_for(30, "the folder's zip", || zip().is_some());
+    let listing = std::process::Command::new("unzip")
+        .arg("-l")
+        .arg(zip().unwrap())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("notes.txt") && listing.contains("report <1>.txt"),
+        "{listing}"
+    );
+    check_hosts(&b);
+
     // Upload from the browser into a folder; the page then lists it.
     b.goto(&format!("{origin}/browse/laptop/docs/"));
     b.wait_for_text("section class=\"upload\"");
@@ -236,6 +257,16 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
         "{shown}"
     );
     assert!(rows.contains(&"ok laptop"), "{rows:?}");
+    // A client's tree with sizes, metadata only.
+    b.find("table.clients a[href^='/admin/tree/admin/laptop/']")
+        .click();
+    b.wait_for_text("Metadata only");
+    let tree = b.source();
+    assert!(
+        tree.contains("docs/") && tree.contains("photos/") && !tree.contains("/download/"),
+        "{tree}"
+    );
+    check_hosts(&b);
     assert!(!visited.is_empty());
 
     if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
@@ -455,4 +486,62 @@ fn a_browser_upload_survives_a_server_killed_mid_file_and_a_new_login() {
     let r = server.get("/download/uploads/backup.tar");
     assert!(r.body == data, "the stored file differs");
     assert!(server.log().contains("version 1"), "{}", server.log());
+}
+
+#[test]
+fn with_javascript_off_pages_still_list_sort_search_and_download() {
+    let server = Server::start(&[]);
+    let origin = server.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    let big = noise(300_000, 21);
+    write(&src, "music/big song.mp3", &big);
+    write(&src, "music/short.txt", b"la");
+    assert_ok(&client_once(&server.url(), &src, "desk", &state, &[]));
+
+    let b = Browser::start_with(1280, 900, false);
+    assert_eq!(
+        b.run("return 1;", json!([])),
+        json!(1),
+        "WebDriver scripts still run"
+    );
+    log_in(&b, &origin);
+    b.link("desk").click();
+    b.wait_for_text("music/</a>");
+    b.link("music/").click();
+    b.wait_for_text("short.txt</a>");
+    // The upload box says it needs JavaScript; nothing else does.
+    let shown = |css: &str| {
+        b.run(
+            &format!("const e = document.querySelector('{css}'); return e.offsetParent !== null;"),
+            json!([]),
+        )
+    };
+    assert_eq!(shown("section.upload .nojs"), json!(true));
+    assert_eq!(shown("section.upload .drop"), json!(false));
+    // Sorting by a header link loads the sorted page.
+    b.link("Size").click();
+    b.wait_for_text("aria-sort=\"descending\">Size");
+    assert!(b.url().ends_with("?sort=size"), "{}", b.url());
+    let first = b.run(
+        "return document.querySelector('table.browse tbody tr').cells[0].textContent;",
+        json!([]),
+    );
+    assert_eq!(first, json!("big song.mp3"));
+    // Search with the form's button.
+    b.find("form.search input[name=q]").type_text("short");
+    b.find("form.search button").click();
+    b.wait_for_text("1 found");
+    // A plain download link.
+    let downloads = tmp.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    b.allow_downloads(&downloads);
+    b.goto(&format!("{origin}/browse/desk/music/"));
+    b.link("big song.mp3").click();
+    wait_for(30, "the download", || {
+        list_files(&downloads).iter().any(|p| {
+            !p.to_string_lossy().ends_with(".crdownload")
+                && std::fs::read(p).is_ok_and(|d| d == big)
+        })
+    });
 }

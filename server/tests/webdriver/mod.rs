@@ -35,6 +35,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile,
     /// `width` x `height` pixels.
     pub fn start(width: u32, height: u32) -> Browser {
+        Browser::start_with(width, height, true)
+    }
+
+    /// Like [`Browser::start`], with JavaScript on or off.
+    pub fn start_with(width: u32, height: u32, javascript: bool) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -60,6 +65,7 @@ impl Browser {
                     format!("--user-data-dir={}", profile.path().display()),
                     format!("--window-size={width},{height}"),
                     "--hide-scrollbars", "--force-device-scale-factor=1",
+                    format!("--blink-settings=scriptEnabled={javascript}"),
                 ]
             }
         }}});
