@@ -39,8 +39,10 @@ pub fn entry(l: Latest, space: &str) -> FileEntry {
 }
 
 /// The `at=TIME` query parameter, if given.
+/// An empty one (a form's "at" field left at its "now" placeholder) is now.
 pub fn at_param(req: &Request) -> Result<Option<i64>, ApiError> {
     query_param(req, "at")
+        .filter(|t| !t.trim().is_empty())
         .map(|t| parse_time(&t).map_err(|e| ApiError::bad("bad_time", e)))
         .transpose()
 }

@@ -102,6 +102,13 @@ function human(n) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// How many times this tab's uploads had to wait and retry, kept across
+// the reload after an upload (for diagnosis, and read by the tests).
+function noteRetry() {
+  const n = Number(sessionStorage.getItem("nimbus-upload-retries") || 0);
+  sessionStorage.setItem("nimbus-upload-retries", String(n + 1));
+}
+
 // One request; resolves with {status, json, offset} or rejects on a
 // network failure. Progress of the request body goes to onSent.
 // The session's CSRF token, from the page; renewed after logging in again.
@@ -155,6 +162,7 @@ async function uploadFile(file, machine, path, ui) {
   let state = null;
   let pause = 1000;
   const retry = async (why) => {
+    noteRetry();
     ui.msg(why + "; retrying in " + Math.round(pause / 1000) + " s");
     await sleep(pause);
     pause = Math.min(pause * 2, 30000);
@@ -162,6 +170,7 @@ async function uploadFile(file, machine, path, ui) {
   // Logged out (the server restarted, or the session expired): wait for a
   // login in another tab, then continue with that session's token.
   const relogin = async () => {
+    noteRetry();
     ui.msg("your session ended: log in again in another tab; the upload then continues");
     await sleep(pause);
     pause = Math.min(pause * 2, 10000);
