@@ -359,10 +359,7 @@ fn a_200_mib_browser_upload_continues_after_a_dropped_connection() {
     std::fs::write(&big, &data).unwrap();
 
     let b = Browser::start(1280, 900);
-    b.goto(&format!("{origin}/"));
-    b.find("input[name=user]").type_text(ADMIN);
-    b.find("input[name=password]").type_text(ADMIN_PASSWORD);
-    b.find("form.login button").click();
+    log_in(&b, &origin);
     b.wait_for_text("Upload files");
     // The home page's box: machine "uploads" (the default), folder "films".
     b.find("section.upload input[name=folder]")
