@@ -102,11 +102,12 @@ function human(n) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// How many times this tab's uploads had to wait and retry, kept across
-// the reload after an upload (for diagnosis, and read by the tests).
+// How many times this tab's uploads had to continue from where the server
+// stood (after a broken connection, a refused piece or a new login), kept
+// across the reload after an upload (for diagnosis, and read by the tests).
 function noteRetry() {
-  const n = Number(sessionStorage.getItem("nimbus-upload-retries") || 0);
-  sessionStorage.setItem("nimbus-upload-retries", String(n + 1));
+  const n = Number(sessionStorage.getItem("nimbus-upload-resumes") || 0);
+  sessionStorage.setItem("nimbus-upload-resumes", String(n + 1));
 }
 
 // One request; resolves with {status, json, offset} or rejects on a
@@ -232,6 +233,9 @@ async function uploadFile(file, machine, path, ui) {
       pause = 1000;
       ui.progress(state.offset, started, startOffset);
     } else if (r.status === 409 && r.offset !== null) {
+      // The piece did not start where the server stands (the browser
+      // resent a piece after a broken connection, say): continue there.
+      noteRetry();
       state.offset = r.offset;
       if (r.offset === file.size) {
         const s = await send("GET", "/api/v1/uploads/" + id);
