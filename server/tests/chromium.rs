@@ -245,6 +245,18 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
         .collect();
     assert!(rows.contains(&"stale old-pc"), "{rows:?}");
     assert!(rows.contains(&"errors nas"), "{rows:?}");
+    // The server's health below the clients.
+    let page = b.source();
+    for label in [
+        "<th>Disk</th>",
+        "<th>Saved</th>",
+        "<th>Contents</th>",
+        "<th>Requests</th>",
+        "<th>Up</th>",
+    ] {
+        assert!(page.contains(label), "{label} missing");
+    }
+    assert!(page.contains(" free of "), "no disk figures");
     let shown = b.run(
         "return [...document.querySelectorAll('table.clients td.error')].map(td => td.textContent).join('|');",
         json!([]),
