@@ -90,6 +90,26 @@ struct Meta {
     result: Option<UploadReply>,
 }
 
+impl Meta {
+    /// The catalog key of the machine it goes to.
+    fn key(&self) -> String {
+        format!("{}/{}", self.user, self.machine)
+    }
+
+    /// Marks it recorded, with the answer a client gets for an upload.
+    fn done(&mut self, hash: ContentHash, new_version: bool, versions: usize) {
+        self.result = Some(UploadReply {
+            client: self.machine.clone(),
+            path: self.path.clone(),
+            hash,
+            size: self.size,
+            new_version,
+            versions,
+        });
+        self.updated = unix_now();
+    }
+}
+
 pub struct Uploads {
     dir: PathBuf,
     /// One piece at a time per upload.
@@ -186,9 +206,8 @@ impl Uploads {
             return Err(UploadError::TooLarge { limit: max_bytes });
         }
         let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
-        self.sweep();
         let open = self
-            .all()
+            .sweep()
             .iter()
             .filter(|(_, m)| m.user == user && m.result.is_none())
             .count();
@@ -291,7 +310,7 @@ impl Uploads {
         }
         meta.hash = Some(staged.hash);
         self.save(id, meta)?;
-        let key = format!("{}/{}", meta.user, meta.machine);
+        let key = meta.key();
         let hash = staged.hash;
         let rec = dm.commit_upload(&key, &meta.path, meta.mtime, staged)?;
         if rec.new_version {
@@ -300,21 +319,17 @@ impl Uploads {
                 meta.path, rec.versions, meta.size
             );
         }
-        meta.result = Some(UploadReply {
-            client: meta.machine.clone(),
-            path: meta.path.clone(),
-            hash,
-            size: meta.size,
-            new_version: rec.new_version,
-            versions: rec.versions,
-        });
-        meta.updated = unix_now();
+        meta.done(hash, rec.new_version, rec.versions);
         self.save(id, meta)?;
+        self.forget_lock(id);
+        Ok(())
+    }
+
+    fn forget_lock(&self, id: &str) {
         self.locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
-        Ok(())
     }
 
     /// Cancels one of `user`'s unfinished uploads.
@@ -330,25 +345,22 @@ impl Uploads {
         let _ = fs::remove_file(self.part_path(id));
         let _ = fs::remove_file(self.meta_path(id));
         let _ = durable::sync_dir(&self.dir);
-        self.locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.forget_lock(id);
     }
 
     /// Removes abandoned and long-finished uploads, parts without a state
-    /// and temp files.
-    fn sweep(&self) {
+    /// and temp files; returns the uploads that remain.
+    fn sweep(&self) -> Vec<(String, Meta)> {
         let now = unix_now();
-        let uploads = self.all();
-        for (id, m) in &uploads {
+        let (expired, kept): (Vec<_>, Vec<_>) = self.all().into_iter().partition(|(_, m)| {
             let age = now - m.updated;
-            if (m.result.is_some() && age > FINISHED_KEPT_SECS) || age > ABANDONED_AFTER_SECS {
-                self.remove(id);
-            }
+            (m.result.is_some() && age > FINISHED_KEPT_SECS) || age > ABANDONED_AFTER_SECS
+        });
+        for (id, _) in &expired {
+            self.remove(id);
         }
         let Ok(dir) = fs::read_dir(&self.dir) else {
-            return;
+            return kept;
         };
         for e in dir.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -359,33 +371,26 @@ impl Uploads {
                 let _ = fs::remove_file(e.path());
             }
         }
+        kept
     }
 
     /// At start: completes uploads whose last piece was stored but not yet
     /// recorded when the server stopped, and sweeps. Returns how many were
     /// completed.
     pub fn recover(&self, dm: &DataManager) -> usize {
-        self.sweep();
         let mut done = 0;
-        for (id, mut m) in self.all() {
+        for (id, mut m) in self.sweep() {
             if m.result.is_some() || m.offset != m.size {
                 continue;
             }
-            let key = format!("{}/{}", m.user, m.machine);
+            let key = m.key();
             let recorded = m.hash.and_then(|h| {
                 dm.latest(&key, &m.path)
                     .filter(|l| l.version.hash == h && !self.part_path(&id).exists())
             });
             if let Some(l) = recorded {
                 // Recorded before the crash; only the answer was not saved.
-                m.result = Some(UploadReply {
-                    client: m.machine.clone(),
-                    path: m.path.clone(),
-                    hash: l.version.hash,
-                    size: m.size,
-                    new_version: true,
-                    versions: l.versions,
-                });
+                m.done(l.version.hash, true, l.versions);
                 let _ = self.save(&id, &m);
                 done += 1;
                 continue;

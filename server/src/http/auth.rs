@@ -393,7 +393,7 @@ pub fn session(who: Option<Identity>) -> Handled {
         200,
         &serde_json::json!({
             "user": who.user,
-            "role": if who.role == crate::accounts::Role::Admin { "admin" } else { "user" },
+            "role": who.role,
             "machine": who.machine,
             "csrf": who.session.map(|(_, csrf)| csrf),
         }),
