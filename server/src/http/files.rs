@@ -3,7 +3,7 @@
 
 use super::auth::Identity;
 use super::reply::{ApiError, Reply};
-use super::router::{header, query_param, target, Handled};
+use super::router::{content_length, header, query_param, target, Handled};
 use super::Ctx;
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
@@ -140,12 +140,7 @@ pub fn upload(
     let declared = if chunked {
         None
     } else {
-        let len = header(req, "Content-Length").ok_or(ApiError::LengthRequired)?;
-        Some(
-            len.trim()
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))?,
-        )
+        Some(content_length(req)?.ok_or(ApiError::LengthRequired)?)
     };
     if declared.is_some_and(|n| n > ctx.max_upload_bytes) {
         return Err(ApiError::TooLarge {

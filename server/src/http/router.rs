@@ -144,6 +144,18 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     super::web::parse_form(query).remove(name)
 }
 
+/// The declared `Content-Length`, if any; `400 bad_length` if it is not a
+/// number.
+pub fn content_length(req: &Request) -> Result<Option<u64>, ApiError> {
+    header(req, "Content-Length")
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))
+        })
+        .transpose()
+}
+
 /// A small request body (JSON or a form), read whole: at most `limit`
 /// bytes, else 413.
 pub fn small_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {

@@ -13,7 +13,7 @@
 use super::auth::Identity;
 use super::index::escape;
 use super::reply::{ApiError, Reply};
-use super::router::{header, small_body, Handled};
+use super::router::{content_length, header, small_body, Handled};
 use super::web::check_csrf;
 use super::Ctx;
 use crate::uploads::{Piece, UploadError};
@@ -108,11 +108,7 @@ pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled 
     if header(req, "Transfer-Encoding").is_some() {
         return Err(ApiError::LengthRequired);
     }
-    let declared: u64 = header(req, "Content-Length")
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))?;
+    let declared = content_length(req)?.unwrap_or(0);
     if declared != piece.len {
         return Err(ApiError::bad(
             "bad_range",
