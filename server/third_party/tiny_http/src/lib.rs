@@ -107,6 +107,8 @@ use std::thread;
 use std::time::Duration;
 
 use client::ClientConnection;
+use std::time::Instant;
+use util::socket::{ReadPolicy, Socket, SocketRef};
 use connection::Connection;
 use util::MessagesQueue;
 
@@ -188,6 +190,56 @@ pub struct SslConfig {
     pub private_key: Vec<u8>,
 }
 
+/// NIMBUS-PATCH: what one connection may cost the server. Every wait on
+/// the peer is bounded, and so are the head's size and the number of open
+/// connections.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most; at the cap the one idle the longest is
+    /// closed for a new one, or the new one is closed when none is idle.
+    /// 0: no cap.
+    pub max_connections: usize,
+    /// The whole request head must arrive within this (from the accept, or
+    /// from its first byte on a reused connection); 408 otherwise.
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive_timeout: Duration,
+    /// A body read that gets no byte for this long fails (`TimedOut`).
+    pub body_timeout: Duration,
+    /// A response write that the peer does not take for this long fails,
+    /// and the connection is dropped.
+    pub send_timeout: Duration,
+    /// The request line at most (414 beyond).
+    pub max_request_line: usize,
+    /// All header lines together at most (431 beyond).
+    pub max_header_bytes: usize,
+    /// Header fields at most (431 beyond).
+    pub max_headers: usize,
+    /// How long a connection closed with its request body unread goes on
+    /// reading (and discarding) what the peer sends, so that the peer sees
+    /// the response rather than a reset.
+    pub linger: Duration,
+    /// ... and at most this many bytes.
+    pub linger_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 0,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            linger: Duration::from_secs(2),
+            linger_bytes: 4 << 20,
+        }
+    }
+}
+
 impl Server {
     /// Shortcut for a simple server on a specific address.
     #[inline]
@@ -243,7 +295,17 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// NIMBUS-PATCH: [`Server::from_listener`] with the given [`Limits`].
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let limits = Arc::new(limits);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -288,62 +350,105 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let table = util::conn_table::ConnTable::new(limits.max_connections);
+            let ssl = ssl.map(Arc::new);
 
             log::debug!("Running accept thread");
+            // NIMBUS-PATCH: an accept() error never ends the loop (upstream
+            // broke out of it, so the first EMFILE closed the listener for
+            // good while the process lived on). It backs off, 5 ms doubling
+            // to 1 s as Go's net/http does, and is reported through
+            // `Server::recv` at most every ACCEPT_REPORT_EVERY (with the
+            // count of the failures in between), and so is the recovery.
+            // Out of descriptors, the oldest idle connections go.
+            let mut unreported: u64 = 0;
+            let mut last_report: Option<Instant> = None;
+            let mut reported_failure = false;
+            let mut backoff = Duration::ZERO;
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                let sock = match server.accept() {
+                    Ok((sock, _)) => sock,
+                    Err(e) => {
+                        if inside_close_trigger.load(Relaxed) {
+                            break;
+                        }
+                        unreported += 1;
+                        if last_report.map_or(true, |t| t.elapsed() >= ACCEPT_REPORT_EVERY) {
+                            log::error!("Error accepting new client: {}", e);
+                            inside_messages.push(
+                                IoError::new(
+                                    e.kind(),
+                                    format!(
+                                        "accept() failed: {e} ({unreported} failure(s) since the \
+                                         last report); retrying with backoff"
+                                    ),
+                                )
+                                .into(),
+                            );
+                            last_report = Some(Instant::now());
+                            reported_failure = true;
+                            unreported = 0;
+                        }
+                        if matches!(e.raw_os_error(), Some(23) | Some(24)) {
+                            for _ in 0..EVICT_ON_EMFILE {
+                                if !table.evict_oldest_idle() {
+                                    break;
                                 }
                             }
-                        }));
+                        }
+                        backoff = (backoff * 2)
+                            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+                        thread::sleep(backoff);
+                        continue;
                     }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                };
+                backoff = Duration::ZERO;
+                if reported_failure {
+                    inside_messages.push(
+                        IoError::new(IoErrorKind::Other, "accept() works again").into(),
+                    );
+                    reported_failure = false;
                 }
+                if inside_close_trigger.load(Relaxed) {
+                    break;
+                }
+
+                let socket = Socket::new(
+                    sock,
+                    ReadPolicy::Deadline(Instant::now() + limits.header_timeout),
+                );
+                let _ = socket.set_nodelay();
+                let _ = socket.set_write_timeout(limits.send_timeout);
+                // At the cap with nothing idle: closed at once (dropped).
+                let Some(registration) = table.admit(socket.clone()) else {
+                    continue;
+                };
+
+                let messages = inside_messages.clone();
+                let ssl = ssl.clone();
+                let mut task = Some((socket, registration, limits.clone()));
+                tasks_pool.spawn(Box::new(move || {
+                    let Some((socket, registration, limits)) = task.take() else {
+                        return;
+                    };
+                    use util::RefinedTcpStream;
+                    let stream = SocketRef(socket.clone());
+                    let (read_closable, write_closable) = match ssl {
+                        None => RefinedTcpStream::new(stream),
+                        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                        Some(ref ssl) => match ssl.accept(stream) {
+                            Ok(s) => RefinedTcpStream::new(s),
+                            // not TLS: closed
+                            Err(_) => return,
+                        },
+                        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                        Some(ref _ssl) => unreachable!(),
+                    };
+                    let client =
+                        ClientConnection::new(write_closable, read_closable, socket, limits);
+                    serve_connection(client, &messages);
+                    drop(registration);
+                }));
             }
             log::debug!("Terminating accept thread");
         });
@@ -408,6 +513,37 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// NIMBUS-PATCH: accept() failures are reported through `Server::recv` at
+/// most this often (with the count of the others); so is the recovery.
+const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Idle connections closed when accept() runs out of descriptors.
+const EVICT_ON_EMFILE: usize = 16;
+
+/// NIMBUS-PATCH: one connection's thread. It reads each request head, hands
+/// the request to `Server::recv`, waits for the request to come back with
+/// its response (`Request::hand_back`), and writes it: a worker never waits
+/// on a slow peer. Requests on one connection are served one at a time, the
+/// way HTTPS already was (no pipelining).
+fn serve_connection(mut client: ClientConnection, messages: &MessagesQueue<Message>) {
+    while let Some(rq) = client.next() {
+        let (tx, rx) = mpsc::channel();
+        messages.push(rq.with_hand_back(tx).into());
+        let keep_alive = match rx.recv() {
+            Ok((rq, response)) => rq.respond_on_connection(response),
+            // dropped unanswered: its `Drop` sent a 500; the body may be unread
+            Err(_) => false,
+        };
+        if !keep_alive {
+            client.close_lingering();
+            return;
+        }
+    }
+    if client.refused() {
+        client.close_lingering();
     }
 }
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -74,6 +76,38 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // NIMBUS-PATCH: set once the whole body has been read; a response to a
+    // request whose body was not read whole closes the connection.
+    body_done: Arc<AtomicBool>,
+
+    // NIMBUS-PATCH: where `hand_back` sends the request and its response:
+    // the connection's own thread, which writes it.
+    hand_back: Option<Sender<(Request, crate::ResponseBox)>>,
+}
+
+/// NIMBUS-PATCH: marks `done` when the body has been read to its end.
+struct Tracked<R> {
+    inner: R,
+    left: Option<usize>,
+    done: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match &mut self.left {
+            Some(left) => {
+                *left = left.saturating_sub(n);
+                if *left == 0 {
+                    self.done.store(true, Ordering::Release);
+                }
+            }
+            None if n == 0 && !buf.is_empty() => self.done.store(true, Ordering::Release),
+            None => {}
+        }
+        Ok(n)
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -183,6 +217,15 @@ where
         }
     };
 
+    let body_done = Arc::new(AtomicBool::new(false));
+    let tracked = |inner: Box<dyn Read + Send + 'static>, left: Option<usize>| {
+        Box::new(Tracked {
+            inner,
+            left,
+            done: body_done.clone(),
+        }) as Box<dyn Read + Send + 'static>
+    };
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -190,6 +233,7 @@ where
         Box::new(source_data) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
+            body_done.store(true, Ordering::Release);
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
         } else if content_length <= 1024 && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
@@ -210,19 +254,21 @@ where
                 offset += read;
             }
 
+            body_done.store(true, Ordering::Release);
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            tracked(Box::new(FusedReader::new(data_reader)), Some(content_length))
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        tracked(Box::new(FusedReader::new(Decoder::new(source_data))), None)
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
+        body_done.store(true, Ordering::Release);
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
 
@@ -238,6 +284,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        body_done,
+        hand_back: None,
     })
 }
 
@@ -467,6 +515,49 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
+    }
+
+    /// NIMBUS-PATCH: hands the response to the connection's own thread,
+    /// which writes it, and returns at once: a peer that reads slowly (or
+    /// not at all) holds that thread for at most the send timeout, never
+    /// the caller. A request that did not come from a `Server` is answered
+    /// here, as by `respond`.
+    pub fn hand_back(mut self, response: crate::ResponseBox) {
+        match self.hand_back.take() {
+            Some(to) => {
+                if let Err(std::sync::mpsc::SendError((rq, response))) = to.send((self, response))
+                {
+                    let _ = rq.respond(response);
+                }
+            }
+            None => {
+                let _ = self.respond(response);
+            }
+        }
+    }
+
+    /// Whether the whole request body has been read.
+    pub fn body_done(&self) -> bool {
+        self.body_done.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn with_hand_back(mut self, to: Sender<(Request, crate::ResponseBox)>) -> Self {
+        self.hand_back = Some(to);
+        self
+    }
+
+    /// Writes the response on the calling (connection) thread. Returns
+    /// whether the connection can carry another request: not when the
+    /// body was not read whole (it is never drained: the response says
+    /// `Connection: close`), when the response says close, or when
+    /// writing failed.
+    pub(crate) fn respond_on_connection(mut self, mut response: crate::ResponseBox) -> bool {
+        let close = response.closes_connection() || !self.body_done();
+        if close {
+            response.close_connection();
+        }
+        let written = self.respond_impl(response).is_ok();
+        written && !close
     }
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {

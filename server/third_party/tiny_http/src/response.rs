@@ -43,6 +43,8 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // NIMBUS-PATCH: the connection closes after this response.
+    close: bool,
 }
 
 /// A `Response` without a template parameter.
@@ -206,6 +208,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            close: false,
         };
 
         for h in headers {
@@ -254,9 +257,17 @@ where
     {
         let header = header.into();
 
+        // NIMBUS-PATCH: `Connection: close` is kept (the connection then
+        // closes after the response); other values stay the server's.
+        if header.field.equiv("Connection") {
+            if header.value.as_str().to_ascii_lowercase().contains("close") {
+                self.close = true;
+            }
+            return;
+        }
+
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
+        if header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
         {
@@ -319,6 +330,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 
@@ -419,6 +431,11 @@ where
             _ => (),
         };
 
+        if self.close && upgrade.is_none() {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        }
+
         // sending headers
         write_message_header(
             writer.by_ref(),
@@ -454,6 +471,15 @@ where
     }
 
     /// Retrieves the current value of the `Response` status code
+    pub fn closes_connection(&self) -> bool {
+        self.close
+    }
+
+    /// NIMBUS-PATCH: the connection closes once this response is sent.
+    pub fn close_connection(&mut self) {
+        self.close = true;
+    }
+
     pub fn status_code(&self) -> StatusCode {
         self.status_code
     }
@@ -481,6 +507,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 }
@@ -569,6 +596,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 }

@@ -1,4 +1,4 @@
-use crate::connection::Connection;
+use crate::util::socket::SocketRef;
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
 use std::error::Error;
 use std::io::{Read, Write};
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 pub(crate) struct OpenSslStream {
-    inner: openssl::ssl::SslStream<Connection>,
+    inner: openssl::ssl::SslStream<SocketRef>,
 }
 
 /// An OpenSSL stream which has been split into two mutually exclusive streams (e.g. for read / write)
@@ -16,11 +16,11 @@ pub(crate) struct SplitOpenSslStream(Arc<Mutex<OpenSslStream>>);
 // These struct methods form the implict contract for swappable TLS implementations
 impl SplitOpenSslStream {
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
-        self.0.lock().unwrap().inner.get_mut().peer_addr()
+        self.0.lock().unwrap().inner.get_mut().0.peer_addr()
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
-        self.0.lock().unwrap().inner.get_mut().shutdown(how)
+        self.0.lock().unwrap().inner.get_mut().0.shutdown(how)
     }
 }
 
@@ -94,7 +94,7 @@ impl OpenSslContext {
 
     pub fn accept(
         &self,
-        stream: Connection,
+        stream: SocketRef,
     ) -> Result<OpenSslStream, Box<dyn Error + Send + Sync + 'static>> {
         use openssl::ssl::Ssl;
         let session = Ssl::new(&self.0).expect("Failed to create new OpenSSL session");

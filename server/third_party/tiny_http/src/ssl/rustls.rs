@@ -1,4 +1,4 @@
-use crate::connection::Connection;
+use crate::util::socket::SocketRef;
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
 use std::error::Error;
 use std::io::{Read, Write};
@@ -10,30 +10,25 @@ use zeroize::Zeroizing;
 ///
 /// Uses an internal Mutex to permit disparate reader & writer threads to access the stream independently.
 pub(crate) struct RustlsStream(
-    Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, Connection>>>,
+    Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, SocketRef>>>,
+    SocketRef,
 );
 
 impl RustlsStream {
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .peer_addr()
+        // NIMBUS-PATCH: through the shared socket, never the stream's lock
+        // (a reader blocked in the handshake holds it).
+        self.1 .0.peer_addr()
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .shutdown(how)
+        self.1 .0.shutdown(how)
     }
 }
 
 impl Clone for RustlsStream {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(self.0.clone(), self.1.clone())
     }
 }
 
@@ -100,12 +95,16 @@ impl RustlsContext {
 
     pub(crate) fn accept(
         &self,
-        stream: Connection,
+        stream: SocketRef,
     ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
         let connection = rustls::ServerConnection::new(self.0.clone())?;
-        Ok(RustlsStream(Arc::new(Mutex::new(
-            rustls::StreamOwned::new(connection, stream),
-        ))))
+        Ok(RustlsStream(
+            Arc::new(Mutex::new(rustls::StreamOwned::new(
+                connection,
+                stream.clone(),
+            ))),
+            stream,
+        ))
     }
 }
 

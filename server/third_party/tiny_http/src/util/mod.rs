@@ -9,12 +9,14 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+pub(crate) mod conn_table;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
+pub(crate) mod socket;
 mod task_pool;
 
 /// Parses a the value of a header.

@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // NIMBUS-PATCH: a waiting thread that was notified but has not yet
+        // taken its task still counts as waiting; upstream compared the
+        // count with zero, so a burst of tasks queued behind one idle thread
+        // and waited for a busy one to finish (a connection accepted in a
+        // burst sat unserved for seconds). Queue only what waiting threads
+        // will take.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
