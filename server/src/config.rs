@@ -35,6 +35,24 @@ pub struct Args {
     /// Requests that may wait for a worker before new ones get 503. [default: 64]
     #[arg(long, value_name = "N")]
     pub queue: Option<usize>,
+    /// Open connections at most; beyond it the connection idle the longest
+    /// is closed, or the new one when none is idle. [default: from the
+    /// open-file limit, which is raised to its hard limit at start]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds within which a whole request head must arrive (408 after). [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a request body may go without sending a byte before it is
+    /// dropped (nothing of it is recorded). [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Seconds a response may wait for the peer to read before it is abandoned. [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub send_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open. [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub keepalive_timeout: Option<u64>,
     /// Seconds without upload or download after which a file is packed with bzip2. [default: 604800]
     #[arg(long, value_name = "SECS")]
     pub hot_time: Option<u64>,
@@ -154,8 +172,17 @@ pub enum UserAction {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Remove an account.
-    Remove { name: String },
+    /// Remove an account: it can no longer log in and its devices are
+    /// revoked. Its backups stay, and its name stays reserved while they do,
+    /// so a later account of that name cannot see them.
+    Remove {
+        name: String,
+        /// Also delete the backups of all the account's machines, and free
+        /// the name. Needs the server stopped. Also works for an account
+        /// removed earlier without it.
+        #[arg(long)]
+        delete_data: bool,
+    },
     /// Disable an account (it can no longer log in), or enable it again.
     Disable {
         name: String,
@@ -172,6 +199,11 @@ struct FileConfig {
     data: Option<PathBuf>,
     workers: Option<usize>,
     queue: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    send_timeout: Option<u64>,
+    keepalive_timeout: Option<u64>,
     hot_time: Option<u64>,
     hotspot_interval: Option<u64>,
     pack_threads: Option<usize>,
@@ -194,6 +226,12 @@ pub struct Config {
     pub data: PathBuf,
     pub workers: usize,
     pub queue: usize,
+    /// `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    pub header_timeout: u64,
+    pub body_timeout: u64,
+    pub send_timeout: u64,
+    pub keepalive_timeout: u64,
     pub hot_time: u64,
     pub hotspot_interval: u64,
     pub pack_threads: usize,
@@ -233,6 +271,11 @@ impl Default for Config {
             data: PathBuf::from("nimbus-data"),
             workers: 16,
             queue: 64,
+            max_connections: None,
+            header_timeout: 10,
+            body_timeout: 30,
+            send_timeout: 30,
+            keepalive_timeout: 30,
             hot_time: 7 * 24 * 3600,
             hotspot_interval: 60,
             pack_threads: 1,
@@ -290,6 +333,23 @@ impl Config {
             data: args.data.or(file.data).unwrap_or(d.data),
             workers: args.workers.or(file.workers).unwrap_or(d.workers),
             queue: args.queue.or(file.queue).unwrap_or(d.queue),
+            max_connections: args.max_connections.or(file.max_connections),
+            header_timeout: args
+                .header_timeout
+                .or(file.header_timeout)
+                .unwrap_or(d.header_timeout),
+            body_timeout: args
+                .body_timeout
+                .or(file.body_timeout)
+                .unwrap_or(d.body_timeout),
+            send_timeout: args
+                .send_timeout
+                .or(file.send_timeout)
+                .unwrap_or(d.send_timeout),
+            keepalive_timeout: args
+                .keepalive_timeout
+                .or(file.keepalive_timeout)
+                .unwrap_or(d.keepalive_timeout),
             hot_time: args.hot_time.or(file.hot_time).unwrap_or(d.hot_time),
             hotspot_interval: args
                 .hotspot_interval
@@ -357,6 +417,11 @@ impl Config {
             ("--hotspot-interval", c.hotspot_interval),
             ("--pack-threads", c.pack_threads as u64),
             ("--prune-interval", c.prune_interval),
+            ("--max-connections", c.max_connections.unwrap_or(1) as u64),
+            ("--header-timeout", c.header_timeout),
+            ("--body-timeout", c.body_timeout),
+            ("--send-timeout", c.send_timeout),
+            ("--keepalive-timeout", c.keepalive_timeout),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

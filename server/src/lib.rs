@@ -49,14 +49,73 @@ pub enum RunError {
     },
 }
 
+/// Raises the soft open-file limit to the hard one, and returns the limit
+/// in force: every connection costs a descriptor, and so does every blob a
+/// response is reading.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    // rlim_t is not u64 on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let limit = lim.rlim_cur as u64;
+    limit
+}
+
+/// Descriptors kept for the catalog, the journal, the accounts and the
+/// blob files of work that is not a response.
+const FD_RESERVE: u64 = 256;
+
+/// The connection cap when `--max-connections` is not given: half of what
+/// the reserve leaves (a connection and the blob its response reads), at
+/// least 16 and at most 4096 (a thread each).
+pub fn default_max_connections(fd_limit: u64) -> usize {
+    (fd_limit.saturating_sub(FD_RESERVE) / 2).clamp(16, 4096) as usize
+}
+
+/// What one connection may cost, from the configuration.
+fn http_limits(config: &Config, fd_limit: u64) -> tiny_http::Limits {
+    use std::time::Duration;
+    tiny_http::Limits {
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(fd_limit)),
+        header_timeout: Duration::from_secs(config.header_timeout),
+        keepalive_timeout: Duration::from_secs(config.keepalive_timeout),
+        body_timeout: Duration::from_secs(config.body_timeout),
+        send_timeout: Duration::from_secs(config.send_timeout),
+        ..tiny_http::Limits::default()
+    }
+}
+
 /// Binds the listening socket, with TLS when `--tls-cert`/`--tls-key` say so.
-fn listen(config: &Config) -> Result<tiny_http::Server, RunError> {
+fn listen(config: &Config, limits: tiny_http::Limits) -> Result<tiny_http::Server, RunError> {
     let listen_error = |reason: String| RunError::Listen {
         addr: config.listen.clone(),
         reason,
     };
+    // Bind first, so that "address in use" is not reported as a TLS problem.
+    let listener =
+        std::net::TcpListener::bind(&config.listen).map_err(|e| listen_error(e.to_string()))?;
     let Some((cert, key)) = &config.tls else {
-        return tiny_http::Server::http(&config.listen).map_err(|e| listen_error(e.to_string()));
+        return tiny_http::Server::from_listener_with_limits(listener, None, limits)
+            .map_err(|e| listen_error(e.to_string()));
     };
     let read = |path: &std::path::PathBuf| {
         std::fs::read(path).map_err(|source| RunError::TlsFile {
@@ -68,12 +127,11 @@ fn listen(config: &Config) -> Result<tiny_http::Server, RunError> {
         certificate: read(cert)?,
         private_key: read(key)?,
     };
-    // Bind first, so that "address in use" is not reported as a TLS problem.
-    let listener =
-        std::net::TcpListener::bind(&config.listen).map_err(|e| listen_error(e.to_string()))?;
-    tiny_http::Server::from_listener(listener, Some(ssl)).map_err(|e| RunError::Tls {
-        cert: cert.clone(),
-        reason: e.to_string(),
+    tiny_http::Server::from_listener_with_limits(listener, Some(ssl), limits).map_err(|e| {
+        RunError::Tls {
+            cert: cert.clone(),
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -95,7 +153,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
         n => info!("{n} upload(s) received completely before the last stop are now recorded"),
     }
 
-    let server = listen(&config)?;
+    let fd_limit = raise_fd_limit();
+    let limits = http_limits(&config, fd_limit);
+    info!(
+        "open-file limit {fd_limit}; at most {} connections",
+        limits.max_connections
+    );
+    let server = listen(&config, limits)?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -133,6 +197,17 @@ pub fn run(config: Config) -> Result<(), RunError> {
             config.data.display()
         );
         let _ = out.flush();
+    }
+    match accounts.reconcile_reserved(&dm.users_with_data()) {
+        Ok((added, freed)) => {
+            if !added.is_empty() {
+                info!("backups without an account keep their names reserved: {added:?}");
+            }
+            if !freed.is_empty() {
+                info!("names of removed accounts without backups are free again: {freed:?}");
+            }
+        }
+        Err(e) => warn!("could not check the names of removed accounts: {e}"),
     }
     if let Some(owner) = accounts.load()?.first_admin() {
         match dm.adopt_legacy(&owner) {

@@ -251,39 +251,47 @@ fn unknown_routes_404_and_wrong_methods_405() {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).unwrap();
     assert!(line.contains(" 400 "), "{line}");
+    // A request line over 8 KiB: 414 (docs/PROTOCOL.md, "Limits").
     let long = "a".repeat(20_000);
     let r = server.get(&format!("/download/pc/{long}"));
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 414);
     assert_eq!(server.get("/healthz").status, 200);
 }
 
 #[test]
 fn a_full_queue_answers_503_at_once() {
     let server = Server::start(&["--workers", "1", "--queue", "1"]);
-    // Occupy the only worker with an upload whose body never finishes.
-    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(
-        slow,
-        "PUT /api/v1/files/pc/slow HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-Nimbus-Hash: {}\r\nContent-Length: 100000\r\n\r\nabc",
-        bearer(server.port, "pc"),
-        "0".repeat(64)
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // Fill the queue.
-    let mut queued = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    queued
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    // An upload whose body never finishes: with `n` its name.
+    let slow_upload = |n: u32| {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            s,
+            "PUT /api/v1/files/pc/slow{n} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-Nimbus-Hash: {}\r\nContent-Length: 100000\r\n\r\nabc",
+            bearer(server.port, "pc"),
+            "0".repeat(64)
+        )
         .unwrap();
+        s
+    };
+    // The only upload worker receives the first; the second waits in the
+    // upload queue; the third finds it full.
+    let slow = slow_upload(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = slow_upload(2);
     std::thread::sleep(Duration::from_millis(300));
     let started = std::time::Instant::now();
-    let r = server.get("/healthz");
+    let third = slow_upload(3);
+    let r = read_response(third, false);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(started.elapsed() < Duration::from_secs(2));
+    // Requests without a body to receive have their own lane: served.
+    assert_eq!(server.get("/healthz").status, 200);
     drop(slow);
+    // The queued upload now gets its worker; its body is cut short.
+    queued.shutdown(std::net::Shutdown::Write).unwrap();
     let r = read_response(queued, false);
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 /// Starts a server whose data directory is a 4 MiB tmpfs, in a private
@@ -392,6 +400,28 @@ fn a_full_disk_answers_507_and_keeps_the_catalog() {
     let data = noise(300_000, 6);
     let r = piece(&start(data.len()), &data);
     assert_eq!(r.status, 201, "{}", r.text());
+
+    // Filled to the last page: a login (which writes the new device into
+    // the accounts file) is 507 too, never 500, and changes nothing.
+    let mut seed = 100;
+    for size in [256 << 10, 32 << 10, 4 << 10, 512] {
+        loop {
+            seed += 1;
+            let r = put_with(port, &auth, &format!("fill{seed}.bin"), &noise(size, seed));
+            if r.status == 507 {
+                break;
+            }
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+    }
+    let body = serde_json::json!({"user": ADMIN, "password": ADMIN_PASSWORD, "machine": "laptop"})
+        .to_string();
+    let r = request(port, "POST", "/api/v1/login", &[], body.as_bytes());
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert_eq!(r.json()["error"], "storage_full");
+    // The earlier device still works.
+    let r = request(port, "GET", "/api/v1/files", &bearer, b"");
+    assert_eq!(r.status, 200);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -1,5 +1,7 @@
 //! The HTTP front: a blocking tiny_http server whose acceptor hands each
-//! request to a bounded crossbeam channel served by `--workers` threads.
+//! request to one of two bounded crossbeam channels (requests with a body
+//! still to receive, and the rest), each served by `--workers` threads.
+//! Responses go back to the connection's own thread, which writes them.
 //! A full queue is answered 503 at once; a panicking handler is answered 500
 //! and its worker carries on.
 
@@ -50,15 +52,17 @@ pub struct Ctx {
     pub meter: health::Meter,
     /// Bearer token a metrics scraper may use for `/metrics`.
     pub metrics_token: Option<String>,
-    /// The worker queue, for its depth.
-    queue: once_cell::sync::OnceCell<channel::Receiver<Request>>,
+    /// The worker queues (one per lane), for their depth.
+    queue: once_cell::sync::OnceCell<[channel::Receiver<Request>; 2]>,
     pub queue_capacity: usize,
 }
 
 impl Ctx {
     /// Requests waiting for a worker.
     pub fn queue_depth(&self) -> usize {
-        self.queue.get().map_or(0, |q| q.len())
+        self.queue
+            .get()
+            .map_or(0, |lanes| lanes.iter().map(|q| q.len()).sum())
     }
 }
 
@@ -88,6 +92,9 @@ impl Ctx {
     }
 }
 
+const LANE_QUICK: usize = 0;
+const LANE_BODY: usize = 1;
+
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -101,64 +108,62 @@ pub fn serve(
     stop: Arc<AtomicBool>,
 ) -> &'static Ctx {
     let ctx: &'static Ctx = Box::leak(Box::new(ctx));
-    let (tx, rx) = channel::bounded::<Request>(queue);
-    let _ = ctx.queue.set(rx.clone());
-    // Busy answers go through their own thread: answering drains the
-    // request's body, which must not stall the acceptor.
-    let (busy_tx, busy_rx) = channel::bounded::<Request>(queue);
-    let busy = thread::Builder::new()
-        .name("busy".into())
-        .spawn(move || {
-            for req in busy_rx {
-                respond(
-                    req,
-                    ApiError::Busy.into_reply().header("Connection", "close"),
-                );
-            }
-        })
-        .expect("spawn busy thread");
-    let handles: Vec<_> = (0..workers)
-        .map(|i| {
-            let rx = rx.clone();
-            thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || {
-                    for req in rx {
-                        handle(ctx, req);
-                    }
-                })
-                .expect("spawn worker")
+    // Two lanes, each with `workers` threads and a queue of `queue`: one
+    // for requests whose body is still to be received (uploads), one for
+    // the rest. Bodies that arrive slowly (or stop, until --body-timeout)
+    // hold upload workers only, never the listings, downloads and pages.
+    let lanes = [LANE_QUICK, LANE_BODY].map(|_| channel::bounded::<Request>(queue));
+    let _ = ctx.queue.set([lanes[0].1.clone(), lanes[1].1.clone()]);
+    let handles: Vec<_> = lanes
+        .iter()
+        .enumerate()
+        .flat_map(|(lane, (_, rx))| {
+            (0..workers).map(move |i| {
+                let rx = rx.clone();
+                let name = match lane {
+                    LANE_QUICK => format!("worker-{i}"),
+                    _ => format!("upload-worker-{i}"),
+                };
+                thread::Builder::new()
+                    .name(name)
+                    .spawn(move || {
+                        for req in rx {
+                            handle(ctx, req);
+                        }
+                    })
+                    .expect("spawn worker")
+            })
         })
         .collect();
-    drop(rx);
+    let [(quick_tx, _), (body_tx, _)] = lanes;
 
     while !stop.load(Ordering::SeqCst) {
         let req = match server.recv() {
             Ok(r) => r,
             Err(e) => {
+                // tiny_http reports an accept() failure once per burst (it
+                // backs off and retries by itself), and when it recovers.
                 if !stop.load(Ordering::SeqCst) {
-                    warn!("accept failed: {e}");
-                    thread::sleep(Duration::from_millis(10));
+                    warn!("listener: {e}");
                 }
                 continue;
             }
         };
-        match tx.try_send(req) {
+        let lane = if req.body_done() { &quick_tx } else { &body_tx };
+        match lane.try_send(req) {
             Ok(()) => {}
             Err(TrySendError::Full(req)) => {
-                if let Err(TrySendError::Full(req)) = busy_tx.try_send(req) {
-                    respond(
-                        req,
-                        ApiError::Busy.into_reply().header("Connection", "close"),
-                    );
-                }
+                // Answered by the connection's own thread, which then closes
+                // the connection without reading any body: costs nothing here.
+                ctx.meter.count(503);
+                respond(req, ApiError::Busy.into_reply());
             }
             Err(TrySendError::Disconnected(_)) => break,
         }
     }
 
-    drop(tx);
-    drop(busy_tx);
+    drop(quick_tx);
+    drop(body_tx);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     for h in handles {
         while !h.is_finished() && Instant::now() < deadline {
@@ -170,7 +175,6 @@ pub fn serve(
             warn!("a request was still running at shutdown; it is abandoned (nothing it wrote is visible)");
         }
     }
-    let _ = busy.join();
     ctx
 }
 
@@ -199,9 +203,11 @@ fn handle(ctx: &Ctx, mut req: Request) {
     }
 }
 
+/// Hands the response to the connection's thread, which writes it: a peer
+/// that does not read holds that thread (until `--send-timeout`), never a
+/// worker.
 fn respond(req: Request, reply: Reply) {
-    // A client that goes away mid-response is not the server's problem.
-    let _ = req.respond(reply.into_response());
+    req.hand_back(reply.into_response());
 }
 
 /// Logs the data directory's state at start.

@@ -120,6 +120,8 @@ pub enum ApiError {
     StorageFull,
     #[error("the server is busy; retry shortly")]
     Busy,
+    #[error("the request body stopped arriving; nothing of it was kept")]
+    BodyTimeout,
     /// Logged in full, answered without details.
     #[error("internal error: {0}")]
     Internal(String),
@@ -147,6 +149,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => 416,
             ApiError::StorageFull => 507,
             ApiError::Busy => 503,
+            ApiError::BodyTimeout => 408,
             ApiError::Internal(_) => 500,
         }
     }
@@ -166,6 +169,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
             ApiError::Busy => "busy",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -189,7 +193,11 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { size } => {
                 reply = reply.header("Content-Range", format!("bytes */{size}"))
             }
-            ApiError::Busy => reply = reply.header("Retry-After", "1"),
+            ApiError::Busy => {
+                reply = reply
+                    .header("Retry-After", "1")
+                    .header("Connection", "close")
+            }
             ApiError::Conflict {
                 offset: Some(offset),
                 ..
@@ -218,10 +226,26 @@ impl From<StoreError> for ApiError {
             StoreError::HashMismatch { .. } => ApiError::bad("hash_mismatch", e.to_string()),
             StoreError::TooLarge { limit } => ApiError::TooLarge { limit },
             StoreError::BodyIncomplete => ApiError::bad("body_incomplete", e.to_string()),
+            StoreError::BodyTimeout => ApiError::BodyTimeout,
             StoreError::ContentUnknown => ApiError::ContentUnknown,
             StoreError::NotFound => ApiError::NotFound,
             ref e if e.is_storage_full() => ApiError::StorageFull,
             StoreError::BlobMissing | StoreError::Io(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// An account operation that failed for a reason not the client's: a
+/// full disk is 507 (as for every route that writes), the rest 500.
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> ApiError {
+        match &e {
+            crate::accounts::AccountError::Io { source, .. }
+                if crate::store::is_storage_full(source) =>
+            {
+                ApiError::StorageFull
+            }
+            _ => ApiError::Internal(e.to_string()),
         }
     }
 }

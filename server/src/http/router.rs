@@ -164,7 +164,10 @@ pub fn small_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {
     req.as_reader()
         .take(limit + 1)
         .read_to_end(&mut body)
-        .map_err(|_| ApiError::bad("body_incomplete", "could not read the request body"))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => ApiError::BodyTimeout,
+            _ => ApiError::bad("body_incomplete", "could not read the request body"),
+        })?;
     if body.len() as u64 > limit {
         return Err(ApiError::TooLarge { limit });
     }

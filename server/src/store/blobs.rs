@@ -177,6 +177,9 @@ impl BlobStore for LocalBlobs {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(StoreError::BodyTimeout)
+                }
                 Err(_) => return Err(StoreError::BodyIncomplete),
             };
             if hasher.len() + n as u64 > max_bytes {

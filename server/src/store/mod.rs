@@ -39,6 +39,8 @@ pub enum StoreError {
     TooLarge { limit: u64 },
     #[error("the body ended before its declared length, or the connection broke")]
     BodyIncomplete,
+    #[error("the body stopped arriving (nothing for the server's --body-timeout)")]
+    BodyTimeout,
     #[error("the server does not hold this content; send the bytes")]
     ContentUnknown,
     #[error("no such file")]
@@ -607,6 +609,56 @@ impl DataManager {
             }
             return Ok(report);
         }
+        self.forget_all(&plan)?;
+        self.collect_garbage(&mut report)?;
+        self.write().rebuild_owners();
+        Ok(report)
+    }
+
+    /// Forgets every version of every file of `user`'s machines (their
+    /// account is being removed with its data), then deletes the content
+    /// nothing else references. Crash-safe as [`prune`](Self::prune) is,
+    /// which it shares its steps with: run again after a crash, it
+    /// finishes the job.
+    pub fn forget_user(&self, user: &str) -> io::Result<PruneReport> {
+        let plan: Vec<(String, String, Vec<u64>, bool)> = {
+            let cat = self.read();
+            cat.files()
+                .filter(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
+                .map(|(client, path, versions)| {
+                    let ns = versions.iter().map(|v| v.n).collect();
+                    (client.to_string(), path.to_string(), ns, true)
+                })
+                .collect()
+        };
+        let mut report = PruneReport {
+            versions: plan.iter().map(|(_, _, ns, _)| ns.len()).sum(),
+            files_gone: plan.len(),
+            ..PruneReport::default()
+        };
+        self.forget_all(&plan)?;
+        self.collect_garbage(&mut report)?;
+        self.write().rebuild_owners();
+        Ok(report)
+    }
+
+    /// Whether any machine of `user` has data in the catalog.
+    pub fn user_has_data(&self, user: &str) -> bool {
+        self.read()
+            .files()
+            .any(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
+    }
+
+    /// The users that own machines in the catalog.
+    pub fn users_with_data(&self) -> std::collections::BTreeSet<String> {
+        self.read()
+            .files()
+            .filter_map(|(client, ..)| client.split_once('/').map(|(u, _)| u.to_string()))
+            .collect()
+    }
+
+    /// Journals a `Forget` of each planned (client, path, versions).
+    fn forget_all(&self, plan: &[(String, String, Vec<u64>, bool)]) -> io::Result<()> {
         for chunk in plan.chunks(FORGET_BATCH) {
             let mut journal = self.lock_journal();
             let last = chunk.len() - 1;
@@ -619,6 +671,12 @@ impl DataManager {
                 self.commit(&mut journal, rec, i == last)?;
             }
         }
+        Ok(())
+    }
+
+    /// Deletes the content that no version references any more: each
+    /// `Dropped` record is durable before its blob is deleted.
+    fn collect_garbage(&self, report: &mut PruneReport) -> io::Result<()> {
         let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
         let mut journal = self.lock_journal();
         let gone: Vec<(ContentHash, u64)> = {
@@ -645,8 +703,7 @@ impl DataManager {
                 report.bytes_freed += bytes;
             }
         }
-        self.write().rebuild_owners();
-        Ok(report)
+        Ok(())
     }
 
     /// Verifies every blob the catalog knows: present, of the right stored
