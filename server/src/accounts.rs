@@ -93,6 +93,12 @@ pub struct Accounts {
     pub devices: Vec<Device>,
     #[serde(default)]
     pub invites: Vec<Invite>,
+    /// Names of removed accounts whose machines' backups remain, with the
+    /// time of removal: no new account may take such a name, so that
+    /// nobody inherits another person's data through it (the catalog is
+    /// keyed by the name). `user remove NAME --delete-data` frees it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reserved: BTreeMap<String, i64>,
 }
 
 /// Who a valid token belongs to.
@@ -111,6 +117,12 @@ pub enum AccountError {
     BadPassword,
     #[error("user {0:?} already exists")]
     Exists(String),
+    #[error(
+        "the name {0:?} belonged to a removed account whose backups remain; choose another \
+         name, or delete those backups with `nimbus-server user remove {0} --delete-data` \
+         (server stopped)"
+    )]
+    Reserved(String),
     #[error("no user {0:?}")]
     NoSuchUser(String),
     #[error("{0:?} is the last enabled admin; add or enable another admin first")]
@@ -214,6 +226,9 @@ impl AccountStore {
             if a.users.contains_key(name) {
                 return Err(AccountError::Exists(name.to_string()));
             }
+            if a.reserved.contains_key(name) {
+                return Err(AccountError::Reserved(name.to_string()));
+            }
             a.users.insert(
                 name.to_string(),
                 User {
@@ -286,10 +301,52 @@ impl AccountStore {
                 return Err(AccountError::LastAdmin(name.to_string()));
             }
             a.users.remove(name);
+            // Reserved until its data is known to be gone (`release_name`,
+            // or the server's start finds none).
+            a.reserved.insert(name.to_string(), unix_now());
             for d in a.devices.iter_mut().filter(|d| d.user == name) {
                 d.revoked = true;
             }
             Ok(())
+        })
+    }
+
+    /// Frees the name of a removed account once its data is deleted.
+    pub fn release_name(&self, name: &str) -> Result<bool, AccountError> {
+        self.update(|a| Ok(a.reserved.remove(name).is_some()))
+    }
+
+    /// Makes the reserved names match the data: a name that owns machines
+    /// in the catalog but no account is reserved (an account removed before
+    /// names were reserved); a reserved name that owns no data any more is
+    /// freed. Returns (reserved, freed).
+    pub fn reconcile_reserved(
+        &self,
+        owners: &std::collections::BTreeSet<String>,
+    ) -> Result<(Vec<String>, Vec<String>), AccountError> {
+        if self.load()?.users.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        self.update(|a| {
+            let now = unix_now();
+            let added: Vec<String> = owners
+                .iter()
+                .filter(|o| !a.users.contains_key(*o) && !a.reserved.contains_key(*o))
+                .cloned()
+                .collect();
+            for o in &added {
+                a.reserved.insert(o.clone(), now);
+            }
+            let freed: Vec<String> = a
+                .reserved
+                .keys()
+                .filter(|r| !owners.contains(*r))
+                .cloned()
+                .collect();
+            for r in &freed {
+                a.reserved.remove(r);
+            }
+            Ok((added, freed))
         })
     }
 
@@ -416,6 +473,9 @@ impl AccountStore {
             };
             if a.users.contains_key(name) {
                 return Err(AccountError::Exists(name.to_string()));
+            }
+            if a.reserved.contains_key(name) {
+                return Err(AccountError::Reserved(name.to_string()));
             }
             a.users.insert(
                 name.to_string(),
@@ -628,6 +688,22 @@ mod tests {
         ));
         s.remove_user("bob").unwrap();
         assert_eq!(s.load().unwrap().users.len(), 1);
+        // The name of a removed account stays reserved until its data goes.
+        assert!(matches!(
+            s.add_user("bob", "whatever12", Role::User),
+            Err(AccountError::Reserved(_))
+        ));
+        assert!(matches!(
+            s.register("bob", "whatever12", None),
+            Err(AccountError::Reserved(_))
+        ));
+        assert!(s.release_name("bob").unwrap());
+        s.add_user("bob", "whatever12", Role::User).unwrap();
+        s.remove_user("bob").unwrap();
+        let owners = ["carol".to_string()].into_iter().collect();
+        let (added, freed) = s.reconcile_reserved(&owners).unwrap();
+        assert_eq!((added, freed), (vec!["carol".into()], vec!["bob".into()]));
+        assert!(s.add_user("bob", "whatever12", Role::User).is_ok());
         // Nothing secret is stored in the clear, and the file is owner-only.
         let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
         #[cfg(unix)]

@@ -58,9 +58,48 @@ pub fn run(data: &Path, action: UserAction) -> Result<(), UserCmdError> {
             store.set_password(&name, &password)?;
             println!("password of {name} changed");
         }
-        UserAction::Remove { name } => {
-            store.remove_user(&name)?;
-            println!("removed {name}");
+        UserAction::Remove { name, delete_data } => {
+            let accounts = store.load()?;
+            let exists = accounts.users.contains_key(&name);
+            if !(exists || delete_data && accounts.reserved.contains_key(&name)) {
+                return Err(AccountError::NoSuchUser(name).into());
+            }
+            if !delete_data {
+                store.remove_user(&name)?;
+                println!(
+                    "removed {name}; its backups stay, and so no new account may take the name \
+                     (delete them with: nimbus-server user remove {name} --delete-data, server stopped)"
+                );
+                return Ok(());
+            }
+            // The catalog is the server's while it runs: this needs it stopped.
+            let _lock = crate::maintenance::DataLock::acquire(data).map_err(|e| match e {
+                crate::maintenance::MaintenanceError::Busy(_) => UserCmdError::Input(format!(
+                    "a server is running on {}: stop it first to delete {name}'s backups \
+                     (without --delete-data the account goes now and its name stays reserved)",
+                    data.display()
+                )),
+                e => UserCmdError::Input(e.to_string()),
+            })?;
+            let dm = crate::store::DataManager::open(data)
+                .map_err(|e| UserCmdError::Input(e.to_string()))?;
+            if exists {
+                store.remove_user(&name)?;
+            }
+            let report = dm
+                .forget_user(&name)
+                .map_err(|e| UserCmdError::Input(format!("deleting {name}'s backups: {e}")))?;
+            if let Err(e) = dm.compact() {
+                nimbus_common::warn!(
+                    "could not write the catalog snapshot (the journal is intact): {e}"
+                );
+            }
+            store.release_name(&name)?;
+            println!(
+                "removed {name} and the backups of its machines: {} file(s), {} version(s), \
+                 {} stored content(s), {} bytes freed; the name is free again",
+                report.files_gone, report.versions, report.blobs, report.bytes_freed
+            );
         }
         UserAction::Disable { name, enable } => {
             store.set_disabled(&name, !enable)?;

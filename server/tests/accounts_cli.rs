@@ -172,3 +172,95 @@ fn kill_9_during_account_changes_leaves_accounts_that_load() {
     let out = server.command(&["user", "list"], "");
     assert!(String::from_utf8_lossy(&out.stdout).contains("last\tuser\tenabled"));
 }
+
+/// The catalog is keyed by the user name, so a removed account's name
+/// stays reserved while its backups remain: no later account, added from
+/// the shell or registered in the browser, can take it and see them.
+/// `user remove --delete-data` (server stopped) deletes them and frees it.
+#[test]
+fn a_removed_accounts_backups_never_pass_to_a_new_account_of_that_name() {
+    let mut server = Server::start(&["--registration", "open"]);
+    add_user(&server, "carol", "carol's password 1");
+    let r = api_login(server.port, "carol", "carol's password 1", "laptop");
+    let old_token = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let data = b"carol's private notes";
+    let hash = blake3::hash(data).to_hex().to_string();
+    let r = request(
+        server.port,
+        "PUT",
+        "/api/v1/files/laptop/notes.txt",
+        &[
+            ("Authorization", &old_token),
+            ("X-Nimbus-Hash", &hash),
+            ("X-Nimbus-Mtime", "1700000000"),
+        ],
+        data,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let out = server.command(&["user", "remove", "carol"], "");
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("--delete-data"), "{:?}", text(&out));
+    // The old device is refused; the name cannot be taken again.
+    let auth = [("Authorization", old_token.as_str())];
+    assert_eq!(
+        request(server.port, "GET", "/api/v1/files", &auth, b"").status,
+        401
+    );
+    let out = server.command(
+        &["user", "add", "carol", "--password-stdin"],
+        "another password\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("belonged to a removed account"),
+        "{:?}",
+        text(&out)
+    );
+    let form = "user=carol&password=mallory%20pw%201&password2=mallory%20pw%201";
+    let r = post_form(&server, "/register", form, None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("taken"));
+    assert!(api_login(server.port, "carol", "mallory pw 1", "laptop").status == 401);
+
+    // Data directories from before names were reserved: a start reserves
+    // the name of backups that have no account.
+    server.kill();
+    let accounts_path = server.data.join("accounts.json");
+    let mut accounts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&accounts_path).unwrap()).unwrap();
+    accounts.as_object_mut().unwrap().remove("reserved");
+    std::fs::write(&accounts_path, serde_json::to_vec(&accounts).unwrap()).unwrap();
+    server.restart();
+    wait_for(10, "the start to reserve carol", || {
+        server.log().contains("keep their names reserved")
+    });
+    let out = server.command(
+        &["user", "add", "carol", "--password-stdin"],
+        "another password\n",
+    );
+    assert!(!out.status.success(), "{:?}", text(&out));
+
+    // Deleting the data needs the server stopped.
+    let out = server.command(&["user", "remove", "carol", "--delete-data"], "");
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("stop it first"), "{:?}", text(&out));
+    server.terminate();
+    let blobs_before = server.blob_files().len();
+    let out = server.command(&["user", "remove", "carol", "--delete-data"], "");
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("1 file(s)"), "{:?}", text(&out));
+    assert_eq!(server.blob_files().len(), blobs_before - 1);
+
+    // A new carol starts with nothing.
+    server.restart();
+    add_user(&server, "carol", "the new carol pw");
+    let r = api_login(server.port, "carol", "the new carol pw", "laptop");
+    let new_auth = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let auth = [("Authorization", new_auth.as_str())];
+    let r = request(server.port, "GET", "/api/v1/files", &auth, b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!([]));
+    let r = request(server.port, "GET", "/download/laptop/notes.txt", &auth, b"");
+    assert_eq!(r.status, 404);
+}

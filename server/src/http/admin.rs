@@ -17,10 +17,7 @@ use std::fmt::Write;
 /// Open invites, a button to make one and one to withdraw each (forms need
 /// a browser session: they carry its CSRF token).
 fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), ApiError> {
-    let accounts = ctx
-        .accounts
-        .current()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let accounts = ctx.accounts.current()?;
     let now = nimbus_common::log::unix_now();
     let open: Vec<_> = accounts.invites.iter().filter(|i| i.is_open(now)).collect();
     let _ = write!(

@@ -166,10 +166,7 @@ pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> 
     let Some((user, csrf)) = ctx.sessions.get(id) else {
         return Ok(None);
     };
-    let accounts = ctx
-        .accounts
-        .current()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let accounts = ctx.accounts.current()?;
     let Some(role) = accounts
         .users
         .get(&user)
@@ -197,11 +194,7 @@ pub fn check_login(ctx: &Ctx, user: &str, password: &str, addr: &str) -> Result<
     if let Some(retry_after) = wait {
         return Err(ApiError::TooManyAttempts { retry_after });
     }
-    let verified = ctx
-        .accounts
-        .store()
-        .verify(user, password)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let verified = ctx.accounts.store().verify(user, password)?;
     match verified {
         Some((user, _)) => {
             ctx.limiter.succeeded(&user_key);
@@ -296,10 +289,7 @@ pub fn principal(ctx: &Ctx, req: &Request) -> Result<Option<Principal>, ApiError
         .ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be 'Bearer TOKEN'".into())
         })?;
-    let accounts = ctx
-        .accounts
-        .current()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let accounts = ctx.accounts.current()?;
     accounts.authenticate(token).map(Some).ok_or_else(|| {
         ApiError::Unauthorized(
             "this device's token is not valid (revoked, replaced or unknown); run 'nimbus-client login' again".into(),
@@ -334,11 +324,7 @@ pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
     })?;
     nimbus_common::paths::validate_client_name(&r.machine)?;
     let user = check_login(ctx, &r.user, &r.password, &addr)?;
-    let (device, token) = ctx
-        .accounts
-        .store()
-        .register_device(&user, &r.machine)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (device, token) = ctx.accounts.store().register_device(&user, &r.machine)?;
     nimbus_common::info!(
         "{user} logged in from machine {:?} (device {})",
         r.machine,
@@ -366,10 +352,7 @@ struct DeviceView {
 /// `GET /api/v1/devices`: the caller's devices.
 pub fn devices(ctx: &Ctx, who: Option<Identity>) -> Handled {
     let who = require(who)?;
-    let accounts = ctx
-        .accounts
-        .current()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let accounts = ctx.accounts.current()?;
     let list: Vec<DeviceView> = accounts
         .devices
         .iter()
@@ -415,10 +398,7 @@ pub fn revoke(ctx: &Ctx, req: &Request, who: Option<Identity>, id: &str) -> Hand
 /// on one machine must not lock the owner's other machines out.
 pub fn revoke_for(ctx: &Ctx, who: &Identity, id: &str) -> Result<(), ApiError> {
     if let Some(machine) = &who.machine {
-        let accounts = ctx
-            .accounts
-            .current()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let accounts = ctx.accounts.current()?;
         let target = accounts
             .devices
             .iter()
@@ -434,7 +414,7 @@ pub fn revoke_for(ctx: &Ctx, who: &Identity, id: &str) -> Result<(), ApiError> {
     match ctx.accounts.store().revoke_device(&who.user, id) {
         Ok(()) => Ok(()),
         Err(AccountError::NoSuchDevice(_)) => Err(ApiError::NotFound),
-        Err(e) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -59,10 +59,7 @@ pub fn page(ctx: &Ctx, req: &Request) -> Handled {
     let invite = query_param(req, "invite");
     match invite.as_deref() {
         Some(secret) => {
-            let accounts = ctx
-                .accounts
-                .current()
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let accounts = ctx.accounts.current()?;
             // Checking links counts like using them: no guessing by GET.
             let key = format!("register:{}", auth::remote_addr(ctx, req));
             if let Err(retry_after) = ctx.limiter.check(&key) {
@@ -134,7 +131,7 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
         Err(e @ (AccountError::BadName | AccountError::BadPassword)) => {
             Ok(form_page(400, invite, user, Some(&e.to_string())))
         }
-        Err(AccountError::Exists(_)) => Ok(form_page(
+        Err(AccountError::Exists(_) | AccountError::Reserved(_)) => Ok(form_page(
             409,
             invite,
             user,
@@ -144,7 +141,7 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
             ctx.limiter.failed(&key);
             Ok(refusal(403, &e.to_string()))
         }
-        Err(e) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -168,11 +165,7 @@ pub fn create_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Han
     let form = read_form(req)?;
     let who = require_admin_session(who)?;
     web::check_csrf(&who, form.get("csrf").map(String::as_str))?;
-    let (invite, secret) = ctx
-        .accounts
-        .store()
-        .create_invite(&who.user, INVITE_TTL)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (invite, secret) = ctx.accounts.store().create_invite(&who.user, INVITE_TTL)?;
     nimbus_common::info!("{} made invite {}", who.user, invite.id);
     let link = format!("{}/register?invite={secret}", web::base_url(ctx, req));
     super::admin::page_with(ctx, &who, Some(&link))
@@ -186,6 +179,6 @@ pub fn revoke_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &s
     match ctx.accounts.store().revoke_invite(id) {
         Ok(()) => Ok(Reply::new(303).header("Location", "/admin")),
         Err(AccountError::NoSuchInvite(_)) => Err(ApiError::NotFound),
-        Err(e) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
