@@ -41,6 +41,10 @@ const BUF: usize = 256 * 1024;
 pub enum UploadError {
     #[error("no such upload")]
     NotFound,
+    /// The upload is the user's, but goes to another machine than the
+    /// device asking may write to.
+    #[error("this device is registered as machine {0:?} and may only touch uploads into it")]
+    OtherMachine(String),
     #[error("this upload holds {offset} bytes; send the piece that starts there")]
     Offset { offset: u64 },
     #[error("another piece of this upload is being received; retry shortly")]
@@ -110,6 +114,15 @@ impl Meta {
     }
 }
 
+/// Who asks about an upload: a user, and the machine a device token is
+/// bound to (`None` for a browser session, which may upload anywhere in
+/// its user's space).
+#[derive(Clone, Copy, Debug)]
+pub struct Uploader<'a> {
+    pub user: &'a str,
+    pub machine: Option<&'a str>,
+}
+
 pub struct Uploads {
     dir: PathBuf,
     /// One piece at a time per upload.
@@ -158,14 +171,20 @@ impl Uploads {
     }
 
     /// The upload `id` if `user` owns it; another user's is not found.
-    fn owned(&self, user: &str, id: &str) -> Result<Meta, UploadError> {
-        self.load(id).and_then(|m| {
-            if m.user == user {
-                Ok(m)
-            } else {
-                Err(UploadError::NotFound)
+    /// The upload `id` if `who` may touch it: another user's is not found
+    /// (as if it did not exist); a device's own user's upload into another
+    /// machine is refused.
+    fn owned(&self, who: Uploader<'_>, id: &str) -> Result<Meta, UploadError> {
+        let m = self.load(id)?;
+        if m.user != who.user {
+            return Err(UploadError::NotFound);
+        }
+        match who.machine {
+            Some(machine) if machine != m.machine => {
+                Err(UploadError::OtherMachine(machine.to_string()))
             }
-        })
+            _ => Ok(m),
+        }
     }
 
     fn lock_for(&self, id: &str) -> Arc<Mutex<()>> {
@@ -237,8 +256,8 @@ impl Uploads {
     }
 
     /// The state of one of `user`'s uploads.
-    pub fn state(&self, user: &str, id: &str) -> Result<UploadState, UploadError> {
-        self.owned(user, id).map(|m| state(id, &m))
+    pub fn state(&self, who: Uploader<'_>, id: &str) -> Result<UploadState, UploadError> {
+        self.owned(who, id).map(|m| state(id, &m))
     }
 
     /// Appends a piece: `piece.len` bytes of `body`. The piece must start at the upload's offset.
@@ -247,7 +266,7 @@ impl Uploads {
     pub fn append(
         &self,
         dm: &DataManager,
-        user: &str,
+        who: Uploader<'_>,
         id: &str,
         piece: Piece,
         body: &mut dyn Read,
@@ -255,7 +274,7 @@ impl Uploads {
         let Piece { start, len, total } = piece;
         let lock = self.lock_for(id);
         let _piece = lock.try_lock().map_err(|_| UploadError::Busy)?;
-        let mut meta = self.owned(user, id)?;
+        let mut meta = self.owned(who, id)?;
         if total != meta.size {
             return Err(UploadError::Bad(format!(
                 "Content-Range says the file has {total} bytes; this upload was started with {}",
@@ -333,10 +352,10 @@ impl Uploads {
     }
 
     /// Cancels one of `user`'s unfinished uploads.
-    pub fn cancel(&self, user: &str, id: &str) -> Result<(), UploadError> {
+    pub fn cancel(&self, who: Uploader<'_>, id: &str) -> Result<(), UploadError> {
         let lock = self.lock_for(id);
         let _piece = lock.try_lock().map_err(|_| UploadError::Busy)?;
-        self.owned(user, id)?;
+        self.owned(who, id)?;
         self.remove(id);
         Ok(())
     }
@@ -452,6 +471,13 @@ fn append_from(file: &mut File, offset: u64, len: u64, body: &mut dyn Read) -> i
 
 #[cfg(test)]
 mod tests {
+    fn user(name: &str) -> Uploader<'_> {
+        Uploader {
+            user: name,
+            machine: None,
+        }
+    }
+
     use super::*;
 
     fn setup() -> (tempfile::TempDir, &'static DataManager, Uploads) {
@@ -469,7 +495,7 @@ mod tests {
         (start, len, total): (u64, u64, u64),
         body: &mut &[u8],
     ) -> Result<UploadState, UploadError> {
-        up.append(dm, "ann", id, Piece { start, len, total }, body)
+        up.append(dm, user("ann"), id, Piece { start, len, total }, body)
     }
 
     fn start(up: &Uploads, dm: &DataManager, size: u64) -> String {
@@ -507,7 +533,10 @@ mod tests {
             10_000
         );
         // Another user does not see it; a retried last piece is told the end.
-        assert!(matches!(up.state("bob", &id), Err(UploadError::NotFound)));
+        assert!(matches!(
+            up.state(user("bob"), &id),
+            Err(UploadError::NotFound)
+        ));
         assert!(matches!(
             put(&up, dm, &id, (5000, 5000, 10_000), &mut &data[5000..]),
             Err(UploadError::Offset { offset: 10_000 })
@@ -542,14 +571,14 @@ mod tests {
         assert_eq!(again.recover(dm), 1);
         let l = dm.latest("ann/web", "a/b.bin").unwrap();
         assert_eq!(l.version.hash, ContentHash::of_bytes(&data));
-        assert!(again.state("ann", &id).unwrap().result.is_some());
+        assert!(again.state(user("ann"), &id).unwrap().result.is_some());
     }
 
     #[test]
     fn an_empty_file_is_a_version_at_once_and_limits_hold() {
         let (_d, dm, up) = setup();
         let id = start(&up, dm, 0);
-        assert!(up.state("ann", &id).unwrap().result.is_some());
+        assert!(up.state(user("ann"), &id).unwrap().result.is_some());
         let big = UploadStart {
             machine: "web".into(),
             path: "x".into(),

@@ -265,3 +265,71 @@ fn a_server_killed_mid_piece_keeps_what_it_acknowledged_and_the_upload_continues
     let r = server.get("/download/pc/big.bin");
     assert!(r.body == data, "the stored file differs");
 }
+
+/// A device token may read, add to and cancel only uploads into its own
+/// machine: 403 for its user's upload into another machine, 404 for
+/// another user's, and nothing changes.
+#[test]
+fn a_device_cannot_touch_an_upload_into_another_machine() {
+    let server = Server::start(&[]);
+    add_user(&server, "bob", "bob password 1");
+    let (cookie, csrf) = session(&server, ADMIN, ADMIN_PASSWORD);
+    let browser = [
+        ("Authorization", ""),
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+    ];
+    let r = start(
+        &server,
+        &browser,
+        r#"{"machine": "laptop", "path": "b.txt", "size": 6}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let target = format!("/api/v1/uploads/{id}");
+
+    // The admin's device "pc" (request()'s default token): 403 everywhere.
+    let r = request(server.port, "GET", &target, &[], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let message = r.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("\"pc\""), "{message}");
+    let r = piece(&server, &id, "bytes 0-5/6", &[], b"abcdef");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = request(server.port, "DELETE", &target, &[], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Another user's device: as if it did not exist.
+    let bob = api_login(server.port, "bob", "bob password 1", "laptop");
+    let bob_auth = format!("Bearer {}", bob.json()["token"].as_str().unwrap());
+    let bob_h = [("Authorization", bob_auth.as_str())];
+    assert_eq!(
+        request(server.port, "GET", &target, &bob_h, b"").status,
+        404
+    );
+    assert_eq!(
+        piece(&server, &id, "bytes 0-5/6", &bob_h, b"abcdef").status,
+        404
+    );
+    assert_eq!(
+        request(server.port, "DELETE", &target, &bob_h, b"").status,
+        404
+    );
+
+    // Nothing changed: the session sees offset 0 and finishes the upload.
+    let r = request(server.port, "GET", &target, &browser, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("upload-offset"), Some("0"));
+    assert!(server.file("laptop", "b.txt").is_none());
+    let r = piece(&server, &id, "bytes 0-5/6", &browser, b"abcdef");
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A device token of that machine may look at it.
+    let laptop = format!("Bearer {}", token_for(server.port, "laptop"));
+    let r = request(
+        server.port,
+        "GET",
+        &target,
+        &[("Authorization", laptop.as_str())],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

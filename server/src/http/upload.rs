@@ -16,7 +16,7 @@ use super::reply::{ApiError, Reply};
 use super::router::{content_length, header, small_body, Handled};
 use super::web::check_csrf;
 use super::Ctx;
-use crate::uploads::{Piece, UploadError};
+use crate::uploads::{Piece, UploadError, Uploader};
 use nimbus_common::wire::{UploadStart, UploadState};
 use tiny_http::Request;
 
@@ -29,6 +29,7 @@ impl From<UploadError> for ApiError {
         };
         match e {
             UploadError::NotFound => ApiError::NotFound,
+            UploadError::OtherMachine(_) => ApiError::Forbidden(e.to_string()),
             UploadError::Offset { offset } => conflict("offset_mismatch", Some(offset)),
             UploadError::Busy => conflict("upload_busy", None),
             UploadError::TooMany => conflict("too_many_uploads", None),
@@ -69,6 +70,15 @@ pub fn panel(who: &Identity, machine: Option<&str>, folder: &str, max_bytes: u64
     )
 }
 
+/// A session may touch any upload of its user; a device token only those
+/// into its own machine.
+fn uploader(who: &Identity) -> Uploader<'_> {
+    Uploader {
+        user: &who.user,
+        machine: who.machine.as_deref(),
+    }
+}
+
 fn answer(status: u16, s: &UploadState) -> Reply {
     Reply::json(status, s).header("Upload-Offset", s.offset.to_string())
 }
@@ -83,6 +93,9 @@ pub fn start(ctx: &Ctx, req: &mut Request, who: &Identity) -> Handled {
             format!("body must be JSON {{\"machine\", \"path\", \"size\", \"mtime\"}}: {e}"),
         )
     })?;
+    if let Some(mtime) = start.mtime {
+        super::files::check_mtime(mtime)?;
+    }
     if let Some(m) = &who.machine {
         if *m != start.machine {
             return Err(ApiError::Forbidden(format!(
@@ -98,7 +111,7 @@ pub fn start(ctx: &Ctx, req: &mut Request, who: &Identity) -> Handled {
 
 /// `GET|HEAD /api/v1/uploads/{id}`
 pub fn state(ctx: &Ctx, who: &Identity, id: &str) -> Handled {
-    Ok(answer(200, &ctx.uploads.state(&who.user, id)?))
+    Ok(answer(200, &ctx.uploads.state(uploader(who), id)?))
 }
 
 /// `PUT /api/v1/uploads/{id}`: one piece.
@@ -120,7 +133,7 @@ pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled 
     }
     let s = ctx
         .uploads
-        .append(ctx.dm, &who.user, id, piece, req.as_reader())?;
+        .append(ctx.dm, uploader(who), id, piece, req.as_reader())?;
     let created = s.result.as_ref().is_some_and(|r| r.new_version);
     Ok(answer(if created { 201 } else { 200 }, &s))
 }
@@ -128,7 +141,7 @@ pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled 
 /// `DELETE /api/v1/uploads/{id}`
 pub fn cancel(ctx: &Ctx, req: &Request, who: &Identity, id: &str) -> Handled {
     check_csrf(who, header(req, "X-CSRF-Token"))?;
-    ctx.uploads.cancel(&who.user, id)?;
+    ctx.uploads.cancel(uploader(who), id)?;
     Ok(Reply::new(204))
 }
 
