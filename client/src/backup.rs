@@ -386,7 +386,11 @@ impl Worker<'_> {
         let version = RecordRequest {
             hash,
             size,
-            mtime: f.mtime_ns.div_euclid(1_000_000_000),
+            // The server stores 1970 to 9999; a time outside is sent clamped.
+            mtime: f
+                .mtime_ns
+                .div_euclid(1_000_000_000)
+                .clamp(0, nimbus_common::wire::MTIME_MAX),
         };
         if size >= RECORD_FIRST_BYTES {
             match self.with_retries(|api| api.record(&f.rel, &version)) {

@@ -9,6 +9,16 @@ pub const HEADER_HASH: &str = "X-Nimbus-Hash";
 /// Request header carrying the file's modification time, unix seconds.
 pub const HEADER_MTIME: &str = "X-Nimbus-Mtime";
 
+/// The latest modification time the protocol carries: 9999-12-31T23:59:59Z,
+/// the last second an HTTP date (`Last-Modified`) can show.
+pub const MTIME_MAX: i64 = 253_402_300_799;
+
+/// Whether `mtime` (unix seconds) is one the server stores: from the epoch
+/// to [`MTIME_MAX`]. The client sends a time outside that range clamped.
+pub fn mtime_in_range(mtime: i64) -> bool {
+    (0..=MTIME_MAX).contains(&mtime)
+}
+
 /// Prefix of the file routes: `{FILES_ROUTE}/{client}/{path}`.
 pub const FILES_ROUTE: &str = "/api/v1/files";
 

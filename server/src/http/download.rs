@@ -90,8 +90,11 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
+/// `unix` as an HTTP date, clamped to what one can show (data stored
+/// before the upload checks may hold any value).
 fn http_date(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    let clamped = unix.clamp(0, nimbus_common::wire::MTIME_MAX);
+    let t = UNIX_EPOCH + Duration::from_secs(clamped as u64);
     httpdate::fmt_http_date(t)
 }
 

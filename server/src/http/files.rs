@@ -172,9 +172,8 @@ pub fn record(
             format!("body must be JSON {{\"hash\", \"size\", \"mtime\"}}: {e}"),
         )
     })?;
-    let rec = ctx
-        .dm
-        .record_existing(&key, &path, r.hash, r.size, r.mtime)?;
+    let mtime = check_mtime(r.mtime)?;
+    let rec = ctx.dm.record_existing(&key, &path, r.hash, r.size, mtime)?;
     Ok(recorded(&key, client, path, r.hash, r.size, rec))
 }
 
@@ -207,11 +206,26 @@ fn recorded(
 fn parse_mtime(value: Option<&str>) -> Result<i64, ApiError> {
     match value {
         None => Ok(unix_now()),
-        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+        Some(v) => check_mtime(v.trim().parse::<i64>().map_err(|_| {
             ApiError::bad(
                 "bad_mtime",
                 format!("{HEADER_MTIME} must be whole unix seconds"),
             )
-        }),
+        })?),
+    }
+}
+
+/// A modification time the server can store and show (400 otherwise).
+pub fn check_mtime(mtime: i64) -> Result<i64, ApiError> {
+    if nimbus_common::wire::mtime_in_range(mtime) {
+        Ok(mtime)
+    } else {
+        Err(ApiError::bad(
+            "bad_mtime",
+            format!(
+                "mtime {mtime} is out of range: unix seconds from 0 (1970) to {} (9999-12-31)",
+                nimbus_common::wire::MTIME_MAX
+            ),
+        ))
     }
 }
