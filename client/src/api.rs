@@ -3,6 +3,9 @@
 //! (the server is down or busy), give up on this file (the server refused
 //! it), or look at the file again (it changed while being sent).
 
+// ureq's own error type is large; it is returned once per request.
+#![allow(clippy::result_large_err)]
+
 use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::wire::{
     ErrorBody, RecordRequest, StatusReport, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH,
@@ -83,20 +86,22 @@ impl Api {
 
     /// Asks the server to record `rel` as content it already holds.
     pub fn record(&self, rel: &str, version: &RecordRequest) -> Result<UploadReply, ApiError> {
-        let result = self
-            .authorized(self.agent.post(&self.file_url(rel)))
-            .set("Content-Type", "application/json")
-            .send_string(&serde_json::to_string(version).expect("serialisable"));
+        let body = serde_json::to_string(version).expect("serialisable");
+        let result = honour_busy(|| {
+            self.authorized(self.agent.post(&self.file_url(rel)))
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+        });
         parse(result)
     }
 
     /// Tells the server the file was deleted here (its versions stay). A
     /// file the server never had is fine too.
     pub fn delete(&self, rel: &str) -> Result<(), ApiError> {
-        match check(
+        match check(honour_busy(|| {
             self.authorized(self.agent.delete(&self.file_url(rel)))
-                .call(),
-        ) {
+                .call()
+        })) {
             Ok(_) | Err(ApiError::Refused { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -105,10 +110,12 @@ impl Api {
     /// Tells the server how this machine is doing (after a pass, or as a
     /// heartbeat while idle).
     pub fn report(&self, report: &StatusReport) -> Result<(), ApiError> {
-        let result = self
-            .authorized(self.agent.post(&format!("{}/api/v1/status", self.base)))
-            .set("Content-Type", "application/json")
-            .send_string(&serde_json::to_string(report).expect("serialisable"));
+        let body = serde_json::to_string(report).expect("serialisable");
+        let result = honour_busy(|| {
+            self.authorized(self.agent.post(&format!("{}/api/v1/status", self.base)))
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+        });
         check(result).map(|_| ())
     }
 
@@ -123,11 +130,14 @@ impl Api {
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> Result<ureq::Response, ApiError> {
-        let mut req = self.authorized(self.agent.get(&format!("{}{path_and_query}", self.base)));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        check(req.call())
+        let url = format!("{}{path_and_query}", self.base);
+        check(honour_busy(|| {
+            let mut req = self.authorized(self.agent.get(&url));
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            req.call()
+        }))
     }
 
     /// Streams the file's bytes. `stop` aborts the upload midway.
@@ -165,6 +175,44 @@ impl Api {
                 Err(ApiError::Changed)
             }
             other => other,
+        }
+    }
+}
+
+/// How many times a request the server answered 503 (busy) is sent again.
+const BUSY_RETRIES: u32 = 5;
+/// The longest `Retry-After` waited for; a longer one (or none) is reported
+/// as the server being unavailable, for the caller's own backoff.
+const MAX_RETRY_AFTER: u64 = 30;
+
+/// Sends a request (one without a streamed body: it can be sent again), and
+/// when the server answers 503 with `Retry-After: N`, waits N seconds, plus
+/// up to half a second so that many clients do not return at once, and
+/// sends it again, a few times.
+pub fn honour_busy(
+    mut send: impl FnMut() -> Result<ureq::Response, ureq::Error>,
+) -> Result<ureq::Response, ureq::Error> {
+    let mut tries = 0;
+    loop {
+        match send() {
+            Err(ureq::Error::Status(503, resp)) if tries < BUSY_RETRIES => {
+                let wait = resp
+                    .header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|&s| s <= MAX_RETRY_AFTER);
+                let Some(wait) = wait else {
+                    return Err(ureq::Error::Status(503, resp));
+                };
+                tries += 1;
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos() % 500_000_000);
+                std::thread::sleep(
+                    std::time::Duration::from_secs(wait)
+                        + std::time::Duration::from_nanos(jitter.into()),
+                );
+            }
+            other => return other,
         }
     }
 }

@@ -16,6 +16,12 @@ pub fn agent(ca: Option<&Path>, connect: Duration, io: Duration) -> Result<ureq:
         .timeout_read(io)
         .timeout_write(io)
         .user_agent(concat!("nimbus-client/", env!("CARGO_PKG_VERSION")));
+    // A new connection for every request: the benchmark's reference for
+    // what keeping connections alive saves (and a way to rule it out when
+    // a proxy in between mishandles kept-alive connections).
+    if std::env::var_os("NIMBUS_NO_KEEPALIVE").is_some_and(|v| v == "1") {
+        builder = builder.max_idle_connections(0);
+    }
     if let Some(ca) = ca {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
