@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod front;
+
 const GIB: u64 = 1 << 30;
 const MIB: f64 = (1 << 20) as f64;
 
@@ -64,6 +66,17 @@ impl Srv {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Resident memory now, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Peak resident memory so far, in KiB.
@@ -275,6 +288,13 @@ fn main() {
         .unwrap();
     let w = work.path();
     let mut rows = Vec::new();
+    // NIMBUS_BENCH_ONLY=front: only the HTTP front's figures, printed and
+    // not recorded (for working on them).
+    if std::env::var("NIMBUS_BENCH_ONLY").is_ok_and(|v| v == "front") {
+        front::run(w, &mut rows);
+        println!("{}", render(&rows));
+        return;
+    }
 
     // 1. One 1 GiB file, client to server, against cp + sync.
     eprintln!("bench: 1 GiB upload");
@@ -524,6 +544,9 @@ fn main() {
         "-".into(),
         "-".into(),
     ));
+
+    // 6. The HTTP front: kept-alive connections, concurrency, hostile peers.
+    front::run(w, &mut rows);
 
     let table = render(&rows);
     println!("{table}");

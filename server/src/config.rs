@@ -29,10 +29,11 @@ pub struct Args {
     /// Directory holding the catalog, the blobs and the accounts. [default: ./nimbus-data]
     #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
-    /// Request worker threads. [default: 16]
+    /// Worker threads per lane (uploads receiving a body; everything else). [default: 16]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Requests that may wait for a worker before new ones get 503. [default: 64]
+    /// Requests that may wait for a worker, per lane, before new ones get
+    /// 503 (a waiting request costs only its connection). [default: 1024]
     #[arg(long, value_name = "N")]
     pub queue: Option<usize>,
     /// Open connections at most; beyond it the connection idle the longest
@@ -270,7 +271,7 @@ impl Default for Config {
             listen: "127.0.0.1:9090".into(),
             data: PathBuf::from("nimbus-data"),
             workers: 16,
-            queue: 64,
+            queue: 1024,
             max_connections: None,
             header_timeout: 10,
             body_timeout: 30,

@@ -104,6 +104,29 @@ fn http_limits(config: &Config, fd_limit: u64) -> tiny_http::Limits {
     }
 }
 
+/// Connections the kernel may hold for the accept loop. The standard
+/// library listens with 128: a burst of more connections than that (a
+/// thousand clients at once) overflows it, and the kernel drops their SYNs,
+/// which the clients resend only after a second. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn deepen_backlog(listener: &std::net::TcpListener) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen() on a socket we own; calling it again on a
+        // listening socket only changes its backlog.
+        let rc = unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
+        if rc != 0 {
+            warn!(
+                "could not deepen the listen backlog: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// Binds the listening socket, with TLS when `--tls-cert`/`--tls-key` say so.
 fn listen(config: &Config, limits: tiny_http::Limits) -> Result<tiny_http::Server, RunError> {
     let listen_error = |reason: String| RunError::Listen {
@@ -113,6 +136,7 @@ fn listen(config: &Config, limits: tiny_http::Limits) -> Result<tiny_http::Serve
     // Bind first, so that "address in use" is not reported as a TLS problem.
     let listener =
         std::net::TcpListener::bind(&config.listen).map_err(|e| listen_error(e.to_string()))?;
+    deepen_backlog(&listener);
     let Some((cert, key)) = &config.tls else {
         return tiny_http::Server::from_listener_with_limits(listener, None, limits)
             .map_err(|e| listen_error(e.to_string()));

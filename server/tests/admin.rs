@@ -239,7 +239,7 @@ fn server_health_as_json_page_and_prometheus_text() {
     assert_eq!((h["files"].as_u64(), h["hot"].as_u64()), (Some(2), Some(1)));
     assert!(h["disk_free_bytes"].as_u64().unwrap() > 0);
     assert!(h["requests_last_minute"].as_u64().unwrap() >= 2);
-    assert_eq!(h["queue_capacity"], 64);
+    assert_eq!(h["queue_capacity"], 2 * 1024);
 
     let page = get_with_cookie(
         &server,

@@ -87,7 +87,8 @@ impl Ctx {
             meter: health::Meter::default(),
             metrics_token: config.metrics_token.clone(),
             queue: Default::default(),
-            queue_capacity: config.queue,
+            // Both lanes together, as queue_depth counts them.
+            queue_capacity: 2 * config.queue,
         }
     }
 }

@@ -102,8 +102,7 @@ impl ClientConnection {
 
     /// Reads one line of the head, ended by CRLF or by a bare LF (RFC 9112
     /// section 2.2), without the line end. At most `limit` bytes. The first
-    /// byte of a head ends the connection's idle time and, on a reused
-    /// connection, starts the head's deadline.
+    /// byte of a head on a reused connection starts the head's deadline.
     fn read_line(&mut self, limit: usize) -> Result<Result<Vec<u8>, TooLong>, IoError> {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
@@ -116,7 +115,6 @@ impl ClientConnection {
             }
             if !self.head_started {
                 self.head_started = true;
-                self.socket.set_idle(false);
                 if self.reused {
                     self.socket.set_read_policy(ReadPolicy::Deadline(
                         Instant::now() + self.limits.header_timeout,
@@ -140,9 +138,12 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let limits = self.limits.clone();
-        // NIMBUS-PATCH: between requests the connection is idle (evictable)
-        // and may wait `keepalive_timeout` for a first byte; from that byte
-        // (or from the accept) the whole head is due within `header_timeout`.
+        // NIMBUS-PATCH: until a request is handed out the connection holds
+        // nothing of the server's and counts as idle (the connection table
+        // may close it, oldest first, to make room): waiting for a head,
+        // reading one, or reading a small body with it. Between requests it
+        // may wait `keepalive_timeout` for a first byte; from that byte (or
+        // from the accept) the whole head is due within `header_timeout`.
         self.socket.set_idle(true);
         self.reused = !self.first;
         if self.reused {
@@ -222,7 +223,8 @@ impl ClientConnection {
             }
         })?;
 
-        // return the request
+        // A request goes out: the connection is busy until it is answered.
+        self.socket.set_idle(false);
         Ok(request)
     }
 

@@ -33,8 +33,9 @@ pub(crate) struct Socket {
     conn: Connection,
     read: Mutex<ReadState>,
     /// Since when the connection has had no request in flight (it waits for
-    /// the next request head, or reads one); `None` while a request is being
-    /// handled or answered. The connection table evicts the oldest of these.
+    /// the next request head, or reads one, or the small body read with
+    /// it); `None` while a request is being handled or answered. The
+    /// connection table evicts the oldest of these.
     idle_since: Mutex<Option<Instant>>,
     /// SO_SNDTIMEO, also applied to writes that end in a trickle.
     send_timeout: Mutex<Option<Duration>>,
