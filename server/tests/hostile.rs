@@ -624,3 +624,49 @@ fn modification_times_out_of_range_are_refused() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+#[test]
+fn a_stalled_upload_piece_keeps_what_arrived() {
+    let _one = one_at_a_time();
+    let server = Server::start(&["--body-timeout", "2"]);
+    let auth = bearer(server.port, "pc");
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/uploads",
+        &[("Content-Type", "application/json")],
+        br#"{"machine": "pc", "path": "piece.bin", "size": 100000}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let target = format!("/api/v1/uploads/{}", r.json()["id"].as_str().unwrap());
+    let mut s = connect(server.port);
+    write!(
+        s,
+        "PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Range: bytes 0-99999/100000\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&[1u8; 40_000]).unwrap();
+    let started = Instant::now();
+    let out = read_until_closed(&mut s, Duration::from_secs(8)).expect("the piece held on to");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(status_of(&out), 400, "{}", String::from_utf8_lossy(&out));
+    let r = request(server.port, "GET", &target, &[], b"");
+    assert_eq!(r.header("upload-offset"), Some("40000"));
+    // And it continues from there.
+    let r = request(
+        server.port,
+        "PUT",
+        &target,
+        &[("Content-Range", "bytes 40000-99999/100000")],
+        &[1u8; 60_000],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(server.file("pc", "piece.bin").unwrap()["size"], 100_000);
+    // A small body (read with its head) that stops is answered 408.
+    let mut s = connect(server.port);
+    s.write_all(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"user\"")
+        .unwrap();
+    let out = read_until_closed(&mut s, Duration::from_secs(8)).expect("the body held on to");
+    assert_eq!(status_of(&out), 408, "{}", String::from_utf8_lossy(&out));
+}

@@ -216,6 +216,13 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
+                // NIMBUS-PATCH: a small body (read here, with its head) that
+                // stops arriving is answered, not just dropped.
+                request::RequestCreationError::CreationIoError(e)
+                    if e.kind() == ErrorKind::TimedOut =>
+                {
+                    ReadError::Refuse(408, "request body not received in time")
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::Io(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::Refuse(417, "unsupported Expect value")
