@@ -15,6 +15,16 @@ fn session(server: &Server, user: &str, password: &str) -> (String, String) {
     (format!("nimbus_session={id}"), csrf_of(&page))
 }
 
+/// The headers a browser session sends: its cookie and CSRF token, and no
+/// device token.
+fn browser_headers((cookie, csrf): &(String, String)) -> [(&'static str, &str); 3] {
+    [
+        ("Authorization", ""),
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+    ]
+}
+
 fn start(server: &Server, headers: &[(&str, &str)], body: &str) -> Resp {
     let mut h = vec![("Content-Type", "application/json")];
     h.extend_from_slice(headers);
@@ -37,12 +47,8 @@ fn piece(server: &Server, id: &str, range: &str, auth: &[(&str, &str)], body: &[
 fn sessions_and_devices_upload_only_where_they_may_and_bad_pieces_change_nothing() {
     let server = Server::start(&["--max-upload-bytes", "1000000"]);
     add_user(&server, "bob", "bob password 1");
-    let (cookie, csrf) = session(&server, ADMIN, ADMIN_PASSWORD);
-    let browser = [
-        ("Authorization", ""),
-        ("Cookie", cookie.as_str()),
-        ("X-CSRF-Token", csrf.as_str()),
-    ];
+    let admin = session(&server, ADMIN, ADMIN_PASSWORD);
+    let browser = browser_headers(&admin);
     let body =
         r#"{"machine": "uploads", "path": "notes/a b.txt", "size": 10, "mtime": 1700000000}"#;
 
@@ -118,12 +124,8 @@ fn sessions_and_devices_upload_only_where_they_may_and_bad_pieces_change_nothing
         piece(&server, &id, "bytes 0-3/10", &browser[..2], b"0123").status,
         403
     );
-    let (bob_cookie, bob_csrf) = session(&server, "bob", "bob password 1");
-    let bob = [
-        ("Authorization", ""),
-        ("Cookie", bob_cookie.as_str()),
-        ("X-CSRF-Token", bob_csrf.as_str()),
-    ];
+    let bob_session = session(&server, "bob", "bob password 1");
+    let bob = browser_headers(&bob_session);
     assert_eq!(
         piece(&server, &id, "bytes 0-3/10", &bob, b"0123").status,
         404
@@ -273,12 +275,8 @@ fn a_server_killed_mid_piece_keeps_what_it_acknowledged_and_the_upload_continues
 fn a_device_cannot_touch_an_upload_into_another_machine() {
     let server = Server::start(&[]);
     add_user(&server, "bob", "bob password 1");
-    let (cookie, csrf) = session(&server, ADMIN, ADMIN_PASSWORD);
-    let browser = [
-        ("Authorization", ""),
-        ("Cookie", cookie.as_str()),
-        ("X-CSRF-Token", csrf.as_str()),
-    ];
+    let admin = session(&server, ADMIN, ADMIN_PASSWORD);
+    let browser = browser_headers(&admin);
     let r = start(
         &server,
         &browser,
