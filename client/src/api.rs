@@ -38,7 +38,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     /// The server's certificate is not trusted: retrying will not help.
-    #[error("{0}")]
+    #[error(
+        "the server's TLS certificate is not trusted ({0}); if the server uses a private CA \
+         or a self-signed certificate, pass it with --ca FILE"
+    )]
     Untrusted(String),
     /// The file changed or shrank while it was being read.
     #[error("the file changed while it was being sent")]
@@ -253,11 +256,10 @@ pub fn check(result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Respon
             }
         }
         Err(ureq::Error::Transport(t)) => {
-            let message = t.to_string();
-            if crate::tls::is_untrusted_certificate(&message) {
-                Err(ApiError::Untrusted(crate::tls::untrusted_advice(&message)))
+            if crate::tls::is_untrusted(&t) {
+                Err(ApiError::Untrusted(t.to_string()))
             } else {
-                Err(ApiError::Unavailable(message))
+                Err(ApiError::Unavailable(t.to_string()))
             }
         }
     }

@@ -40,8 +40,9 @@ pub struct Summary {
     pub errors: usize,
     /// Why the pass stopped early, if it did.
     pub server_problem: Option<String>,
-    /// The server refused this machine's token: nothing more can be sent.
-    pub auth_problem: Option<String>,
+    /// The server refused this machine's token, or its certificate is not
+    /// trusted (`LoggedOut` or `Untrusted`): nothing more can be sent.
+    pub auth_problem: Option<crate::ClientError>,
     /// Failed files and why, for `--once`'s report.
     pub failures: Vec<String>,
 }
@@ -463,7 +464,7 @@ enum FileError {
     Server(String),
     /// The server refused the token, or its certificate is not trusted:
     /// nothing can be sent until the user acts; the pass ends.
-    Auth(String),
+    Auth(crate::ClientError),
     Stopped,
 }
 
@@ -480,10 +481,8 @@ fn classify(e: ApiError) -> FileError {
         }
         ApiError::Changed => FileError::File("changed while being sent".into()),
         ApiError::Stopped => FileError::Stopped,
-        ApiError::Unauthorized(w) => FileError::Auth(format!(
-            "the server refused this machine's token ({w}); this machine must log in again"
-        )),
-        ApiError::Untrusted(w) => FileError::Auth(w),
+        ApiError::Unauthorized(w) => FileError::Auth(crate::ClientError::LoggedOut(w)),
+        ApiError::Untrusted(w) => FileError::Auth(crate::ClientError::Untrusted(w)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! device token in the client's config file, one entry per server, readable
 //! by its owner only (0600 on Unix). The password is never stored.
 
+use crate::ClientError;
 use nimbus_common::durable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,24 +45,29 @@ pub fn default_config_path() -> PathBuf {
 }
 
 impl ClientConfig {
-    pub fn load(path: &Path) -> Result<ClientConfig, String> {
+    pub fn load(path: &Path) -> Result<ClientConfig, ClientError> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
+                ClientError::BadConfig(format!(
                     "the config file {} is not valid ({e}); remove it and log in again",
                     path.display()
-                )
+                ))
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ClientConfig::default()),
-            Err(e) => Err(format!(
+            Err(e) => Err(ClientError::Local(format!(
                 "cannot read the config file {}: {e}",
                 path.display()
-            )),
+            ))),
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let err = |e: io::Error| format!("cannot write the config file {}: {e}", path.display());
+    pub fn save(&self, path: &Path) -> Result<(), ClientError> {
+        let err = |e: io::Error| {
+            ClientError::Local(format!(
+                "cannot write the config file {}: {e}",
+                path.display()
+            ))
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
@@ -116,7 +122,7 @@ pub fn login(
     machine: &str,
     password: &str,
     config_path: &Path,
-) -> Result<Login, String> {
+) -> Result<Login, ClientError> {
     let body = serde_json::to_string(&LoginRequest {
         user,
         password,
@@ -128,8 +134,11 @@ pub fn login(
         .set("Content-Type", "application/json")
         .send_string(&body);
     let login: Login = match resp {
-        Ok(r) => serde_json::from_reader(std::io::Read::take(r.into_reader(), 1 << 16))
-            .map_err(|e| format!("the server's answer is not understood: {e}"))?,
+        Ok(r) => {
+            serde_json::from_reader(std::io::Read::take(r.into_reader(), 1 << 16)).map_err(|e| {
+                ClientError::Server(format!("the server's answer is not understood: {e}"))
+            })?
+        }
         Err(ureq::Error::Status(status, r)) => {
             let wait = r.header("Retry-After").map(str::to_string);
             let message = serde_json::from_reader::<_, nimbus_common::wire::ErrorBody>(
@@ -137,17 +146,16 @@ pub fn login(
             )
             .map(|b| b.message)
             .unwrap_or_else(|_| format!("HTTP {status}"));
-            return Err(match (status, wait) {
+            return Err(ClientError::LoginRefused(match (status, wait) {
                 (429, Some(w)) => format!("too many failed attempts; try again in {w} s"),
                 _ => format!("login refused ({status}): {message}"),
-            });
+            }));
         }
         Err(ureq::Error::Transport(t)) => {
-            let message = t.to_string();
-            return Err(if crate::tls::is_untrusted_certificate(&message) {
-                crate::tls::untrusted_advice(&message)
+            return Err(if crate::tls::is_untrusted(&t) {
+                ClientError::Untrusted(t.to_string())
             } else {
-                format!("cannot reach {server}: {message}")
+                ClientError::Server(format!("cannot reach {server}: {t}"))
             });
         }
     };
@@ -158,17 +166,20 @@ pub fn login(
 }
 
 /// The password from the first line of stdin, or asked for on the terminal.
-pub fn read_password(from_stdin: bool) -> Result<String, String> {
+pub fn read_password(from_stdin: bool) -> Result<String, ClientError> {
     if from_stdin {
         let mut line = String::new();
         io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+            .map_err(|e| ClientError::Local(format!("cannot read the password from stdin: {e}")))?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }
     if !io::stdin().is_terminal() {
-        return Err("no terminal to ask for the password; pass it with --password-stdin".into());
+        return Err(ClientError::Usage(
+            "no terminal to ask for the password; pass it with --password-stdin".into(),
+        ));
     }
-    rpassword::prompt_password("password: ").map_err(|e| format!("cannot read the password: {e}"))
+    rpassword::prompt_password("password: ")
+        .map_err(|e| ClientError::Local(format!("cannot read the password: {e}")))
 }

@@ -67,14 +67,15 @@ enum Outcome {
 
 impl Restore<'_> {
     /// The files to restore, as the server lists them at the time asked.
-    pub fn plan(&self) -> Result<Vec<FileEntry>, String> {
+    pub fn plan(&self) -> Result<Vec<FileEntry>, crate::ClientError> {
         let query = match self.at {
             Some(t) => format!("/api/v1/files?at={t}"),
             None => "/api/v1/files".to_string(),
         };
-        let resp = self.api.get(&query).map_err(|e| describe(&e))?;
-        let all: Vec<FileEntry> =
-            read_json(resp).map_err(|e| format!("the server's file list is unreadable: {e}"))?;
+        let resp = self.api.get(&query)?;
+        let all: Vec<FileEntry> = read_json(resp).map_err(|e| {
+            crate::ClientError::Server(format!("the server's file list is unreadable: {e}"))
+        })?;
         let mut wanted: Vec<FileEntry> = all
             .into_iter()
             .filter(|f| f.client == self.from && !f.deleted)

@@ -7,6 +7,7 @@
 //! The task is registered with `schtasks /Create /XML`, from a definition
 //! built here (`--print` shows it).
 
+use crate::ClientError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,23 +39,29 @@ pub struct ServiceArgs {
     pub remove: bool,
 }
 
-/// Runs the command; Ok(message) or Err(message).
-pub fn run(a: ServiceArgs) -> Result<String, String> {
+/// Runs the command; Ok(what was done, for the user).
+pub fn run(a: ServiceArgs) -> Result<String, ClientError> {
     if a.remove {
         return schtasks(&["/Delete", "/TN", &a.task_name, "/F"])
             .map(|()| format!("removed the scheduled task {:?}", a.task_name));
     }
     let (server, dir) = (a.server.clone().unwrap(), a.dir.clone().unwrap());
-    let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = std::path::absolute(&dir)
+        .map_err(|e| ClientError::Local(format!("{}: {e}", dir.display())))?;
     if !a.print && !dir.is_dir() {
-        return Err(format!("{} is not a folder", dir.display()));
+        return Err(ClientError::Usage(format!(
+            "{} is not a folder",
+            dir.display()
+        )));
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ClientError::Setup(format!("cannot find this program: {e}")))?;
     let mut args = vec!["--server".to_string(), server.clone(), "--dir".into()];
     args.push(path_text(&dir)?);
     for (flag, value) in [("--config", &a.config), ("--ca", &a.ca)] {
         if let Some(v) = value {
-            let v = std::path::absolute(v).map_err(|e| format!("{}: {e}", v.display()))?;
+            let v = std::path::absolute(v)
+                .map_err(|e| ClientError::Local(format!("{}: {e}", v.display())))?;
             args.extend([flag.to_string(), path_text(&v)?]);
         }
     }
@@ -76,20 +83,21 @@ pub fn run(a: ServiceArgs) -> Result<String, String> {
         return Ok(xml);
     }
     if !cfg!(windows) {
-        return Err(
+        return Err(ClientError::Usage(
             "install-service registers a Windows scheduled task. On Linux use the systemd \
                     user unit docs/deploy/nimbus-client.service, on macOS the launchd agent \
                     docs/deploy/org.nimbus.client.plist (see README)"
                 .into(),
-        );
+        ));
     }
     let file = crate::login::app_dir(false).join("nimbus-task.xml");
     std::fs::create_dir_all(file.parent().unwrap())
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| ClientError::Local(format!("{}: {e}", file.display())))?;
     // Task Scheduler reads its definitions as UTF-16 with a byte-order mark.
     let mut bytes = vec![0xFF, 0xFE];
     bytes.extend(xml.encode_utf16().flat_map(u16::to_le_bytes));
-    std::fs::write(&file, bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::write(&file, bytes)
+        .map_err(|e| ClientError::Local(format!("{}: {e}", file.display())))?;
     let result = schtasks(&[
         "/Create",
         "/TN",
@@ -108,25 +116,25 @@ pub fn run(a: ServiceArgs) -> Result<String, String> {
     })
 }
 
-fn path_text(p: &Path) -> Result<String, String> {
+fn path_text(p: &Path) -> Result<String, ClientError> {
     p.to_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("{} is not valid Unicode", p.display()))
+        .ok_or_else(|| ClientError::Usage(format!("{} is not valid Unicode", p.display())))
 }
 
-fn schtasks(args: &[&str]) -> Result<(), String> {
+fn schtasks(args: &[&str]) -> Result<(), ClientError> {
     let out = Command::new("schtasks")
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run schtasks: {e}"))?;
+        .map_err(|e| ClientError::Setup(format!("cannot run schtasks: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(ClientError::Setup(format!(
             "schtasks failed: {}{}",
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }
 

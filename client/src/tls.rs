@@ -2,6 +2,7 @@
 //! against the usual public roots plus, with `--ca FILE`, a private CA or a
 //! self-signed certificate (PEM).
 
+use crate::ClientError;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
@@ -10,7 +11,11 @@ use std::time::Duration;
 
 /// An agent with the given timeouts that trusts the public roots and the
 /// certificates in `ca`, if given.
-pub fn agent(ca: Option<&Path>, connect: Duration, io: Duration) -> Result<ureq::Agent, String> {
+pub fn agent(
+    ca: Option<&Path>,
+    connect: Duration,
+    io: Duration,
+) -> Result<ureq::Agent, ClientError> {
     let mut builder = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(io)
@@ -26,24 +31,34 @@ pub fn agent(ca: Option<&Path>, connect: Duration, io: Duration) -> Result<ureq:
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?
+            .map_err(|e| {
+                ClientError::Local(format!("cannot read the CA file {}: {e}", ca.display()))
+            })?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("the CA file {} is not PEM certificates: {e}", ca.display()))?;
+            .map_err(|e| {
+                ClientError::Usage(format!(
+                    "the CA file {} is not PEM certificates: {e}",
+                    ca.display()
+                ))
+            })?;
         if certs.is_empty() {
-            return Err(format!("the CA file {} holds no certificate", ca.display()));
+            return Err(ClientError::Usage(format!(
+                "the CA file {} holds no certificate",
+                ca.display()
+            )));
         }
         for cert in certs {
             roots.add(cert).map_err(|e| {
-                format!(
+                ClientError::Usage(format!(
                     "the CA file {} has a certificate rustls refuses: {e}",
                     ca.display()
-                )
+                ))
             })?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .map_err(|e| ClientError::Setup(format!("TLS setup failed: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         builder = builder.tls_config(Arc::new(config));
@@ -51,16 +66,27 @@ pub fn agent(ca: Option<&Path>, connect: Duration, io: Duration) -> Result<ureq:
     Ok(builder.build())
 }
 
-/// True when a transport error is a certificate the client does not trust.
-pub fn is_untrusted_certificate(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("certificate") || m.contains("unknownissuer")
-}
-
-/// What to tell the user about an untrusted certificate.
-pub fn untrusted_advice(detail: &str) -> String {
-    format!(
-        "the server's TLS certificate is not trusted ({detail}); if the server uses a private CA \
-         or a self-signed certificate, pass it with --ca FILE"
-    )
+/// True when a transport error is a TLS certificate the client does not
+/// trust: rustls's own error, found in the error's chain of sources (ureq
+/// wraps it in an `io::Error`), matched by kind, never by message text.
+pub fn is_untrusted(t: &ureq::Transport) -> bool {
+    use std::error::Error;
+    let mut next: Option<&(dyn Error + 'static)> = t.source();
+    while let Some(e) = next {
+        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(r) = rustls_error {
+            return matches!(
+                r,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            );
+        }
+        next = e.source();
+    }
+    false
 }

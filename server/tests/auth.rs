@@ -128,7 +128,12 @@ fn login_use_revoke_and_log_in_again_through_the_real_client() {
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must log in again"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must log in again"), "{stderr}");
+    assert!(
+        stderr.contains("log in with: nimbus-client login --server"),
+        "{stderr}"
+    );
     let new_auth = |config: &std::path::Path| format!("Bearer {}", token_of(config, &server));
 
     // Log in again: a new token, and the backup goes on.

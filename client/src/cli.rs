@@ -1,0 +1,495 @@
+//! The command line: parses the arguments, runs the command, and decides
+//! the exit code in one place.
+
+use crate::backup::{sleep_unless_stopped, Backup};
+use crate::ClientError;
+use crate::{api, login, restore, service, state, tls};
+use clap::{Parser, Subcommand};
+use nimbus_common::{error, info, warn};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// With the server unreachable, `--once` gives up after about this long.
+const ONCE_GIVE_UP: Duration = Duration::from_secs(100);
+/// Longest wait between passes while the server is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nimbus-client",
+    version,
+    about = "Backs up a folder to a Nimbus server and keeps it backed up: every new or \
+             changed file is sent within seconds, and nothing is marked done until the \
+             server has acknowledged it.",
+    after_help = "Example: nimbus-client --server http://backup-vm:9090 --dir ~/Documents\n\
+                  It survives a server that is down: it retries with backoff and catches up.\n\
+                  Log in once first (nimbus-client login --server URL --user NAME) to use an account.\n\n\
+                  On Windows: put nimbus-client.exe in %LOCALAPPDATA%\\Programs\\Nimbus, open a Command Prompt there, run\n  \
+                  nimbus-client.exe login --server http://backup-vm:9090 --user NAME\n\
+                  then make it start at every logon (and again if it stops) with\n  \
+                  nimbus-client.exe install-service --server http://backup-vm:9090 --dir %USERPROFILE%\\Documents\n\
+                  Its login and state live in %APPDATA%\\Nimbus.",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Server URL, e.g. http://backup-vm:9090
+    #[arg(long, value_name = "URL", required = true)]
+    server: Option<String>,
+    /// Folder to back up (recursively).
+    #[arg(long, value_name = "DIR", required = true)]
+    dir: Option<PathBuf>,
+    /// Config file holding this machine's login per server.
+    /// [default: client.json in %APPDATA%\\Nimbus on Windows, ~/.config/nimbus on Linux]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also trust these PEM certificates (a private CA, or the server's
+    /// self-signed certificate) for https:// servers.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Name of this machine on the server. [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Seconds between passes over the folder.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    interval: f64,
+    /// A file is sent only after it has been unmodified this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    settle: f64,
+    /// State file recording what the server has acknowledged.
+    /// [default: one per server and folder in %APPDATA%\\Nimbus on Windows, ~/.local/share/nimbus on Linux]
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Files hashed and sent at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Back up once (waiting for unsettled files), then exit: 0 when
+    /// everything is backed up, 1 otherwise.
+    #[arg(long)]
+    once: bool,
+    /// Seconds between status reports to the server while nothing changes
+    /// (so the admin sees the machine is alive).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    heartbeat: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Register this machine under a user on the server and keep its token.
+    Login {
+        /// Server URL, e.g. http://backup-vm:9090
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The user to log in as.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Name of this machine on the server. [default: the host name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Config file to keep the token in (created 0600).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Also trust these PEM certificates for https:// servers.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
+    /// Restore files and folders as they were at a time (default: now).
+    #[command(
+        after_help = "Examples:\n  nimbus-client restore --server URL --at 2026-11-20 --to ~/restored\n  \
+                      nimbus-client restore --server URL --from old-laptop --to ./back Documents/taxes\n\
+                      Run it again after an interruption: finished files are kept, large ones resume."
+    )]
+    Restore(RestoreArgs),
+    /// Windows: start this client at every logon, and again if it stops
+    /// (a Task Scheduler task). Linux and macOS: see docs/deploy.
+    #[command(
+        after_help = "Example (in a Command Prompt, after logging in once):\n  \
+                      nimbus-client.exe install-service --server http://backup-vm:9090 --dir %USERPROFILE%\\Documents\n\
+                      Remove it with: nimbus-client.exe install-service --remove"
+    )]
+    InstallService(service::ServiceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RestoreArgs {
+    /// Server URL, e.g. http://backup-vm:9090
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Restore files of this machine of yours. [default: this machine]
+    #[arg(long, value_name = "MACHINE")]
+    from: Option<String>,
+    /// As they were at this time: unix seconds, RFC 3339
+    /// (2026-11-20T18:00:00Z) or a date (2026-11-20, its end in UTC). [default: now]
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Folder to restore into. [default: the folder this machine backs up]
+    #[arg(long, value_name = "DIR")]
+    to: Option<PathBuf>,
+    /// The backup's state file, when the backup runs with --state: it names
+    /// the folder that --to defaults to.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Replace local files whose content differs (after the new content is
+    /// fully written and verified).
+    #[arg(long)]
+    overwrite: bool,
+    /// Restore names this system cannot hold under a safe name instead of
+    /// skipping them.
+    #[arg(long)]
+    rename_invalid: bool,
+    /// Apply Windows' naming rules (always on Windows): useful when DIR is a
+    /// share that Windows machines use.
+    #[arg(long)]
+    windows_names: bool,
+    /// Config file holding this machine's login per server.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also trust these PEM certificates for https:// servers.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Files or folders to restore, relative to the backed-up folder. [default: everything]
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+/// Runs `nimbus-client` with the process's arguments. Every command returns
+/// its exit code or a [`ClientError`]; the error's variant decides the
+/// exit code and the advice, here and nowhere else.
+pub fn main() -> ExitCode {
+    let mut args = Args::parse();
+    let server = args.server.clone();
+    let result = match args.command.take() {
+        Some(Cmd::Login {
+            server,
+            user,
+            name,
+            password_stdin,
+            config,
+            ca,
+        }) => run_login(server, user, name, password_stdin, config, ca),
+        Some(Cmd::InstallService(s)) => service::run(s).map(|text| {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }),
+        Some(Cmd::Restore(r)) => run_restore(r),
+        None => run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e}");
+            if let Some(advice) = e.advice(server.as_deref().unwrap_or("URL")) {
+                error!("{advice}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn run_login(
+    server: String,
+    user: String,
+    name: Option<String>,
+    password_stdin: bool,
+    config: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<ExitCode, ClientError> {
+    let server = server.trim_end_matches('/').to_string();
+    let machine = name.unwrap_or_else(host_name);
+    let config = config.unwrap_or_else(login::default_config_path);
+    nimbus_common::paths::validate_client_name(&machine)
+        .map_err(|e| ClientError::Usage(format!("--name {machine:?}: {e}")))?;
+    let password = login::read_password(password_stdin)?;
+    let agent = tls::agent(
+        ca.as_deref(),
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+    )?;
+    let l = login::login(&agent, &server, &user, &machine, &password, &config)?;
+    println!(
+        "logged in to {server} as {} from machine {:?} (device {}); token kept in {}",
+        l.user,
+        l.machine,
+        l.device,
+        config.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
+    let server = args.server.trim_end_matches('/').to_string();
+    let config_path = args.config.unwrap_or_else(login::default_config_path);
+    let login = login::ClientConfig::load(&config_path)?
+        .servers
+        .remove(&server)
+        .ok_or_else(|| {
+            ClientError::LoggedOut(format!("this machine has not logged in to {server}"))
+        })?;
+    let from = args.from.unwrap_or_else(|| login.machine.clone());
+    nimbus_common::paths::validate_client_name(&from)
+        .map_err(|e| ClientError::Usage(format!("--from {from:?}: {e}")))?;
+    let at = args
+        .at
+        .as_deref()
+        .map(nimbus_common::log::parse_time)
+        .transpose()
+        .map_err(|e| ClientError::Usage(format!("--at: {e}")))?;
+    let to = match args.to {
+        Some(t) => t,
+        None => restore::watched_folder(&server, &from, args.state.as_deref()).ok_or_else(|| {
+            ClientError::Usage(format!(
+                "give --to DIR: no single folder of {from:?} is known to be backed up to {server} from here"
+            ))
+        })?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| ClientError::Setup(format!("cannot install the signal handler: {e}")))?;
+    }
+    let agent = tls::agent(
+        args.ca.as_deref(),
+        Duration::from_secs(10),
+        Duration::from_secs(120),
+    )?;
+    let api = api::Api::new(&server, &login.machine, Some(login.token.clone()), agent);
+    let job = restore::Restore {
+        api: &api,
+        from: from.clone(),
+        at,
+        to: to.clone(),
+        paths: args
+            .paths
+            .iter()
+            .map(|p| restore::normalize_wanted(p))
+            .collect(),
+        overwrite: args.overwrite,
+        windows_names: args.windows_names || cfg!(windows),
+        rename_invalid: args.rename_invalid,
+        stop: &stop,
+    };
+    let files = job.plan()?;
+    if files.is_empty() {
+        return Err(ClientError::Usage(format!(
+            "nothing to restore: {from:?} had no such files{}",
+            at.map(|t| format!(" at {}", nimbus_common::log::format_utc(t)))
+                .unwrap_or_default()
+        )));
+    }
+    restore::log_plan(&files, &from, &to);
+    let sum = job.run(&files);
+    println!("{}", sum.line());
+    if stop.load(Ordering::SeqCst) {
+        info!("stopped; run the same command again to resume");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if sum.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn status_report(sum: &crate::backup::Summary) -> nimbus_common::wire::StatusReport {
+    nimbus_common::wire::StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        scanned: sum.scanned as u64,
+        uploaded: sum.uploaded as u64,
+        deleted: sum.deleted as u64,
+        pending: sum.pending as u64,
+        errors: sum.errors as u64,
+        last_error: sum.failures.last().map(|f| {
+            let mut f = f.clone();
+            if f.len() > 1000 {
+                f.truncate(f.floor_char_boundary(1000));
+            }
+            f
+        }),
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, ClientError> {
+    let (Some(server), Some(dir_arg)) = (args.server, args.dir) else {
+        return Err(ClientError::Usage("--server and --dir are required".into()));
+    };
+    if !(args.heartbeat.is_finite() && args.heartbeat > 0.0) {
+        return Err(ClientError::Usage(
+            "--heartbeat must be a positive number of seconds".into(),
+        ));
+    }
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(ClientError::Usage(
+            "--interval must be a positive number of seconds".into(),
+        ));
+    }
+    if args.jobs == 0 {
+        return Err(ClientError::Usage("--jobs must be at least 1".into()));
+    }
+    if !(args.settle.is_finite() && args.settle >= 0.0) {
+        return Err(ClientError::Usage(
+            "--settle must be zero or more seconds".into(),
+        ));
+    }
+    let server = server.trim_end_matches('/').to_string();
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(ClientError::Usage(format!(
+            "--server must be an http:// or https:// URL, got {server:?}"
+        )));
+    }
+    let dir = std::fs::canonicalize(&dir_arg).map_err(|e| {
+        ClientError::Local(format!("cannot open the folder {}: {e}", dir_arg.display()))
+    })?;
+    if !dir.is_dir() {
+        return Err(ClientError::Usage(format!(
+            "{} is not a folder",
+            dir.display()
+        )));
+    }
+    let config_path = args.config.unwrap_or_else(login::default_config_path);
+    let login = login::ClientConfig::load(&config_path)?
+        .servers
+        .remove(&server);
+    let name = match (args.name, &login) {
+        (Some(n), _) => n,
+        (None, Some(l)) => l.machine.clone(),
+        (None, None) => host_name(),
+    };
+    nimbus_common::paths::validate_client_name(&name)
+        .map_err(|e| ClientError::Usage(format!("--name {name:?}: {e}")))?;
+    let dir_text = dir.to_string_lossy().into_owned();
+    let state_path = args
+        .state
+        .unwrap_or_else(|| state::default_path(&server, &dir_text, &name));
+    let state = state::State::load(&state_path, &server, &dir_text, &name)
+        .map_err(|e| ClientError::Local(e.to_string()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| ClientError::Setup(format!("cannot install the signal handler: {e}")))?;
+    }
+
+    info!(
+        "backing up {} to {server} as {name:?} (state in {})",
+        dir.display(),
+        state_path.display()
+    );
+    let agent = tls::agent(
+        args.ca.as_deref(),
+        Duration::from_secs(5),
+        Duration::from_secs(120),
+    )?;
+    let api = api::Api::new(
+        &server,
+        &name,
+        login.as_ref().map(|l| l.token.clone()),
+        agent,
+    );
+    let mut backup = Backup::new(
+        dir,
+        api,
+        state,
+        state_path,
+        Duration::from_secs_f64(args.settle),
+        stop.clone(),
+        args.jobs,
+    );
+    let interval = Duration::from_secs_f64(args.interval);
+    let heartbeat = Duration::from_secs_f64(args.heartbeat);
+    let mut backoff = interval;
+    let mut down_since: Option<Instant> = None;
+    let mut last_report: Option<Instant> = None;
+    loop {
+        let sum = backup.pass();
+        if sum.did_something() {
+            println!("{}", sum.line());
+        }
+        if sum.server_problem.is_none()
+            && sum.auth_problem.is_none()
+            && (sum.did_something() || last_report.is_none_or(|t| t.elapsed() >= heartbeat))
+        {
+            match backup.api.report(&status_report(&sum)) {
+                Ok(()) => last_report = Some(Instant::now()),
+                // An older server without the route, or a hiccup: the next
+                // pass tries again; backing up matters more.
+                Err(e) => {
+                    if last_report.is_none() {
+                        warn!("could not report status to the server: {e}");
+                    }
+                    last_report = Some(Instant::now());
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            info!("stopped; progress is saved");
+            return Ok(ExitCode::from(130));
+        }
+        if let Some(problem) = sum.auth_problem {
+            // The pass cannot go on until the user acts: the variant says
+            // how (log in again, or pass --ca); the exit code is 3.
+            return match problem {
+                ClientError::Untrusted(_) => {
+                    error!("{problem}");
+                    Ok(ExitCode::from(3))
+                }
+                problem => Err(problem),
+            };
+        }
+        let wait = match &sum.server_problem {
+            Some(problem) => {
+                let since = *down_since.get_or_insert_with(Instant::now);
+                if args.once && since.elapsed() >= ONCE_GIVE_UP {
+                    error!("giving up: {problem}");
+                    eprintln!(
+                        "not backed up: {} file(s) still to send; the server was unavailable",
+                        sum.pending.max(1)
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                warn!("server unavailable ({problem}); next try in {backoff:?}");
+                let w = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                w
+            }
+            None => {
+                down_since = None;
+                backoff = interval;
+                if args.once && sum.pending == 0 {
+                    if sum.errors == 0 {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    eprintln!("not backed up ({} file(s)):", sum.failures.len());
+                    for f in &sum.failures {
+                        eprintln!("  {f}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                if args.once {
+                    // Files still settling: look again soon.
+                    Duration::from_millis(250).max(interval.min(Duration::from_secs(1)))
+                } else {
+                    interval
+                }
+            }
+        };
+        if sleep_unless_stopped(wait, &stop) {
+            info!("stopped; progress is saved");
+            return Ok(ExitCode::from(130));
+        }
+    }
+}

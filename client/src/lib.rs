@@ -1,0 +1,21 @@
+//! `nimbus-client` as a library: backs up a folder to a Nimbus server, then
+//! keeps watching it (polling) and backs up every new or changed file; and
+//! restores what the server holds. `main.rs` only calls [`cli::main`].
+//!
+//! Layers, bottom up: [`scan`] (the folder) and [`state`] (what the server
+//! acknowledged), [`tls`] and [`api`] (talking to the server), [`login`],
+//! [`backup`] and [`restore`] (the jobs), [`service`] (starting at logon),
+//! [`cli`] (arguments and exit codes).
+
+pub mod api;
+pub mod backup;
+pub mod cli;
+pub mod error;
+pub mod login;
+pub mod restore;
+pub mod scan;
+pub mod service;
+pub mod state;
+pub mod tls;
+
+pub use error::ClientError;
