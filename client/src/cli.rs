@@ -5,7 +5,7 @@ use crate::backup::{sleep_unless_stopped, Backup};
 use crate::ClientError;
 use crate::{api, login, restore, service, state, tls};
 use clap::{Parser, Subcommand};
-use nimbus_common::{error, info, warn};
+use log::{error, info, warn};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -164,6 +164,7 @@ struct RestoreArgs {
 /// its exit code or a [`ClientError`]; the error's variant decides the
 /// exit code and the advice, here and nowhere else.
 pub fn main() -> ExitCode {
+    nimbus_common::logger::init();
     let mut args = Args::parse();
     let server = args.server.clone();
     let result = match args.command.take() {
@@ -243,7 +244,7 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
     let at = args
         .at
         .as_deref()
-        .map(nimbus_common::log::parse_time)
+        .map(nimbus_common::time::parse_time)
         .transpose()
         .map_err(|e| ClientError::Usage(format!("--at: {e}")))?;
     let to = match args.to {
@@ -285,7 +286,7 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
     if files.is_empty() {
         return Err(ClientError::Usage(format!(
             "nothing to restore: {from:?} had no such files{}",
-            at.map(|t| format!(" at {}", nimbus_common::log::format_utc(t)))
+            at.map(|t| format!(" at {}", nimbus_common::time::format_utc(t)))
                 .unwrap_or_default()
         )));
     }

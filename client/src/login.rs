@@ -98,12 +98,12 @@ fn restrict_to_user(path: &Path) {
         .output();
     match done {
         Ok(out) if out.status.success() => {}
-        Ok(out) => nimbus_common::warn!(
+        Ok(out) => log::warn!(
             "could not restrict {} to {user}: {}",
             path.display(),
             String::from_utf8_lossy(&out.stdout).trim()
         ),
-        Err(e) => nimbus_common::warn!("could not restrict {} to {user}: {e}", path.display()),
+        Err(e) => log::warn!("could not restrict {} to {user}: {e}", path.display()),
     }
 }
 

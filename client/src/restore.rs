@@ -10,12 +10,12 @@
 
 use crate::api::{read_json, Api, ApiError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use log::{info, warn};
 use nimbus_common::durable;
 use nimbus_common::hash::{ContentHash, Hasher};
 use nimbus_common::localpath::{self, Style};
 use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::wire::FileEntry;
-use nimbus_common::{info, warn};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};

@@ -80,14 +80,14 @@ impl State {
                 Ok(s)
             }
             Ok(_) => {
-                nimbus_common::warn!(
+                log::warn!(
                     "state file {} belongs to another server, folder or client name; starting a fresh one",
                     path.display()
                 );
                 Ok(State::new(server, dir, client))
             }
             Err(e) => {
-                nimbus_common::warn!(
+                log::warn!(
                     "state file {} is damaged ({e}); every file will be checked against the server again",
                     path.display()
                 );

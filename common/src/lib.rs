@@ -10,10 +10,13 @@
 //!   (`docs/PROTOCOL.md`).
 //! - [`durable`]: crash-safe file replacement (temp file, fsync, rename,
 //!   directory fsync), used for every file whose loss would lose data.
+//! - [`time`]: unix seconds as RFC 3339 UTC, and the times users type.
+//! - [`logger`]: the `log` facade's stderr logger both programs install.
 
 pub mod durable;
 pub mod hash;
 pub mod localpath;
-pub mod log;
+pub mod logger;
 pub mod paths;
+pub mod time;
 pub mod wire;

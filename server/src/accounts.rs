@@ -11,7 +11,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use nimbus_common::durable;
-use nimbus_common::log::unix_now;
+use nimbus_common::time::unix_now;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

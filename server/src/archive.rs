@@ -344,7 +344,7 @@ fn ustar_block(name: &str, size: u64, mtime: i64, kind: u8) -> [u8; 512] {
 const ZIP_FLAGS: u16 = 0x0008 | 0x0800; // data descriptor, UTF-8 names
 
 fn dos_time(mtime: i64) -> (u16, u16) {
-    let (y, m, d, hh, mm, ss) = nimbus_common::log::utc_parts(mtime);
+    let (y, m, d, hh, mm, ss) = nimbus_common::time::utc_parts(mtime);
     if y < 1980 {
         return (0, (1 << 5) | 1);
     }

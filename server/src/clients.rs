@@ -9,7 +9,7 @@
 //! lost update only makes a contact time look older, never loses a file.
 
 use nimbus_common::durable;
-use nimbus_common::log::unix_now;
+use nimbus_common::time::unix_now;
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;

@@ -7,9 +7,9 @@
 
 use crate::store::DataManager;
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use log::{error, info};
 use nimbus_common::hash::ContentHash;
-use nimbus_common::log::unix_now;
-use nimbus_common::{error, info};
+use nimbus_common::time::unix_now;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -15,7 +15,7 @@ pub mod usercmd;
 
 pub use config::Config;
 
-use nimbus_common::{error, info, warn};
+use log::{error, info, warn};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,7 @@ use nimbus_server::config::{Args, Command, Config};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    nimbus_common::logger::init();
     let mut args = Args::parse();
     let command = args.command.take();
     let config = match Config::from_args(args) {

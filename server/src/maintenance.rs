@@ -5,8 +5,8 @@
 
 use crate::config::Config;
 use crate::store::{self, DataManager, PruneReport};
-use nimbus_common::log::{format_utc, unix_now};
-use nimbus_common::{error, info};
+use log::{error, info};
+use nimbus_common::time::{format_utc, unix_now};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@
 //! that remains.
 
 use crate::store::catalog::Version;
-use nimbus_common::log::utc_parts;
+use nimbus_common::time::utc_parts;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -15,12 +15,12 @@
 //! next start. Uploads left untouched for a week are removed.
 
 use crate::store::{DataManager, StoreError};
+use log::{info, warn};
 use nimbus_common::durable;
 use nimbus_common::hash::ContentHash;
-use nimbus_common::log::unix_now;
 use nimbus_common::paths::{validate_client_name, validate_rel_path, PathError};
+use nimbus_common::time::unix_now;
 use nimbus_common::wire::{UploadReply, UploadStart, UploadState};
-use nimbus_common::{info, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

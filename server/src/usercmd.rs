@@ -4,7 +4,7 @@
 
 use crate::accounts::{AccountError, AccountStore, Role};
 use crate::config::UserAction;
-use nimbus_common::log::format_utc;
+use nimbus_common::time::format_utc;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::Path;
 
@@ -90,9 +90,7 @@ pub fn run(data: &Path, action: UserAction) -> Result<(), UserCmdError> {
                 .forget_user(&name)
                 .map_err(|e| UserCmdError::Input(format!("deleting {name}'s backups: {e}")))?;
             if let Err(e) = dm.compact() {
-                nimbus_common::warn!(
-                    "could not write the catalog snapshot (the journal is intact): {e}"
-                );
+                log::warn!("could not write the catalog snapshot (the journal is intact): {e}");
             }
             store.release_name(&name)?;
             println!(

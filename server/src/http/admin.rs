@@ -10,7 +10,7 @@ use super::router::Handled;
 use super::Ctx;
 use crate::accounts::Role;
 use crate::store::catalog::ClientSummary;
-use nimbus_common::log::format_utc;
+use nimbus_common::time::format_utc;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -18,7 +18,7 @@ use std::fmt::Write;
 /// a browser session: they carry its CSRF token).
 fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), ApiError> {
     let accounts = ctx.accounts.current()?;
-    let now = nimbus_common::log::unix_now();
+    let now = nimbus_common::time::unix_now();
     let open: Vec<_> = accounts.invites.iter().filter(|i| i.is_open(now)).collect();
     let _ = write!(
         html,
@@ -119,7 +119,7 @@ fn clients(ctx: &Ctx) -> Vec<ClientView> {
                 .collect()
         })
         .unwrap_or_default();
-    let now = nimbus_common::log::unix_now();
+    let now = nimbus_common::time::unix_now();
     summaries
         .into_values()
         .map(|s| {

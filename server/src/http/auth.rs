@@ -9,7 +9,7 @@ use super::reply::{ApiError, Reply};
 use super::router::{header, Handled};
 use super::Ctx;
 use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
-use nimbus_common::log::format_utc;
+use nimbus_common::time::format_utc;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -325,7 +325,7 @@ pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
     nimbus_common::paths::validate_client_name(&r.machine)?;
     let user = check_login(ctx, &r.user, &r.password, &addr)?;
     let (device, token) = ctx.accounts.store().register_device(&user, &r.machine)?;
-    nimbus_common::info!(
+    log::info!(
         "{user} logged in from machine {:?} (device {})",
         r.machine,
         device.id

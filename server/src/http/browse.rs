@@ -281,7 +281,7 @@ fn tree_page(
          <button type=\"submit\">Download</button></form>",
         escape(&machine),
         escape(&folder),
-        at.map(nimbus_common::log::format_utc).unwrap_or_default()
+        at.map(nimbus_common::time::format_utc).unwrap_or_default()
     );
     let title = if folder.is_empty() {
         machine.clone()

@@ -7,9 +7,9 @@ use super::router::{content_length, header, query_param, target, Handled};
 use super::Ctx;
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
+use log::info;
 use nimbus_common::hash::ContentHash;
-use nimbus_common::info;
-use nimbus_common::log::{parse_time, unix_now};
+use nimbus_common::time::{parse_time, unix_now};
 use nimbus_common::wire::{
     FileEntry, RecordRequest, UploadReply, VersionEntry, HEADER_HASH, HEADER_MTIME,
 };

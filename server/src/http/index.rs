@@ -5,8 +5,8 @@ use super::auth::Identity;
 use super::reply::{ApiError, Reply};
 use super::Ctx;
 use crate::store::catalog::BlobForm;
-use nimbus_common::log::format_utc;
 use nimbus_common::paths::{encode_path, encode_segment};
+use nimbus_common::time::format_utc;
 use std::fmt::Write;
 
 /// The one style sheet, inline in every page (no request goes elsewhere).

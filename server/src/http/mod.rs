@@ -22,7 +22,7 @@ mod web;
 
 use crate::store::DataManager;
 use crossbeam::channel::{self, TrySendError};
-use nimbus_common::{error, info, warn};
+use log::{error, info, warn};
 use reply::{ApiError, Reply};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -125,7 +125,7 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
     }
     match ctx.accounts.store().register(user, password, invite) {
         Ok(()) => {
-            nimbus_common::info!("account {user:?} registered from {addr}");
+            log::info!("account {user:?} registered from {addr}");
             Ok(web::start_session(ctx, req, user))
         }
         Err(e @ (AccountError::BadName | AccountError::BadPassword)) => {
@@ -166,7 +166,7 @@ pub fn create_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Han
     let who = require_admin_session(who)?;
     web::check_csrf(&who, form.get("csrf").map(String::as_str))?;
     let (invite, secret) = ctx.accounts.store().create_invite(&who.user, INVITE_TTL)?;
-    nimbus_common::info!("{} made invite {}", who.user, invite.id);
+    log::info!("{} made invite {}", who.user, invite.id);
     let link = format!("{}/register?invite={secret}", web::base_url(ctx, req));
     super::admin::page_with(ctx, &who, Some(&link))
 }

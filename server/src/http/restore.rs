@@ -9,8 +9,8 @@ use super::reply::{ApiError, Body, Reply};
 use super::router::{query_param, target, Handled};
 use super::Ctx;
 use crate::archive::{Archive, Format, Item};
-use nimbus_common::log::format_utc;
 use nimbus_common::paths::{encode_path, encode_segment, validate_client_name, validate_rel_path};
+use nimbus_common::time::format_utc;
 use std::fmt::Write;
 use tiny_http::Request;
 
@@ -66,7 +66,8 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         Some(last) if !folder.is_empty() => format!("{machine}-{last}"),
         _ => machine.clone(),
     };
-    let stamp = format_utc(at.unwrap_or_else(nimbus_common::log::unix_now)).replace([':', '-'], "");
+    let stamp =
+        format_utc(at.unwrap_or_else(nimbus_common::time::unix_now)).replace([':', '-'], "");
     let name = format!("{base}-{stamp}.{}", format.extension());
     let archive = Archive::new(format, items);
     let len = archive.len();

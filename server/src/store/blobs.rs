@@ -405,7 +405,7 @@ impl BlobStore for LocalBlobs {
                         }
                     }
                     Err(_) => {
-                        nimbus_common::warn!(
+                        log::warn!(
                             "ignoring unexpected file in the blob store: blobs/{}/{}",
                             shard.file_name().to_string_lossy(),
                             name
