@@ -30,6 +30,9 @@ pub struct Hotspot {
     stop: Arc<AtomicBool>,
     wake: Sender<()>,
     jobs: Sender<Job>,
+    /// Dropped at stop: its receivers, the pack threads, see it disconnect
+    /// even while `Unpacker`s still hold senders of `jobs`.
+    done: Sender<()>,
     queued: Arc<Mutex<HashSet<Job>>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -45,13 +48,15 @@ impl Hotspot {
         let (wake_tx, wake_rx) = channel::bounded::<()>(1);
         let (job_tx, job_rx) = channel::unbounded::<Job>();
         let queued = Arc::new(Mutex::new(HashSet::new()));
+        let (done_tx, done_rx) = channel::bounded::<()>(0);
         let mut threads = Vec::new();
         for i in 0..pack_threads {
             let (rx, stop, queued) = (job_rx.clone(), stop.clone(), queued.clone());
+            let done = done_rx.clone();
             threads.push(
                 thread::Builder::new()
                     .name(format!("pack-{i}"))
-                    .spawn(move || pack_worker(dm, rx, stop, queued))
+                    .spawn(move || pack_worker(dm, rx, done, stop, queued))
                     .expect("spawn pack thread"),
             );
         }
@@ -68,6 +73,7 @@ impl Hotspot {
             stop,
             wake: wake_tx,
             jobs: job_tx,
+            done: done_tx,
             queued,
             threads,
         }
@@ -78,12 +84,22 @@ impl Hotspot {
         enqueue(&self.jobs, &self.queued, Job::Unpack(hash));
     }
 
+    /// A handle that request handlers keep (through the HTTP context) to
+    /// queue unpacks; it stops working when the hotspot stops.
+    pub fn unpacker(&self) -> Unpacker {
+        Unpacker {
+            jobs: self.jobs.clone(),
+            queued: self.queued.clone(),
+        }
+    }
+
     /// Stops the threads; a pack in progress is abandoned (its staging file is
     /// removed), an unpack finishes.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.try_send(());
         drop(self.jobs);
+        drop(self.done);
         for t in self.threads {
             let _ = t.join();
         }
@@ -129,11 +145,19 @@ fn scheduler(
 fn pack_worker(
     dm: &'static DataManager,
     jobs: Receiver<Job>,
+    done: Receiver<()>,
     stop: Arc<AtomicBool>,
     queued: Arc<Mutex<HashSet<Job>>>,
 ) {
     lower_priority();
-    for job in jobs {
+    loop {
+        let job = crossbeam::channel::select! {
+            recv(jobs) -> job => match job {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            recv(done) -> _ => return,
+        };
         if stop.load(Ordering::SeqCst) {
             return;
         }
@@ -175,15 +199,17 @@ fn lower_priority() {
     }
 }
 
-/// Used by request handlers to reach the running hotspot, if any.
-pub static HANDLE: once_cell::sync::OnceCell<Mutex<Option<Hotspot>>> =
-    once_cell::sync::OnceCell::new();
+/// Queues unpacks on the hotspot: what a download of a packed file asks for.
+#[derive(Clone)]
+pub struct Unpacker {
+    jobs: Sender<Job>,
+    queued: Arc<Mutex<HashSet<Job>>>,
+}
 
-/// Queues an unpack on the running hotspot (no-op when none runs).
-pub fn request_unpack(hash: ContentHash) {
-    if let Some(h) = HANDLE.get() {
-        if let Some(hs) = h.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            hs.request_unpack(hash);
-        }
+impl Unpacker {
+    /// Asks for a packed blob to be made hot again (a no-op once the
+    /// hotspot has stopped).
+    pub fn request(&self, hash: ContentHash) {
+        enqueue(&self.jobs, &self.queued, Job::Unpack(hash));
     }
 }

@@ -18,7 +18,7 @@ pub use config::Config;
 use log::{error, info, warn};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -264,12 +264,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
         config.hotspot_interval,
         config.pack_threads,
     );
-    let _ = hotspot::HANDLE.set(Mutex::new(Some(hotspot)));
     let pruner = maintenance::Pruner::start(dm, config.clone());
 
     let ctx = http::serve(
         server,
-        http::Ctx::new(dm, &config, accounts, uploads),
+        http::Ctx::new(dm, &config, accounts, uploads, Some(hotspot.unpacker())),
         config.workers,
         config.queue,
         stop,
@@ -282,11 +281,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     if let Some(p) = pruner {
         p.stop();
     }
-    if let Some(h) = hotspot::HANDLE.get() {
-        if let Some(hs) = h.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            hs.stop();
-        }
-    }
+    hotspot.stop();
     if let Err(e) = dm.compact() {
         error!("could not write the catalog snapshot at shutdown (the journal is intact): {e}");
     }

@@ -78,7 +78,9 @@ pub fn download(
     let (reader, form) = ctx.dm.open_blob(&v.hash, start, len)?;
     ctx.dm.touch(&v.hash);
     if form == BlobForm::Packed {
-        crate::hotspot::request_unpack(v.hash);
+        if let Some(unpacker) = &ctx.unpacker {
+            unpacker.request(v.hash);
+        }
     }
     Ok(reply.body(Body::Stream(reader, len)))
 }

@@ -52,6 +52,9 @@ pub struct Ctx {
     pub meter: health::Meter,
     /// Bearer token a metrics scraper may use for `/metrics`.
     pub metrics_token: Option<String>,
+    /// Queues unpacks of packed files that were downloaded (none in tests
+    /// that run without a hotspot).
+    pub unpacker: Option<crate::hotspot::Unpacker>,
     /// The worker queues (one per lane), for their depth.
     queue: once_cell::sync::OnceCell<[channel::Receiver<Request>; 2]>,
     pub queue_capacity: usize,
@@ -72,8 +75,10 @@ impl Ctx {
         config: &crate::Config,
         accounts: crate::accounts::AccountStore,
         uploads: crate::uploads::Uploads,
+        unpacker: Option<crate::hotspot::Unpacker>,
     ) -> Ctx {
         Ctx {
+            unpacker,
             dm,
             max_upload_bytes: config.max_upload_bytes,
             accounts: auth::AccountsCache::new(accounts),

@@ -58,6 +58,18 @@ pub struct BlobInfo {
     pub owners: std::collections::BTreeSet<String>,
 }
 
+impl BlobInfo {
+    /// The bytes this blob takes on disk in its current form (0 when
+    /// missing): the one formula behind stats, prune and check.
+    pub fn stored_bytes(&self) -> u64 {
+        match self.form {
+            BlobForm::Packed => self.packed_size.unwrap_or(self.size),
+            BlobForm::Hot => self.size,
+            BlobForm::Missing => 0,
+        }
+    }
+}
+
 /// A change to the catalog, as stored in the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -1,0 +1,169 @@
+//! Forgetting: the retention policy applied (prune), or every version of
+//! a removed user's machines; then the content nothing uses is deleted.
+
+use super::*;
+
+/// Forget records are made durable in groups of this many.
+const FORGET_BATCH: usize = 256;
+
+/// What a prune did (or, dry, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Versions forgotten (tombstones included).
+    pub versions: usize,
+    /// Files left with no version at all.
+    pub files_gone: usize,
+    /// Blobs no longer referenced, and deleted.
+    pub blobs: usize,
+    /// Bytes those blobs took on disk.
+    pub bytes_freed: u64,
+}
+
+impl DataManager {
+    /// Applies retention: forgets the versions `policy_of(client)` says to
+    /// (files of clients without a policy keep everything), then deletes
+    /// the blobs no version references any more. With `dry_run`, only
+    /// reports.
+    ///
+    /// Crash safety: each `Forget` is durable before anything depends on
+    /// it; each `Dropped` record is durable before its blob is deleted, and
+    /// a blob whose record did not make it is an orphan that the next start
+    /// removes. Uploads cannot slip in between: they hold `gc` shared from
+    /// "this content is here" to their journal record.
+    pub fn prune(
+        &self,
+        policy_of: &dyn Fn(&str) -> Option<crate::retention::Policy>,
+        now: i64,
+        dry_run: bool,
+    ) -> io::Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let plan: Vec<(String, String, Vec<u64>, bool)> = {
+            let cat = self.read();
+            let mut policies: std::collections::HashMap<String, Option<crate::retention::Policy>> =
+                Default::default();
+            cat.files()
+                .filter_map(|(client, path, versions)| {
+                    let policy = policies
+                        .entry(client.to_string())
+                        .or_insert_with(|| policy_of(client).filter(|p| !p.is_empty()))
+                        .as_ref()?;
+                    let ns = policy.forget(versions, now);
+                    let all = ns.len() == versions.len();
+                    (!ns.is_empty()).then(|| (client.to_string(), path.to_string(), ns, all))
+                })
+                .collect()
+        };
+        report.versions = plan.iter().map(|(_, _, ns, _)| ns.len()).sum();
+        report.files_gone = plan.iter().filter(|(.., all)| *all).count();
+        if dry_run {
+            let cat = self.read();
+            let forgotten: std::collections::HashMap<(&str, &str), &Vec<u64>> = plan
+                .iter()
+                .map(|(c, p, ns, _)| ((c.as_str(), p.as_str()), ns))
+                .collect();
+            let mut used = std::collections::HashSet::new();
+            for (client, path, versions) in cat.files() {
+                let ns = forgotten.get(&(client, path));
+                for v in versions.iter().filter(|v| !v.deleted) {
+                    if !ns.is_some_and(|ns| ns.contains(&v.n)) {
+                        used.insert(v.hash);
+                    }
+                }
+            }
+            for (h, b) in cat.blobs() {
+                if !used.contains(h) {
+                    report.blobs += 1;
+                    report.bytes_freed += b.stored_bytes();
+                }
+            }
+            return Ok(report);
+        }
+        self.forget_all(&plan)?;
+        self.collect_garbage(&mut report)?;
+        self.write().rebuild_owners();
+        Ok(report)
+    }
+
+    /// Forgets every version of every file of `user`'s machines (their
+    /// account is being removed with its data), then deletes the content
+    /// nothing else references. Crash-safe as [`prune`](Self::prune) is,
+    /// which it shares its steps with: run again after a crash, it
+    /// finishes the job.
+    pub fn forget_user(&self, user: &str) -> io::Result<PruneReport> {
+        let plan: Vec<(String, String, Vec<u64>, bool)> = {
+            let cat = self.read();
+            cat.files()
+                .filter(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
+                .map(|(client, path, versions)| {
+                    let ns = versions.iter().map(|v| v.n).collect();
+                    (client.to_string(), path.to_string(), ns, true)
+                })
+                .collect()
+        };
+        let mut report = PruneReport {
+            versions: plan.iter().map(|(_, _, ns, _)| ns.len()).sum(),
+            files_gone: plan.len(),
+            ..PruneReport::default()
+        };
+        self.forget_all(&plan)?;
+        self.collect_garbage(&mut report)?;
+        self.write().rebuild_owners();
+        Ok(report)
+    }
+
+    /// Journals a `Forget` of each planned (client, path, versions).
+    fn forget_all(&self, plan: &[(String, String, Vec<u64>, bool)]) -> io::Result<()> {
+        for chunk in plan.chunks(FORGET_BATCH) {
+            let mut journal = self.lock_journal();
+            let last = chunk.len() - 1;
+            for (i, (client, path, ns, _)) in chunk.iter().enumerate() {
+                let rec = Record::Forget {
+                    client: client.clone(),
+                    path: path.clone(),
+                    ns: ns.clone(),
+                };
+                self.commit(&mut journal, rec, i == last)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the content that no version references any more: each
+    /// `Dropped` record is durable before its blob is deleted.
+    fn collect_garbage(&self, report: &mut PruneReport) -> io::Result<()> {
+        let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
+        let mut journal = self.lock_journal();
+        let gone: Vec<(ContentHash, u64)> = {
+            let cat = self.read();
+            cat.unreferenced()
+                .into_iter()
+                .map(|h| {
+                    (
+                        h,
+                        cat.blob(&h)
+                            .map(catalog::BlobInfo::stored_bytes)
+                            .unwrap_or(0),
+                    )
+                })
+                .collect()
+        };
+        for chunk in gone.chunks(FORGET_BATCH) {
+            let last = chunk.len() - 1;
+            for (i, (hash, _)) in chunk.iter().enumerate() {
+                self.commit(&mut journal, Record::Dropped { hash: *hash }, i == last)?;
+            }
+            for (hash, bytes) in chunk {
+                for form in [BlobForm::Hot, BlobForm::Packed] {
+                    match self.blobs.remove(hash, form) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                report.blobs += 1;
+                report.bytes_freed += bytes;
+            }
+        }
+        Ok(())
+    }
+}

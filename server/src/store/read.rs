@@ -1,0 +1,127 @@
+//! Reading: the catalog's answers (latest, at a time, a version, a folder,
+//! a machine's tree) and a blob opened for a download.
+
+use super::*;
+
+impl DataManager {
+    /// The latest version of one file (a tombstone if it is deleted).
+    pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
+        self.read().latest(client, path)
+    }
+
+    /// The file's version current at `at` (unix seconds).
+    pub fn at(&self, client: &str, path: &str, at: i64) -> Option<Latest> {
+        self.read().at(client, path, Some(at))
+    }
+
+    /// One version of a file, by number.
+    pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
+        self.read().version_n(client, path, n)
+    }
+
+    /// Every version of a file, oldest first (tombstones included).
+    pub fn versions(&self, client: &str, path: &str) -> Option<Vec<catalog::Version>> {
+        self.read().versions(client, path).map(|v| v.to_vec())
+    }
+
+    /// Metadata of every client, for the admin.
+    pub fn client_summaries(&self) -> Vec<catalog::ClientSummary> {
+        self.read().client_summaries()
+    }
+
+    /// The files of one client (`user/machine`) inside `folder` (`""` for
+    /// all), as they were at `at`; with `or_file`, `folder` may also name
+    /// a single file.
+    pub fn files_in(
+        &self,
+        client: &str,
+        folder: &str,
+        at: Option<i64>,
+        or_file: bool,
+    ) -> Vec<Latest> {
+        let prefix = format!("{folder}/");
+        self.read()
+            .tree(client, at, false)
+            .into_iter()
+            .filter(|l| l.client == client)
+            .filter(|l| {
+                folder.is_empty() || l.path.starts_with(&prefix) || (or_file && l.path == folder)
+            })
+            .collect()
+    }
+
+    /// Every file under `prefix` as it was at `at` (`None` = now); deleted
+    /// ones only with `deleted` (see [`Catalog::tree`]).
+    pub fn tree(&self, prefix: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
+        self.read().tree(prefix, at, deleted)
+    }
+
+    /// Opens a byte range of a blob, following it if it is packed or
+    /// unpacked while we look. Returns the reader and the form it was read in.
+    pub fn open_blob(
+        &self,
+        hash: &ContentHash,
+        start: u64,
+        len: u64,
+    ) -> Result<(Box<dyn Read + Send>, BlobForm), StoreError> {
+        // Packing and unpacking publish the new form before removing the old,
+        // so a lookup that loses the race finds the other form on retry. An
+        // opened file stays readable after it is unlinked.
+        for _ in 0..8 {
+            let form = match self.read().blob(hash) {
+                Some(b) => b.form,
+                None => return Err(StoreError::NotFound),
+            };
+            if form == BlobForm::Missing {
+                return Err(StoreError::BlobMissing);
+            }
+            match self.blobs.open(hash, form, start, len) {
+                Ok(r) => return Ok((r, form)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::BlobMissing)
+    }
+
+    /// True when the catalog knows `hash` but found it on no disk.
+    pub fn blob_missing(&self, hash: &ContentHash) -> bool {
+        matches!(
+            self.read().blob(hash),
+            None | Some(catalog::BlobInfo {
+                form: BlobForm::Missing,
+                ..
+            })
+        )
+    }
+
+    /// (sum of every current file's size, sum of the distinct contents
+    /// they use): the difference is what dedup saves.
+    pub fn current_bytes(&self) -> (u64, u64) {
+        let cat = self.read();
+        let mut seen = std::collections::HashSet::new();
+        let (mut all, mut distinct) = (0, 0);
+        for l in cat.tree("", None, false) {
+            all += l.version.size;
+            if seen.insert(l.version.hash) {
+                distinct += l.version.size;
+            }
+        }
+        (all, distinct)
+    }
+
+    /// Whether any machine of `user` has data in the catalog.
+    pub fn user_has_data(&self, user: &str) -> bool {
+        self.read()
+            .files()
+            .any(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
+    }
+
+    /// The users that own machines in the catalog.
+    pub fn users_with_data(&self) -> std::collections::BTreeSet<String> {
+        self.read()
+            .files()
+            .filter_map(|(client, ..)| client.split_once('/').map(|(u, _)| u.to_string()))
+            .collect()
+    }
+}

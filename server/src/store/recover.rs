@@ -1,0 +1,48 @@
+//! Start-up recovery: the catalog made to agree with the disk.
+
+use super::*;
+
+/// Makes the catalog agree with the disk after a restart: the disk says in
+/// which form each blob exists (hot wins when a crash left both), blobs that
+/// no version references are leftovers of unacknowledged uploads and go.
+pub(super) fn reconcile(
+    catalog: &mut Catalog,
+    blobs: &LocalBlobs,
+    mut on_disk: std::collections::HashMap<ContentHash, blobs::OnDisk>,
+) -> io::Result<()> {
+    let hashes: Vec<ContentHash> = catalog.blobs().map(|(h, _)| *h).collect();
+    let mut missing = 0usize;
+    for hash in hashes {
+        let found = on_disk.remove(&hash).unwrap_or_default();
+        let info = catalog.blob_mut(&hash).expect("listed above");
+        if found.hot {
+            if found.packed {
+                blobs.remove(&hash, BlobForm::Packed)?;
+            }
+            info.form = BlobForm::Hot;
+            info.packed_size = None;
+        } else if found.packed {
+            info.form = BlobForm::Packed;
+        } else {
+            info.form = BlobForm::Missing;
+            missing += 1;
+            error!("blob {hash} is referenced by the catalog but missing from disk");
+        }
+    }
+    let orphans = on_disk.len();
+    for (hash, found) in on_disk {
+        if found.hot {
+            blobs.remove(&hash, BlobForm::Hot)?;
+        }
+        if found.packed {
+            blobs.remove(&hash, BlobForm::Packed)?;
+        }
+    }
+    if orphans > 0 {
+        info!("removed {orphans} blob(s) of uploads that were never acknowledged");
+    }
+    if missing > 0 {
+        error!("{missing} blob(s) are missing: their files cannot be downloaded");
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Writing: an upload staged, verified and published, then journalled and
+//! applied; a version recorded by hash; a deletion; legacy keys adopted.
+
+use super::*;
+
+impl DataManager {
+    /// Streams an upload's body to staging and verifies it. No lock is held.
+    pub fn stage_upload(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError> {
+        self.blobs.stage(body, expected, declared_len, max_bytes)
+    }
+
+    /// Takes a complete file in the data directory (a finished resumable
+    /// upload) as staged content; [`DataManager::commit_upload`] then moves
+    /// it into the blobs, or deletes it if the content is already held.
+    pub fn adopt_upload(&self, file: &Path) -> Result<Staged, StoreError> {
+        self.blobs.adopt(file)
+    }
+
+    /// Records a new version of (client, path) whose content is `staged`.
+    ///
+    /// The blob is published before the journal lock is taken, so uploads
+    /// only serialise on the journal's fsync. Should recording fail, the
+    /// published blob stays: another upload of the same content may already
+    /// reference it, and an unreferenced blob is removed at the next start.
+    pub fn commit_upload(
+        &self,
+        client: &str,
+        path: &str,
+        mtime: i64,
+        staged: Staged,
+    ) -> Result<Recorded, StoreError> {
+        let (hash, size) = (staged.hash, staged.size);
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        let form = self.read().blob(&hash).map(|b| b.form);
+        match form {
+            Some(BlobForm::Hot | BlobForm::Packed) => self.blobs.discard(staged),
+            _ => {
+                // A concurrent upload of the same content may publish too: the
+                // second rename replaces verified bytes with the same bytes.
+                self.blobs.publish(staged)?;
+                if form == Some(BlobForm::Missing) {
+                    // Content lost from disk came back; start-up would agree.
+                    if let Some(b) = self.write().blob_mut(&hash) {
+                        b.form = BlobForm::Hot;
+                    }
+                    warn!("blob {hash} was missing and has been uploaded again");
+                }
+            }
+        }
+        let mut journal = self.lock_journal();
+        self.record_locked(&mut journal, client, path, hash, size, mtime)
+    }
+
+    /// Records a version by reference to content the server already holds
+    /// in the same user's space (`client` is `user/machine`).
+    pub fn record_existing(
+        &self,
+        client: &str,
+        path: &str,
+        hash: ContentHash,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Recorded, StoreError> {
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        let mut journal = self.lock_journal();
+        // Only content already in the caller's own space: answering for
+        // another user's content would tell that someone has it.
+        let owner = catalog::owner_of(client);
+        match self.read().blob(&hash) {
+            Some(b)
+                if b.form != BlobForm::Missing && b.size == size && b.owners.contains(owner) => {}
+            _ => return Err(StoreError::ContentUnknown),
+        }
+        self.record_locked(&mut journal, client, path, hash, size, mtime)
+    }
+
+    fn record_locked(
+        &self,
+        journal: &mut Journal,
+        client: &str,
+        path: &str,
+        hash: ContentHash,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Recorded, StoreError> {
+        let now = unix_now();
+        let current = self.read().latest(client, path);
+        if let Some(latest) = current.filter(|l| !l.version.deleted) {
+            if latest.version.hash == hash {
+                self.commit(journal, Record::Access { hash, at: now }, false)?;
+                return Ok(Recorded {
+                    new_version: false,
+                    versions: latest.versions,
+                    size,
+                });
+            }
+        }
+        let rec = Record::Version {
+            client: client.to_string(),
+            path: path.to_string(),
+            hash,
+            size,
+            mtime,
+            at: now,
+        };
+        self.commit(journal, rec, true)?;
+        let versions = self.read().latest(client, path).map_or(0, |l| l.versions);
+        Ok(Recorded {
+            new_version: true,
+            versions,
+            size,
+        })
+    }
+
+    /// Records that (client, path) was deleted on the client. Its versions
+    /// stay. Ok(false) when it is already deleted; NotFound when the server
+    /// never had it.
+    pub fn delete(&self, client: &str, path: &str) -> Result<bool, StoreError> {
+        let mut journal = self.lock_journal();
+        match self.read().latest(client, path) {
+            None => return Err(StoreError::NotFound),
+            Some(l) if l.version.deleted => return Ok(false),
+            Some(_) => {}
+        }
+        let rec = Record::Delete {
+            client: client.to_string(),
+            path: path.to_string(),
+            at: unix_now(),
+        };
+        self.commit(&mut journal, rec, true)?;
+        Ok(true)
+    }
+
+    /// Gives files backed up before accounts existed to `owner`, and makes
+    /// that durable with a snapshot. Returns how many clients moved.
+    pub fn adopt_legacy(&self, owner: &str) -> io::Result<usize> {
+        let mut journal = self.lock_journal();
+        let moved = self.write().adopt_legacy(owner);
+        if moved > 0 {
+            let cat = self.read();
+            journal.compact(&cat)?;
+        }
+        Ok(moved)
+    }
+}
