@@ -69,7 +69,7 @@ windows:
 	$(CARGO) build --release -p nimbus-client --target $(WIN_TARGET)
 	@echo "built $(WIN_EXE)"
 
-# Runs the .exe under Wine against the Linux server (server/tests/wine.rs).
+# Runs the .exe under Wine against the Linux server (server/tests/it/wine.rs).
 # The two helpers are test scaffolding, never shipped: a stand-in for the
 # ProcessPrng that Wine 8 lacks, and a program that holds a file open.
 windows-test: windows
@@ -77,7 +77,7 @@ windows-test: windows
 	$(MINGW_CC) -shared -O2 -o $(WINE_HELPERS)/bcryptprimitives.dll client/tests/wine/bcryptprimitives.c -ladvapi32
 	$(MINGW_CC) -municode -O2 -o $(WINE_HELPERS)/holdopen.exe client/tests/wine/holdopen.c
 	NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
-		$(CARGO) test --workspace --test wine -- --ignored
+		$(CARGO) test -p nimbus-server --test it -- --ignored wine::
 
 wine-test-if-installed:
 	@if command -v wine >/dev/null 2>&1; then $(MAKE) windows-test; \
@@ -91,7 +91,7 @@ bench:
 # Refreshes docs/screenshots/ (main pages at laptop and phone width) with the
 # browser test, which needs chromium and chromium-driver (see .ci/run).
 screenshots:
-	NIMBUS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(CARGO) test -p nimbus-server --test chromium
+	NIMBUS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(CARGO) test -p nimbus-server --test it chromium::
 
 clean:
 	$(CARGO) clean

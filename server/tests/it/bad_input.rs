@@ -2,8 +2,7 @@
 //! traversal in every spelling, oversized and torn bodies, wrong hashes,
 //! unknown routes and methods. No answer names a server path.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;

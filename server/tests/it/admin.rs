@@ -1,8 +1,7 @@
 //! Admins see every client's metadata (user, machine, last contact, last
 //! file and time, count, size) but cannot download other users' contents.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::time::Duration;
 
 fn put(server: &Server, auth: &str, machine_enc: &str, path: &str, data: &[u8]) {

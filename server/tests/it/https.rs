@@ -7,8 +7,7 @@
 //! certificate with --ca, curl reads the file back, and without --ca the
 //! client refuses, saying what to do.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 

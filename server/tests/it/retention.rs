@@ -4,8 +4,7 @@
 //! token can remove history; `check --read-data` finds flipped bytes in hot
 //! and packed content.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use nimbus_common::hash::ContentHash;
 use nimbus_server::store::DataManager;
 use std::path::Path;

@@ -2,8 +2,7 @@
 //! on disk, still listed and downloadable (Range included), and a download
 //! makes them hot again. Incompressible content stays hot.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::Read;
 use std::time::Duration;
 

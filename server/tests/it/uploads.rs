@@ -2,8 +2,7 @@
 //! server: who may upload where, what a bad piece gets, and that a server
 //! killed mid-piece keeps what it acknowledged and continues.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;

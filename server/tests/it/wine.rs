@@ -13,8 +13,7 @@
 //! is installed, and `.ci/run` installs it), passing their places in
 //! NIMBUS_WINDOWS_EXE and NIMBUS_WINE_DIR.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

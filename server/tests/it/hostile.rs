@@ -4,8 +4,7 @@
 //! authenticated listing, each of which must be answered within a second,
 //! during the attack and after it, by the same server process.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The probes run one at a time: on two cores, two floods at once would
-/// measure each other.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// The probes run alone: on two cores, another test's load (or another
+/// flood) would be measured with them.
+fn one_at_a_time() -> Alone {
+    alone()
 }
 
 /// How long a legitimate request may take while the server is attacked.

@@ -1,8 +1,7 @@
 //! The backup loop end to end: the real client backs up a folder to the real
 //! server, and what a user would see (listing, downloads) is checked.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::time::Duration;
 
 const NASTY: &[&str] = &[

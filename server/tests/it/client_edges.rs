@@ -3,8 +3,7 @@
 //! even when the client is killed mid-pass; concurrent uploads of one path
 //! leave one consistent latest version.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::process::{Command, Stdio};
 
 /// The client command, as an unprivileged user when we are root (root reads

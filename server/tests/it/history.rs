@@ -3,8 +3,7 @@
 //! `nimbus-client restore` brings back a file, a folder or everything as it
 //! was, verified, with mtimes, resuming after an interruption.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};

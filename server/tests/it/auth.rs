@@ -2,8 +2,7 @@
 //! log in again), wrong credentials, growing delays against brute force,
 //! and malformed, revoked or disabled users' tokens.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 /// The file list as the holder of `auth` sees it.
 fn listed(server: &Server, auth: &str) -> Vec<String> {

@@ -2,8 +2,7 @@
 //! ever visible, staging leftovers are cleaned, and the client completes
 //! whatever was not acknowledged.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::Write;
 use std::time::Duration;
 

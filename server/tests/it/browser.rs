@@ -1,8 +1,7 @@
 //! The browser's login: a form, a session cookie (HttpOnly, SameSite=Strict),
 //! logout guarded by a CSRF token, and a cookie that is dead after logout.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 #[test]
 fn log_in_browse_download_and_log_out() {

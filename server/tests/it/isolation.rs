@@ -3,8 +3,7 @@
 //! downloads only their own. Another user's file is 404, exactly like a
 //! missing one, and content is offered by hash only within one's own space.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 /// Logs `machine` in as `user` with the real client; returns its bearer.
 fn login(

@@ -1,8 +1,7 @@
 //! The server's command line: config file, errors a user can act on, and a
 //! clean stop on SIGTERM with an upload in flight.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;

@@ -11,16 +11,14 @@
 //! With `NIMBUS_SCREENSHOTS=DIR` (`make screenshots`) it also saves the main
 //! pages at laptop and phone width.
 
-mod fixtures;
-mod webdriver;
-use fixtures::*;
+use crate::fixtures::*;
+use crate::webdriver::Browser;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use webdriver::Browser;
 
 #[test]
 fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() {

@@ -2,8 +2,7 @@
 //! links made by an admin on /admin), or open to anyone with
 //! `--registration open`, within per-address limits.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 fn get(server: &Server, target: &str) -> Resp {
     request(server.port, "GET", target, &[("Authorization", "")], b"")

@@ -2,8 +2,7 @@
 //! `nimbus-server user list|add|passwd|remove|disable`, also while a server
 //! runs on the same data directory.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 fn text(out: &std::process::Output) -> (String, String) {
     (

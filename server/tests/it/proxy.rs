@@ -3,8 +3,7 @@
 //! Secure when the proxy says the request came over HTTPS, and a server
 //! listening beyond loopback without TLS says so at start.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 fn failed_login(server: &Server, user: &str, forwarded_for: &str) -> u16 {
     let body =

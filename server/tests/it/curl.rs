@@ -1,8 +1,7 @@
 //! Tools outside the project use the routes as they are: curl uploads with
 //! `Expect: 100-continue`, and `curl -C -` resumes a broken download.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 use std::process::Command;
 
 fn curl(args: &[&str]) -> std::process::Output {

@@ -1,8 +1,7 @@
 //! `GET`/`HEAD /download/...`: Range, suffix ranges, 416, If-Range, ETag,
 //! and the headers a browser needs to save and resume a file.
 
-mod fixtures;
-use fixtures::*;
+use crate::fixtures::*;
 
 fn setup() -> (Server, Vec<u8>) {
     let server = Server::start(&[]);

@@ -1,0 +1,30 @@
+//! The integration tests, one binary (ripgrep's layout): each module is a
+//! behaviour, driving the real `nimbus-server` and `nimbus-client` over
+//! real HTTP (and a real browser, TLS proxy and Wine where the behaviour
+//! needs one). `fixtures/` starts them; `webdriver/` speaks to chromedriver.
+
+mod fixtures;
+mod webdriver;
+
+mod accounts_cli;
+mod admin;
+mod auth;
+mod backup;
+mod bad_input;
+mod browser;
+mod chromium;
+mod client_edges;
+mod crash;
+mod curl;
+mod download;
+mod history;
+mod hostile;
+mod https;
+mod isolation;
+mod packing;
+mod proxy;
+mod registration;
+mod retention;
+mod server_cli;
+mod uploads;
+mod wine;
