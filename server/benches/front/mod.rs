@@ -69,7 +69,7 @@ fn restore_small_files(w: &Path, rows: &mut Vec<Row>) {
             fresh.as_secs_f64()
         ),
         format!(
-            "{:.2} (kept / fresh; before TCP_NODELAY: 30 files/s)",
+            "{:.2} (kept / fresh; issue 11 measured 3,000 small files in 101 s before TCP_NODELAY)",
             per_s(kept) / per_s(fresh)
         ),
     ));
