@@ -243,7 +243,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
     }
     info!(
-        "data in {}; {} workers; packing files idle for {}s",
+        "data in {}; {} workers per lane; packing files idle for {}s",
         config.data.display(),
         config.workers,
         config.hot_time

@@ -176,101 +176,149 @@ pub fn metrics(ctx: &Ctx, req: &tiny_http::Request, who: Option<Identity>) -> Ha
         require_admin(&super::auth::require(who)?)?;
     }
     let h = health(ctx);
-    let mut out = String::new();
-    let mut metric = |name: &str, help: &str, kind: &str, value: String| {
-        let _ = writeln!(out, "# HELP nimbus_{name} {help}");
-        let _ = writeln!(out, "# TYPE nimbus_{name} {kind}");
-        let _ = writeln!(out, "nimbus_{name} {value}");
-    };
-    metric(
-        "uptime_seconds",
-        "Seconds since the server started.",
-        "counter",
-        h.uptime_secs.to_string(),
-    );
+    use Kind::{Counter, Gauge};
+    let mut metrics = vec![
+        Metric::new(
+            "uptime_seconds",
+            "Seconds since the server started.",
+            Counter,
+            h.uptime_secs,
+        ),
+        Metric::new(
+            "stored_bytes",
+            "Bytes the stored contents take on disk.",
+            Gauge,
+            h.stored_bytes,
+        ),
+        Metric::new(
+            "content_bytes",
+            "Bytes of the stored contents, unpacked.",
+            Gauge,
+            h.content_bytes,
+        ),
+        Metric::new(
+            "saved_by_packing_bytes",
+            "Bytes saved by bzip2 packing.",
+            Gauge,
+            h.saved_by_packing_bytes,
+        ),
+        Metric::new(
+            "saved_by_dedup_bytes",
+            "Bytes saved by storing identical content once.",
+            Gauge,
+            h.saved_by_dedup_bytes,
+        ),
+        Metric::new(
+            "files",
+            "Files with a current version.",
+            Gauge,
+            h.files as u64,
+        ),
+        Metric::new(
+            "blobs_hot",
+            "Stored contents kept as is.",
+            Gauge,
+            h.hot as u64,
+        ),
+        Metric::new(
+            "blobs_packed",
+            "Stored contents packed with bzip2.",
+            Gauge,
+            h.packed as u64,
+        ),
+        Metric::new(
+            "blobs_missing",
+            "Contents the catalog names but the disk lacks.",
+            Gauge,
+            h.missing as u64,
+        ),
+        Metric::new(
+            "requests_total",
+            "Requests answered.",
+            Counter,
+            h.requests_total,
+        ),
+        Metric::new(
+            "errors_total",
+            "Requests answered with a 5xx status.",
+            Counter,
+            h.errors_total,
+        ),
+        Metric::new(
+            "queue_depth",
+            "Requests waiting for a worker.",
+            Gauge,
+            h.queue_depth as u64,
+        ),
+    ];
     if let (Some(t), Some(f)) = (h.disk_total_bytes, h.disk_free_bytes) {
-        metric(
-            "disk_total_bytes",
-            "Size of the file system holding the data directory.",
-            "gauge",
-            t.to_string(),
+        metrics.insert(
+            1,
+            Metric::new(
+                "disk_total_bytes",
+                "Size of the file system holding the data directory.",
+                Gauge,
+                t,
+            ),
         );
-        metric(
-            "disk_free_bytes",
-            "Free space on that file system.",
-            "gauge",
-            f.to_string(),
+        metrics.insert(
+            2,
+            Metric::new(
+                "disk_free_bytes",
+                "Free space on that file system.",
+                Gauge,
+                f,
+            ),
         );
     }
-    metric(
-        "stored_bytes",
-        "Bytes the stored contents take on disk.",
-        "gauge",
-        h.stored_bytes.to_string(),
-    );
-    metric(
-        "content_bytes",
-        "Bytes of the stored contents, unpacked.",
-        "gauge",
-        h.content_bytes.to_string(),
-    );
-    metric(
-        "saved_by_packing_bytes",
-        "Bytes saved by bzip2 packing.",
-        "gauge",
-        h.saved_by_packing_bytes.to_string(),
-    );
-    metric(
-        "saved_by_dedup_bytes",
-        "Bytes saved by storing identical content once.",
-        "gauge",
-        h.saved_by_dedup_bytes.to_string(),
-    );
-    metric(
-        "files",
-        "Files with a current version.",
-        "gauge",
-        h.files.to_string(),
-    );
-    metric(
-        "blobs_hot",
-        "Stored contents kept as is.",
-        "gauge",
-        h.hot.to_string(),
-    );
-    metric(
-        "blobs_packed",
-        "Stored contents packed with bzip2.",
-        "gauge",
-        h.packed.to_string(),
-    );
-    metric(
-        "blobs_missing",
-        "Contents the catalog names but the disk lacks.",
-        "gauge",
-        h.missing.to_string(),
-    );
-    metric(
-        "requests_total",
-        "Requests answered.",
-        "counter",
-        h.requests_total.to_string(),
-    );
-    metric(
-        "errors_total",
-        "Requests answered with a 5xx status.",
-        "counter",
-        h.errors_total.to_string(),
-    );
-    metric(
-        "queue_depth",
-        "Requests waiting for a worker.",
-        "gauge",
-        h.queue_depth.to_string(),
-    );
+    let out = encode(&metrics);
     Ok(Reply::new(200)
         .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         .body(Body::Bytes(out.into_bytes())))
+}
+
+/// A Prometheus metric type (text format 0.0.4).
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One sample of one metric, named without the `nimbus_` prefix. A tiny
+/// typed encoder rather than `prometheus-client`: every figure is read
+/// once per scrape from the server's state (no registry of live counters
+/// to keep), and the format is six lines of code.
+struct Metric {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    value: u64,
+}
+
+impl Metric {
+    fn new(name: &'static str, help: &'static str, kind: Kind, value: u64) -> Metric {
+        Metric {
+            name,
+            help,
+            kind,
+            value,
+        }
+    }
+}
+
+/// The text exposition format: HELP, TYPE and the sample of each.
+fn encode(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    for m in metrics {
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = writeln!(out, "# HELP nimbus_{} {}", m.name, m.help);
+        let _ = writeln!(out, "# TYPE nimbus_{} {kind}", m.name);
+        let _ = writeln!(out, "nimbus_{} {}", m.name, m.value);
+    }
+    out
 }
 
 /// The health figures as a section of the admin page.
