@@ -9,6 +9,7 @@ pub mod hotspot;
 pub mod http;
 pub mod maintenance;
 pub mod retention;
+pub mod space;
 pub mod store;
 pub mod uploads;
 pub mod usercmd;

@@ -97,7 +97,7 @@ struct Meta {
 impl Meta {
     /// The catalog key of the machine it goes to.
     fn key(&self) -> String {
-        format!("{}/{}", self.user, self.machine)
+        crate::space::MachineKey::new(&self.user, &self.machine).to_string()
     }
 
     /// Marks it recorded, with the answer a client gets for an upload.

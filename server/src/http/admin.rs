@@ -9,6 +9,7 @@ use super::reply::{ApiError, Reply};
 use super::router::Handled;
 use super::Ctx;
 use crate::accounts::Role;
+use crate::space::MachineKey;
 use crate::store::catalog::ClientSummary;
 use nimbus_common::time::format_utc;
 use serde::Serialize;
@@ -115,7 +116,7 @@ fn clients(ctx: &Ctx) -> Vec<ClientView> {
         .map(|a| {
             a.devices
                 .iter()
-                .map(|d| format!("{}/{}", d.user, d.machine))
+                .map(|d| MachineKey::new(&d.user, &d.machine).to_string())
                 .collect()
         })
         .unwrap_or_default();
@@ -186,7 +187,7 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
         .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
     crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
     ctx.clients
-        .report(&format!("{}{machine}", who.space()), report)
+        .report(who.machine(machine).as_str(), report)
         .map_err(ApiError::from)?;
     Ok(Reply::new(204))
 }

@@ -9,6 +9,7 @@ use super::reply::{ApiError, Reply};
 use super::router::{header, Handled};
 use super::Ctx;
 use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
+use crate::space::{MachineKey, UserSpace};
 use nimbus_common::time::format_utc;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -73,9 +74,29 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The catalog prefix of this user's space.
-    pub fn space(&self) -> String {
-        format!("{}/", self.user)
+    /// This user's part of the catalog.
+    pub fn space(&self) -> UserSpace {
+        UserSpace::of(&self.user)
+    }
+
+    /// One of this user's machines, to read.
+    pub fn machine(&self, machine: &str) -> MachineKey {
+        self.space().machine(machine)
+    }
+
+    /// One of this user's machines, to write: only the machine a device
+    /// token was issued for (browser sessions upload through
+    /// `/api/v1/uploads`).
+    pub fn writable_machine(&self, machine: &str) -> Result<MachineKey, ApiError> {
+        match &self.machine {
+            Some(m) if m == machine => Ok(self.machine(machine)),
+            Some(m) => Err(ApiError::Forbidden(format!(
+                "this device is registered as machine {m:?} and may only back up to it"
+            ))),
+            None => Err(ApiError::Forbidden(
+                "uploads need a device token (nimbus-client login)".into(),
+            )),
+        }
     }
 }
 
@@ -152,7 +173,7 @@ pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 pub fn identify(ctx: &Ctx, req: &Request) -> Result<Option<Identity>, ApiError> {
     if let Some(p) = principal(ctx, req)? {
         ctx.clients
-            .seen(&format!("{}/{}", p.user, p.device.machine));
+            .seen(MachineKey::new(&p.user, &p.device.machine).as_str());
         return Ok(Some(Identity {
             user: p.user,
             role: p.role,

@@ -10,6 +10,7 @@ use super::index::{escape, human_size, page_shell, time_html, top};
 use super::reply::{ApiError, Reply};
 use super::router::{query_param, Handled};
 use super::Ctx;
+use crate::space::UserSpace;
 use crate::store::catalog::Latest;
 use nimbus_common::paths::{
     decode_rel_path, decode_segment, encode_path, encode_segment, validate_client_name,
@@ -56,8 +57,8 @@ impl Entry<'_> {
 /// Whose tree a page shows, where its folder links go, and whether it
 /// offers contents (the owner) or only metadata (an admin).
 pub struct View {
-    /// Catalog prefix of the owner's space, `user/`.
-    pub space: String,
+    /// The owner's space.
+    pub space: UserSpace,
     /// URL prefix of folder links: `/browse` or `/admin/tree/{user}`.
     pub base: String,
     pub contents: bool,
@@ -91,7 +92,7 @@ pub fn admin_tree(
     crate::accounts::validate_name(&user).map_err(|_| ApiError::NotFound)?;
     let view = View {
         base: format!("/admin/tree/{}", encode_segment(&user)),
-        space: format!("{user}/"),
+        space: UserSpace::of(&user),
         contents: false,
     };
     tree_page(ctx, req, who, &view, machine, rest)
@@ -114,7 +115,7 @@ fn tree_page(
         decode_rel_path(parts.iter().copied())?
     };
     let at = at_param(req)?;
-    let key = format!("{}{machine}", view.space);
+    let key = view.space.machine(&machine);
     let prefix = if folder.is_empty() {
         String::new()
     } else {
@@ -339,7 +340,7 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         let needle = q.to_lowercase();
         let hits: Vec<Latest> = ctx
             .dm
-            .tree(&space, None, false)
+            .tree(space.prefix(), None, false)
             .into_iter()
             .filter(|l| l.path.to_lowercase().contains(&needle))
             .collect();
@@ -360,7 +361,7 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
                  <th>Backed up</th></tr></thead><tbody>",
             );
             for l in hits.iter().take(MAX_RESULTS) {
-                let machine = l.client.strip_prefix(&space).unwrap_or(&l.client);
+                let machine = space.machine_of(&l.client).unwrap_or(&l.client);
                 let _ = write!(
                     html,
                     "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"n\">{}</td><td>{}</td></tr>",

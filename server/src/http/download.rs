@@ -21,7 +21,7 @@ pub fn download(
     rest: &[&str],
 ) -> Handled {
     let (client, path) = target(client, rest)?;
-    let key = format!("{}{client}", who.space());
+    let key = who.machine(&client);
     let latest = match (query_param(req, "version"), super::files::at_param(req)?) {
         (Some(n), _) => {
             let n = n

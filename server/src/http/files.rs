@@ -19,13 +19,9 @@ use tiny_http::Request;
 const MAX_RECORD_BODY: u64 = 64 * 1024;
 
 /// A listing entry; `space` (`user/`) is cut from the client key.
-pub fn entry(l: Latest, space: &str) -> FileEntry {
+pub fn entry(l: Latest, space: &crate::space::UserSpace) -> FileEntry {
     FileEntry {
-        client: l
-            .client
-            .strip_prefix(space)
-            .unwrap_or(&l.client)
-            .to_string(),
+        client: space.machine_of(&l.client).unwrap_or(&l.client).to_string(),
         path: l.path,
         size: l.version.size,
         mtime: l.version.mtime,
@@ -55,7 +51,7 @@ pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     let deleted = matches!(query_param(req, "deleted").as_deref(), Some("1" | "true"));
     let entries: Vec<FileEntry> = ctx
         .dm
-        .tree(&space, at, deleted)
+        .tree(space.prefix(), at, deleted)
         .into_iter()
         .map(|l| entry(l, &space))
         .collect();
@@ -65,10 +61,10 @@ pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
 /// `GET /api/v1/versions/{client}/{path}`: every version of one file.
 pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
     let (client, path) = target(client, rest)?;
-    let key = format!("{}{client}", who.space());
+    let key = who.machine(&client);
     let list: Vec<VersionEntry> = ctx
         .dm
-        .versions(&key, &path)
+        .versions(key.as_str(), &path)
         .ok_or(ApiError::NotFound)?
         .into_iter()
         .map(|v| VersionEntry {
@@ -88,26 +84,12 @@ pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handl
 /// token may do it (history only grows), for its own machine only.
 pub fn delete(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
     let (client, path) = target(client, rest)?;
-    let key = writable_key(who, &client)?;
+    let key = who.writable_machine(&client)?;
     let added = ctx.dm.delete(&key, &path)?;
     if added {
         info!("{key}: {path} deleted");
     }
     Ok(Reply::new(if added { 201 } else { 200 }))
-}
-
-/// The catalog key of `machine` in the caller's space. Only the machine a
-/// device token was issued for may write there.
-fn writable_key(who: &Identity, machine: &str) -> Result<String, ApiError> {
-    match &who.machine {
-        Some(m) if m == machine => Ok(format!("{}{machine}", who.space())),
-        Some(m) => Err(ApiError::Forbidden(format!(
-            "this device is registered as machine {m:?} and may only back up to it"
-        ))),
-        None => Err(ApiError::Forbidden(
-            "uploads need a device token (nimbus-client login)".into(),
-        )),
-    }
 }
 
 /// `PUT /api/v1/files/{client}/{path}`: the body is the file's content.
@@ -119,7 +101,7 @@ pub fn upload(
     rest: &[&str],
 ) -> Handled {
     let (client, path) = target(client, rest)?;
-    let key = writable_key(who, &client)?;
+    let key = who.writable_machine(&client)?;
     let hash: ContentHash = header(req, HEADER_HASH)
         .ok_or_else(|| {
             ApiError::bad(
@@ -164,7 +146,7 @@ pub fn record(
     rest: &[&str],
 ) -> Handled {
     let (client, path) = target(client, rest)?;
-    let key = writable_key(who, &client)?;
+    let key = who.writable_machine(&client)?;
     let body = super::router::small_body(req, MAX_RECORD_BODY)?;
     let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(

@@ -4,6 +4,7 @@
 use super::auth::Identity;
 use super::reply::{ApiError, Reply};
 use super::Ctx;
+use crate::space::MachineKey;
 use crate::store::catalog::BlobForm;
 use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::time::format_utc;
@@ -92,7 +93,7 @@ pub fn top(who: &Identity, query: &str) -> String {
 /// restore form and the user's devices.
 pub fn home(ctx: &Ctx, who: &Identity) -> Result<Reply, ApiError> {
     let space = who.space();
-    let files = ctx.dm.tree(&space, None, false);
+    let files = ctx.dm.tree(space.prefix(), None, false);
     let mut html = top(who, "");
     html.push_str("<h1>Your machines</h1>");
     if files.is_empty() {
@@ -101,7 +102,7 @@ pub fn home(ctx: &Ctx, who: &Identity) -> Result<Reply, ApiError> {
         // (files, bytes, last backup) per machine, in name order.
         let mut machines: Vec<(&str, usize, u64, i64)> = Vec::new();
         for f in &files {
-            let m = f.client.strip_prefix(&space).unwrap_or(&f.client);
+            let m = space.machine_of(&f.client).unwrap_or(&f.client);
             match machines.last_mut() {
                 Some(last) if last.0 == m => {
                     last.1 += 1;
@@ -155,7 +156,7 @@ pub fn files_page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result
         super::router::query_param(req, "deleted").as_deref(),
         Some("1" | "on" | "true")
     );
-    let files = ctx.dm.tree(&space, at, show_deleted);
+    let files = ctx.dm.tree(space.prefix(), at, show_deleted);
     let mut html = top(who, "");
     html.reserve(files.len() * 256);
     let at_text = at.map(format_utc).unwrap_or_default();
@@ -184,7 +185,7 @@ pub fn files_page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result
              <th>Backed up (UTC)</th><th>Storage</th><th>History</th></tr></thead><tbody>",
         );
         for f in &files {
-            let machine = f.client.strip_prefix(&space).unwrap_or(&f.client);
+            let machine = space.machine_of(&f.client).unwrap_or(&f.client);
             let (m, p) = (encode_segment(machine), encode_path(&f.path));
             let href = match at {
                 None => format!("/download/{m}/{p}"),
@@ -222,10 +223,15 @@ pub fn files_page(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Result
 }
 
 /// "Download a machine or folder as it was": a form for `/archive`.
-fn restore_form(files: &[crate::store::catalog::Latest], space: &str, at: &str, html: &mut String) {
+fn restore_form(
+    files: &[crate::store::catalog::Latest],
+    space: &crate::space::UserSpace,
+    at: &str,
+    html: &mut String,
+) {
     let mut machines: Vec<&str> = files
         .iter()
-        .map(|f| f.client.strip_prefix(space).unwrap_or(&f.client))
+        .map(|f| space.machine_of(&f.client).unwrap_or(&f.client))
         .collect();
     machines.dedup();
     if machines.is_empty() {
@@ -276,7 +282,7 @@ fn devices_section(ctx: &Ctx, who: &Identity, html: &mut String) {
     for d in live {
         let last = ctx
             .clients
-            .get(&format!("{}/{}", d.user, d.machine))
+            .get(MachineKey::new(&d.user, &d.machine).as_str())
             .and_then(|c| c.last_contact)
             .map(format_utc)
             .unwrap_or_else(|| "-".into());

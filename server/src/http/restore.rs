@@ -32,7 +32,7 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
             .ok_or_else(|| ApiError::bad("bad_format", "format must be zip or tar"))?,
     };
     let at = at_param(req)?;
-    let key = format!("{}{machine}", who.space());
+    let key = who.machine(&machine);
     let items: Vec<Item> = ctx
         .dm
         .files_in(&key, &folder, at, true)
@@ -90,8 +90,11 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
 /// `GET /versions/{machine}/{path}`: a file's versions, each downloadable.
 pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
     let (machine, path) = target(client, rest)?;
-    let key = format!("{}{machine}", who.space());
-    let versions = ctx.dm.versions(&key, &path).ok_or(ApiError::NotFound)?;
+    let key = who.machine(&machine);
+    let versions = ctx
+        .dm
+        .versions(key.as_str(), &path)
+        .ok_or(ApiError::NotFound)?;
     let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
     let mut html = super::index::top(who, "");
     html.push_str(&super::browse::crumbs("/browse", &machine, folder, name));

@@ -357,6 +357,19 @@ impl Catalog {
         out
     }
 
+    /// Every file of one machine (its exact catalog key) as it was at `at`,
+    /// ordered by path; deleted ones only with `deleted`.
+    pub fn machine_files(&self, key: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
+        let Some(paths) = self.files.get(key) else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .filter_map(|(path, versions)| self.current(key, path, versions, at))
+            .filter(|l| deleted || !l.version.deleted)
+            .collect()
+    }
+
     /// Recomputes every blob's owners from the versions.
     pub fn rebuild_owners(&mut self) {
         for b in self.blobs.values_mut() {
@@ -491,11 +504,7 @@ impl Catalog {
     }
 }
 
-/// The user part of a client key (`user/machine`); a key from before
-/// accounts (`machine`) is its own owner until adopted.
-pub fn owner_of(client: &str) -> &str {
-    client.split_once('/').map_or(client, |(user, _)| user)
-}
+pub use crate::space::owner_of;
 
 #[cfg(test)]
 mod tests {

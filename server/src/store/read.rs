@@ -29,21 +29,19 @@ impl DataManager {
         self.read().client_summaries()
     }
 
-    /// The files of one client (`user/machine`) inside `folder` (`""` for
-    /// all), as they were at `at`; with `or_file`, `folder` may also name
-    /// a single file.
+    /// The files of one machine inside `folder` (`""` for all), as they
+    /// were at `at`; with `or_file`, `folder` may also name a single file.
     pub fn files_in(
         &self,
-        client: &str,
+        machine: &crate::space::MachineKey,
         folder: &str,
         at: Option<i64>,
         or_file: bool,
     ) -> Vec<Latest> {
         let prefix = format!("{folder}/");
         self.read()
-            .tree(client, at, false)
+            .machine_files(machine.as_str(), at, false)
             .into_iter()
-            .filter(|l| l.client == client)
             .filter(|l| {
                 folder.is_empty() || l.path.starts_with(&prefix) || (or_file && l.path == folder)
             })

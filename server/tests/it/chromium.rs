@@ -394,11 +394,19 @@ fn a_200_mib_browser_upload_continues_after_a_dropped_connection() {
         proxy.cut.load(Ordering::SeqCst),
         "the connection was never cut"
     );
-    assert!(resumes.as_u64().unwrap() >= 1, "the page never resumed");
     // It continued from what the server had: a restart from zero sends at
-    // least 290 MiB. (Chromium itself may send the broken piece once more
-    // on a new connection; the server refuses it by its offset.)
+    // least 290 MiB. The page either saw the broken piece fail and asked the
+    // server where it stands (counted in `resumes`), or Chromium sent the
+    // piece again by itself on a new connection, which the server refused
+    // by its offset (counted too) or, when none of that piece had reached
+    // it, took at its offset (not counted: nothing needed resuming). Which
+    // of these happens depends on timing; the bytes sent tell them all
+    // from a restart.
     let sent = proxy.upstream.load(Ordering::SeqCst);
+    eprintln!(
+        "{sent} bytes went up for {SIZE}; the page resumed {} time(s)",
+        resumes.as_u64().unwrap_or(0)
+    );
     assert!(
         sent < SIZE as u64 + (45 << 20),
         "{sent} bytes went up for a {SIZE}-byte file"
