@@ -38,10 +38,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     /// The server's certificate is not trusted: retrying will not help.
-    #[error(
-        "the server's TLS certificate is not trusted ({0}); if the server uses a private CA \
-         or a self-signed certificate, pass it with --ca FILE"
-    )]
+    #[error("{}", crate::tls::untrusted_advice(.0))]
     Untrusted(String),
     /// The file changed or shrank while it was being read.
     #[error("the file changed while it was being sent")]

@@ -22,10 +22,7 @@ pub enum ClientError {
     #[error("the server refused this machine's token ({0}); this machine must log in again")]
     LoggedOut(String),
     /// The server's TLS certificate is not trusted: pass `--ca`.
-    #[error(
-        "the server's TLS certificate is not trusted ({0}); if the server uses a private CA \
-         or a self-signed certificate, pass it with --ca FILE"
-    )]
+    #[error("{}", crate::tls::untrusted_advice(.0))]
     Untrusted(String),
     /// The server cannot be reached, or answered something not understood.
     #[error("{0}")]

@@ -90,3 +90,12 @@ pub fn is_untrusted(t: &ureq::Transport) -> bool {
     }
     false
 }
+
+/// What to tell the user about an untrusted certificate (`detail`: the
+/// TLS library's words).
+pub fn untrusted_advice(detail: &str) -> String {
+    format!(
+        "the server's TLS certificate is not trusted ({detail}); if the server uses a private CA \
+         or a self-signed certificate, pass it with --ca FILE"
+    )
+}
