@@ -155,7 +155,11 @@ impl Backup {
             .files
             .keys()
             .filter(|rel| !present.contains(rel.as_str()))
-            .filter(|rel| !unsure.iter().any(|u| under(rel, u)))
+            .filter(|rel| {
+                !unsure
+                    .iter()
+                    .any(|u| nimbus_common::paths::is_within(rel, u))
+            })
             .cloned()
             .collect();
         let mut dirty = false;
@@ -491,11 +495,6 @@ fn unchanged_since(path: &Path, f: &Found) -> bool {
         Ok(m) => m.len() == f.size && scan::mtime_ns(&m) == f.mtime_ns,
         Err(_) => false,
     }
-}
-
-/// Whether `rel` is `dir` or inside it (`""` is the whole folder).
-fn under(rel: &str, dir: &str) -> bool {
-    dir.is_empty() || rel == dir || rel.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
 /// Sleeps, waking early when `stop` is set; returns true if stopped.

@@ -14,7 +14,7 @@ use log::{info, warn};
 use nimbus_common::durable;
 use nimbus_common::hash::{ContentHash, Hasher};
 use nimbus_common::localpath::{self, Style};
-use nimbus_common::paths::{encode_path, encode_segment};
+use nimbus_common::paths::{encode_path, encode_segment, is_within};
 use nimbus_common::wire::FileEntry;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
@@ -79,7 +79,7 @@ impl Restore<'_> {
         let mut wanted: Vec<FileEntry> = all
             .into_iter()
             .filter(|f| f.client == self.from && !f.deleted)
-            .filter(|f| self.paths.is_empty() || self.paths.iter().any(|p| within(&f.path, p)))
+            .filter(|f| self.paths.is_empty() || self.paths.iter().any(|p| is_within(&f.path, p)))
             .collect();
         wanted.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(wanted)
@@ -302,15 +302,6 @@ impl Restore<'_> {
     }
 }
 
-/// Whether `path` is `wanted` or inside the folder `wanted`.
-fn within(path: &str, wanted: &str) -> bool {
-    wanted.is_empty()
-        || path == wanted
-        || path
-            .strip_prefix(wanted)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// A path given on the command line, as the protocol writes it.
 pub fn normalize_wanted(p: &str) -> String {
     p.replace('\\', "/")
@@ -405,10 +396,10 @@ mod tests {
 
     #[test]
     fn wanted_paths() {
-        assert!(within("docs/a.txt", "docs"));
-        assert!(within("docs", "docs"));
-        assert!(!within("docs2/a", "docs"));
-        assert!(within("x", ""));
+        assert!(is_within("docs/a.txt", "docs"));
+        assert!(is_within("docs", "docs"));
+        assert!(!is_within("docs2/a", "docs"));
+        assert!(is_within("x", ""));
         assert_eq!(normalize_wanted("./docs/"), "docs");
         assert_eq!(normalize_wanted("docs\\sub"), "docs/sub");
     }

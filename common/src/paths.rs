@@ -155,6 +155,16 @@ where
     Ok(out)
 }
 
+/// Whether the relative path `path` is `folder` or inside it (`""` is the
+/// whole backed-up folder): `docs/a.txt` is within `docs`, `docs2/a` is not.
+pub fn is_within(path: &str, folder: &str) -> bool {
+    folder.is_empty()
+        || path == folder
+        || path
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
