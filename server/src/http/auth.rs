@@ -9,7 +9,7 @@ use super::reply::{ApiError, Reply};
 use super::router::{header, Handled};
 use super::Ctx;
 use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
-use crate::space::{MachineKey, UserSpace};
+use crate::space::{FileTarget, MachineKey, UserSpace};
 use nimbus_common::time::format_utc;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -82,6 +82,24 @@ impl Identity {
     /// One of this user's machines, to read.
     pub fn machine(&self, machine: &str) -> MachineKey {
         self.space().machine(machine)
+    }
+
+    /// The file a `{machine}/{path...}` route names, in this user's space.
+    pub fn file(&self, machine: &str, rest: &[&str]) -> Result<FileTarget, ApiError> {
+        let (machine, path) = super::router::target(machine, rest)?;
+        Ok(FileTarget {
+            machine: self.machine(&machine),
+            path,
+        })
+    }
+
+    /// The same, to write: only on the machine a device token is for.
+    pub fn writable_file(&self, machine: &str, rest: &[&str]) -> Result<FileTarget, ApiError> {
+        let (machine, path) = super::router::target(machine, rest)?;
+        Ok(FileTarget {
+            machine: self.writable_machine(&machine)?,
+            path,
+        })
     }
 
     /// One of this user's machines, to write: only the machine a device

@@ -5,8 +5,9 @@
 use super::auth::Identity;
 use super::range::{self, RangeRequest};
 use super::reply::{ApiError, Body, Reply};
-use super::router::{header, query_param, target, Handled};
+use super::router::{header, query_param, Handled};
 use super::Ctx;
+use crate::space::FileTarget;
 use crate::store::catalog::BlobForm;
 use std::io;
 use std::time::{Duration, UNIX_EPOCH};
@@ -20,8 +21,7 @@ pub fn download(
     client: &str,
     rest: &[&str],
 ) -> Handled {
-    let (client, path) = target(client, rest)?;
-    let key = who.machine(&client);
+    let FileTarget { machine: key, path } = who.file(client, rest)?;
     let latest = match (query_param(req, "version"), super::files::at_param(req)?) {
         (Some(n), _) => {
             let n = n

@@ -3,8 +3,9 @@
 
 use super::auth::Identity;
 use super::reply::{ApiError, Reply};
-use super::router::{content_length, header, query_param, target, Handled};
+use super::router::{content_length, header, query_param, Handled};
 use super::Ctx;
+use crate::space::{FileTarget, MachineKey};
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
 use log::info;
@@ -60,8 +61,7 @@ pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
 
 /// `GET /api/v1/versions/{client}/{path}`: every version of one file.
 pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let (client, path) = target(client, rest)?;
-    let key = who.machine(&client);
+    let FileTarget { machine: key, path } = who.file(client, rest)?;
     let list: Vec<VersionEntry> = ctx
         .dm
         .versions(key.as_str(), &path)
@@ -83,8 +83,7 @@ pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handl
 /// machine. Adds a tombstone; every version stays restorable. A device
 /// token may do it (history only grows), for its own machine only.
 pub fn delete(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let (client, path) = target(client, rest)?;
-    let key = who.writable_machine(&client)?;
+    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
     let added = ctx.dm.delete(&key, &path)?;
     if added {
         info!("{key}: {path} deleted");
@@ -100,8 +99,7 @@ pub fn upload(
     client: &str,
     rest: &[&str],
 ) -> Handled {
-    let (client, path) = target(client, rest)?;
-    let key = who.writable_machine(&client)?;
+    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
     let hash: ContentHash = header(req, HEADER_HASH)
         .ok_or_else(|| {
             ApiError::bad(
@@ -134,7 +132,7 @@ pub fn upload(
         .stage_upload(req.as_reader(), &hash, declared, ctx.max_upload_bytes)?;
     let size = staged.size;
     let rec = ctx.dm.commit_upload(&key, &path, mtime, staged)?;
-    Ok(recorded(&key, client, path, hash, size, rec))
+    Ok(recorded(&key, path, hash, size, rec))
 }
 
 /// `POST /api/v1/files/{client}/{path}`: record content by its hash.
@@ -145,8 +143,7 @@ pub fn record(
     client: &str,
     rest: &[&str],
 ) -> Handled {
-    let (client, path) = target(client, rest)?;
-    let key = who.writable_machine(&client)?;
+    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
     let body = super::router::small_body(req, MAX_RECORD_BODY)?;
     let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(
@@ -156,26 +153,19 @@ pub fn record(
     })?;
     let mtime = check_mtime(r.mtime)?;
     let rec = ctx.dm.record_existing(&key, &path, r.hash, r.size, mtime)?;
-    Ok(recorded(&key, client, path, r.hash, r.size, rec))
+    Ok(recorded(&key, path, r.hash, r.size, rec))
 }
 
 /// The answer to a successful upload or record: 201 for a new version,
 /// 200 when the content equals the latest one.
-fn recorded(
-    key: &str,
-    client: String,
-    path: String,
-    hash: ContentHash,
-    size: u64,
-    rec: Recorded,
-) -> Reply {
+fn recorded(key: &MachineKey, path: String, hash: ContentHash, size: u64, rec: Recorded) -> Reply {
     if rec.new_version {
         info!("{key}: {path} version {} ({size} bytes)", rec.versions);
     }
     Reply::json(
         if rec.new_version { 201 } else { 200 },
         &UploadReply {
-            client,
+            client: key.machine().to_string(),
             path,
             hash,
             size,

@@ -6,9 +6,10 @@ use super::auth::Identity;
 use super::files::at_param;
 use super::index::{escape, human_size, page_shell};
 use super::reply::{ApiError, Body, Reply};
-use super::router::{query_param, target, Handled};
+use super::router::{query_param, Handled};
 use super::Ctx;
 use crate::archive::{Archive, Format, Item};
+use crate::space::FileTarget;
 use nimbus_common::paths::{encode_path, encode_segment, validate_client_name, validate_rel_path};
 use nimbus_common::time::format_utc;
 use std::fmt::Write;
@@ -89,22 +90,22 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
 
 /// `GET /versions/{machine}/{path}`: a file's versions, each downloadable.
 pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let (machine, path) = target(client, rest)?;
-    let key = who.machine(&machine);
+    let FileTarget { machine: key, path } = who.file(client, rest)?;
+    let machine = key.machine();
     let versions = ctx
         .dm
         .versions(key.as_str(), &path)
         .ok_or(ApiError::NotFound)?;
     let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
     let mut html = super::index::top(who, "");
-    html.push_str(&super::browse::crumbs("/browse", &machine, folder, name));
+    html.push_str(&super::browse::crumbs("/browse", machine, folder, name));
     let _ = write!(
         html,
         "<h1>{}</h1><p>On <b>{}</b>.</p>\
          <table><thead><tr><th>Version</th><th>Recorded (UTC)</th><th>Modified (UTC)</th>\
          <th>Size</th><th>Content</th></tr></thead><tbody>",
         escape(&path),
-        escape(&machine)
+        escape(machine)
     );
     for v in versions.iter().rev() {
         let cell = if v.deleted {
@@ -114,7 +115,7 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> 
                 "<a href=\"{}\">download</a>",
                 escape(&format!(
                     "/download/{}/{}?version={}",
-                    encode_segment(&machine),
+                    encode_segment(machine),
                     encode_path(&path),
                     v.n
                 ))
