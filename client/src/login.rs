@@ -9,13 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Login {
-    pub user: String,
-    pub machine: String,
-    pub device: String,
-    pub token: String,
-}
+/// A machine's login on one server, as the server answered it.
+pub use nimbus_common::wire::LoginReply as Login;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ClientConfig {
@@ -107,13 +102,6 @@ fn restrict_to_user(path: &Path) {
     }
 }
 
-#[derive(Serialize)]
-struct LoginRequest<'a> {
-    user: &'a str,
-    password: &'a str,
-    machine: &'a str,
-}
-
 /// Logs in and stores the token; returns what was stored.
 pub fn login(
     agent: &ureq::Agent,
@@ -123,10 +111,10 @@ pub fn login(
     password: &str,
     config_path: &Path,
 ) -> Result<Login, ClientError> {
-    let body = serde_json::to_string(&LoginRequest {
-        user,
-        password,
-        machine,
+    let body = serde_json::to_string(&nimbus_common::wire::LoginRequest {
+        user: user.to_string(),
+        password: password.to_string(),
+        machine: machine.to_string(),
     })
     .expect("serialisable");
     let resp = agent

@@ -19,6 +19,24 @@ pub fn mtime_in_range(mtime: i64) -> bool {
     (0..=MTIME_MAX).contains(&mtime)
 }
 
+/// The body of `POST /api/v1/login`: who logs in, from which machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+    pub machine: String,
+}
+
+/// Its answer: the device token this machine uses from then on (the
+/// client keeps it, as is, in its config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginReply {
+    pub user: String,
+    pub machine: String,
+    pub device: String,
+    pub token: String,
+}
+
 /// Prefix of the file routes: `{FILES_ROUTE}/{client}/{path}`.
 pub const FILES_ROUTE: &str = "/api/v1/files";
 

@@ -11,7 +11,8 @@ use super::Ctx;
 use crate::accounts::{AccountError, AccountStore, Accounts, Principal, Role};
 use crate::space::{FileTarget, MachineKey, UserSpace};
 use nimbus_common::time::format_utc;
-use serde::{Deserialize, Serialize};
+use nimbus_common::wire::{LoginReply, LoginRequest};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -334,21 +335,6 @@ pub fn principal(ctx: &Ctx, req: &Request) -> Result<Option<Principal>, ApiError
             "this device's token is not valid (revoked, replaced or unknown); run 'nimbus-client login' again".into(),
         )
     })
-}
-
-#[derive(Deserialize)]
-struct LoginRequest {
-    user: String,
-    password: String,
-    machine: String,
-}
-
-#[derive(Serialize)]
-struct LoginReply {
-    user: String,
-    machine: String,
-    device: String,
-    token: String,
 }
 
 /// `POST /api/v1/login`: name, password and machine in, device token out.
