@@ -1,4 +1,4 @@
-//! `GET`/`HEAD /download/{client}/{path}[?version=N|?at=TIME]`: the latest
+//! `GET`/`HEAD /download/{machine}/{path}[?version=N|?at=TIME]`: the latest
 //! version or a past one, with Range, If-Range and a strong ETag; packed
 //! files are decompressed as they stream.
 
@@ -18,10 +18,10 @@ pub fn download(
     ctx: &Ctx,
     req: &mut Request,
     who: &Identity,
-    client: &str,
+    machine: &str,
     rest: &[&str],
 ) -> Handled {
-    let FileTarget { machine: key, path } = who.file(client, rest)?;
+    let FileTarget { machine: key, path } = who.file(machine, rest)?;
     let latest = match (query_param(req, "version"), super::files::at_param(req)?) {
         (Some(n), _) => {
             let n = n

@@ -19,7 +19,7 @@ use tiny_http::Request;
 /// Largest JSON body a record request may have.
 const MAX_RECORD_BODY: u64 = 64 * 1024;
 
-/// A listing entry; `space` (`user/`) is cut from the client key.
+/// A listing entry; the user part of the catalog key is cut, leaving the machine.
 pub fn entry(l: Latest, space: &crate::space::UserSpace) -> FileEntry {
     FileEntry {
         client: space.machine_of(&l.client).unwrap_or(&l.client).to_string(),
@@ -59,9 +59,9 @@ pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     Ok(Reply::json(200, &entries))
 }
 
-/// `GET /api/v1/versions/{client}/{path}`: every version of one file.
-pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let FileTarget { machine: key, path } = who.file(client, rest)?;
+/// `GET /api/v1/versions/{machine}/{path}`: every version of one file.
+pub fn versions(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
+    let FileTarget { machine: key, path } = who.file(machine, rest)?;
     let list: Vec<VersionEntry> = ctx
         .dm
         .versions(key.as_str(), &path)
@@ -79,11 +79,11 @@ pub fn versions(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handl
     Ok(Reply::json(200, &list))
 }
 
-/// `DELETE /api/v1/files/{client}/{path}`: the file was deleted on the
+/// `DELETE /api/v1/files/{machine}/{path}`: the file was deleted on the
 /// machine. Adds a tombstone; every version stays restorable. A device
 /// token may do it (history only grows), for its own machine only.
-pub fn delete(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
+pub fn delete(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
+    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
     let added = ctx.dm.delete(&key, &path)?;
     if added {
         info!("{key}: {path} deleted");
@@ -91,15 +91,15 @@ pub fn delete(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled
     Ok(Reply::new(if added { 201 } else { 200 }))
 }
 
-/// `PUT /api/v1/files/{client}/{path}`: the body is the file's content.
+/// `PUT /api/v1/files/{machine}/{path}`: the body is the file's content.
 pub fn upload(
     ctx: &Ctx,
     req: &mut Request,
     who: &Identity,
-    client: &str,
+    machine: &str,
     rest: &[&str],
 ) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
+    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
     let hash: ContentHash = header(req, HEADER_HASH)
         .ok_or_else(|| {
             ApiError::bad(
@@ -135,15 +135,15 @@ pub fn upload(
     Ok(recorded(&key, path, hash, size, rec))
 }
 
-/// `POST /api/v1/files/{client}/{path}`: record content by its hash.
+/// `POST /api/v1/files/{machine}/{path}`: record content by its hash.
 pub fn record(
     ctx: &Ctx,
     req: &mut Request,
     who: &Identity,
-    client: &str,
+    machine: &str,
     rest: &[&str],
 ) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(client, rest)?;
+    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
     let body = super::router::small_body(req, MAX_RECORD_BODY)?;
     let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(

@@ -89,8 +89,8 @@ pub fn archive(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
 }
 
 /// `GET /versions/{machine}/{path}`: a file's versions, each downloadable.
-pub fn versions_page(ctx: &Ctx, who: &Identity, client: &str, rest: &[&str]) -> Handled {
-    let FileTarget { machine: key, path } = who.file(client, rest)?;
+pub fn versions_page(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
+    let FileTarget { machine: key, path } = who.file(machine, rest)?;
     let machine = key.machine();
     let versions = ctx
         .dm

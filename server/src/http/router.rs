@@ -53,8 +53,8 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             browse::browse(ctx, req, &auth::require(who)?, machine, rest)
         }
         ["archive"] if read => restore::archive(ctx, req, &auth::require(who)?),
-        ["versions", client, rest @ ..] if !rest.is_empty() && read => {
-            restore::versions_page(ctx, &auth::require(who)?, client, rest)
+        ["versions", machine, rest @ ..] if !rest.is_empty() && read => {
+            restore::versions_page(ctx, &auth::require(who)?, machine, rest)
         }
         ["login"] if method == Method::Post => web::login(ctx, req),
         ["logout"] if method == Method::Post => web::logout(ctx, req, who),
@@ -100,19 +100,19 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             }),
         },
         ["api", "v1", "files"] if read => files::list(ctx, req, &auth::require(who)?),
-        ["api", "v1", "files", client, rest @ ..] if !rest.is_empty() => match method {
-            Method::Put => files::upload(ctx, req, &auth::require(who)?, client, rest),
-            Method::Post => files::record(ctx, req, &auth::require(who)?, client, rest),
-            Method::Delete => files::delete(ctx, &auth::require(who)?, client, rest),
+        ["api", "v1", "files", machine, rest @ ..] if !rest.is_empty() => match method {
+            Method::Put => files::upload(ctx, req, &auth::require(who)?, machine, rest),
+            Method::Post => files::record(ctx, req, &auth::require(who)?, machine, rest),
+            Method::Delete => files::delete(ctx, &auth::require(who)?, machine, rest),
             _ => Err(ApiError::MethodNotAllowed {
                 allow: "PUT, POST, DELETE",
             }),
         },
-        ["api", "v1", "versions", client, rest @ ..] if !rest.is_empty() && read => {
-            files::versions(ctx, &auth::require(who)?, client, rest)
+        ["api", "v1", "versions", machine, rest @ ..] if !rest.is_empty() && read => {
+            files::versions(ctx, &auth::require(who)?, machine, rest)
         }
-        ["download", client, rest @ ..] if !rest.is_empty() && read => {
-            download::download(ctx, req, &auth::require(who)?, client, rest)
+        ["download", machine, rest @ ..] if !rest.is_empty() && read => {
+            download::download(ctx, req, &auth::require(who)?, machine, rest)
         }
         [""]
         | ["healthz"]
@@ -130,12 +130,12 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
     }
 }
 
-/// Decodes the `{client}/{path...}` part of a route.
-pub fn target(client: &str, rest: &[&str]) -> Result<(String, String), ApiError> {
-    let client = nimbus_common::paths::decode_segment(client)?;
-    nimbus_common::paths::validate_client_name(&client)?;
+/// Decodes the `{machine}/{path...}` part of a route.
+pub fn target(machine: &str, rest: &[&str]) -> Result<(String, String), ApiError> {
+    let machine = nimbus_common::paths::decode_segment(machine)?;
+    nimbus_common::paths::validate_client_name(&machine)?;
     let path = nimbus_common::paths::decode_rel_path(rest.iter().copied())?;
-    Ok((client, path))
+    Ok((machine, path))
 }
 
 /// A query parameter of the request target, decoded.
