@@ -9,6 +9,7 @@
 //! `--overwrite`; one that already holds the right content is left alone.
 
 use crate::api::{read_json, Api, ApiError};
+use crate::ClientError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use log::{info, warn};
 use nimbus_common::durable;
@@ -162,11 +163,12 @@ impl Restore<'_> {
         f: &FileEntry,
         target: &Path,
         bar: &ProgressBar,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ClientError> {
         match fs::symlink_metadata(target) {
             Ok(m) if m.is_file() => {
                 if m.len() == f.size && hash_file(target).ok() == Some(f.hash) {
-                    set_mtime(target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+                    set_mtime(target, f.mtime)
+                        .map_err(|e| local(format!("cannot set its time: {e}")))?;
                     return Ok(Outcome::AlreadyCorrect);
                 }
                 if !self.overwrite {
@@ -181,11 +183,11 @@ impl Restore<'_> {
                 ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot look at {}: {e}", target.display())),
+            Err(e) => return Err(local(format!("cannot look at {}: {e}", target.display()))),
         }
         let parent = target.parent().unwrap_or(&self.to).to_path_buf();
         fs::create_dir_all(&parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            .map_err(|e| local(format!("cannot create {}: {e}", parent.display())))?;
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -193,24 +195,24 @@ impl Restore<'_> {
         let part = parent.join(format!(".{name}.{}{PART_SUFFIX}", &f.hash.to_hex()[..16]));
         let got = self.download(f, &part, bar)?;
         durable::rename_durable(&part, target)
-            .map_err(|e| format!("cannot move it into place: {e}"))?;
-        set_mtime(target, f.mtime).map_err(|e| format!("cannot set its time: {e}"))?;
+            .map_err(|e| local(format!("cannot move it into place: {e}")))?;
+        set_mtime(target, f.mtime).map_err(|e| local(format!("cannot set its time: {e}")))?;
         Ok(Outcome::Restored(got))
     }
 
     /// Downloads `f` into `part`, resuming what a previous run left there,
     /// and verifies the whole content. Returns the bytes fetched now.
-    fn download(&self, f: &FileEntry, part: &Path, bar: &ProgressBar) -> Result<u64, String> {
+    fn download(&self, f: &FileEntry, part: &Path, bar: &ProgressBar) -> Result<u64, ClientError> {
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(part)
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+            .map_err(|e| local(format!("cannot write {}: {e}", part.display())))?;
         let mut have = file.metadata().map(|m| m.len()).unwrap_or(0);
         if have > f.size {
-            file.set_len(0).map_err(|e| e.to_string())?;
+            file.set_len(0).map_err(|e| local(e.to_string()))?;
             have = 0;
         }
         // The part file's name carries the content hash: its bytes are a
@@ -218,10 +220,12 @@ impl Restore<'_> {
         // If-Range, and the whole is verified below anyway.
         let mut hasher = Hasher::new();
         if have > 0 {
-            let mut prefix = File::open(part).map_err(|e| e.to_string())?.take(have);
+            let mut prefix = File::open(part)
+                .map_err(|e| local(e.to_string()))?
+                .take(have);
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = prefix.read(&mut buf).map_err(|e| e.to_string())?;
+                let n = prefix.read(&mut buf).map_err(|e| local(e.to_string()))?;
                 if n == 0 {
                     break;
                 }
@@ -247,56 +251,60 @@ impl Restore<'_> {
             let resp = self
                 .api
                 .get_with(&target, &headers)
-                .map_err(|e| describe(&e))?;
+                .map_err(|e| ClientError::Server(describe(&e)))?;
             if resp.status() == 200 && have > 0 {
                 // The server sends everything: start over.
-                file.set_len(0).map_err(|e| e.to_string())?;
+                file.set_len(0).map_err(|e| local(e.to_string()))?;
                 hasher = Hasher::new();
                 have = 0;
             }
             use std::io::Seek;
             file.seek(io::SeekFrom::Start(have))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| local(e.to_string()))?;
             let mut body = resp.into_reader().take(f.size - have);
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 if self.stop.load(Ordering::SeqCst) {
                     let _ = file.sync_data();
-                    return Err("stopped; run the same command again to resume".into());
+                    return Err(ClientError::Interrupted(
+                        "stopped; run the same command again to resume".into(),
+                    ));
                 }
                 let n = match body.read(&mut buf) {
                     Ok(n) => n,
                     Err(e) => {
                         let _ = file.sync_data();
-                        return Err(format!("the download broke off ({e}); run again to resume"));
+                        return Err(ClientError::Interrupted(format!(
+                            "the download broke off ({e}); run again to resume"
+                        )));
                     }
                 };
                 if n == 0 {
                     break;
                 }
                 file.write_all(&buf[..n])
-                    .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+                    .map_err(|e| local(format!("cannot write {}: {e}", part.display())))?;
                 hasher.update(&buf[..n]);
                 fetched += n as u64;
                 bar.inc(n as u64);
             }
         }
         file.sync_all()
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+            .map_err(|e| local(format!("cannot write {}: {e}", part.display())))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len != f.size {
-            return Err(format!(
+            return Err(ClientError::Interrupted(format!(
                 "got {len} of {} bytes; run again to resume",
                 f.size
-            ));
+            )));
         }
         let (actual, _) = hasher.finish();
         if actual != f.hash {
             let _ = fs::remove_file(part);
-            return Err(format!(
+            return Err(ClientError::Server(format!(
                 "content does not match its hash (got {actual}, expected {}); nothing was replaced",
                 f.hash
-            ));
+            )));
         }
         Ok(fetched)
     }
@@ -321,6 +329,11 @@ fn set_mtime(path: &Path, mtime: i64) -> io::Result<()> {
         UNIX_EPOCH - Duration::from_secs(mtime.unsigned_abs())
     };
     OpenOptions::new().write(true).open(path)?.set_modified(t)
+}
+
+/// A local file or folder that cannot be read or written.
+fn local(why: String) -> ClientError {
+    ClientError::Local(why)
 }
 
 fn describe(e: &ApiError) -> String {
