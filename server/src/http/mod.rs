@@ -98,9 +98,6 @@ impl Ctx {
     }
 }
 
-const LANE_QUICK: usize = 0;
-const LANE_BODY: usize = 1;
-
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -118,20 +115,16 @@ pub fn serve(
     // for requests whose body is still to be received (uploads), one for
     // the rest. Bodies that arrive slowly (or stop, until --body-timeout)
     // hold upload workers only, never the listings, downloads and pages.
-    let lanes = [LANE_QUICK, LANE_BODY].map(|_| channel::bounded::<Request>(queue));
-    let _ = ctx.queue.set([lanes[0].1.clone(), lanes[1].1.clone()]);
-    let handles: Vec<_> = lanes
-        .iter()
-        .enumerate()
-        .flat_map(|(lane, (_, rx))| {
+    let (quick_tx, quick_rx) = channel::bounded::<Request>(queue);
+    let (body_tx, body_rx) = channel::bounded::<Request>(queue);
+    let _ = ctx.queue.set([quick_rx.clone(), body_rx.clone()]);
+    let handles: Vec<_> = [("worker", quick_rx), ("upload-worker", body_rx)]
+        .into_iter()
+        .flat_map(|(name, rx)| {
             (0..workers).map(move |i| {
                 let rx = rx.clone();
-                let name = match lane {
-                    LANE_QUICK => format!("worker-{i}"),
-                    _ => format!("upload-worker-{i}"),
-                };
                 thread::Builder::new()
-                    .name(name)
+                    .name(format!("{name}-{i}"))
                     .spawn(move || {
                         for req in rx {
                             handle(ctx, req);
@@ -141,7 +134,6 @@ pub fn serve(
             })
         })
         .collect();
-    let [(quick_tx, _), (body_tx, _)] = lanes;
 
     while !stop.load(Ordering::SeqCst) {
         let req = match server.recv() {

@@ -93,7 +93,9 @@ impl DataManager {
         let plan: Vec<(String, String, Vec<u64>, bool)> = {
             let cat = self.read();
             cat.files()
-                .filter(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
+                .filter(|(key, ..)| {
+                    crate::space::MachineKey::parse(key).is_some_and(|k| k.user() == user)
+                })
                 .map(|(client, path, versions)| {
                     let ns = versions.iter().map(|v| v.n).collect();
                     (client.to_string(), path.to_string(), ns, true)

@@ -108,18 +108,12 @@ impl DataManager {
         (all, distinct)
     }
 
-    /// Whether any machine of `user` has data in the catalog.
-    pub fn user_has_data(&self, user: &str) -> bool {
-        self.read()
-            .files()
-            .any(|(client, ..)| client.split_once('/').is_some_and(|(u, _)| u == user))
-    }
-
     /// The users that own machines in the catalog.
     pub fn users_with_data(&self) -> std::collections::BTreeSet<String> {
         self.read()
             .files()
-            .filter_map(|(client, ..)| client.split_once('/').map(|(u, _)| u.to_string()))
+            .filter_map(|(key, ..)| crate::space::MachineKey::parse(key))
+            .map(|key| key.user().to_string())
             .collect()
     }
 }

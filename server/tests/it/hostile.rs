@@ -2,7 +2,9 @@
 //! account (or with one, where the probe needs it): every probe runs in a
 //! bounded form while a legitimate client asks `/healthz` and an
 //! authenticated listing, each of which must be answered within a second,
-//! during the attack and after it, by the same server process.
+//! during the attack and after it, by the same server process. Each probe
+//! takes the machine alone (`alone()`): on two cores another test's load
+//! would be measured with it.
 
 use crate::fixtures::*;
 use std::io::{Read, Write};
@@ -11,12 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// The probes run alone: on two cores, another test's load (or another
-/// flood) would be measured with them.
-fn one_at_a_time() -> Alone {
-    alone()
-}
 
 /// How long a legitimate request may take while the server is attacked.
 const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
@@ -159,7 +155,7 @@ fn log_count(server: &Server, needle: &str) -> usize {
 
 #[test]
 fn accepting_goes_on_when_descriptors_run_out() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     // 128 descriptors, a cap above them: accept() itself fails (EMFILE).
     let mut server = Server::start_with_nofile(128, &["--max-connections", "1000"]);
     let auth = bearer(server.port, "pc");
@@ -204,7 +200,7 @@ fn accepting_goes_on_when_descriptors_run_out() {
 
 #[test]
 fn idle_connections_beyond_the_cap_make_room_for_new_ones() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let mut server = Server::start(&["--max-connections", "40"]);
     let auth = bearer(server.port, "pc");
     // Idle connections, and connections that began a head (or a small
@@ -231,7 +227,7 @@ fn idle_connections_beyond_the_cap_make_room_for_new_ones() {
 
 #[test]
 fn a_stranger_declaring_a_huge_body_is_refused_from_the_head_and_never_drained() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let mut server = Server::start(&["--workers", "4"]);
     let auth = bearer(server.port, "pc");
     let watcher = Watcher::start(server.port, auth.clone());
@@ -261,7 +257,7 @@ fn a_stranger_declaring_a_huge_body_is_refused_from_the_head_and_never_drained()
 
 #[test]
 fn a_body_that_stops_is_dropped_and_nothing_recorded() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let mut server = Server::start(&["--body-timeout", "2"]);
     let auth = bearer(server.port, "pc");
     let watcher = Watcher::start(server.port, auth.clone());
@@ -295,7 +291,7 @@ fn a_body_that_stops_is_dropped_and_nothing_recorded() {
 
 #[test]
 fn slow_heads_and_endless_headers_are_cut_off_with_bounded_memory() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let mut server = Server::start(&["--header-timeout", "2"]);
     let auth = bearer(server.port, "pc");
     let rss_before = server.rss();
@@ -365,7 +361,7 @@ fn slow_heads_and_endless_headers_are_cut_off_with_bounded_memory() {
 
 #[test]
 fn downloads_nobody_reads_hold_no_worker() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let mut server = Server::start(&["--workers", "4", "--send-timeout", "3"]);
     let auth = bearer(server.port, "pc");
     let data = noise(16 << 20, 1);
@@ -397,7 +393,7 @@ fn downloads_nobody_reads_hold_no_worker() {
 
 #[test]
 fn keep_alive_responses_are_not_held_back() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let server = Server::start(&[]);
     // Larger than one write buffer (8 KiB): the head and the body go out
     // in separate segments, which Nagle holds back for a delayed ACK.
@@ -426,7 +422,7 @@ fn keep_alive_responses_are_not_held_back() {
 
 #[test]
 fn many_concurrent_requests_are_served_or_told_when_to_retry() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let server = Server::start(&[]);
     let auth = bearer(server.port, "pc");
     let port = server.port;
@@ -466,7 +462,7 @@ fn raw(port: u16, bytes: &[u8]) -> (u16, bool) {
 
 #[test]
 fn framing_is_strict_and_every_refusal_is_answered() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let server = Server::start(&[]);
     let port = server.port;
     let auth = bearer(port, "pc");
@@ -570,7 +566,7 @@ fn framing_is_strict_and_every_refusal_is_answered() {
 
 #[test]
 fn modification_times_out_of_range_are_refused() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let server = Server::start(&[]);
     let port = server.port;
     let data = b"when?";
@@ -627,7 +623,7 @@ fn modification_times_out_of_range_are_refused() {
 
 #[test]
 fn a_stalled_upload_piece_keeps_what_arrived() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let server = Server::start(&["--body-timeout", "2"]);
     let auth = bearer(server.port, "pc");
     let r = request(

@@ -95,11 +95,6 @@ impl ClientConnection {
         }
     }
 
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
-    }
-
     /// Reads one line of the head, ended by CRLF or by a bare LF (RFC 9112
     /// section 2.2), without the line end. At most `limit` bytes. The first
     /// byte of a head on a reused connection starts the head's deadline.

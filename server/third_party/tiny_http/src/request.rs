@@ -74,8 +74,6 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
 
     // NIMBUS-PATCH: set once the whole body has been read; a response to a
     // request whose body was not read whole closes the connection.
@@ -110,29 +108,6 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
-}
-
-impl<R: Read> Read for NotifyOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).unwrap();
-    }
-}
 
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
@@ -257,7 +232,7 @@ where
             body_done.store(true, Ordering::Release);
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = EqualReader::new(source_data, content_length);
             tracked(Box::new(FusedReader::new(data_reader)), Some(content_length))
         }
     } else if transfer_encoding.is_some() {
@@ -283,7 +258,6 @@ where
         headers,
         body_length: content_length,
         must_send_continue: expects_continue,
-        notify_when_responded: None,
         body_done,
         hand_back: None,
     })
@@ -370,15 +344,7 @@ impl Request {
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
         let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        }
+        Box::new(stream) as Box<dyn ReadWrite + Send>
     }
 
     /// Allows to read the body of the request.
@@ -436,16 +402,7 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
-        }
+        self.extract_writer_impl()
     }
 
     /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
@@ -481,11 +438,7 @@ impl Request {
     where
         R: Read,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
-        }
-        res
+        self.respond_impl(response)
     }
 
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
@@ -560,10 +513,6 @@ impl Request {
         written && !close
     }
 
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
-    }
 }
 
 impl fmt::Debug for Request {
@@ -581,9 +530,6 @@ impl Drop for Request {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
         }
     }
 }

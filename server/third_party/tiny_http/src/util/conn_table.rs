@@ -59,10 +59,6 @@ impl ConnTable {
         evict_oldest_idle(&mut self.lock())
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().open.len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

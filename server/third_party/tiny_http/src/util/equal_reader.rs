@@ -1,37 +1,26 @@
 use std::io::Read;
 use std::io::Result as IoResult;
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
-/// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// If the limit is reached, it returns EOF. NIMBUS-PATCH: what is left
+/// unread when it is dropped stays unread, and the connection closes (see
+/// `Request::body_done`); upstream read it all and threw it away, with no
+/// time limit, and signalled the end on a channel nobody read.
 pub struct EqualReader<R>
 where
     R: Read,
 {
     reader: R,
     size: usize,
-    #[allow(dead_code)]
-    last_read_signal: Sender<IoResult<()>>,
 }
 
 impl<R> EqualReader<R>
 where
     R: Read,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
-        let (tx, rx) = channel();
-
-        let r = EqualReader {
-            reader,
-            size,
-            last_read_signal: tx,
-        };
-
-        (r, rx)
+    pub fn new(reader: R, size: usize) -> EqualReader<R> {
+        EqualReader { reader, size }
     }
 }
 
@@ -60,10 +49,6 @@ where
     }
 }
 
-// NIMBUS-PATCH: an unread rest of the body is no longer drained when the
-// reader is dropped (upstream read it all, with no time limit, so a peer that
-// declared a large body and sent nothing held the thread forever). The
-// request tells its connection to close instead; see `Request::body_done`.
 #[cfg(test)]
 mod tests {
     use super::EqualReader;
@@ -76,7 +61,7 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
@@ -95,7 +80,7 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
