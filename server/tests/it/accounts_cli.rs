@@ -3,6 +3,8 @@
 //! runs on the same data directory.
 
 use crate::fixtures::*;
+use std::process::Command;
+use std::time::Duration;
 
 fn text(out: &std::process::Output) -> (String, String) {
     (
@@ -262,4 +264,81 @@ fn a_removed_accounts_backups_never_pass_to_a_new_account_of_that_name() {
     assert_eq!(r.json(), serde_json::json!([]));
     let r = request(server.port, "GET", "/download/laptop/notes.txt", &auth, b"");
     assert_eq!(r.status, 404);
+}
+
+/// `user remove --delete-data` killed (-9) at any moment leaves a data
+/// directory that loads and checks clean, with everyone else's files
+/// intact; run again, it finishes the job.
+#[test]
+fn kill_9_during_delete_data_leaves_a_store_that_loads_and_finishes_on_a_rerun() {
+    let mut server = Server::start(&[]);
+    add_user(&server, "carol", "carol's password 1");
+    let r = api_login(server.port, "carol", "carol's password 1", "laptop");
+    let carol = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    for i in 0..200u64 {
+        let data = noise(2000, 1000 + i);
+        let r = request(
+            server.port,
+            "PUT",
+            &format!("/api/v1/files/laptop/f{i}.bin"),
+            &[
+                ("Authorization", &carol),
+                ("X-Nimbus-Hash", &hex(&data)),
+                ("X-Nimbus-Mtime", "1700000000"),
+            ],
+            &data,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let mine = noise(5000, 7);
+    assert_eq!(put_file(server.port, "pc", "mine.bin", &mine).status, 201);
+    server.terminate();
+
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    for round in 0..6 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(server_bin())
+            .arg("--data")
+            .arg(&server.data)
+            .args(["user", "remove", "carol", "--delete-data"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Somewhere in loading, forgetting, deleting blobs, the snapshot, or after.
+        std::thread::sleep(Duration::from_micros(rng % 150_000));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = server.command(&["check"], "");
+        assert!(out.status.success(), "round {round}: {:?}", text(&out));
+    }
+    // Run to the end, it finishes: the account may be gone already (the
+    // name is then reserved, and --delete-data still applies), or a killed
+    // run may have completed, and then there is nothing left to remove.
+    let out = server.command(&["user", "remove", "carol", "--delete-data"], "");
+    assert!(
+        out.status.success() || text(&out).1.contains("no user \"carol\""),
+        "{:?}",
+        text(&out)
+    );
+    assert!(server
+        .command(&["check", "--read-data"], "")
+        .status
+        .success());
+    server.restart();
+    let r = server.get("/download/pc/mine.bin");
+    assert_eq!(r.body, mine);
+    add_user(&server, "carol", "the new carol pw");
+    let r = api_login(server.port, "carol", "the new carol pw", "laptop");
+    let auth = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/files",
+        &[("Authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(r.json(), serde_json::json!([]));
 }
