@@ -88,8 +88,11 @@ pub struct Backup {
     reported: HashSet<Skipped>,
     /// Files the server refused (4xx), by (size, mtime): not sent again, and
     /// not hashed again every pass, until they change.
-    refused: HashMap<String, (u64, i64, String)>,
+    refused: Refused,
 }
+
+/// Files the server refused, by path: (size, mtime in ns, why).
+type Refused = HashMap<String, (u64, i64, String)>;
 
 impl Backup {
     pub fn new(
@@ -115,22 +118,32 @@ impl Backup {
         }
     }
 
+    /// One pass over the folder: scan it, record what was deleted here,
+    /// then hash and send what changed. Nothing counts as backed up before
+    /// the server acknowledged it; the state is saved as acknowledgements
+    /// come in.
     pub fn pass(&mut self) -> Summary {
         let mut sum = Summary::default();
         let scan = scan::scan(&self.root);
         sum.scanned = scan.files.len();
-        // Where the walk failed, absence proves nothing: no deletions there.
-        let mut unsure: Vec<String> = Vec::new();
-        for s in &scan.skipped {
-            if let Skipped::Error { path, .. } = s {
-                match scan::relative(&self.root, Path::new(path)) {
-                    Ok(rel) => unsure.push(rel),
-                    // The folder itself (missing, unreadable): nothing is sure.
-                    Err(_) => unsure.push(String::new()),
-                }
-            }
+        let unsure = self.note_skipped(scan.skipped, &mut sum);
+        let mut dirty = self.record_deletions(&scan.files, &unsure, &mut sum);
+        if sum.server_problem.is_none() && sum.auth_problem.is_none() {
+            let jobs = self.plan(scan.files, &mut sum);
+            dirty = self.send(jobs, &mut sum, dirty);
         }
-        for s in scan.skipped {
+        if dirty {
+            self.save();
+        }
+        sum
+    }
+
+    /// Reports what the scan skipped (permanent problems once); returns
+    /// the folders whose walk failed, where absence proves nothing ("" for
+    /// the whole folder).
+    fn note_skipped(&mut self, skipped: Vec<Skipped>, sum: &mut Summary) -> Vec<String> {
+        let mut unsure = Vec::new();
+        for s in skipped {
             match &s {
                 Skipped::Permanent { path, why } => {
                     if self.reported.insert(s.clone()) {
@@ -141,15 +154,20 @@ impl Backup {
                     warn!("cannot read {path}: {why}; retrying next pass");
                     sum.errors += 1;
                     sum.failures.push(format!("{path}: {why}"));
+                    // The folder itself (missing, unreadable): nothing is sure.
+                    unsure.push(scan::relative(&self.root, Path::new(path)).unwrap_or_default());
                 }
             }
         }
+        unsure
+    }
 
-        // Files in the state that are gone were deleted here: the server
-        // records each deletion (a tombstone), and only then does the state
-        // forget the file, so a deletion is never lost to a server that is
-        // down or a client that is killed.
-        let present: HashSet<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+    /// Files in the state that are gone were deleted here: the server
+    /// records each deletion (a tombstone), and only then does the state
+    /// forget the file, so a deletion is never lost to a server that is
+    /// down or a client that is killed. Returns whether the state changed.
+    fn record_deletions(&mut self, files: &[Found], unsure: &[String], sum: &mut Summary) -> bool {
+        let present: HashSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
         let gone: Vec<String> = self
             .state
             .files
@@ -193,13 +211,14 @@ impl Backup {
                 },
             }
         }
-        if sum.server_problem.is_some() || sum.auth_problem.is_some() {
-            self.save_if(dirty);
-            return sum;
-        }
+        dirty
+    }
 
+    /// The files to send now (with the content the state knows for each):
+    /// changed since the state, settled, and not refused as they are.
+    fn plan(&mut self, files: Vec<Found>, sum: &mut Summary) -> Vec<(Found, Option<ContentHash>)> {
         let mut todo = Vec::new();
-        for f in scan.files {
+        for f in files {
             match self.state.files.get(&f.rel) {
                 Some(e) if e.size == f.size && e.mtime_ns == f.mtime_ns => sum.unchanged += 1,
                 _ => todo.push(f),
@@ -208,11 +227,8 @@ impl Backup {
         let changed: HashSet<String> = todo.iter().map(|f| f.rel.clone()).collect();
         self.first_seen
             .retain(|rel, _| changed.contains(rel.as_str()));
-
-        let total: u64 = todo.iter().map(|f| f.size).sum();
-        let bar = progress_bar(todo.len(), total);
-        let mut jobs = Vec::new();
         self.refused.retain(|rel, _| changed.contains(rel.as_str()));
+        let mut jobs = Vec::new();
         for f in todo {
             if let Some((size, mtime_ns, why)) = self.refused.get(&f.rel) {
                 if (*size, *mtime_ns) == (f.size, f.mtime_ns) {
@@ -228,18 +244,30 @@ impl Backup {
                 sum.pending += 1;
             }
         }
+        jobs
+    }
 
-        // Hash and send on `jobs` threads; acknowledgements come back here,
-        // the only place the state changes.
+    /// Hashes and sends `jobs` on `self.jobs` threads; acknowledgements
+    /// come back here, the only place the state changes (saved every
+    /// `SAVE_EVERY`). Returns whether the state changed since it was last
+    /// saved.
+    fn send(
+        &mut self,
+        jobs: Vec<(Found, Option<ContentHash>)>,
+        sum: &mut Summary,
+        mut dirty: bool,
+    ) -> bool {
+        let total: u64 = jobs.iter().map(|(f, _)| f.size).sum();
+        let bar = progress_bar(jobs.len(), total);
         let queue = Mutex::new(jobs.into_iter());
         let abort = AtomicBool::new(false);
+        let (tx, rx) = mpsc::channel();
+        let mut last_save = Instant::now();
         let worker = Worker {
             api: &self.api,
             stop: &self.stop,
             abort: &abort,
         };
-        let (tx, rx) = mpsc::channel();
-        let mut last_save = Instant::now();
         std::thread::scope(|scope| {
             for _ in 0..self.jobs {
                 let (tx, queue, worker, bar) = (tx.clone(), &queue, &worker, &bar);
@@ -263,47 +291,7 @@ impl Backup {
             }
             drop(tx);
             for (f, result) in rx {
-                match result {
-                    Ok(Done::Sent { entry, new_version }) => {
-                        if new_version {
-                            info!("backed up {} ({} bytes)", f.rel, f.size);
-                        }
-                        self.state.files.insert(f.rel.clone(), entry);
-                        sum.uploaded += 1;
-                        sum.bytes += f.size;
-                        dirty = true;
-                    }
-                    Ok(Done::SameContent(entry)) => {
-                        self.state.files.insert(f.rel.clone(), entry);
-                        sum.unchanged += 1;
-                        dirty = true;
-                    }
-                    Ok(Done::Changed) => sum.pending += 1,
-                    Err(FileError::File(why)) => {
-                        warn!("{}: {why}; retrying next pass", f.path.display());
-                        sum.errors += 1;
-                        sum.failures.push(format!("{}: {why}", f.rel));
-                    }
-                    Err(FileError::Refused(why)) => {
-                        warn!(
-                            "{}: {why}; it is tried again when it changes",
-                            f.path.display()
-                        );
-                        sum.errors += 1;
-                        sum.failures.push(format!("{}: {why}", f.rel));
-                        self.refused
-                            .insert(f.rel.clone(), (f.size, f.mtime_ns, why));
-                    }
-                    Err(FileError::Server(why)) => {
-                        sum.pending += 1;
-                        sum.server_problem.get_or_insert(why);
-                    }
-                    Err(FileError::Auth(why)) => {
-                        sum.pending += 1;
-                        sum.auth_problem.get_or_insert(why);
-                    }
-                    Err(FileError::Stopped) => sum.pending += 1,
-                }
+                dirty |= acknowledge(&mut self.state, &mut self.refused, f, result, sum);
                 if dirty && last_save.elapsed() >= SAVE_EVERY {
                     if let Err(e) = self.state.save(&self.state_path) {
                         warn!("{e}; progress will be re-checked after a restart");
@@ -316,16 +304,7 @@ impl Backup {
         // Files never started because the pass was cut short.
         sum.pending += queue.into_inner().unwrap_or_else(|e| e.into_inner()).len();
         bar.finish_and_clear();
-        if dirty {
-            self.save();
-        }
-        sum
-    }
-
-    fn save_if(&self, dirty: bool) {
-        if dirty {
-            self.save();
-        }
+        dirty
     }
 
     fn save(&self) {
@@ -352,6 +331,58 @@ impl Backup {
         }
         entry.2.elapsed() >= self.settle
     }
+}
+
+/// What one file's attempt means for the state and the summary;
+/// returns whether the state changed.
+fn acknowledge(
+    state: &mut State,
+    refused: &mut Refused,
+    f: Found,
+    result: Result<Done, FileError>,
+    sum: &mut Summary,
+) -> bool {
+    match result {
+        Ok(Done::Sent { entry, new_version }) => {
+            if new_version {
+                info!("backed up {} ({} bytes)", f.rel, f.size);
+            }
+            state.files.insert(f.rel.clone(), entry);
+            sum.uploaded += 1;
+            sum.bytes += f.size;
+            return true;
+        }
+        Ok(Done::SameContent(entry)) => {
+            state.files.insert(f.rel.clone(), entry);
+            sum.unchanged += 1;
+            return true;
+        }
+        Ok(Done::Changed) => sum.pending += 1,
+        Err(FileError::File(why)) => {
+            warn!("{}: {why}; retrying next pass", f.path.display());
+            sum.errors += 1;
+            sum.failures.push(format!("{}: {why}", f.rel));
+        }
+        Err(FileError::Refused(why)) => {
+            warn!(
+                "{}: {why}; it is tried again when it changes",
+                f.path.display()
+            );
+            sum.errors += 1;
+            sum.failures.push(format!("{}: {why}", f.rel));
+            refused.insert(f.rel, (f.size, f.mtime_ns, why));
+        }
+        Err(FileError::Server(why)) => {
+            sum.pending += 1;
+            sum.server_problem.get_or_insert(why);
+        }
+        Err(FileError::Auth(why)) => {
+            sum.pending += 1;
+            sum.auth_problem.get_or_insert(why);
+        }
+        Err(FileError::Stopped) => sum.pending += 1,
+    }
+    false
 }
 
 /// The part of a pass that runs on worker threads: hashing and sending.

@@ -38,20 +38,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// Server URL, e.g. http://backup-vm:9090
-    #[arg(long, value_name = "URL", required = true)]
-    server: Option<String>,
+    #[command(flatten)]
+    to: ServerArgs,
     /// Folder to back up (recursively).
     #[arg(long, value_name = "DIR", required = true)]
     dir: Option<PathBuf>,
-    /// Config file holding this machine's login per server.
-    /// [default: client.json in %APPDATA%\\Nimbus on Windows, ~/.config/nimbus on Linux]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Also trust these PEM certificates (a private CA, or the server's
-    /// self-signed certificate) for https:// servers.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
     /// Name of this machine on the server. [default: the host name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -82,9 +73,8 @@ struct Args {
 enum Cmd {
     /// Register this machine under a user on the server and keep its token.
     Login {
-        /// Server URL, e.g. http://backup-vm:9090
-        #[arg(long, value_name = "URL")]
-        server: String,
+        #[command(flatten)]
+        to: ServerArgs,
         /// The user to log in as.
         #[arg(long, value_name = "NAME")]
         user: String,
@@ -94,12 +84,6 @@ enum Cmd {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
-        /// Config file to keep the token in (created 0600).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Also trust these PEM certificates for https:// servers.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
     },
     /// Restore files and folders as they were at a time (default: now).
     #[command(
@@ -120,9 +104,8 @@ enum Cmd {
 
 #[derive(clap::Args, Debug)]
 struct RestoreArgs {
-    /// Server URL, e.g. http://backup-vm:9090
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[command(flatten)]
+    to_server: ServerArgs,
     /// Restore files of this machine of yours. [default: this machine]
     #[arg(long, value_name = "MACHINE")]
     from: Option<String>,
@@ -149,15 +132,63 @@ struct RestoreArgs {
     /// share that Windows machines use.
     #[arg(long)]
     windows_names: bool,
-    /// Config file holding this machine's login per server.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Also trust these PEM certificates for https:// servers.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
     /// Files or folders to restore, relative to the backed-up folder. [default: everything]
     #[arg(value_name = "PATH")]
     paths: Vec<String>,
+}
+
+/// How to reach a server, the same for backing up, logging in and
+/// restoring: its URL, the config file holding the login kept for it, and
+/// the certificates to trust.
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Server URL, e.g. http://backup-vm:9090
+    #[arg(long, value_name = "URL", required = true)]
+    server: Option<String>,
+    /// Config file holding this machine's login per server (created 0600).
+    /// [default: client.json in %APPDATA%\\Nimbus on Windows, ~/.config/nimbus on Linux]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also trust these PEM certificates (a private CA, or the server's
+    /// self-signed certificate) for https:// servers.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The server's URL, without a trailing '/'.
+    fn url(&self) -> Result<String, ClientError> {
+        let server = self
+            .server
+            .as_deref()
+            .ok_or_else(|| ClientError::Usage("--server is required".into()))?
+            .trim_end_matches('/')
+            .to_string();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(ClientError::Usage(format!(
+                "--server must be an http:// or https:// URL, got {server:?}"
+            )));
+        }
+        Ok(server)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(login::default_config_path)
+    }
+
+    /// The login this machine keeps for `server`, if any.
+    fn saved_login(&self, server: &str) -> Result<Option<login::Login>, ClientError> {
+        Ok(login::ClientConfig::load(&self.config_path())?
+            .servers
+            .remove(server))
+    }
+
+    /// An HTTP agent with these certificates and timeouts.
+    fn agent(&self, connect: Duration, read: Duration) -> Result<ureq::Agent, ClientError> {
+        tls::agent(self.ca.as_deref(), connect, read)
+    }
 }
 
 /// Runs `nimbus-client` with the process's arguments. Every command returns
@@ -166,21 +197,25 @@ struct RestoreArgs {
 pub fn main() -> ExitCode {
     nimbus_common::logger::init();
     let mut args = Args::parse();
-    let server = args.server.clone();
+    let mut server = args.to.server.clone();
     let result = match args.command.take() {
         Some(Cmd::Login {
-            server,
+            to,
             user,
             name,
             password_stdin,
-            config,
-            ca,
-        }) => run_login(server, user, name, password_stdin, config, ca),
+        }) => {
+            server = to.server.clone();
+            run_login(&to, user, name, password_stdin)
+        }
         Some(Cmd::InstallService(s)) => service::run(s).map(|text| {
             println!("{text}");
             ExitCode::SUCCESS
         }),
-        Some(Cmd::Restore(r)) => run_restore(r),
+        Some(Cmd::Restore(r)) => {
+            server = r.to_server.server.clone();
+            run_restore(r)
+        }
         None => run(args),
     };
     match result {
@@ -200,24 +235,18 @@ fn host_name() -> String {
 }
 
 fn run_login(
-    server: String,
+    to: &ServerArgs,
     user: String,
     name: Option<String>,
     password_stdin: bool,
-    config: Option<PathBuf>,
-    ca: Option<PathBuf>,
 ) -> Result<ExitCode, ClientError> {
-    let server = server.trim_end_matches('/').to_string();
+    let server = to.url()?;
     let machine = name.unwrap_or_else(host_name);
-    let config = config.unwrap_or_else(login::default_config_path);
+    let config = to.config_path();
     nimbus_common::paths::validate_client_name(&machine)
         .map_err(|e| ClientError::Usage(format!("--name {machine:?}: {e}")))?;
     let password = login::read_password(password_stdin)?;
-    let agent = tls::agent(
-        ca.as_deref(),
-        Duration::from_secs(10),
-        Duration::from_secs(60),
-    )?;
+    let agent = to.agent(Duration::from_secs(10), Duration::from_secs(60))?;
     let l = login::login(&agent, &server, &user, &machine, &password, &config)?;
     println!(
         "logged in to {server} as {} from machine {:?} (device {}); token kept in {}",
@@ -230,14 +259,10 @@ fn run_login(
 }
 
 fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
-    let server = args.server.trim_end_matches('/').to_string();
-    let config_path = args.config.unwrap_or_else(login::default_config_path);
-    let login = login::ClientConfig::load(&config_path)?
-        .servers
-        .remove(&server)
-        .ok_or_else(|| {
-            ClientError::LoggedOut(format!("this machine has not logged in to {server}"))
-        })?;
+    let server = args.to_server.url()?;
+    let login = args.to_server.saved_login(&server)?.ok_or_else(|| {
+        ClientError::LoggedOut(format!("this machine has not logged in to {server}"))
+    })?;
     let from = args.from.unwrap_or_else(|| login.machine.clone());
     nimbus_common::paths::validate_client_name(&from)
         .map_err(|e| ClientError::Usage(format!("--from {from:?}: {e}")))?;
@@ -261,11 +286,9 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .map_err(|e| ClientError::Setup(format!("cannot install the signal handler: {e}")))?;
     }
-    let agent = tls::agent(
-        args.ca.as_deref(),
-        Duration::from_secs(10),
-        Duration::from_secs(120),
-    )?;
+    let agent = args
+        .to_server
+        .agent(Duration::from_secs(10), Duration::from_secs(120))?;
     let api = api::Api::new(&server, &login.machine, Some(login.token.clone()), agent);
     let job = restore::Restore {
         api: &api,
@@ -324,8 +347,9 @@ fn status_report(sum: &crate::backup::Summary) -> nimbus_common::wire::StatusRep
 }
 
 fn run(args: Args) -> Result<ExitCode, ClientError> {
-    let (Some(server), Some(dir_arg)) = (args.server, args.dir) else {
-        return Err(ClientError::Usage("--server and --dir are required".into()));
+    let server = args.to.url()?;
+    let Some(dir_arg) = args.dir else {
+        return Err(ClientError::Usage("--dir is required".into()));
     };
     if !(args.heartbeat.is_finite() && args.heartbeat > 0.0) {
         return Err(ClientError::Usage(
@@ -345,12 +369,6 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             "--settle must be zero or more seconds".into(),
         ));
     }
-    let server = server.trim_end_matches('/').to_string();
-    if !(server.starts_with("http://") || server.starts_with("https://")) {
-        return Err(ClientError::Usage(format!(
-            "--server must be an http:// or https:// URL, got {server:?}"
-        )));
-    }
     let dir = std::fs::canonicalize(&dir_arg).map_err(|e| {
         ClientError::Local(format!("cannot open the folder {}: {e}", dir_arg.display()))
     })?;
@@ -360,10 +378,7 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             dir.display()
         )));
     }
-    let config_path = args.config.unwrap_or_else(login::default_config_path);
-    let login = login::ClientConfig::load(&config_path)?
-        .servers
-        .remove(&server);
+    let login = args.to.saved_login(&server)?;
     let name = match (args.name, &login) {
         (Some(n), _) => n,
         (None, Some(l)) => l.machine.clone(),
@@ -390,11 +405,9 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         dir.display(),
         state_path.display()
     );
-    let agent = tls::agent(
-        args.ca.as_deref(),
-        Duration::from_secs(5),
-        Duration::from_secs(120),
-    )?;
+    let agent = args
+        .to
+        .agent(Duration::from_secs(5), Duration::from_secs(120))?;
     let api = api::Api::new(
         &server,
         &name,
