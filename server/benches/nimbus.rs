@@ -6,85 +6,61 @@
 //! Uses the release binaries of the workspace (`make bench` builds them).
 
 use nimbus_common::hash::ContentHash;
-use nimbus_server::accounts::{AccountStore, Role};
 use nimbus_server::store::DataManager;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+// The tests' fixtures: the benchmark starts the same real server and
+// client the tests do, and uses only part of them.
+#[allow(dead_code)]
+#[path = "../tests/it/fixtures/mod.rs"]
+mod fixtures;
 mod front;
+
+use fixtures::client_bin;
 
 const GIB: u64 = 1 << 30;
 const MIB: f64 = (1 << 20) as f64;
 
-fn server_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_nimbus-server"))
-}
-
-fn client_bin() -> PathBuf {
-    let p = server_bin().with_file_name("nimbus-client");
-    assert!(
-        p.exists(),
-        "build the client first: cargo build --release --workspace"
-    );
-    p
-}
-
+/// The benchmark's server: the tests' fixture (the real binary on port 0)
+/// with the device "bench" of the tests' admin.
 struct Srv {
-    child: Child,
+    server: fixtures::Server,
     port: u16,
-    /// `Authorization` header value of the benchmark's device.
+    /// `Authorization` header line of the benchmark's device.
     auth: String,
 }
 
 impl Srv {
     fn start(data: &Path, extra: &[&str]) -> Srv {
-        let accounts = AccountStore::open(data).unwrap();
-        // A second start on the same data finds the account there.
-        let _ = accounts.add_user("bench", "benchmark password", Role::Admin);
-        let (_, token) = accounts.register_device("bench", "bench").unwrap();
-        let mut child = Command::new(server_bin())
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        let server = fixtures::Server::start_on(data, extra);
+        let port = server.port;
         Srv {
-            child,
+            server,
             port,
-            auth: format!("Authorization: Bearer {token}"),
+            auth: format!("Authorization: {}", fixtures::bearer(port, "bench")),
         }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// Resident memory now, in KiB.
     fn rss_kib(&self) -> u64 {
-        self.status_kib("VmRSS:")
+        self.server.rss() / 1024
     }
 
     /// Peak resident memory so far, in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        self.status_kib("VmHWM:")
-    }
-
-    /// A `/proc/PID/status` field in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let pid = self.server.child.as_ref().expect("server running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
@@ -108,13 +84,6 @@ impl Srv {
     }
 }
 
-impl Drop for Srv {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
@@ -127,35 +96,11 @@ fn sh(cmd: &str) {
 }
 
 impl Srv {
-    /// `nimbus-client --once` as the benchmark's device.
+    /// `nimbus-client --once` as the benchmark's device (its login in
+    /// `STATE.client.json`, beside the state).
     fn client_once(&self, dir: &Path, state: &Path) {
-        let config = state.with_extension("client.json");
-        let token = self.auth.trim_start_matches("Authorization: Bearer ");
-        let json = serde_json::json!({"servers": {self.url(): {
-            "user": "bench", "machine": "bench", "device": "bench", "token": token
-        }}});
-        std::fs::write(&config, json.to_string()).unwrap();
-        let st = Command::new(client_bin())
-            .args([
-                "--server",
-                &self.url(),
-                "--name",
-                "bench",
-                "--settle",
-                "0",
-                "--once",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .arg("--state")
-            .arg(state)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "client failed");
+        let out = fixtures::client_once(&self.url(), dir, "bench", state, &[]);
+        fixtures::assert_ok(&out);
     }
 
     /// Uploads `file` with `/api/v1/uploads` in pieces of `piece` bytes.
