@@ -6,7 +6,7 @@ DIR ?= backup
 LISTEN ?= 127.0.0.1:9090
 DATA ?= nimbus-data
 
-.PHONY: all build release run test fmt-check clippy unit windows windows-test wine-test-if-installed bench screenshots clean
+.PHONY: all build release run test fmt-check clippy layers unit windows windows-test wine-test-if-installed bench screenshots clean
 
 all: build
 
@@ -51,11 +51,26 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The HTTP front's layers (server/src/http/mod.rs): no module imports one
+# above it, and api/ and pages/ never import each other.
+HTTP = server/src/http
+layers:
+	@bad=$$( \
+	  grep -rnE 'http::(api|pages)|super::(api|pages)' $(HTTP)/api $(HTTP)/pages | grep -E 'pages/.*api|api/.*pages'; \
+	  grep -rnE 'http::(auth|ctx|views|api|pages|router|pool|meter)' $(HTTP)/core; \
+	  grep -rnE 'http::(ctx|views|api|pages|router|pool)' $(HTTP)/auth; \
+	  grep -rnE 'http::(views|api|pages|router|pool)' $(HTTP)/ctx.rs $(HTTP)/meter.rs; \
+	  grep -rnE 'http::(api|pages|router|pool)' $(HTTP)/views; \
+	  grep -rnE 'http::(router|pool)|super::(router|pool)' $(HTTP)/api $(HTTP)/pages; \
+	  grep -rn 'request::' $(HTTP)/core/body.rs $(HTTP)/core/form.rs; \
+	  true); \
+	if [ -n "$$bad" ]; then echo "imports against the layers of $(HTTP):"; echo "$$bad"; exit 1; fi
+
 unit:
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
-test: fmt-check clippy unit wine-test-if-installed
+test: fmt-check clippy layers unit wine-test-if-installed
 
 # The Windows client: nimbus-client.exe for x86_64-pc-windows-gnu (needs
 # `rustup target add x86_64-pc-windows-gnu` and Debian's

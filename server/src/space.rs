@@ -95,6 +95,12 @@ pub fn owner_of(key: &str) -> &str {
     key.split_once('/').map_or(key, |(user, _)| user)
 }
 
+/// (user, machine) of a catalog key; a key from before accounts has no
+/// user part ("") and is its own machine.
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
 /// One file of one machine: what a file route is about, resolved once.
 #[derive(Debug, Clone)]
 pub struct FileTarget {
@@ -120,5 +126,7 @@ mod tests {
         assert_eq!(MachineKey::parse("legacy"), None);
         assert_eq!(owner_of("alice/pc"), "alice");
         assert_eq!(owner_of("legacy"), "legacy");
+        assert_eq!(split_key("alice/pc"), ("alice", "pc"));
+        assert_eq!(split_key("legacy"), ("", "legacy"));
     }
 }

@@ -1,228 +1,25 @@
-//! The HTTP front: a blocking tiny_http server whose acceptor hands each
-//! request to one of two bounded crossbeam channels (requests with a body
-//! still to receive, and the rest), each served by `--workers` threads.
-//! Responses go back to the connection's own thread, which writes them.
-//! A full queue is answered 503 at once; a panicking handler is answered 500
-//! and its worker carries on.
+//! The HTTP front, in layers; each imports only those below it:
+//!
+//! | layer | what it holds |
+//! |---|---|
+//! | [`pool`] | the acceptor and the worker pool (imported by nobody) |
+//! | [`router`] | method and path to handler, as in `docs/PROTOCOL.md` |
+//! | [`api`] and [`pages`] | handlers for programs (JSON, contents) and for browsers (HTML); never import each other |
+//! | [`views`] | what both show: a machine's status, the server's health |
+//! | [`ctx`] | the state handlers share |
+//! | [`auth`] | identity, sessions, the login limiter, CSRF and origin checks |
+//! | [`meter`] | request and error rates |
+//! | [`core`] | reading requests (headers, query, forms, cookies) and writing replies and errors |
 
-mod admin;
+mod api;
 mod auth;
-mod browse;
-mod download;
-mod files;
-mod health;
-mod index;
-pub mod range;
-mod register;
-mod reply;
-mod restore;
+mod core;
+mod ctx;
+mod meter;
+mod pages;
+mod pool;
 mod router;
-mod upload;
-mod web;
+mod views;
 
-use crate::store::DataManager;
-use crossbeam::channel::{self, TrySendError};
-use log::{error, info, warn};
-use reply::{ApiError, Reply};
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
-use tiny_http::{Request, Server};
-
-/// What handlers need besides the request.
-pub struct Ctx {
-    pub dm: &'static DataManager,
-    pub max_upload_bytes: u64,
-    pub accounts: auth::AccountsCache,
-    pub limiter: auth::Limiter,
-    pub sessions: auth::Sessions,
-    /// Resumable uploads in progress.
-    pub uploads: crate::uploads::Uploads,
-    /// Last contact and last report of each client machine.
-    pub clients: crate::clients::Clients,
-    /// Take client addresses from X-Forwarded-For.
-    pub trust_proxy: bool,
-    /// Who may create an account from the browser.
-    pub registration: crate::config::Registration,
-    /// Seconds without contact after which a client is shown as stale.
-    pub stale_after: u64,
-    /// Request and error rates.
-    pub meter: health::Meter,
-    /// Bearer token a metrics scraper may use for `/metrics`.
-    pub metrics_token: Option<String>,
-    /// Queues unpacks of packed files that were downloaded (none in tests
-    /// that run without a hotspot).
-    pub unpacker: Option<crate::hotspot::Unpacker>,
-    /// The worker queues (one per lane), for their depth.
-    queue: once_cell::sync::OnceCell<[channel::Receiver<Request>; 2]>,
-    pub queue_capacity: usize,
-}
-
-impl Ctx {
-    /// Requests waiting for a worker.
-    pub fn queue_depth(&self) -> usize {
-        self.queue
-            .get()
-            .map_or(0, |lanes| lanes.iter().map(|q| q.len()).sum())
-    }
-}
-
-impl Ctx {
-    pub fn new(
-        dm: &'static DataManager,
-        config: &crate::Config,
-        accounts: crate::accounts::AccountStore,
-        uploads: crate::uploads::Uploads,
-        unpacker: Option<crate::hotspot::Unpacker>,
-    ) -> Ctx {
-        Ctx {
-            unpacker,
-            dm,
-            max_upload_bytes: config.max_upload_bytes,
-            accounts: auth::AccountsCache::new(accounts),
-            limiter: auth::Limiter::default(),
-            sessions: auth::Sessions::default(),
-            uploads,
-            clients: crate::clients::Clients::open(&config.data),
-            trust_proxy: config.trust_proxy,
-            registration: config.registration,
-            stale_after: config.stale_after,
-            meter: health::Meter::default(),
-            metrics_token: config.metrics_token.clone(),
-            queue: Default::default(),
-            // Both lanes together, as queue_depth counts them.
-            queue_capacity: 2 * config.queue,
-        }
-    }
-}
-
-/// How long shutdown waits for in-flight requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves until `stop` is set and `server.unblock()` is called; returns the
-/// context for what shutdown still needs.
-pub fn serve(
-    server: Arc<Server>,
-    ctx: Ctx,
-    workers: usize,
-    queue: usize,
-    stop: Arc<AtomicBool>,
-) -> &'static Ctx {
-    let ctx: &'static Ctx = Box::leak(Box::new(ctx));
-    // Two lanes, each with `workers` threads and a queue of `queue`: one
-    // for requests whose body is still to be received (uploads), one for
-    // the rest. Bodies that arrive slowly (or stop, until --body-timeout)
-    // hold upload workers only, never the listings, downloads and pages.
-    let (quick_tx, quick_rx) = channel::bounded::<Request>(queue);
-    let (body_tx, body_rx) = channel::bounded::<Request>(queue);
-    let _ = ctx.queue.set([quick_rx.clone(), body_rx.clone()]);
-    let handles: Vec<_> = [("worker", quick_rx), ("upload-worker", body_rx)]
-        .into_iter()
-        .flat_map(|(name, rx)| {
-            (0..workers).map(move |i| {
-                let rx = rx.clone();
-                thread::Builder::new()
-                    .name(format!("{name}-{i}"))
-                    .spawn(move || {
-                        for req in rx {
-                            handle(ctx, req);
-                        }
-                    })
-                    .expect("spawn worker")
-            })
-        })
-        .collect();
-
-    while !stop.load(Ordering::SeqCst) {
-        let req = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                // tiny_http reports an accept() failure once per burst (it
-                // backs off and retries by itself), and when it recovers.
-                if !stop.load(Ordering::SeqCst) {
-                    warn!("listener: {e}");
-                }
-                continue;
-            }
-        };
-        let lane = if req.body_done() { &quick_tx } else { &body_tx };
-        match lane.try_send(req) {
-            Ok(()) => {}
-            Err(TrySendError::Full(req)) => {
-                // Answered by the connection's own thread, which then closes
-                // the connection without reading any body: costs nothing here.
-                ctx.meter.count(503);
-                respond(req, ApiError::Busy.into_reply());
-            }
-            Err(TrySendError::Disconnected(_)) => break,
-        }
-    }
-
-    drop(quick_tx);
-    drop(body_tx);
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    for h in handles {
-        while !h.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-        } else {
-            warn!("a request was still running at shutdown; it is abandoned (nothing it wrote is visible)");
-        }
-    }
-    ctx
-}
-
-fn handle(ctx: &Ctx, mut req: Request) {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let url = req.url().to_string();
-    let reply = match panic::catch_unwind(AssertUnwindSafe(|| router::route(ctx, &mut req))) {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => {
-            if let ApiError::Internal(detail) = &e {
-                error!("{method} {url}: {detail}");
-            }
-            e.into_reply()
-        }
-        Err(_) => {
-            error!("{method} {url}: handler panicked; answered 500");
-            ApiError::Internal("panic".into()).into_reply()
-        }
-    };
-    let status = reply.status;
-    ctx.meter.count(status);
-    respond(req, reply);
-    if status >= 500 {
-        warn!("{method} {url} -> {status} in {:?}", started.elapsed());
-    }
-}
-
-/// Hands the response to the connection's thread, which writes it: a peer
-/// that does not read holds that thread (until `--send-timeout`), never a
-/// worker.
-fn respond(req: Request, reply: Reply) {
-    req.hand_back(reply.into_response());
-}
-
-/// Logs the data directory's state at start.
-pub fn log_start(dm: &DataManager) {
-    let s = dm.stats();
-    info!(
-        "catalog: {} files, {} blobs ({} hot, {} packed{}), {} bytes stored for {} bytes of content",
-        s.files,
-        s.blobs,
-        s.hot,
-        s.packed,
-        if s.missing > 0 {
-            format!(", {} MISSING", s.missing)
-        } else {
-            String::new()
-        },
-        s.bytes_stored,
-        s.bytes_original
-    );
-}
+pub use ctx::Ctx;
+pub use pool::{log_start, serve};

@@ -58,45 +58,9 @@ pub struct OnDisk {
     pub packed: bool,
 }
 
-/// Where and how blobs are kept. The server uses [`LocalBlobs`]; the trait
-/// keeps the rest of the store independent of local-disk details.
-pub trait BlobStore: Send + Sync {
-    /// Streams `body` into a staging file, hashing it on the way, and checks
-    /// it against `expected` and `max_bytes`. Nothing is visible yet.
-    fn stage(
-        &self,
-        body: &mut dyn Read,
-        expected: &ContentHash,
-        declared_len: Option<u64>,
-        max_bytes: u64,
-    ) -> Result<Staged, StoreError>;
-    /// Takes a complete, fsync'd file on the same file system (a finished
-    /// browser upload) as staged content, hashing it; nothing is copied.
-    fn adopt(&self, file: &Path) -> Result<Staged, StoreError>;
-    /// Makes a staged file the blob of its hash (durably).
-    fn publish(&self, staged: Staged) -> io::Result<()>;
-    /// Deletes a staged file that will not be published.
-    fn discard(&self, staged: Staged);
-    /// Opens a blob's original bytes from `start`, for `len` bytes.
-    fn open(
-        &self,
-        hash: &ContentHash,
-        form: BlobForm,
-        start: u64,
-        len: u64,
-    ) -> io::Result<Box<dyn Read + Send>>;
-    /// Removes one form of a blob (durably).
-    fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()>;
-    /// Bytes one form of a blob takes on disk.
-    fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64>;
-    /// Compresses a hot blob into a verified staging file.
-    fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError>;
-    /// Decompresses a packed blob into a verified staging file.
-    fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError>;
-    /// Empties the staging area and lists the blobs present, by form.
-    fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>>;
-}
-
+/// Where and how blobs are kept: files under `DATA/blobs`, staged in
+/// `DATA/tmp`. One implementation and no trait: the S3 backend (a later
+/// issue) will bring the narrow trait, designed with its second user.
 pub struct LocalBlobs {
     blobs: PathBuf,
     tmp: PathBuf,
@@ -159,8 +123,10 @@ impl Drop for TempGuard {
     }
 }
 
-impl BlobStore for LocalBlobs {
-    fn stage(
+impl LocalBlobs {
+    /// Streams `body` into a staging file, hashing it on the way, and checks
+    /// it against `expected` and `max_bytes`. Nothing is visible yet.
+    pub fn stage(
         &self,
         body: &mut dyn Read,
         expected: &ContentHash,
@@ -212,7 +178,9 @@ impl BlobStore for LocalBlobs {
         })
     }
 
-    fn adopt(&self, file: &Path) -> Result<Staged, StoreError> {
+    /// Takes a complete, fsync'd file on the same file system (a finished
+    /// browser upload) as staged content, hashing it; nothing is copied.
+    pub fn adopt(&self, file: &Path) -> Result<Staged, StoreError> {
         let (hash, size) = ContentHash::of_reader(File::open(file)?)?;
         Ok(Staged {
             path: file.to_path_buf(),
@@ -223,7 +191,8 @@ impl BlobStore for LocalBlobs {
         })
     }
 
-    fn publish(&self, staged: Staged) -> io::Result<()> {
+    /// Makes a staged file the blob of its hash (durably).
+    pub fn publish(&self, staged: Staged) -> io::Result<()> {
         let target = self.path_of(&staged.hash, staged.form);
         let dir = target.parent().expect("blob paths have a shard directory");
         if !dir.exists() {
@@ -236,11 +205,13 @@ impl BlobStore for LocalBlobs {
         Ok(())
     }
 
-    fn discard(&self, staged: Staged) {
+    /// Deletes a staged file that will not be published.
+    pub fn discard(&self, staged: Staged) {
         drop(TempGuard(Some(staged.path)));
     }
 
-    fn open(
+    /// Opens a blob's original bytes from `start`, for `len` bytes.
+    pub fn read(
         &self,
         hash: &ContentHash,
         form: BlobForm,
@@ -268,11 +239,13 @@ impl BlobStore for LocalBlobs {
         }
     }
 
-    fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64> {
+    /// Bytes one form of a blob takes on disk.
+    pub fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64> {
         fs::metadata(self.path_of(hash, form)).map(|m| m.len())
     }
 
-    fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {
+    /// Removes one form of a blob (durably).
+    pub fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {
         let path = self.path_of(hash, form);
         match fs::remove_file(&path) {
             Ok(()) => durable::sync_dir(path.parent().unwrap()),
@@ -281,7 +254,8 @@ impl BlobStore for LocalBlobs {
         }
     }
 
-    fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError> {
+    /// Compresses a hot blob into a verified staging file.
+    pub fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError> {
         let src_path = self.path_of(hash, BlobForm::Hot);
         let mut src = match File::open(&src_path) {
             Ok(f) => f,
@@ -341,7 +315,8 @@ impl BlobStore for LocalBlobs {
         }))
     }
 
-    fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError> {
+    /// Decompresses a packed blob into a verified staging file.
+    pub fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError> {
         let src = File::open(self.path_of(hash, BlobForm::Packed))?;
         let mut dec = BzDecoder::new(BufReader::with_capacity(BUF, src));
         let (path, file) = self.new_temp("unpack")?;
@@ -375,7 +350,8 @@ impl BlobStore for LocalBlobs {
         })
     }
 
-    fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>> {
+    /// Empties the staging area and lists the blobs present, by form.
+    pub fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>> {
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
             fs::remove_file(entry.path())?;
@@ -465,7 +441,7 @@ mod tests {
         s.publish(staged).unwrap();
         let len = data.len() as u64;
         assert_eq!(
-            read_all(s.open(&h, BlobForm::Hot, 10, 20).unwrap()),
+            read_all(s.read(&h, BlobForm::Hot, 10, 20).unwrap()),
             &data[10..30]
         );
 
@@ -477,10 +453,10 @@ mod tests {
         assert!(packed.stored_size < len / 3);
         s.publish(packed).unwrap();
         s.remove(&h, BlobForm::Hot).unwrap();
-        let mid = read_all(s.open(&h, BlobForm::Packed, 1_000_000, 1000).unwrap());
+        let mid = read_all(s.read(&h, BlobForm::Packed, 1_000_000, 1000).unwrap());
         assert_eq!(mid, &data[1_000_000..1_001_000]);
         assert_eq!(
-            read_all(s.open(&h, BlobForm::Packed, 0, len).unwrap()),
+            read_all(s.read(&h, BlobForm::Packed, 0, len).unwrap()),
             data
         );
 
@@ -496,7 +472,7 @@ mod tests {
         let hot = s.unpack(&h).unwrap();
         s.publish(hot).unwrap();
         s.remove(&h, BlobForm::Packed).unwrap();
-        assert_eq!(read_all(s.open(&h, BlobForm::Hot, 0, len).unwrap()), data);
+        assert_eq!(read_all(s.read(&h, BlobForm::Hot, 0, len).unwrap()), data);
     }
 
     #[test]

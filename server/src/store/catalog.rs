@@ -1,4 +1,4 @@
-//! The in-memory catalog: which versions each (client, path) has, and what
+//! The in-memory catalog: which versions each (key, path) has, and what
 //! the server knows about each blob (form on disk, last access). It changes
 //! only by applying a [`Record`], the same records the journal stores, so
 //! replaying the journal rebuilds exactly the catalog that was acknowledged.
@@ -76,7 +76,9 @@ impl BlobInfo {
 pub enum Record {
     /// A new version of a file; its blob is on disk.
     Version {
-        client: String,
+        /// The machine's catalog key (`client` on disk, as first written).
+        #[serde(rename = "client")]
+        key: String,
         path: String,
         hash: ContentHash,
         size: u64,
@@ -93,13 +95,17 @@ pub enum Record {
     Incompressible { hash: ContentHash },
     /// The file was deleted on the client (a tombstone; versions stay).
     Delete {
-        client: String,
+        /// The machine's catalog key (`client` on disk, as first written).
+        #[serde(rename = "client")]
+        key: String,
         path: String,
         at: i64,
     },
     /// Retention forgot these versions (by number) of a file.
     Forget {
-        client: String,
+        /// The machine's catalog key (`client` on disk, as first written).
+        #[serde(rename = "client")]
+        key: String,
         path: String,
         ns: Vec<u64>,
     },
@@ -108,13 +114,13 @@ pub enum Record {
     Dropped { hash: ContentHash },
 }
 
-/// What the admin sees of one client: metadata, never contents.
+/// What the admin sees of one machine: metadata, never contents.
 #[derive(Debug, Clone)]
-pub struct ClientSummary {
-    pub client: String,
+pub struct MachineSummary {
+    pub key: String,
     pub files: usize,
     pub bytes: u64,
-    /// Bytes on disk for this client's current files: each distinct
+    /// Bytes on disk for this machine's current files: each distinct
     /// content once, packed ones at their packed size.
     pub stored: u64,
     pub last_file: Option<String>,
@@ -125,7 +131,8 @@ pub struct ClientSummary {
 /// what a listing shows about it. `version.deleted` tells a tombstone.
 #[derive(Debug, Clone)]
 pub struct Latest {
-    pub client: String,
+    /// The machine's catalog key, `user/machine`.
+    pub key: String,
     pub path: String,
     pub version: Version,
     /// How many versions with content the file has (tombstones not counted).
@@ -133,9 +140,16 @@ pub struct Latest {
     pub form: BlobForm,
 }
 
+impl Latest {
+    /// The machine the file is on (the key's machine part).
+    pub fn machine(&self) -> &str {
+        crate::space::split_key(&self.key).1
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Catalog {
-    /// client -> path -> versions, oldest first.
+    /// key -> path -> versions, oldest first.
     files: BTreeMap<String, BTreeMap<String, Vec<Version>>>,
     blobs: HashMap<ContentHash, BlobInfo>,
     /// Sequence number of the last journal record applied.
@@ -148,7 +162,7 @@ impl Catalog {
     pub fn apply(&mut self, rec: &Record) {
         match rec {
             Record::Version {
-                client,
+                key,
                 path,
                 hash,
                 size,
@@ -157,7 +171,7 @@ impl Catalog {
             } => {
                 let versions = self
                     .files
-                    .entry(client.clone())
+                    .entry(key.clone())
                     .or_default()
                     .entry(path.clone())
                     .or_default();
@@ -179,7 +193,7 @@ impl Catalog {
                     owners: Default::default(),
                 });
                 blob.last_access = blob.last_access.max(*at);
-                blob.owners.insert(owner_of(client).to_string());
+                blob.owners.insert(owner_of(key).to_string());
             }
             Record::Access { hash, at } => {
                 if let Some(b) = self.blobs.get_mut(hash) {
@@ -203,10 +217,10 @@ impl Catalog {
                     b.incompressible = true;
                 }
             }
-            Record::Delete { client, path, at } => {
+            Record::Delete { key, path, at } => {
                 let last = self
                     .files
-                    .get_mut(client)
+                    .get_mut(key)
                     .and_then(|m| m.get_mut(path))
                     .filter(|v| v.last().is_some_and(|l| !l.deleted));
                 if let Some(versions) = last {
@@ -219,8 +233,8 @@ impl Catalog {
                     });
                 }
             }
-            Record::Forget { client, path, ns } => {
-                if let Some(paths) = self.files.get_mut(client) {
+            Record::Forget { key, path, ns } => {
+                if let Some(paths) = self.files.get_mut(key) {
                     if let Some(versions) = paths.get_mut(path) {
                         versions.retain(|v| !ns.contains(&v.n));
                         if versions.is_empty() {
@@ -228,7 +242,7 @@ impl Catalog {
                         }
                     }
                     if paths.is_empty() {
-                        self.files.remove(client);
+                        self.files.remove(key);
                     }
                 }
             }
@@ -268,28 +282,28 @@ impl Catalog {
         self.blobs.iter()
     }
 
-    pub fn versions(&self, client: &str, path: &str) -> Option<&[Version]> {
+    pub fn versions(&self, key: &str, path: &str) -> Option<&[Version]> {
         self.files
-            .get(client)
+            .get(key)
             .and_then(|m| m.get(path))
             .map(|v| v.as_slice())
     }
 
     /// The file's last version (a tombstone if it is deleted now).
-    pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
-        self.at(client, path, None)
+    pub fn latest(&self, key: &str, path: &str) -> Option<Latest> {
+        self.at(key, path, None)
     }
 
     /// The file's version current at `at` (unix seconds; `None` = now):
     /// the last one recorded at or before it.
-    pub fn at(&self, client: &str, path: &str, at: Option<i64>) -> Option<Latest> {
-        let versions = self.versions(client, path)?;
-        self.current(client, path, versions, at)
+    pub fn at(&self, key: &str, path: &str, at: Option<i64>) -> Option<Latest> {
+        let versions = self.versions(key, path)?;
+        self.current(key, path, versions, at)
     }
 
     fn current(
         &self,
-        client: &str,
+        key: &str,
         path: &str,
         versions: &[Version],
         at: Option<i64>,
@@ -298,25 +312,19 @@ impl Catalog {
             None => versions.last()?,
             Some(t) => versions.iter().rev().find(|v| v.backed_up_at <= t)?,
         };
-        Some(self.describe(client, path, versions, version))
+        Some(self.describe(key, path, versions, version))
     }
 
     /// One version of a file by number.
-    pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
-        let versions = self.versions(client, path)?;
+    pub fn version_n(&self, key: &str, path: &str, n: u64) -> Option<Latest> {
+        let versions = self.versions(key, path)?;
         let version = versions.iter().find(|v| v.n == n)?;
-        Some(self.describe(client, path, versions, version))
+        Some(self.describe(key, path, versions, version))
     }
 
-    fn describe(
-        &self,
-        client: &str,
-        path: &str,
-        versions: &[Version],
-        version: &Version,
-    ) -> Latest {
+    fn describe(&self, key: &str, path: &str, versions: &[Version], version: &Version) -> Latest {
         Latest {
-            client: client.to_string(),
+            key: key.to_string(),
             path: path.to_string(),
             form: self.form_of(&version.hash),
             versions: versions.iter().filter(|v| !v.deleted).count(),
@@ -332,7 +340,7 @@ impl Catalog {
     }
 
     /// The version current at `at` (`None` = now) of every file whose
-    /// client key starts with `prefix` (a user's space is the prefix
+    /// machine key starts with `prefix` (a user's space is the prefix
     /// `user/`; `""` is every file), ordered by client, then path. Files
     /// deleted at that time are left out unless `deleted`; files that did
     /// not exist yet always are.
@@ -344,10 +352,10 @@ impl Catalog {
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|(client, _)| client.starts_with(prefix));
-        for (client, paths) in under {
+            .take_while(|(key, _)| key.starts_with(prefix));
+        for (key, paths) in under {
             for (path, versions) in paths {
-                if let Some(l) = self.current(client, path, versions, at) {
+                if let Some(l) = self.current(key, path, versions, at) {
                     if deleted || !l.version.deleted {
                         out.push(l);
                     }
@@ -375,16 +383,16 @@ impl Catalog {
         for b in self.blobs.values_mut() {
             b.owners.clear();
         }
-        for (client, paths) in &self.files {
+        for (key, paths) in &self.files {
             for v in paths.values().flatten().filter(|v| !v.deleted) {
                 if let Some(b) = self.blobs.get_mut(&v.hash) {
-                    b.owners.insert(owner_of(client).to_string());
+                    b.owners.insert(owner_of(key).to_string());
                 }
             }
         }
     }
 
-    /// Moves every client key that has no owner (`machine`, from before
+    /// Moves every machine key that has no owner (`machine`, from before
     /// accounts existed) under `owner` (`owner/machine`). Returns how many.
     pub fn adopt_legacy(&mut self, owner: &str) -> usize {
         let legacy: Vec<String> = self
@@ -404,7 +412,7 @@ impl Catalog {
         legacy.len()
     }
 
-    /// Every (client, path, versions) triple, for the snapshot.
+    /// Every (key, path, versions) triple, for the snapshot.
     pub fn files(&self) -> impl Iterator<Item = (&str, &str, &[Version])> {
         self.files.iter().flat_map(|(c, paths)| {
             paths
@@ -413,15 +421,15 @@ impl Catalog {
         })
     }
 
-    /// Per client key: (files, bytes of their latest versions, the most
+    /// Per machine key: (files, bytes of their latest versions, the most
     /// recently backed-up file's path and time).
-    pub fn client_summaries(&self) -> Vec<ClientSummary> {
+    pub fn machine_summaries(&self) -> Vec<MachineSummary> {
         self.files
             .iter()
-            .map(|(client, paths)| {
+            .map(|(key, paths)| {
                 let mut seen = std::collections::HashSet::new();
-                let mut s = ClientSummary {
-                    client: client.clone(),
+                let mut s = MachineSummary {
+                    key: key.clone(),
                     files: 0,
                     bytes: 0,
                     stored: 0,
@@ -450,7 +458,7 @@ impl Catalog {
             .collect()
     }
 
-    /// Number of (client, path) entries.
+    /// Number of (key, path) entries.
     pub fn file_count(&self) -> usize {
         self.files.values().map(|m| m.len()).sum()
     }
@@ -465,27 +473,28 @@ impl Catalog {
             seq,
             ..Catalog::default()
         };
-        for (client, path, mut versions) in files {
+        for (key, path, mut versions) in files {
             // Snapshots from before version numbers: number them in order.
             if versions.iter().any(|v| v.n == 0) {
                 for (i, v) in versions.iter_mut().enumerate() {
                     v.n = i as u64 + 1;
                 }
             }
-            cat.files.entry(client).or_default().insert(path, versions);
+            cat.files.entry(key).or_default().insert(path, versions);
         }
         cat.blobs = blobs.into_iter().collect();
         // Every version gets a blob entry (a snapshot written by an older
         // build might lack one), and every blob its owners.
-        let referenced: Vec<(ContentHash, u64, i64, String)> =
-            cat.files
-                .iter()
-                .flat_map(|(client, m)| {
-                    m.values().flatten().filter(|v| !v.deleted).map(move |v| {
-                        (v.hash, v.size, v.backed_up_at, owner_of(client).to_string())
-                    })
-                })
-                .collect();
+        let referenced: Vec<(ContentHash, u64, i64, String)> = cat
+            .files
+            .iter()
+            .flat_map(|(key, m)| {
+                m.values()
+                    .flatten()
+                    .filter(|v| !v.deleted)
+                    .map(move |v| (v.hash, v.size, v.backed_up_at, owner_of(key).to_string()))
+            })
+            .collect();
         for (hash, size, at, owner) in referenced {
             cat.blobs
                 .entry(hash)
@@ -516,7 +525,7 @@ mod tests {
 
     fn version(path: &str, n: u8, at: i64) -> Record {
         Record::Version {
-            client: "pc".into(),
+            key: "pc".into(),
             path: path.into(),
             hash: h(n),
             size: n as u64,
@@ -558,7 +567,7 @@ mod tests {
     #[test]
     fn users_spaces_and_legacy_adoption() {
         let mut c = Catalog::default();
-        for client in [
+        for key in [
             "old-pc",
             "alice/laptop",
             "alice/desk",
@@ -566,7 +575,7 @@ mod tests {
             "bob/pc",
         ] {
             c.apply(&Record::Version {
-                client: client.into(),
+                key: key.into(),
                 path: "f".into(),
                 hash: h(1),
                 size: 1,
@@ -577,7 +586,7 @@ mod tests {
         let alice: Vec<_> = c
             .tree("alice/", None, false)
             .into_iter()
-            .map(|l| l.client)
+            .map(|l| l.key)
             .collect();
         assert_eq!(alice, ["alice/desk", "alice/laptop"]);
         assert_eq!(c.adopt_legacy("admin"), 1);
@@ -592,14 +601,14 @@ mod tests {
         c.apply(&version("a", 2, 200));
         c.apply(&version("b", 3, 150));
         c.apply(&Record::Delete {
-            client: "pc".into(),
+            key: "pc".into(),
             path: "a".into(),
             at: 300,
         });
         // Deleting twice, or a file never seen, changes nothing.
         for path in ["a", "zzz"] {
             c.apply(&Record::Delete {
-                client: "pc".into(),
+                key: "pc".into(),
                 path: path.into(),
                 at: 310,
             });
@@ -638,7 +647,7 @@ mod tests {
         // Forgetting versions keeps the others' numbers; blobs stay until
         // dropped; a file with no versions left is gone.
         c.apply(&Record::Forget {
-            client: "pc".into(),
+            key: "pc".into(),
             path: "a".into(),
             ns: vec![2, 3],
         });
@@ -648,12 +657,12 @@ mod tests {
         c.apply(&version("a", 5, 500));
         assert_eq!(c.latest("pc", "a").unwrap().version.n, 5);
         c.apply(&Record::Forget {
-            client: "pc".into(),
+            key: "pc".into(),
             path: "b".into(),
             ns: vec![1],
         });
         assert!(c.versions("pc", "b").is_none());
-        assert_eq!(c.client_summaries()[0].files, 1);
+        assert_eq!(c.machine_summaries()[0].files, 1);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct CheckReport {
     pub blobs: usize,
     pub bytes_read: u64,
     pub problems: Vec<BlobProblem>,
-    /// (client, path, version number) of every version whose content has a
+    /// (key, path, version number) of every version whose content has a
     /// problem.
     pub affected: Vec<(String, String, u64, ContentHash)>,
 }
@@ -49,7 +49,7 @@ impl DataManager {
                         Ok(_) if read_data => {
                             let read = self
                                 .blobs
-                                .open(hash, form, 0, info.size)
+                                .read(hash, form, 0, info.size)
                                 .and_then(ContentHash::of_reader);
                             match read {
                                 Err(e) => Some(format!("cannot be read: {e}")),
@@ -78,14 +78,14 @@ impl DataManager {
             report.problems.iter().map(|p| p.hash).collect();
         if !bad.is_empty() {
             let cat = self.read();
-            for (client, path, versions) in cat.files() {
+            for (key, path, versions) in cat.files() {
                 for v in versions
                     .iter()
                     .filter(|v| !v.deleted && bad.contains(&v.hash))
                 {
                     report
                         .affected
-                        .push((client.to_string(), path.to_string(), v.n, v.hash));
+                        .push((key.to_string(), path.to_string(), v.n, v.hash));
                 }
             }
         }

@@ -53,7 +53,8 @@ struct SnapshotFile {
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotEntry {
-    client: String,
+    #[serde(rename = "client")]
+    key: String,
     path: String,
     versions: Vec<Version>,
 }
@@ -118,7 +119,7 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
             Catalog::from_parts(
                 snap.files
                     .into_iter()
-                    .map(|e| (e.client, e.path, e.versions))
+                    .map(|e| (e.key, e.path, e.versions))
                     .collect(),
                 snap.blobs.into_iter().map(|b| (b.hash, b.info)).collect(),
                 snap.seq,
@@ -298,7 +299,8 @@ fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
     // copies the catalog nor builds the whole document in memory.
     #[derive(Serialize)]
     struct EntryRef<'a> {
-        client: &'a str,
+        #[serde(rename = "client")]
+        key: &'a str,
         path: &'a str,
         versions: &'a [Version],
     }
@@ -313,12 +315,12 @@ fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
         "{{\"format\":{FORMAT},\"seq\":{},\"files\":[",
         catalog.seq
     )?;
-    for (i, (client, path, versions)) in catalog.files().enumerate() {
+    for (i, (key, path, versions)) in catalog.files().enumerate() {
         if i > 0 {
             w.write_all(b",\n")?;
         }
         let e = EntryRef {
-            client,
+            key,
             path,
             versions,
         };
@@ -340,7 +342,7 @@ mod tests {
 
     fn rec(path: &str, n: u8) -> Record {
         Record::Version {
-            client: "pc".into(),
+            key: "pc".into(),
             path: path.into(),
             hash: ContentHash::from_bytes([n; 32]),
             size: n as u64,

@@ -21,7 +21,7 @@ mod write;
 pub use check::{BlobProblem, CheckReport};
 pub use prune::PruneReport;
 
-use blobs::{BlobStore, LocalBlobs, PackOutcome, Staged};
+use blobs::{LocalBlobs, PackOutcome, Staged};
 use catalog::{BlobForm, Catalog, Latest, Record};
 use journal::Journal;
 use log::{error, info, warn};
@@ -97,7 +97,7 @@ pub struct Stats {
 pub struct DataManager {
     catalog: RwLock<Catalog>,
     journal: Mutex<Journal>,
-    blobs: Box<dyn BlobStore>,
+    blobs: LocalBlobs,
     dir: PathBuf,
     /// Held shared from an upload's "is this content here?" to its journal
     /// record, and exclusively while pruning deletes blobs: a blob is never
@@ -145,7 +145,7 @@ impl DataManager {
         Ok(DataManager {
             catalog: RwLock::new(catalog),
             journal: Mutex::new(journal),
-            blobs: Box::new(blobs),
+            blobs,
             dir: data_dir.to_path_buf(),
             gc: RwLock::new(()),
         })

@@ -20,7 +20,7 @@ pub struct PruneReport {
 }
 
 impl DataManager {
-    /// Applies retention: forgets the versions `policy_of(client)` says to
+    /// Applies retention: forgets the versions `policy_of(key)` says to
     /// (files of clients without a policy keep everything), then deletes
     /// the blobs no version references any more. With `dry_run`, only
     /// reports.
@@ -42,14 +42,14 @@ impl DataManager {
             let mut policies: std::collections::HashMap<String, Option<crate::retention::Policy>> =
                 Default::default();
             cat.files()
-                .filter_map(|(client, path, versions)| {
+                .filter_map(|(key, path, versions)| {
                     let policy = policies
-                        .entry(client.to_string())
-                        .or_insert_with(|| policy_of(client).filter(|p| !p.is_empty()))
+                        .entry(key.to_string())
+                        .or_insert_with(|| policy_of(key).filter(|p| !p.is_empty()))
                         .as_ref()?;
                     let ns = policy.forget(versions, now);
                     let all = ns.len() == versions.len();
-                    (!ns.is_empty()).then(|| (client.to_string(), path.to_string(), ns, all))
+                    (!ns.is_empty()).then(|| (key.to_string(), path.to_string(), ns, all))
                 })
                 .collect()
         };
@@ -62,8 +62,8 @@ impl DataManager {
                 .map(|(c, p, ns, _)| ((c.as_str(), p.as_str()), ns))
                 .collect();
             let mut used = std::collections::HashSet::new();
-            for (client, path, versions) in cat.files() {
-                let ns = forgotten.get(&(client, path));
+            for (key, path, versions) in cat.files() {
+                let ns = forgotten.get(&(key, path));
                 for v in versions.iter().filter(|v| !v.deleted) {
                     if !ns.is_some_and(|ns| ns.contains(&v.n)) {
                         used.insert(v.hash);
@@ -96,9 +96,9 @@ impl DataManager {
                 .filter(|(key, ..)| {
                     crate::space::MachineKey::parse(key).is_some_and(|k| k.user() == user)
                 })
-                .map(|(client, path, versions)| {
+                .map(|(key, path, versions)| {
                     let ns = versions.iter().map(|v| v.n).collect();
-                    (client.to_string(), path.to_string(), ns, true)
+                    (key.to_string(), path.to_string(), ns, true)
                 })
                 .collect()
         };
@@ -113,14 +113,14 @@ impl DataManager {
         Ok(report)
     }
 
-    /// Journals a `Forget` of each planned (client, path, versions).
+    /// Journals a `Forget` of each planned (key, path, versions).
     fn forget_all(&self, plan: &[(String, String, Vec<u64>, bool)]) -> io::Result<()> {
         for chunk in plan.chunks(FORGET_BATCH) {
             let mut journal = self.lock_journal();
             let last = chunk.len() - 1;
-            for (i, (client, path, ns, _)) in chunk.iter().enumerate() {
+            for (i, (key, path, ns, _)) in chunk.iter().enumerate() {
                 let rec = Record::Forget {
-                    client: client.clone(),
+                    key: key.clone(),
                     path: path.clone(),
                     ns: ns.clone(),
                 };

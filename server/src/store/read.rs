@@ -5,28 +5,28 @@ use super::*;
 
 impl DataManager {
     /// The latest version of one file (a tombstone if it is deleted).
-    pub fn latest(&self, client: &str, path: &str) -> Option<Latest> {
-        self.read().latest(client, path)
+    pub fn latest(&self, key: &str, path: &str) -> Option<Latest> {
+        self.read().latest(key, path)
     }
 
     /// The file's version current at `at` (unix seconds).
-    pub fn at(&self, client: &str, path: &str, at: i64) -> Option<Latest> {
-        self.read().at(client, path, Some(at))
+    pub fn at(&self, key: &str, path: &str, at: i64) -> Option<Latest> {
+        self.read().at(key, path, Some(at))
     }
 
     /// One version of a file, by number.
-    pub fn version_n(&self, client: &str, path: &str, n: u64) -> Option<Latest> {
-        self.read().version_n(client, path, n)
+    pub fn version_n(&self, key: &str, path: &str, n: u64) -> Option<Latest> {
+        self.read().version_n(key, path, n)
     }
 
     /// Every version of a file, oldest first (tombstones included).
-    pub fn versions(&self, client: &str, path: &str) -> Option<Vec<catalog::Version>> {
-        self.read().versions(client, path).map(|v| v.to_vec())
+    pub fn versions(&self, key: &str, path: &str) -> Option<Vec<catalog::Version>> {
+        self.read().versions(key, path).map(|v| v.to_vec())
     }
 
-    /// Metadata of every client, for the admin.
-    pub fn client_summaries(&self) -> Vec<catalog::ClientSummary> {
-        self.read().client_summaries()
+    /// Metadata of every machine, for the admin.
+    pub fn machine_summaries(&self) -> Vec<catalog::MachineSummary> {
+        self.read().machine_summaries()
     }
 
     /// The files of one machine inside `folder` (`""` for all), as they
@@ -73,7 +73,7 @@ impl DataManager {
             if form == BlobForm::Missing {
                 return Err(StoreError::BlobMissing);
             }
-            match self.blobs.open(hash, form, start, len) {
+            match self.blobs.read(hash, form, start, len) {
                 Ok(r) => return Ok((r, form)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),

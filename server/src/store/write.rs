@@ -22,7 +22,7 @@ impl DataManager {
         self.blobs.adopt(file)
     }
 
-    /// Records a new version of (client, path) whose content is `staged`.
+    /// Records a new version of (key, path) whose content is `staged`.
     ///
     /// The blob is published before the journal lock is taken, so uploads
     /// only serialise on the journal's fsync. Should recording fail, the
@@ -30,7 +30,7 @@ impl DataManager {
     /// reference it, and an unreferenced blob is removed at the next start.
     pub fn commit_upload(
         &self,
-        client: &str,
+        key: &str,
         path: &str,
         mtime: i64,
         staged: Staged,
@@ -54,14 +54,14 @@ impl DataManager {
             }
         }
         let mut journal = self.lock_journal();
-        self.record_locked(&mut journal, client, path, hash, size, mtime)
+        self.record_locked(&mut journal, key, path, hash, size, mtime)
     }
 
     /// Records a version by reference to content the server already holds
-    /// in the same user's space (`client` is `user/machine`).
+    /// in the same user's space (`key` is `user/machine`).
     pub fn record_existing(
         &self,
-        client: &str,
+        key: &str,
         path: &str,
         hash: ContentHash,
         size: u64,
@@ -71,26 +71,26 @@ impl DataManager {
         let mut journal = self.lock_journal();
         // Only content already in the caller's own space: answering for
         // another user's content would tell that someone has it.
-        let owner = catalog::owner_of(client);
+        let owner = catalog::owner_of(key);
         match self.read().blob(&hash) {
             Some(b)
                 if b.form != BlobForm::Missing && b.size == size && b.owners.contains(owner) => {}
             _ => return Err(StoreError::ContentUnknown),
         }
-        self.record_locked(&mut journal, client, path, hash, size, mtime)
+        self.record_locked(&mut journal, key, path, hash, size, mtime)
     }
 
     fn record_locked(
         &self,
         journal: &mut Journal,
-        client: &str,
+        key: &str,
         path: &str,
         hash: ContentHash,
         size: u64,
         mtime: i64,
     ) -> Result<Recorded, StoreError> {
         let now = unix_now();
-        let current = self.read().latest(client, path);
+        let current = self.read().latest(key, path);
         if let Some(latest) = current.filter(|l| !l.version.deleted) {
             if latest.version.hash == hash {
                 self.commit(journal, Record::Access { hash, at: now }, false)?;
@@ -102,7 +102,7 @@ impl DataManager {
             }
         }
         let rec = Record::Version {
-            client: client.to_string(),
+            key: key.to_string(),
             path: path.to_string(),
             hash,
             size,
@@ -110,7 +110,7 @@ impl DataManager {
             at: now,
         };
         self.commit(journal, rec, true)?;
-        let versions = self.read().latest(client, path).map_or(0, |l| l.versions);
+        let versions = self.read().latest(key, path).map_or(0, |l| l.versions);
         Ok(Recorded {
             new_version: true,
             versions,
@@ -118,18 +118,18 @@ impl DataManager {
         })
     }
 
-    /// Records that (client, path) was deleted on the client. Its versions
+    /// Records that (key, path) was deleted on the client. Its versions
     /// stay. Ok(false) when it is already deleted; NotFound when the server
     /// never had it.
-    pub fn delete(&self, client: &str, path: &str) -> Result<bool, StoreError> {
+    pub fn delete(&self, key: &str, path: &str) -> Result<bool, StoreError> {
         let mut journal = self.lock_journal();
-        match self.read().latest(client, path) {
+        match self.read().latest(key, path) {
             None => return Err(StoreError::NotFound),
             Some(l) if l.version.deleted => return Ok(false),
             Some(_) => {}
         }
         let rec = Record::Delete {
-            client: client.to_string(),
+            key: key.to_string(),
             path: path.to_string(),
             at: unix_now(),
         };

@@ -28,3 +28,4 @@ mod retention;
 mod server_cli;
 mod uploads;
 mod wine;
+mod xss;

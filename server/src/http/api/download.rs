@@ -2,11 +2,10 @@
 //! version or a past one, with Range, If-Range and a strong ETag; packed
 //! files are decompressed as they stream.
 
-use super::auth::Identity;
-use super::range::{self, RangeRequest};
-use super::reply::{ApiError, Body, Reply};
-use super::router::{header, query_param, Handled};
-use super::Ctx;
+use crate::http::core::range::{self, RangeRequest};
+use crate::http::core::request::{at_param, header, query_param};
+use crate::http::core::{ApiError, Body, Handled, Reply};
+use crate::http::ctx::Ctx;
 use crate::space::FileTarget;
 use crate::store::catalog::BlobForm;
 use std::io;
@@ -14,15 +13,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use tiny_http::{Method, Request};
 
 /// Only the owner's files: another user's file is 404, like a missing one.
-pub fn download(
-    ctx: &Ctx,
-    req: &mut Request,
-    who: &Identity,
-    machine: &str,
-    rest: &[&str],
-) -> Handled {
-    let FileTarget { machine: key, path } = who.file(machine, rest)?;
-    let latest = match (query_param(req, "version"), super::files::at_param(req)?) {
+pub fn download(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
+    let FileTarget { machine: key, path } = target;
+    let latest = match (query_param(req, "version"), at_param(req)?) {
         (Some(n), _) => {
             let n = n
                 .parse()

@@ -1,16 +1,17 @@
 //! `/api/v1/files`: the listing, uploads (`PUT`, bytes in the body) and
 //! records by reference (`POST`, for content the server already holds).
 
-use super::auth::Identity;
-use super::reply::{ApiError, Reply};
-use super::router::{content_length, header, query_param, Handled};
-use super::Ctx;
+use crate::http::auth::Identity;
+use crate::http::core::body::small_body;
+use crate::http::core::request::{at_param, content_length, header, query_flag};
+use crate::http::core::{ApiError, Handled, Reply};
+use crate::http::ctx::Ctx;
 use crate::space::{FileTarget, MachineKey};
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
 use log::info;
 use nimbus_common::hash::ContentHash;
-use nimbus_common::time::{parse_time, unix_now};
+use nimbus_common::time::unix_now;
 use nimbus_common::wire::{
     FileEntry, RecordRequest, UploadReply, VersionEntry, HEADER_HASH, HEADER_MTIME,
 };
@@ -20,9 +21,9 @@ use tiny_http::Request;
 const MAX_RECORD_BODY: u64 = 64 * 1024;
 
 /// A listing entry; the user part of the catalog key is cut, leaving the machine.
-pub fn entry(l: Latest, space: &crate::space::UserSpace) -> FileEntry {
+pub fn entry(l: Latest) -> FileEntry {
     FileEntry {
-        client: space.machine_of(&l.client).unwrap_or(&l.client).to_string(),
+        client: l.machine().to_string(),
         path: l.path,
         size: l.version.size,
         mtime: l.version.mtime,
@@ -35,33 +36,24 @@ pub fn entry(l: Latest, space: &crate::space::UserSpace) -> FileEntry {
     }
 }
 
-/// The `at=TIME` query parameter, if given.
-/// An empty one (a form's "at" field left at its "now" placeholder) is now.
-pub fn at_param(req: &Request) -> Result<Option<i64>, ApiError> {
-    query_param(req, "at")
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| parse_time(&t).map_err(|e| ApiError::bad("bad_time", e)))
-        .transpose()
-}
-
 /// `GET /api/v1/files[?at=TIME][&deleted=1]`: the caller's files, on all of
 /// the caller's machines, as they were at TIME (default: now).
 pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     let space = who.space();
     let at = at_param(req)?;
-    let deleted = matches!(query_param(req, "deleted").as_deref(), Some("1" | "true"));
+    let deleted = query_flag(req, "deleted");
     let entries: Vec<FileEntry> = ctx
         .dm
         .tree(space.prefix(), at, deleted)
         .into_iter()
-        .map(|l| entry(l, &space))
+        .map(entry)
         .collect();
     Ok(Reply::json(200, &entries))
 }
 
 /// `GET /api/v1/versions/{machine}/{path}`: every version of one file.
-pub fn versions(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
-    let FileTarget { machine: key, path } = who.file(machine, rest)?;
+pub fn versions(ctx: &Ctx, target: FileTarget) -> Handled {
+    let FileTarget { machine: key, path } = target;
     let list: Vec<VersionEntry> = ctx
         .dm
         .versions(key.as_str(), &path)
@@ -82,8 +74,8 @@ pub fn versions(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Hand
 /// `DELETE /api/v1/files/{machine}/{path}`: the file was deleted on the
 /// machine. Adds a tombstone; every version stays restorable. A device
 /// token may do it (history only grows), for its own machine only.
-pub fn delete(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
+pub fn delete(ctx: &Ctx, target: FileTarget) -> Handled {
+    let FileTarget { machine: key, path } = target;
     let added = ctx.dm.delete(&key, &path)?;
     if added {
         info!("{key}: {path} deleted");
@@ -92,14 +84,8 @@ pub fn delete(ctx: &Ctx, who: &Identity, machine: &str, rest: &[&str]) -> Handle
 }
 
 /// `PUT /api/v1/files/{machine}/{path}`: the body is the file's content.
-pub fn upload(
-    ctx: &Ctx,
-    req: &mut Request,
-    who: &Identity,
-    machine: &str,
-    rest: &[&str],
-) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
+pub fn upload(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
+    let FileTarget { machine: key, path } = target;
     let hash: ContentHash = header(req, HEADER_HASH)
         .ok_or_else(|| {
             ApiError::bad(
@@ -136,15 +122,9 @@ pub fn upload(
 }
 
 /// `POST /api/v1/files/{machine}/{path}`: record content by its hash.
-pub fn record(
-    ctx: &Ctx,
-    req: &mut Request,
-    who: &Identity,
-    machine: &str,
-    rest: &[&str],
-) -> Handled {
-    let FileTarget { machine: key, path } = who.writable_file(machine, rest)?;
-    let body = super::router::small_body(req, MAX_RECORD_BODY)?;
+pub fn record(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
+    let FileTarget { machine: key, path } = target;
+    let body = small_body(req, MAX_RECORD_BODY)?;
     let r: RecordRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(
             "bad_json",

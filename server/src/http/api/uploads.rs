@@ -10,65 +10,16 @@
 //! A browser session may upload into any machine of its user's space
 //! (with its CSRF token); a device token only into its own machine.
 
-use super::auth::Identity;
-use super::index::escape;
-use super::reply::{ApiError, Reply};
-use super::router::{content_length, header, small_body, Handled};
-use super::web::check_csrf;
-use super::Ctx;
-use crate::uploads::{Piece, UploadError, Uploader};
+use super::files::check_mtime;
+use crate::http::auth::csrf::check_csrf_header;
+use crate::http::auth::Identity;
+use crate::http::core::body::small_body;
+use crate::http::core::request::{content_length, header};
+use crate::http::core::{ApiError, Handled, Reply};
+use crate::http::ctx::Ctx;
+use crate::uploads::{Piece, Uploader};
 use nimbus_common::wire::{UploadStart, UploadState};
 use tiny_http::Request;
-
-impl From<UploadError> for ApiError {
-    fn from(e: UploadError) -> ApiError {
-        let conflict = |code, offset| ApiError::Conflict {
-            code,
-            message: e.to_string(),
-            offset,
-        };
-        match e {
-            UploadError::NotFound => ApiError::NotFound,
-            UploadError::OtherMachine(_) => ApiError::Forbidden(e.to_string()),
-            UploadError::Offset { offset } => conflict("offset_mismatch", Some(offset)),
-            UploadError::Busy => conflict("upload_busy", None),
-            UploadError::TooMany => conflict("too_many_uploads", None),
-            UploadError::Bad(m) => ApiError::bad("bad_range", m),
-            UploadError::Path(p) => p.into(),
-            UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
-            UploadError::Incomplete { .. } => ApiError::bad("body_incomplete", e.to_string()),
-            UploadError::Store(s) => s.into(),
-        }
-    }
-}
-
-/// The upload box of a page: into `machine`/`folder`, or, with no
-/// machine, into one the user names (default `uploads`). The page's script
-/// does the work; without it the box says so. Sessions only.
-pub fn panel(who: &Identity, machine: Option<&str>, folder: &str, max_bytes: u64) -> String {
-    let Some((_, csrf)) = &who.session else {
-        return String::new();
-    };
-    let target = match machine {
-        Some(m) => format!(
-            "<input type=\"hidden\" name=\"machine\" value=\"{}\"><input type=\"hidden\" name=\"folder\" value=\"{}\">",
-            escape(m),
-            escape(folder)
-        ),
-        None => "<label>Machine <input name=\"machine\" value=\"uploads\" size=\"12\"></label> \
-                 <label>Folder <input name=\"folder\" placeholder=\"(top)\" size=\"16\"></label>"
-            .to_string(),
-    };
-    format!(
-        "<section class=\"upload\" data-csrf=\"{}\" data-max=\"{max_bytes}\"><h2>Upload files{}</h2>\
-         <p class=\"nojs\">Uploading from the browser needs JavaScript; everything else works without it.</p>\
-         <div class=\"drop\" hidden>{target} <label class=\"pick\">Choose files<input type=\"file\" multiple></label>\
-         <span>or drop them here. Large files go up in pieces and continue after a broken connection.</span></div>\
-         <ul class=\"uploads\"></ul></section>",
-        escape(csrf),
-        if machine.is_some() { " into this folder" } else { "" },
-    )
-}
 
 /// A session may touch any upload of its user; a device token only those
 /// into its own machine.
@@ -85,7 +36,7 @@ fn answer(status: u16, s: &UploadState) -> Reply {
 
 /// `POST /api/v1/uploads`
 pub fn start(ctx: &Ctx, req: &mut Request, who: &Identity) -> Handled {
-    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    check_csrf_header(who, req)?;
     let body = small_body(req, 64 * 1024)?;
     let start: UploadStart = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(
@@ -94,7 +45,7 @@ pub fn start(ctx: &Ctx, req: &mut Request, who: &Identity) -> Handled {
         )
     })?;
     if let Some(mtime) = start.mtime {
-        super::files::check_mtime(mtime)?;
+        check_mtime(mtime)?;
     }
     if let Some(m) = &who.machine {
         if *m != start.machine {
@@ -116,7 +67,7 @@ pub fn state(ctx: &Ctx, who: &Identity, id: &str) -> Handled {
 
 /// `PUT /api/v1/uploads/{id}`: one piece.
 pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled {
-    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    check_csrf_header(who, req)?;
     let piece = content_range(header(req, "Content-Range"))?;
     if header(req, "Transfer-Encoding").is_some() {
         return Err(ApiError::LengthRequired);
@@ -140,7 +91,7 @@ pub fn piece(ctx: &Ctx, req: &mut Request, who: &Identity, id: &str) -> Handled 
 
 /// `DELETE /api/v1/uploads/{id}`
 pub fn cancel(ctx: &Ctx, req: &Request, who: &Identity, id: &str) -> Handled {
-    check_csrf(who, header(req, "X-CSRF-Token"))?;
+    check_csrf_header(who, req)?;
     ctx.uploads.cancel(uploader(who), id)?;
     Ok(Reply::new(204))
 }

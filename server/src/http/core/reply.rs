@@ -3,12 +3,20 @@
 //! HTTP status. Messages say what went wrong and what to do; they never name
 //! a server path.
 
+use crate::accounts::AccountError;
 use crate::store::StoreError;
+use crate::uploads::UploadError;
 use nimbus_common::paths::PathError;
 use nimbus_common::wire::{ErrorBody, ERR_CONTENT_UNKNOWN};
 use serde::Serialize;
 use std::io::{self, Read};
 use tiny_http::{Header, Response, StatusCode};
+
+/// The Content-Security-Policy of every page (set by [`Reply::html`]):
+/// nothing from elsewhere, no inline script (only the server's own,
+/// embedded `app.js`), and no framing by another site.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub enum Body {
     Empty,
@@ -53,7 +61,7 @@ impl Reply {
     pub fn html(status: u16, page: String) -> Reply {
         Reply::new(status)
             .header("Content-Type", "text/html; charset=utf-8")
-            .header("Content-Security-Policy", super::index::PAGE_CSP)
+            .header("Content-Security-Policy", PAGE_CSP)
             .body(Body::Bytes(page.into_bytes()))
     }
 
@@ -237,12 +245,10 @@ impl From<StoreError> for ApiError {
 
 /// An account operation that failed for a reason not the client's: a
 /// full disk is 507 (as for every route that writes), the rest 500.
-impl From<crate::accounts::AccountError> for ApiError {
-    fn from(e: crate::accounts::AccountError) -> ApiError {
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> ApiError {
         match &e {
-            crate::accounts::AccountError::Io { source, .. }
-                if crate::store::is_storage_full(source) =>
-            {
+            AccountError::Io { source, .. } if crate::store::is_storage_full(source) => {
                 ApiError::StorageFull
             }
             _ => ApiError::Internal(e.to_string()),
@@ -253,5 +259,27 @@ impl From<crate::accounts::AccountError> for ApiError {
 impl From<io::Error> for ApiError {
     fn from(e: io::Error) -> ApiError {
         StoreError::Io(e).into()
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let conflict = |code, offset| ApiError::Conflict {
+            code,
+            message: e.to_string(),
+            offset,
+        };
+        match e {
+            UploadError::NotFound => ApiError::NotFound,
+            UploadError::OtherMachine(_) => ApiError::Forbidden(e.to_string()),
+            UploadError::Offset { offset } => conflict("offset_mismatch", Some(offset)),
+            UploadError::Busy => conflict("upload_busy", None),
+            UploadError::TooMany => conflict("too_many_uploads", None),
+            UploadError::Bad(m) => ApiError::bad("bad_range", m),
+            UploadError::Path(p) => p.into(),
+            UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
+            UploadError::Incomplete { .. } => ApiError::bad("body_incomplete", e.to_string()),
+            UploadError::Store(s) => s.into(),
+        }
     }
 }

@@ -1,167 +1,157 @@
-//! What admins see: the metadata of every client of every user (user,
-//! machine, last contact, last backed-up file and time, file count, size),
-//! as JSON and as a page, and the page's invite links. Never contents:
-//! downloads stay the owner's.
+//! `GET /admin`: what admins see. Every machine of every user with its
+//! status (never contents: downloads stay the owner's), the server's
+//! health, and invite links: `POST /admin/invites` makes one (shown once),
+//! `POST /admin/invites/{id}/revoke` withdraws one.
 
-use super::auth::Identity;
-use super::index::{escape, human_size, page_shell, post_button};
-use super::reply::{ApiError, Reply};
-use super::router::Handled;
-use super::Ctx;
-use crate::accounts::Role;
-use crate::space::MachineKey;
-use crate::store::catalog::ClientSummary;
-use nimbus_common::time::format_utc;
-use serde::Serialize;
-use std::fmt::Write;
+use super::layout::{human_size, maybe_time, post_button, user_page};
+use crate::accounts::AccountError;
+use crate::http::auth::csrf::check_csrf;
+use crate::http::auth::{require_admin, require_admin_session, Identity};
+use crate::http::core::form::read_form;
+use crate::http::core::{ApiError, Handled, Reply};
+use crate::http::ctx::Ctx;
+use crate::http::views::health::{health, Health};
+use crate::http::views::status::{clients, ClientView, Status};
+use maud::{html, Markup};
+use nimbus_common::paths::encode_segment;
+use nimbus_common::time::{format_utc, unix_now};
+use tiny_http::Request;
+
+/// How long an invite link stays valid.
+pub const INVITE_TTL: i64 = 7 * 24 * 3600;
+
+/// `GET /admin`
+pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
+    page_with(ctx, who, None)
+}
+
+/// The admin page; `new_invite` is a link just made, shown this once.
+fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
+    require_admin(who)?;
+    let list = clients(ctx);
+    let count = |s: Status| list.iter().filter(|c| c.status == s).count();
+    let (stale, errors, browser) = (
+        count(Status::Stale),
+        count(Status::Errors),
+        count(Status::Browser),
+    );
+    let invites = invites_section(ctx, who)?;
+    let content = html! {
+        h1 { "Clients" }
+        @if let Some(link) = new_invite {
+            p.invite {
+                "New invite link, valid for one account for 7 days; copy it now, it is not shown again:"
+                br;
+                input id="invite-link" readonly size="90" value=(link);
+            }
+        }
+        p.summary {
+            (list.len()) " client(s): " (count(Status::Ok)) " ok, " (stale) " stale (no contact for "
+            (human_duration(ctx.stale_after)) "), " (errors) " with errors"
+            @if browser > 0 { "; " (browser) " with files uploaded from the browser only" }
+            "."
+        }
+        table.clients {
+            thead { tr {
+                th { "Status" } th { "User" } th { "Machine" } th { "Client" }
+                th { "Last contact (UTC)" } th { "Last file backed up" } th { "At (UTC)" }
+                th { "Files" } th { "Size" } th { "Stored" } th { "Last error" }
+            } }
+            tbody { @for c in &list { (client_row(c)) } }
+        }
+        (health_section(&health(ctx)))
+        (invites)
+    };
+    Ok(user_page(who, "Clients · Nimbus", "", content))
+}
+
+fn client_row(c: &ClientView) -> Markup {
+    let status = c.status.as_str();
+    html! {
+        tr class=(status) {
+            td.status.(status) { (status) }
+            td { (c.user) }
+            td {
+                @if c.files > 0 {
+                    a href={ "/admin/tree/" (encode_segment(&c.user)) "/" (encode_segment(&c.machine)) "/" } { (c.machine) }
+                } @else {
+                    (c.machine)
+                }
+            }
+            td {
+                @match (&c.version, &c.os) {
+                    (Some(v), Some(os)) => { (v) " on " (os) }
+                    _ => "-",
+                }
+            }
+            td { (maybe_time(c.last_contact)) }
+            td { (c.last_file.as_deref().unwrap_or("-")) }
+            td { (maybe_time(c.last_backup_at)) }
+            td.n { (c.files) }
+            td.n { (human_size(c.bytes)) }
+            td.n { (human_size(c.stored)) }
+            td.error {
+                @match &c.last_error {
+                    Some(e) if c.errors > 0 => { (c.errors) " error(s): " (e) }
+                    _ => "-",
+                }
+            }
+        }
+    }
+}
+
+/// The health figures as a section of the admin page.
+fn health_section(h: &Health) -> Markup {
+    let size = |v: Option<u64>| v.map(human_size).unwrap_or_else(|| "-".into());
+    html! {
+        h2 { "Server" }
+        table.health { tbody {
+            tr { th { "Disk" } td { (size(h.disk_free_bytes)) " free of " (size(h.disk_total_bytes)) } }
+            tr { th { "Stored" } td { (human_size(h.stored_bytes)) " on disk for " (human_size(h.current_files_bytes)) " of current files" } }
+            tr { th { "Saved" } td { (human_size(h.saved_by_packing_bytes)) " by packing, " (human_size(h.saved_by_dedup_bytes)) " by storing identical content once" } }
+            tr { th { "Contents" } td {
+                (h.hot) " hot, " (h.packed) " packed"
+                @if h.missing > 0 { ", " span.error { (h.missing) " missing" } }
+            } }
+            tr { th { "Requests" } td {
+                (h.requests_last_minute) " in the last minute, " (h.errors_last_minute)
+                " server errors; " (h.queue_depth) " waiting for a worker"
+            } }
+            tr { th { "Up" } td { (h.uptime_secs) " s" } }
+        } }
+    }
+}
 
 /// Open invites, a button to make one and one to withdraw each (forms need
 /// a browser session: they carry its CSRF token).
-fn invites_section(ctx: &Ctx, who: &Identity, html: &mut String) -> Result<(), ApiError> {
-    let accounts = ctx.accounts.current()?;
-    let now = nimbus_common::time::unix_now();
+fn invites_section(ctx: &Ctx, who: &Identity) -> Result<Markup, ApiError> {
+    let accounts = ctx.auth.accounts.current()?;
+    let now = unix_now();
     let open: Vec<_> = accounts.invites.iter().filter(|i| i.is_open(now)).collect();
-    let _ = write!(
-        html,
-        "<h2>Invites</h2><p>{} open invite link(s).",
-        open.len()
-    );
     let csrf = who.session.as_ref().map(|(_, c)| c.as_str());
-    if let Some(csrf) = csrf {
-        html.push(' ');
-        html.push_str(&post_button("/admin/invites", csrf, "New invite link"));
-    }
-    html.push_str("</p>");
-    if open.is_empty() {
-        return Ok(());
-    }
-    html.push_str(
-        "<table><thead><tr><th>Invite</th><th>Made by</th><th>Made (UTC)</th>\
-         <th>Expires (UTC)</th><th></th></tr></thead><tbody>",
-    );
-    for i in open {
-        let button = csrf
-            .map(|csrf| post_button(&format!("/admin/invites/{}/revoke", i.id), csrf, "Withdraw"))
-            .unwrap_or_default();
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{button}</td></tr>",
-            escape(&i.id),
-            escape(&i.created_by),
-            format_utc(i.created_at),
-            format_utc(i.expires_at),
-        );
-    }
-    html.push_str("</tbody></table>");
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct ClientView {
-    user: String,
-    machine: String,
-    /// "ok", "stale" (no contact for longer than --stale-after),
-    /// "errors" (its last pass reported errors), or "browser" (files
-    /// uploaded from the browser only: no client backs this machine up, so
-    /// it cannot go stale).
-    status: &'static str,
-    /// Unix seconds of the last request from the machine (or, for a
-    /// machine never heard from since contact times were kept, of its last
-    /// backup).
-    last_contact: Option<i64>,
-    /// What the client last reported about itself.
-    version: Option<String>,
-    os: Option<String>,
-    errors: u64,
-    last_error: Option<String>,
-    last_file: Option<String>,
-    last_backup_at: Option<i64>,
-    files: usize,
-    bytes: u64,
-    /// On disk for its current files, after dedup (within the client) and
-    /// packing.
-    stored: u64,
-}
-
-fn require_admin(who: &Identity) -> Result<(), ApiError> {
-    if who.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only admins see other clients".into()))
-    }
-}
-
-fn clients(ctx: &Ctx) -> Vec<ClientView> {
-    let mut summaries: std::collections::BTreeMap<String, ClientSummary> = ctx
-        .dm
-        .client_summaries()
-        .into_iter()
-        .map(|s| (s.client.clone(), s))
-        .collect();
-    // Machines that reported but never backed anything up are listed too.
-    for key in ctx.clients.all().into_keys() {
-        summaries.entry(key.clone()).or_insert(ClientSummary {
-            client: key,
-            files: 0,
-            bytes: 0,
-            stored: 0,
-            last_file: None,
-            last_backup_at: None,
-        });
-    }
-    // Machines some client logged in as (a revoked device was one too).
-    let devices: std::collections::HashSet<String> = ctx
-        .accounts
-        .current()
-        .map(|a| {
-            a.devices
-                .iter()
-                .map(|d| MachineKey::new(&d.user, &d.machine).to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let now = nimbus_common::time::unix_now();
-    summaries
-        .into_values()
-        .map(|s| {
-            let (user, machine) = s.client.split_once('/').unwrap_or(("", &s.client));
-            let info = ctx.clients.get(&s.client).unwrap_or_default();
-            let last_contact = match (info.last_contact, s.last_backup_at) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            let report = info.report.unwrap_or_default();
-            let browser_only = info.last_contact.is_none() && !devices.contains(&s.client);
-            let status = match last_contact {
-                _ if browser_only => "browser",
-                Some(t) if now - t <= ctx.stale_after as i64 && report.errors == 0 => "ok",
-                Some(t) if now - t <= ctx.stale_after as i64 => "errors",
-                _ => "stale",
-            };
-            let known = |v: String| (!v.is_empty()).then_some(v);
-            ClientView {
-                user: user.to_string(),
-                machine: machine.to_string(),
-                status,
-                last_contact,
-                version: known(report.version),
-                os: known(report.os),
-                errors: report.errors,
-                last_error: report.last_error,
-                last_file: s.last_file,
-                last_backup_at: s.last_backup_at,
-                files: s.files,
-                bytes: s.bytes,
-                stored: s.stored,
-            }
-        })
-        .collect()
-}
-
-/// `GET /api/v1/admin/clients`
-pub fn clients_json(ctx: &Ctx, who: &Identity) -> Handled {
-    require_admin(who)?;
-    Ok(Reply::json(200, &clients(ctx)))
+    Ok(html! {
+        h2 { "Invites" }
+        p {
+            (open.len()) " open invite link(s)."
+            @if let Some(csrf) = csrf { " " (post_button("/admin/invites", csrf, "New invite link")) }
+        }
+        @if !open.is_empty() {
+            table { thead { tr {
+                th { "Invite" } th { "Made by" } th { "Made (UTC)" } th { "Expires (UTC)" } th {}
+            } }
+            tbody { @for i in &open {
+                tr {
+                    td { (i.id) }
+                    td { (i.created_by) }
+                    td { (format_utc(i.created_at)) }
+                    td { (format_utc(i.expires_at)) }
+                    td { @if let Some(csrf) = csrf {
+                        (post_button(&format!("/admin/invites/{}/revoke", encode_segment(&i.id)), csrf, "Withdraw"))
+                    } }
+                }
+            } } }
+        }
+    })
 }
 
 /// "36 h", "2 d", "90 s": for the dashboard's wording.
@@ -174,101 +164,25 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// `POST /api/v1/status`: a machine reports on itself (after a pass, or as
-/// a heartbeat). Device tokens only.
-pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handled {
-    let Some(machine) = &who.machine else {
-        return Err(ApiError::Forbidden(
-            "status reports come from a machine's token".into(),
-        ));
-    };
-    let body = super::router::small_body(req, 16 * 1024)?;
-    let report: crate::clients::Report = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
-    crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
-    ctx.clients
-        .report(who.machine(machine).as_str(), report)
-        .map_err(ApiError::from)?;
-    Ok(Reply::new(204))
+/// `POST /admin/invites`: a new invite link, shown once on the admin page.
+pub fn create_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
+    let form = read_form(req)?;
+    let who = require_admin_session(who)?;
+    check_csrf(&who, form.get("csrf").map(String::as_str))?;
+    let (invite, secret) = ctx.auth.store().create_invite(&who.user, INVITE_TTL)?;
+    log::info!("{} made invite {}", who.user, invite.id);
+    let link = format!("{}/register?invite={secret}", ctx.peer().base_url(req));
+    page_with(ctx, &who, Some(&link))
 }
 
-/// `GET /admin`
-pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
-    page_with(ctx, who, None)
-}
-
-/// The admin page; `new_invite` is a link just made, shown this once.
-pub fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
-    require_admin(who)?;
-    let list = clients(ctx);
-    let mut html = super::index::top(who, "");
-    html.push_str("<h1>Clients</h1>");
-    if let Some(link) = new_invite {
-        let _ = write!(
-            html,
-            "<p class=\"invite\">New invite link, valid for one account for 7 days; copy it now, \
-             it is not shown again:<br><input id=\"invite-link\" readonly size=\"90\" value=\"{}\"></p>",
-            escape(link)
-        );
+/// `POST /admin/invites/{id}/revoke`
+pub fn revoke_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &str) -> Handled {
+    let form = read_form(req)?;
+    let who = require_admin_session(who)?;
+    check_csrf(&who, form.get("csrf").map(String::as_str))?;
+    match ctx.auth.store().revoke_invite(id) {
+        Ok(()) => Ok(Reply::new(303).header("Location", "/admin")),
+        Err(AccountError::NoSuchInvite(_)) => Err(ApiError::NotFound),
+        Err(e) => Err(e.into()),
     }
-    let stale = list.iter().filter(|c| c.status == "stale").count();
-    let errors = list.iter().filter(|c| c.status == "errors").count();
-    let browser = list.iter().filter(|c| c.status == "browser").count();
-    let _ = write!(
-        html,
-        "<p class=\"summary\">{} client(s): {} ok, {stale} stale (no contact for {}), {errors} with errors{}.</p>\
-         <table class=\"clients\"><thead><tr><th>Status</th><th>User</th><th>Machine</th><th>Client</th>\
-         <th>Last contact (UTC)</th><th>Last file backed up</th><th>At (UTC)</th><th>Files</th><th>Size</th>\
-         <th>Stored</th><th>Last error</th></tr></thead><tbody>",
-        list.len(),
-        list.len() - stale - errors - browser,
-        human_duration(ctx.stale_after),
-        if browser > 0 {
-            format!("; {browser} with files uploaded from the browser only")
-        } else {
-            String::new()
-        }
-    );
-    let when = |t: Option<i64>| t.map(super::index::time_html).unwrap_or_else(|| "-".into());
-    for c in &list {
-        let client = match (&c.version, &c.os) {
-            (Some(v), Some(os)) => format!("{} on {}", escape(v), escape(os)),
-            _ => "-".into(),
-        };
-        let last_error = match &c.last_error {
-            Some(e) if c.errors > 0 => format!("{} error(s): {}", c.errors, escape(e)),
-            _ => "-".into(),
-        };
-        let _ = write!(
-            html,
-            "<tr class=\"{status}\"><td class=\"status {status}\">{status}</td><td>{}</td><td>{}</td><td>{client}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"error\">{last_error}</td></tr>",
-            escape(&c.user),
-            if c.files > 0 {
-                format!(
-                    "<a href=\"{}\">{}</a>",
-                    escape(&format!(
-                        "/admin/tree/{}/{}/",
-                        nimbus_common::paths::encode_segment(&c.user),
-                        nimbus_common::paths::encode_segment(&c.machine)
-                    )),
-                    escape(&c.machine)
-                )
-            } else {
-                escape(&c.machine)
-            },
-            when(c.last_contact),
-            escape(c.last_file.as_deref().unwrap_or("-")),
-            when(c.last_backup_at),
-            c.files,
-            human_size(c.bytes),
-            human_size(c.stored),
-            status = c.status,
-        );
-    }
-    html.push_str("</tbody></table>");
-    super::health::section(ctx, &mut html);
-    invites_section(ctx, who, &mut html)?;
-    Ok(Reply::html(200, page_shell("Clients · Nimbus", &html)))
 }

@@ -4,20 +4,23 @@
 //! of the user's machines (`/search?q=`). Plain HTML: links and forms work
 //! without JavaScript.
 
-use super::auth::Identity;
-use super::files::at_param;
-use super::index::{escape, human_size, page_shell, time_html, top};
-use super::reply::{ApiError, Reply};
-use super::router::{query_param, Handled};
-use super::Ctx;
+use super::layout::{
+    download_href, format_select, human_size, size_cell, time, upload_panel, user_page,
+    versions_href,
+};
+use crate::http::auth::{require_admin, Identity};
+use crate::http::core::request::{at_param, query_param};
+use crate::http::core::{ApiError, Handled};
+use crate::http::ctx::Ctx;
 use crate::space::UserSpace;
 use crate::store::catalog::Latest;
+use maud::{html, Markup};
 use nimbus_common::paths::{
     decode_rel_path, decode_segment, encode_path, encode_segment, validate_client_name,
 };
+use nimbus_common::time::format_utc;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use tiny_http::Request;
 
 /// Search results shown at most.
@@ -85,9 +88,7 @@ pub fn admin_tree(
     machine: &str,
     rest: &[&str],
 ) -> Handled {
-    if who.role != crate::accounts::Role::Admin {
-        return Err(ApiError::Forbidden("only admins see other clients".into()));
-    }
+    require_admin(who)?;
     let user = decode_segment(user)?;
     crate::accounts::validate_name(&user).map_err(|_| ApiError::NotFound)?;
     let view = View {
@@ -161,167 +162,116 @@ fn tree_page(
 
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
-    let mut html = top(who, "");
-    html.push_str(&crumbs(&view.base, &machine, &folder, ""));
     let total: u64 = files.iter().map(|l| l.version.size).sum();
-    let _ = write!(
-        html,
-        "<p>{} file(s), {}{}</p>",
-        files.len(),
-        human_size(total),
-        at.map(|t| format!(", as they were at {}", time_html(t)))
-            .unwrap_or_default()
-    );
     let here = if folder.is_empty() {
         format!("{}/{m}/", view.base)
     } else {
         format!("{}/{m}/{}/", view.base, encode_path(&folder))
     };
+    // A column head: the current sort is marked for the page's script,
+    // the others are links that sort by them.
     let head = |key: &str, label: &str| {
-        if sort == key || (key == "name" && sort.is_empty()) {
-            format!(
-                "<th data-key=\"{key}\" aria-sort=\"{}\">{label}</th>",
-                if key == "name" {
-                    "ascending"
-                } else {
-                    "descending"
-                }
-            )
+        let current = sort == key || (key == "name" && sort.is_empty());
+        let order = if key == "name" {
+            "ascending"
         } else {
-            format!(
-                "<th data-key=\"{key}\"><a href=\"{}\">{label}</a></th>",
-                escape(&format!("{here}?{at_q}sort={key}"))
-            )
+            "descending"
+        };
+        html! {
+            @if current {
+                th data-key=(key) aria-sort=(order) { (label) }
+            } @else {
+                th data-key=(key) { a href={ (here) "?" (at_q) "sort=" (key) } { (label) } }
+            }
         }
     };
-    let _ = write!(
-        html,
-        "<table class=\"browse\"><thead><tr>{}{}{}<th></th></tr></thead><tbody>",
-        head("name", "Name"),
-        head("size", "Size"),
-        head("time", "Backed up"),
-    );
-    for e in &entries {
-        match e {
-            Entry::Folder {
-                name,
-                files,
-                bytes,
-                latest,
-            } => {
-                let sub = if folder.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{folder}/{name}")
-                };
-                let _ = write!(
-                    html,
-                    "<tr class=\"folder\"><td><a href=\"{}\">{}/</a></td><td class=\"n\" title=\"{bytes} bytes\">{}</td>\
-                     <td>{}</td><td>{files} file(s)</td></tr>",
-                    escape(&format!("{}/{m}/{}/{}", view.base, encode_path(&sub), at.map(|t| format!("?at={t}")).unwrap_or_default())),
-                    escape(name),
-                    human_size(*bytes),
-                    time_html(*latest),
-                );
-            }
-            Entry::File(l) if !view.contents => {
-                let _ = write!(
-                    html,
-                    "<tr class=\"file\"><td>{}</td><td class=\"n\" title=\"{} bytes\">{}</td>\
-                     <td>{}</td><td>{} version(s)</td></tr>",
-                    escape(e.name()),
-                    l.version.size,
-                    human_size(l.version.size),
-                    time_html(l.version.backed_up_at),
-                    l.versions,
-                );
-            }
-            Entry::File(l) => {
-                let p = encode_path(&l.path);
-                let download = match at {
-                    None => format!("/download/{m}/{p}"),
-                    Some(_) => format!("/download/{m}/{p}?version={}", l.version.n),
-                };
-                let _ = write!(
-                    html,
-                    "<tr class=\"file\"><td><a href=\"{}\">{}</a></td><td class=\"n\" title=\"{} bytes\">{}</td>\
-                     <td>{}</td><td><a href=\"{}\">{} version(s)</a></td></tr>",
-                    escape(&download),
-                    escape(e.name()),
-                    l.version.size,
-                    human_size(l.version.size),
-                    time_html(l.version.backed_up_at),
-                    escape(&format!("/versions/{m}/{p}")),
-                    l.versions,
-                );
+    let content = html! {
+        (crumbs(&view.base, &machine, &folder, ""))
+        p {
+            (files.len()) " file(s), " (human_size(total))
+            @if let Some(t) = at { ", as they were at " (time(t)) }
+        }
+        table.browse {
+            thead { tr { (head("name", "Name")) (head("size", "Size")) (head("time", "Backed up")) th {} } }
+            tbody {
+                @for e in &entries {
+                    @match e {
+                        Entry::Folder { name, files, bytes, latest } => {
+                            @let sub = if folder.is_empty() { name.clone() } else { format!("{folder}/{name}") };
+                            tr.folder {
+                                td { a href={ (view.base) "/" (m) "/" (encode_path(&sub)) "/" @if let Some(t) = at { "?at=" (t) } } { (name) "/" } }
+                                (size_cell(*bytes))
+                                td { (time(*latest)) }
+                                td { (files) " file(s)" }
+                            }
+                        }
+                        Entry::File(l) if !view.contents => {
+                            tr.file {
+                                td { (e.name()) }
+                                (size_cell(l.version.size))
+                                td { (time(l.version.backed_up_at)) }
+                                td { (l.versions) " version(s)" }
+                            }
+                        }
+                        Entry::File(l) => {
+                            tr.file {
+                                td { a href=(download_href(&machine, &l.path, at.map(|_| l.version.n))) { (e.name()) } }
+                                (size_cell(l.version.size))
+                                td { (time(l.version.backed_up_at)) }
+                                td { a href=(versions_href(&machine, &l.path)) { (l.versions) " version(s)" } }
+                            }
+                        }
+                    }
+                }
             }
         }
-    }
-    html.push_str("</tbody></table>");
-    if !view.contents {
-        html.push_str("<p>Metadata only: contents stay their owner's.</p>");
-        return Ok(Reply::html(
-            200,
-            page_shell(&format!("{machine} · Nimbus"), &html),
-        ));
-    }
-    if at.is_none() {
-        html.push_str(&super::upload::panel(
-            who,
-            Some(&machine),
-            &folder,
-            ctx.max_upload_bytes,
-        ));
-    }
-    let _ = write!(
-        html,
-        "<form method=\"get\" action=\"/archive\" class=\"bar\"><input type=\"hidden\" name=\"machine\" value=\"{}\">\
-         <input type=\"hidden\" name=\"path\" value=\"{}\"><b>Download this folder</b> \
-         <label>as at (UTC) <input name=\"at\" value=\"{}\" placeholder=\"now\"></label> \
-         <label>as <select name=\"format\"><option>zip</option><option>tar</option></select></label> \
-         <button type=\"submit\">Download</button></form>",
-        escape(&machine),
-        escape(&folder),
-        at.map(nimbus_common::time::format_utc).unwrap_or_default()
-    );
-    let title = if folder.is_empty() {
+        @if !view.contents {
+            p { "Metadata only: contents stay their owner's." }
+        } @else {
+            @if at.is_none() {
+                (upload_panel(who, Some(&machine), &folder, ctx.max_upload_bytes))
+            }
+            form method="get" action="/archive" class="bar" {
+                input type="hidden" name="machine" value=(machine);
+                input type="hidden" name="path" value=(folder);
+                b { "Download this folder" } " "
+                label { "as at (UTC) " input name="at" value=(at.map(format_utc).unwrap_or_default()) placeholder="now"; }
+                " " (format_select()) " "
+                button type="submit" { "Download" }
+            }
+        }
+    };
+    let title = if folder.is_empty() || !view.contents {
         machine.clone()
     } else {
         format!("{machine}/{folder}")
     };
-    Ok(Reply::html(
-        200,
-        page_shell(&format!("{title} · Nimbus"), &html),
-    ))
+    Ok(user_page(who, &format!("{title} · Nimbus"), "", content))
 }
 
 /// Breadcrumbs: Machines / machine / a / b, each a link, then `last` (a
 /// file's name, not a link) when given.
-pub fn crumbs(base: &str, machine: &str, folder: &str, last: &str) -> String {
+pub fn crumbs(base: &str, machine: &str, folder: &str, last: &str) -> Markup {
     let m = encode_segment(machine);
-    let mut html = format!(
-        "<nav class=\"crumbs\"><a href=\"/\">Machines</a> / <a href=\"{}\">{}</a>",
-        escape(&format!("{base}/{m}/")),
-        escape(machine)
-    );
     let mut so_far = String::new();
-    for part in folder.split('/').filter(|p| !p.is_empty()) {
-        if !so_far.is_empty() {
-            so_far.push('/');
+    let parts: Vec<(String, &str)> = folder
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            if !so_far.is_empty() {
+                so_far.push('/');
+            }
+            so_far.push_str(part);
+            (format!("{base}/{m}/{}/", encode_path(&so_far)), part)
+        })
+        .collect();
+    html! {
+        nav.crumbs {
+            a href="/" { "Machines" } " / " a href={ (base) "/" (m) "/" } { (machine) }
+            @for (href, part) in &parts { " / " a href=(href) { (part) } }
+            @if !last.is_empty() { " / " (last) }
         }
-        so_far.push_str(part);
-        let _ = write!(
-            html,
-            " / <a href=\"{}\">{}</a>",
-            escape(&format!("{base}/{m}/{}/", encode_path(&so_far))),
-            escape(part)
-        );
     }
-    if !last.is_empty() {
-        let _ = write!(html, " / {}", escape(last));
-    }
-    html.push_str("</nav>");
-    html
 }
 
 /// `GET /search?q=TEXT`: files whose path contains TEXT (ignoring case),
@@ -332,52 +282,43 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     if q.len() > 256 {
         return Err(ApiError::bad("bad_query", "search for at most 256 bytes"));
     }
-    let mut html = top(who, q);
-    if q.is_empty() {
-        html.push_str("<p>Type part of a file's name.</p>");
+    let space = who.space();
+    let needle = q.to_lowercase();
+    let hits: Vec<Latest> = if q.is_empty() {
+        Vec::new()
     } else {
-        let space = who.space();
-        let needle = q.to_lowercase();
-        let hits: Vec<Latest> = ctx
-            .dm
+        ctx.dm
             .tree(space.prefix(), None, false)
             .into_iter()
             .filter(|l| l.path.to_lowercase().contains(&needle))
-            .collect();
-        let _ = write!(
-            html,
-            "<h1>Files matching \u{201c}{}\u{201d}</h1><p>{} found{}</p>",
-            escape(q),
-            hits.len(),
-            if hits.len() > MAX_RESULTS {
-                format!(", the first {MAX_RESULTS} shown")
-            } else {
-                String::new()
+            .collect()
+    };
+    let content = html! {
+        @if q.is_empty() {
+            p { "Type part of a file's name." }
+        } @else {
+            h1 { "Files matching \u{201c}" (q) "\u{201d}" }
+            p {
+                (hits.len()) " found"
+                @if hits.len() > MAX_RESULTS { ", the first " (MAX_RESULTS) " shown" }
             }
-        );
-        if !hits.is_empty() {
-            html.push_str(
-                "<table class=\"results\"><thead><tr><th>Machine</th><th>Path</th><th>Size</th>\
-                 <th>Backed up</th></tr></thead><tbody>",
-            );
-            for l in hits.iter().take(MAX_RESULTS) {
-                let machine = space.machine_of(&l.client).unwrap_or(&l.client);
-                let _ = write!(
-                    html,
-                    "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"n\">{}</td><td>{}</td></tr>",
-                    escape(machine),
-                    escape(&format!(
-                        "/versions/{}/{}",
-                        encode_segment(machine),
-                        encode_path(&l.path)
-                    )),
-                    escape(&l.path),
-                    human_size(l.version.size),
-                    time_html(l.version.backed_up_at),
-                );
+            @if !hits.is_empty() {
+                table.results {
+                    thead { tr { th { "Machine" } th { "Path" } th { "Size" } th { "Backed up" } } }
+                    tbody {
+                        @for l in hits.iter().take(MAX_RESULTS) {
+                            @let machine = l.machine();
+                            tr {
+                                td { (machine) }
+                                td { a href=(versions_href(machine, &l.path)) { (l.path) } }
+                                td.n { (human_size(l.version.size)) }
+                                td { (time(l.version.backed_up_at)) }
+                            }
+                        }
+                    }
+                }
             }
-            html.push_str("</tbody></table>");
         }
-    }
-    Ok(Reply::html(200, page_shell("Search · Nimbus", &html)))
+    };
+    Ok(user_page(who, "Search · Nimbus", q, content))
 }

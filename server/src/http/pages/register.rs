@@ -1,57 +1,54 @@
 //! Accounts made from the browser. `GET/POST /register` creates a
 //! (non-admin) account with a single-use invite link an admin made, or, under
 //! `--registration open`, for anyone. Admins make and withdraw invite links
-//! on `/admin` (`POST /admin/invites`, `POST /admin/invites/{id}/revoke`).
+//! on `/admin` (see `admin.rs`).
 
-use super::auth::{self, Identity};
-use super::index::{escape, page_shell};
-use super::reply::{ApiError, Reply};
-use super::router::{query_param, Handled};
-use super::web::{self, read_form};
-use super::Ctx;
-use crate::accounts::{AccountError, Role, MIN_PASSWORD};
+use super::layout;
+use super::login::start_session;
+use crate::accounts::{AccountError, MIN_PASSWORD};
 use crate::config::Registration;
+use crate::http::auth::csrf::check_origin;
+use crate::http::core::form::read_form;
+use crate::http::core::request::query_param;
+use crate::http::core::{Handled, Reply};
+use crate::http::ctx::Ctx;
+use maud::html;
 use tiny_http::Request;
-
-/// How long an invite link stays valid.
-pub const INVITE_TTL: i64 = 7 * 24 * 3600;
 
 const CLOSED: &str = "Registration is closed on this server. Ask its admin for an invite link.";
 
-/// The registration form, with an optional message (plain text).
+/// The registration form, with an optional message.
 fn form_page(status: u16, invite: Option<&str>, user: &str, message: Option<&str>) -> Reply {
-    let note = message
-        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
-    let hidden = invite
-        .map(|i| {
-            format!(
-                "<input type=\"hidden\" name=\"invite\" value=\"{}\">",
-                escape(i)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Create a Nimbus account</h1>{note}\
-         <form method=\"post\" action=\"/register\" class=\"login\">{hidden}\
-         <label>User name <input name=\"user\" value=\"{}\" autocomplete=\"username\" required autofocus \
-         maxlength=\"64\" pattern=\"[A-Za-z0-9_][A-Za-z0-9._\\-]*\"></label>\
-         <label>Password (at least {MIN_PASSWORD} characters) <input name=\"password\" type=\"password\" \
-         autocomplete=\"new-password\" required minlength=\"{MIN_PASSWORD}\"></label>\
-         <label>Password again <input name=\"password2\" type=\"password\" autocomplete=\"new-password\" required></label>\
-         <button type=\"submit\">Create account</button></form>\
-         <p><a href=\"/\">Log in instead</a></p>",
-        escape(user)
-    );
-    Reply::html(status, page_shell("Register · Nimbus", &body))
+    let content = html! {
+        h1 { "Create a Nimbus account" }
+        @if let Some(m) = message { p.error { (m) } }
+        form method="post" action="/register" class="login" {
+            @if let Some(i) = invite { input type="hidden" name="invite" value=(i); }
+            label {
+                "User name "
+                input name="user" value=(user) autocomplete="username" required autofocus
+                    maxlength="64" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*";
+            }
+            label {
+                "Password (at least " (MIN_PASSWORD) " characters) "
+                input name="password" type="password" autocomplete="new-password" required
+                    minlength=(MIN_PASSWORD);
+            }
+            label { "Password again " input name="password2" type="password" autocomplete="new-password" required; }
+            button type="submit" { "Create account" }
+        }
+        p { a href="/" { "Log in instead" } }
+    };
+    layout::page(status, "Register · Nimbus", None, content)
 }
 
 fn refusal(status: u16, message: &str) -> Reply {
-    let body = format!(
-        "<h1>Create a Nimbus account</h1><p class=\"error\">{}</p><p><a href=\"/\">Log in</a></p>",
-        escape(message)
-    );
-    Reply::html(status, page_shell("Register · Nimbus", &body))
+    let content = html! {
+        h1 { "Create a Nimbus account" }
+        p.error { (message) }
+        p { a href="/" { "Log in" } }
+    };
+    layout::page(status, "Register · Nimbus", None, content)
 }
 
 /// `GET /register[?invite=SECRET]`
@@ -59,10 +56,10 @@ pub fn page(ctx: &Ctx, req: &Request) -> Handled {
     let invite = query_param(req, "invite");
     match invite.as_deref() {
         Some(secret) => {
-            let accounts = ctx.accounts.current()?;
+            let accounts = ctx.auth.accounts.current()?;
             // Checking links counts like using them: no guessing by GET.
-            let key = format!("register:{}", auth::remote_addr(ctx, req));
-            if let Err(retry_after) = ctx.limiter.check(&key) {
+            let key = format!("register:{}", ctx.peer().addr(req));
+            if let Err(retry_after) = ctx.auth.limiter.check(&key) {
                 return Ok(refusal(
                     429,
                     &format!(
@@ -72,7 +69,7 @@ pub fn page(ctx: &Ctx, req: &Request) -> Handled {
                 .header("Retry-After", retry_after.to_string()));
             }
             if accounts.open_invite(secret).is_none() {
-                ctx.limiter.failed(&key);
+                ctx.auth.limiter.failed(&key);
                 return Ok(refusal(403, &AccountError::InviteInvalid.to_string()));
             }
             Ok(form_page(200, Some(secret), "", None))
@@ -85,8 +82,8 @@ pub fn page(ctx: &Ctx, req: &Request) -> Handled {
 /// `POST /register`: user, password, password2 and (unless registration is
 /// open) invite. Success opens a session, like logging in.
 pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
-    web::check_origin(req)?;
-    let addr = auth::remote_addr(ctx, req);
+    check_origin(req)?;
+    let addr = ctx.peer().addr(req);
     let form = read_form(req)?;
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let invite = form
@@ -109,7 +106,7 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
     // under open registration); with one, only invalid invites do (so a
     // household behind one address can use the links it was given).
     let key = format!("register:{addr}");
-    if let Err(retry_after) = ctx.limiter.check(&key) {
+    if let Err(retry_after) = ctx.auth.limiter.check(&key) {
         return Ok(form_page(
             429,
             invite,
@@ -121,12 +118,12 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
         .header("Retry-After", retry_after.to_string()));
     }
     if invite.is_none() {
-        ctx.limiter.failed(&key);
+        ctx.auth.limiter.failed(&key);
     }
-    match ctx.accounts.store().register(user, password, invite) {
+    match ctx.auth.store().register(user, password, invite) {
         Ok(()) => {
             log::info!("account {user:?} registered from {addr}");
-            Ok(web::start_session(ctx, req, user))
+            Ok(start_session(ctx, req, user))
         }
         Err(e @ (AccountError::BadName | AccountError::BadPassword)) => {
             Ok(form_page(400, invite, user, Some(&e.to_string())))
@@ -138,47 +135,9 @@ pub fn submit(ctx: &Ctx, req: &mut Request) -> Handled {
             Some("That user name is taken; choose another."),
         )),
         Err(e @ AccountError::InviteInvalid) => {
-            ctx.limiter.failed(&key);
+            ctx.auth.limiter.failed(&key);
             Ok(refusal(403, &e.to_string()))
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// An admin logged in with a password: a machine's token, even an admin's,
-/// does not manage accounts (a stolen laptop must not mint invites).
-fn require_admin_session(who: Option<Identity>) -> Result<Identity, ApiError> {
-    let who = auth::require(who)?;
-    if who.role != Role::Admin {
-        return Err(ApiError::Forbidden("only admins make invite links".into()));
-    }
-    if who.session.is_none() {
-        return Err(ApiError::Forbidden(
-            "invite links are made on the admin page, logged in with a password".into(),
-        ));
-    }
-    Ok(who)
-}
-
-/// `POST /admin/invites`: a new invite link, shown once on the admin page.
-pub fn create_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
-    let form = read_form(req)?;
-    let who = require_admin_session(who)?;
-    web::check_csrf(&who, form.get("csrf").map(String::as_str))?;
-    let (invite, secret) = ctx.accounts.store().create_invite(&who.user, INVITE_TTL)?;
-    log::info!("{} made invite {}", who.user, invite.id);
-    let link = format!("{}/register?invite={secret}", web::base_url(ctx, req));
-    super::admin::page_with(ctx, &who, Some(&link))
-}
-
-/// `POST /admin/invites/{id}/revoke`
-pub fn revoke_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &str) -> Handled {
-    let form = read_form(req)?;
-    let who = require_admin_session(who)?;
-    web::check_csrf(&who, form.get("csrf").map(String::as_str))?;
-    match ctx.accounts.store().revoke_invite(id) {
-        Ok(()) => Ok(Reply::new(303).header("Location", "/admin")),
-        Err(AccountError::NoSuchInvite(_)) => Err(ApiError::NotFound),
         Err(e) => Err(e.into()),
     }
 }

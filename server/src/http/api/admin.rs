@@ -1,0 +1,33 @@
+//! What admins and machines say about machines: every machine's status as
+//! JSON (`GET /api/v1/admin/clients`), and a machine's report on itself
+//! (`POST /api/v1/status`).
+
+use crate::http::auth::{require_admin, Identity};
+use crate::http::core::body::small_body;
+use crate::http::core::{ApiError, Handled, Reply};
+use crate::http::ctx::Ctx;
+use crate::http::views::status::clients;
+
+/// `GET /api/v1/admin/clients`
+pub fn clients_json(ctx: &Ctx, who: &Identity) -> Handled {
+    require_admin(who)?;
+    Ok(Reply::json(200, &clients(ctx)))
+}
+
+/// `POST /api/v1/status`: a machine reports on itself (after a pass, or as
+/// a heartbeat). Device tokens only.
+pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handled {
+    let Some(machine) = &who.machine else {
+        return Err(ApiError::Forbidden(
+            "status reports come from a machine's token".into(),
+        ));
+    };
+    let body = small_body(req, 16 * 1024)?;
+    let report: crate::clients::Report = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
+    crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
+    ctx.clients
+        .report(who.machine(machine).as_str(), report)
+        .map_err(ApiError::from)?;
+    Ok(Reply::new(204))
+}

@@ -1,0 +1,11 @@
+//! The routes programs use (the client, scripts, the page's own script,
+//! a metrics scraper): JSON in and out, or file contents. Never imports
+//! `pages/`.
+
+pub mod account;
+pub mod admin;
+pub mod archive;
+pub mod download;
+pub mod files;
+pub mod metrics;
+pub mod uploads;

@@ -1,0 +1,107 @@
+//! Reading what a request says: headers, the query, cookies, the peer's
+//! address, the `{machine}/{path...}` part of a route, small bodies.
+
+use super::form::parse_form;
+use super::reply::ApiError;
+use nimbus_common::paths::{decode_rel_path, decode_segment, validate_client_name};
+use nimbus_common::time::parse_time;
+use tiny_http::Request;
+
+/// The value of a request header, if present and valid text.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+/// A query parameter of the request target, decoded.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    let (_, query) = req.url().split_once('?')?;
+    parse_form(query).remove(name)
+}
+
+/// A query parameter that is on (`1`, `on`, `true`).
+pub fn query_flag(req: &Request, name: &str) -> bool {
+    matches!(query_param(req, name).as_deref(), Some("1" | "on" | "true"))
+}
+
+/// The `at=TIME` query parameter, if given. An empty one (a form's "at"
+/// field left at its "now" placeholder) is now.
+pub fn at_param(req: &Request) -> Result<Option<i64>, ApiError> {
+    query_param(req, "at")
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| parse_time(&t).map_err(|e| ApiError::bad("bad_time", e)))
+        .transpose()
+}
+
+/// The value of one cookie of the request.
+pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    header(req, "Cookie")?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The declared `Content-Length`, if any; `400 bad_length` if it is not a
+/// number.
+pub fn content_length(req: &Request) -> Result<Option<u64>, ApiError> {
+    header(req, "Content-Length")
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad("bad_length", "Content-Length is not a number"))
+        })
+        .transpose()
+}
+
+/// Decodes the `{machine}/{path...}` part of a route: (machine, path).
+pub fn target(machine: &str, rest: &[&str]) -> Result<(String, String), ApiError> {
+    let machine = decode_segment(machine)?;
+    validate_client_name(&machine)?;
+    let path = decode_rel_path(rest.iter().copied())?;
+    Ok((machine, path))
+}
+
+/// Where the request came from and how, as far as the server can tell:
+/// behind a trusted proxy, from its `X-Forwarded-*` headers.
+#[derive(Clone, Copy)]
+pub struct Peer {
+    /// Take the client's address and scheme from the proxy's headers.
+    pub trust_proxy: bool,
+}
+
+impl Peer {
+    /// The client's address: the peer's, or behind a trusted proxy the last
+    /// address the proxy appended to X-Forwarded-For.
+    pub fn addr(self, req: &Request) -> String {
+        if self.trust_proxy {
+            if let Some(addr) = header(req, "X-Forwarded-For")
+                .and_then(|v| v.rsplit(',').next())
+                .map(str::trim)
+                .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+            {
+                return addr.to_string();
+            }
+        }
+        req.remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether the browser reached the server over HTTPS (directly, or
+    /// through a trusted proxy that says so).
+    pub fn https(self, req: &Request) -> bool {
+        req.secure() || (self.trust_proxy && header(req, "X-Forwarded-Proto") == Some("https"))
+    }
+
+    /// The scheme and host the browser used, for links shown on a page.
+    pub fn base_url(self, req: &Request) -> String {
+        let scheme = if self.https(req) { "https" } else { "http" };
+        match header(req, "Host") {
+            Some(host) => format!("{scheme}://{host}"),
+            None => String::new(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The pages browsers see: HTML from maud templates, which escape every
+//! value, under one CSP; every page works without JavaScript (the one
+//! script adds local times, sorting in place and uploads). Never imports
+//! `api/`.
+
+pub mod admin;
+pub mod browse;
+pub mod home;
+pub mod layout;
+pub mod login;
+pub mod register;
+pub mod versions;
