@@ -139,6 +139,20 @@ impl Srv {
         }
     }
 
+    /// Seconds to the first byte of `range` of `path`, with curl.
+    fn curl_ttfb(&self, path: &str, range: &str) -> f64 {
+        let out = Command::new("curl")
+            .args(["-s", "-H", &self.auth, "-r", range, "-o", "/dev/null"])
+            .args(["-w", "%{http_code} %{time_starttransfer}"])
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (code, secs) = text.trim().split_once(' ').unwrap();
+        assert_eq!(code, "206", "range {range} of {path}");
+        secs.parse().unwrap()
+    }
+
     /// Download speed of `path` with curl, MiB/s.
     fn curl_speed(&self, path: &str) -> f64 {
         curl_speed(&format!("{}{path}", self.url()), &self.auth)
@@ -447,6 +461,54 @@ fn main() {
         format!(
             "{:.2} (time, ours/bzip2, includes verification)",
             pack_time.as_secs_f64() / ref_pack.as_secs_f64()
+        ),
+    ));
+    // Ranges of the packed file: any offset decompresses at most one frame.
+    // Each download of a packed file also queues its unpacking, so each
+    // figure is the first request after packing.
+    let is_packed = |want: bool| {
+        let t = Instant::now();
+        while srv.files().iter().all(|f| (f["packed"] == true) != want) {
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "packing took too long"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let mib = 1u64 << 20;
+    let last = format!("{}-{}", corpus_len - mib, corpus_len - 1);
+    let ttfb_last = srv.curl_ttfb("/download/bench/corpus.txt", &last);
+    is_packed(false);
+    is_packed(true);
+    let middle = format!(
+        "{}-{}",
+        corpus_len / 2 + 12_345,
+        corpus_len / 2 + 12_345 + mib - 1
+    );
+    let ttfb_middle = srv.curl_ttfb("/download/bench/corpus.txt", &middle);
+    is_packed(false);
+    is_packed(true);
+    let from_start = timed(|| {
+        sh(&format!(
+            "bzip2 -dc '{}' | tail -c {mib} > /dev/null",
+            bz_ref.display()
+        ))
+    });
+    rows.push(row(
+        "Range of the last MiB of the packed 128 MiB file: time to its first byte",
+        format!(
+            "{:.0} ms (a MiB from the middle: {:.0} ms)",
+            ttfb_last * 1e3,
+            ttfb_middle * 1e3
+        ),
+        format!(
+            "decompressing from the start, as a one-stream pack must: {:.2} s",
+            from_start.as_secs_f64()
+        ),
+        format!(
+            "{:.3} (target: under 100 ms)",
+            ttfb_last / from_start.as_secs_f64()
         ),
     ));
     let packed_speed = srv.curl_speed("/download/bench/corpus.txt");

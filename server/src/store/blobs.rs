@@ -3,7 +3,9 @@
 //! Layout under the data directory:
 //! - `blobs/ab/<hash>`: a hot blob, the original bytes (`ab` = first two hex
 //!   digits of the hash);
-//! - `blobs/ab/<hash>.bz2`: a packed blob, bzip2 of the original bytes;
+//! - `blobs/ab/<hash>.bz2`: a packed blob, bzip2 of the original bytes in
+//!   independent frames, and `blobs/ab/<hash>.bz2.idx` where each frame
+//!   starts (see `frames`);
 //! - `tmp/`: staging files for uploads, packing and unpacking.
 //!
 //! Promise: a file appears under `blobs/` only by a rename of a staging file
@@ -12,8 +14,9 @@
 //! matters after a restart.
 
 use super::catalog::BlobForm;
+use super::frames::{Counting, FrameIndex, FRAME};
 use super::StoreError;
-use bzip2::read::BzDecoder;
+use bzip2::read::MultiBzDecoder;
 use bzip2::write::BzEncoder;
 use bzip2::Compression;
 use nimbus_common::durable;
@@ -34,6 +37,8 @@ const MIN_SAVING: f64 = 0.10;
 #[derive(Debug)]
 pub struct Staged {
     path: PathBuf,
+    /// A packed blob's frame index, published before it.
+    index: Option<PathBuf>,
     pub hash: ContentHash,
     /// Original (uncompressed) size.
     pub size: u64,
@@ -89,6 +94,26 @@ impl LocalBlobs {
         }
     }
 
+    /// The frame index beside a packed blob.
+    fn index_path(&self, hash: &ContentHash) -> PathBuf {
+        let mut p = self.path_of(hash, BlobForm::Packed).into_os_string();
+        p.push(".idx");
+        PathBuf::from(p)
+    }
+
+    /// A packed blob's frame index, if it has a sound one for a `.bz2` of
+    /// `packed_len` bytes (packs made before frames have none).
+    fn frame_index(&self, hash: &ContentHash, packed_len: u64) -> Option<FrameIndex> {
+        let bytes = fs::read(self.index_path(hash)).ok()?;
+        let ix = FrameIndex::decode(&bytes, packed_len);
+        if ix.is_none() {
+            log::warn!(
+                "the frame index of packed blob {hash} is damaged; reading it from the start"
+            );
+        }
+        ix
+    }
+
     fn new_temp(&self, what: &str) -> io::Result<(PathBuf, File)> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!(
@@ -102,6 +127,15 @@ impl LocalBlobs {
             .create_new(true)
             .open(&path)?;
         Ok((path, file))
+    }
+}
+
+/// Removes `path`; Ok(false) if it was not there.
+fn remove_if_present(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -170,6 +204,7 @@ impl LocalBlobs {
         }
         file.sync_all()?;
         Ok(Staged {
+            index: None,
             path: guard.defuse(),
             hash: actual,
             size,
@@ -183,6 +218,7 @@ impl LocalBlobs {
     pub fn adopt(&self, file: &Path) -> Result<Staged, StoreError> {
         let (hash, size) = ContentHash::of_reader(File::open(file)?)?;
         Ok(Staged {
+            index: None,
             path: file.to_path_buf(),
             hash,
             size,
@@ -200,6 +236,12 @@ impl LocalBlobs {
             durable::sync_dir(&self.blobs)?;
         }
         let guard = TempGuard(Some(staged.path));
+        // The index first: a reader never sees a framed .bz2 without it.
+        if let Some(index) = staged.index {
+            let index = TempGuard(Some(index));
+            durable::rename_durable(index.0.as_ref().unwrap(), &self.index_path(&staged.hash))?;
+            index.defuse();
+        }
         durable::rename_durable(guard.0.as_ref().unwrap(), &target)?;
         guard.defuse();
         Ok(())
@@ -208,6 +250,7 @@ impl LocalBlobs {
     /// Deletes a staged file that will not be published.
     pub fn discard(&self, staged: Staged) {
         drop(TempGuard(Some(staged.path)));
+        drop(TempGuard(staged.index));
     }
 
     /// Opens a blob's original bytes from `start`, for `len` bytes.
@@ -225,10 +268,20 @@ impl LocalBlobs {
                 Ok(Box::new(BufReader::with_capacity(BUF, file).take(len)))
             }
             BlobForm::Packed => {
-                let mut dec = BzDecoder::new(BufReader::with_capacity(BUF, file));
-                // bzip2 cannot seek: decompress and drop the bytes before `start`.
-                let skipped = io::copy(&mut (&mut dec).take(start), &mut io::sink())?;
-                if skipped != start {
+                // From the frame holding `start` (or, without a sound index,
+                // from the beginning), dropping the bytes before `start`.
+                let packed_len = file.metadata()?.len();
+                let (from, skip) = match self.frame_index(hash, packed_len) {
+                    Some(ix) => match ix.frame_of(start) {
+                        Some((_, at, first)) => (at, start - first),
+                        None => (0, start),
+                    },
+                    None => (0, start),
+                };
+                file.seek(SeekFrom::Start(from))?;
+                let mut dec = MultiBzDecoder::new(BufReader::with_capacity(BUF, file));
+                let skipped = io::copy(&mut (&mut dec).take(skip), &mut io::sink())?;
+                if skipped != skip {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "packed blob is shorter than the catalog says",
@@ -245,13 +298,18 @@ impl LocalBlobs {
     }
 
     /// Removes one form of a blob (durably).
+    /// A packed blob's frame index goes after the `.bz2` (a crash between
+    /// leaves an orphan index, which start-up removes).
     pub fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {
         let path = self.path_of(hash, form);
-        match fs::remove_file(&path) {
-            Ok(()) => durable::sync_dir(path.parent().unwrap()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        let mut gone = remove_if_present(&path)?;
+        if form == BlobForm::Packed {
+            gone |= remove_if_present(&self.index_path(hash))?;
         }
+        if gone {
+            durable::sync_dir(path.parent().unwrap())?;
+        }
+        Ok(())
     }
 
     /// Compresses a hot blob into a verified staging file.
@@ -279,34 +337,75 @@ impl LocalBlobs {
         drop(sample);
         src.seek(SeekFrom::Start(0))?;
 
+        // Frame by frame, each its own bzip2 stream, noting where each starts.
         let (path, file) = self.new_temp("pack")?;
         let guard = TempGuard(Some(path));
-        let mut enc = BzEncoder::new(BufWriter::with_capacity(BUF, &file), Compression::default());
+        let mut out = Counting {
+            inner: BufWriter::with_capacity(BUF, &file),
+            written: 0,
+        };
+        let mut offsets = Vec::new();
         let mut buf = vec![0u8; BUF];
+        let mut size = 0u64;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(PackOutcome::Abandoned);
             }
-            let n = src.read(&mut buf)?;
+            let mut n = src.read(&mut buf[..BUF.min(FRAME as usize)])?;
             if n == 0 {
                 break;
             }
-            enc.write_all(&buf[..n])?;
+            let start = out.written;
+            let mut enc = BzEncoder::new(&mut out, Compression::default());
+            let mut in_frame = 0u64;
+            loop {
+                enc.write_all(&buf[..n])?;
+                in_frame += n as u64;
+                if in_frame == FRAME {
+                    break;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(PackOutcome::Abandoned);
+                }
+                let want = (FRAME - in_frame).min(BUF as u64) as usize;
+                n = src.read(&mut buf[..want])?;
+                if n == 0 {
+                    break;
+                }
+            }
+            enc.finish()?;
+            offsets.push(start);
+            size += in_frame;
+            if in_frame < FRAME {
+                break;
+            }
         }
-        enc.finish()?.flush()?;
+        out.flush()?;
+        let packed_len = out.written;
+        drop(out);
         file.sync_all()?;
         // Verify before the packed copy can replace the original.
-        let (actual, size) = ContentHash::of_reader(BzDecoder::new(BufReader::with_capacity(
-            BUF,
-            File::open(guard.0.as_ref().unwrap())?,
-        )))?;
-        if actual != *hash {
+        let (actual, unpacked) = ContentHash::of_reader(MultiBzDecoder::new(
+            BufReader::with_capacity(BUF, File::open(guard.0.as_ref().unwrap())?),
+        ))?;
+        if actual != *hash || unpacked != size {
             return Err(StoreError::Io(io::Error::other(format!(
                 "packing {hash} produced data that does not decompress to it"
             ))));
         }
+        let index = FrameIndex {
+            frame: FRAME,
+            size,
+            packed_len,
+            offsets,
+        };
+        let (index_path, mut index_file) = self.new_temp("packidx")?;
+        let index_guard = TempGuard(Some(index_path));
+        index_file.write_all(&index.encode())?;
+        index_file.sync_all()?;
         let stored_size = file.metadata()?.len();
         Ok(PackOutcome::Packed(Staged {
+            index: Some(index_guard.defuse()),
             path: guard.defuse(),
             hash: actual,
             size,
@@ -318,7 +417,7 @@ impl LocalBlobs {
     /// Decompresses a packed blob into a verified staging file.
     pub fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError> {
         let src = File::open(self.path_of(hash, BlobForm::Packed))?;
-        let mut dec = BzDecoder::new(BufReader::with_capacity(BUF, src));
+        let mut dec = MultiBzDecoder::new(BufReader::with_capacity(BUF, src));
         let (path, file) = self.new_temp("unpack")?;
         let guard = TempGuard(Some(path));
         let mut out = BufWriter::with_capacity(BUF, &file);
@@ -342,6 +441,7 @@ impl LocalBlobs {
         }
         file.sync_all()?;
         Ok(Staged {
+            index: None,
             path: guard.defuse(),
             hash: actual,
             size,
@@ -358,6 +458,7 @@ impl LocalBlobs {
         }
         durable::sync_dir(&self.tmp)?;
         let mut found: HashMap<ContentHash, OnDisk> = HashMap::new();
+        let mut indexes = Vec::new();
         for shard in fs::read_dir(&self.blobs)? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
@@ -367,6 +468,12 @@ impl LocalBlobs {
                 let entry = entry?;
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
+                if let Some(h) = name.strip_suffix(".bz2.idx") {
+                    if let Ok(h) = h.parse::<ContentHash>() {
+                        indexes.push(h);
+                        continue;
+                    }
+                }
                 let (hex, packed) = match name.strip_suffix(".bz2") {
                     Some(h) => (h, true),
                     None => (&*name, false),
@@ -390,7 +497,74 @@ impl LocalBlobs {
                 }
             }
         }
+        // An index whose .bz2 is gone (a crash while packing or removing).
+        for h in indexes {
+            if !found.get(&h).is_some_and(|f| f.packed) {
+                let path = self.index_path(&h);
+                fs::remove_file(&path)?;
+                durable::sync_dir(path.parent().unwrap())?;
+            }
+        }
         Ok(found)
+    }
+
+    /// Reads a blob whole and hashes it, as `check --read-data` does: a
+    /// packed one frame by frame through its index (each frame must be one
+    /// stream ending where the next begins, of the frame's length), so a
+    /// damaged index is found as surely as damaged data.
+    pub fn verify(
+        &self,
+        hash: &ContentHash,
+        form: BlobForm,
+        size: u64,
+    ) -> io::Result<(ContentHash, u64)> {
+        if form != BlobForm::Packed {
+            return ContentHash::of_reader(self.read(hash, form, 0, size)?);
+        }
+        let path = self.path_of(hash, form);
+        let packed_len = fs::metadata(&path)?.len();
+        let Some(ix) = fs::read(self.index_path(hash))
+            .ok()
+            .map(|bytes| FrameIndex::decode(&bytes, packed_len))
+        else {
+            // Packed before frames: one stream.
+            return ContentHash::of_reader(self.read(hash, form, 0, size)?);
+        };
+        let ix = ix.ok_or_else(|| io::Error::other("its frame index is damaged"))?;
+        if ix.size != size {
+            return Err(io::Error::other(format!(
+                "its frame index is for {} bytes",
+                ix.size
+            )));
+        }
+        let mut hasher = Hasher::new();
+        let mut file = File::open(&path)?;
+        let mut buf = vec![0u8; BUF];
+        for k in 0..ix.offsets.len() {
+            let (at, end) = (ix.offsets[k], ix.end_of(k));
+            file.seek(SeekFrom::Start(at))?;
+            let stream = BufReader::with_capacity(BUF, (&file).take(end - at));
+            let mut dec = bzip2::bufread::BzDecoder::new(stream);
+            let mut got = 0u64;
+            loop {
+                let n = dec.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                got += n as u64;
+            }
+            if got != ix.len_of(k) || dec.total_in() != end - at {
+                return Err(io::Error::other(format!(
+                    "frame {k} holds {got} bytes in {} of {} stored, its index says {} in {}",
+                    dec.total_in(),
+                    end - at,
+                    ix.len_of(k),
+                    end - at
+                )));
+            }
+        }
+        Ok(hasher.finish())
     }
 }
 
@@ -473,6 +647,130 @@ mod tests {
         s.publish(hot).unwrap();
         s.remove(&h, BlobForm::Packed).unwrap();
         assert_eq!(read_all(s.read(&h, BlobForm::Hot, 0, len).unwrap()), data);
+    }
+
+    /// Text of `len` bytes that compresses.
+    fn text(len: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..)
+            .flat_map(|i: u32| format!("line {i} of a log\n").into_bytes())
+            .take(len)
+            .collect();
+        v.truncate(len);
+        v
+    }
+
+    fn packed(s: &LocalBlobs, data: &[u8]) -> ContentHash {
+        let h = ContentHash::of_bytes(data);
+        let staged = s.stage(&mut &data[..], &h, None, u64::MAX).unwrap();
+        s.publish(staged).unwrap();
+        let PackOutcome::Packed(p) = s.pack(&h, &AtomicBool::new(false)).unwrap() else {
+            panic!("text should pack");
+        };
+        s.publish(p).unwrap();
+        s.remove(&h, BlobForm::Hot).unwrap();
+        h
+    }
+
+    #[test]
+    fn packed_blobs_are_frames_any_range_of_which_reads_back() {
+        let (_dir, s) = store();
+        let len = 3 * FRAME as usize + 12_345;
+        let data = text(len);
+        let h = packed(&s, &data);
+        let ix = FrameIndex::decode(
+            &fs::read(s.index_path(&h)).unwrap(),
+            s.stored_len(&h, BlobForm::Packed).unwrap(),
+        )
+        .expect("a sound index");
+        assert_eq!(ix.offsets.len(), 4);
+        // Still a valid .bz2: the frames decompress in sequence to the data.
+        let mut all = Vec::new();
+        MultiBzDecoder::new(File::open(s.path_of(&h, BlobForm::Packed)).unwrap())
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all, data);
+        let f = FRAME as usize;
+        for (start, n) in [
+            (0, 10),
+            (f - 5, 10),
+            (f, 1),
+            (2 * f - 1, f + 2),
+            (len - 1, 1),
+            (len - 100, 100),
+            (7, len - 7),
+        ] {
+            assert_eq!(
+                read_all(
+                    s.read(&h, BlobForm::Packed, start as u64, n as u64)
+                        .unwrap()
+                ),
+                &data[start..start + n],
+                "{start}+{n}"
+            );
+        }
+        assert_eq!(
+            s.verify(&h, BlobForm::Packed, len as u64).unwrap(),
+            (h, len as u64)
+        );
+
+        // A damaged index: reads fall back to the start and stay right;
+        // check names it.
+        let mut bad = fs::read(s.index_path(&h)).unwrap();
+        bad[60] ^= 1;
+        fs::write(s.index_path(&h), &bad).unwrap();
+        assert_eq!(
+            read_all(s.read(&h, BlobForm::Packed, 2 * FRAME + 3, 50).unwrap()),
+            &data[2 * f + 3..2 * f + 53]
+        );
+        let e = s.verify(&h, BlobForm::Packed, len as u64).unwrap_err();
+        assert!(e.to_string().contains("frame index"), "{e}");
+
+        // An index that is sound but wrong (offsets of another packing).
+        let wrong = FrameIndex {
+            offsets: vec![0, ix.offsets[1] + 1, ix.offsets[2], ix.offsets[3]],
+            ..ix
+        };
+        fs::write(s.index_path(&h), wrong.encode()).unwrap();
+        assert!(s.verify(&h, BlobForm::Packed, len as u64).is_err());
+
+        // Removing the packed form takes the index with it.
+        s.remove(&h, BlobForm::Packed).unwrap();
+        assert!(!s.index_path(&h).exists());
+    }
+
+    #[test]
+    fn packs_from_before_frames_and_orphan_indexes() {
+        let (_dir, s) = store();
+        let data = text(2 * FRAME as usize + 5);
+        // A pack as the previous release wrote it: one stream, no index.
+        let h = ContentHash::of_bytes(&data);
+        let path = s.path_of(&h, BlobForm::Packed);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut enc = BzEncoder::new(File::create(&path).unwrap(), Compression::default());
+        enc.write_all(&data).unwrap();
+        enc.finish().unwrap();
+        let f = FRAME as usize;
+        assert_eq!(
+            read_all(s.read(&h, BlobForm::Packed, FRAME + 1, 10).unwrap()),
+            &data[f + 1..f + 11]
+        );
+        assert_eq!(
+            s.verify(&h, BlobForm::Packed, data.len() as u64).unwrap(),
+            (h, data.len() as u64)
+        );
+        let hot = s.unpack(&h).unwrap();
+        assert_eq!(hot.size, data.len() as u64);
+        s.discard(hot);
+
+        // An index left without its .bz2 (a crash while packing or
+        // removing) is removed at start-up; the blob beside it is not.
+        let other = ContentHash::of_bytes(b"other");
+        let orphan = s.index_path(&other);
+        fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        fs::write(&orphan, b"x").unwrap();
+        let found = s.recover().unwrap();
+        assert!(!orphan.exists());
+        assert!(found[&h].packed);
     }
 
     #[test]

@@ -47,10 +47,7 @@ impl DataManager {
                             expected.unwrap_or(0)
                         )),
                         Ok(_) if read_data => {
-                            let read = self
-                                .blobs
-                                .read(hash, form, 0, info.size)
-                                .and_then(ContentHash::of_reader);
+                            let read = self.blobs.verify(hash, form, info.size);
                             match read {
                                 Err(e) => Some(format!("cannot be read: {e}")),
                                 Ok((actual, n)) => {

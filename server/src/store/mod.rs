@@ -11,6 +11,7 @@
 pub mod blobs;
 pub mod catalog;
 mod check;
+mod frames;
 pub mod journal;
 mod pack;
 mod prune;

@@ -134,6 +134,47 @@ fn repeated_kills_during_a_stream_of_uploads_lose_nothing_acknowledged() {
     let _ = client.wait();
 }
 
+/// Packing and unpacking write a frame index and a `.bz2` (and remove a
+/// hot copy, or the packed one): killed at moments spread over those
+/// steps, the store checks clean with `check --read-data`, and the file
+/// downloads whole, Range included, after every restart.
+#[test]
+fn kill_9_at_any_step_of_packing_and_unpacking_leaves_a_store_that_checks_clean() {
+    let args = ["--hot-time", "0", "--hotspot-interval", "1"];
+    let mut server = Server::start(&args);
+    let data = text(12 << 20);
+    assert_eq!(put_file(server.port, "pc", "big.log", &data).status, 201);
+    let packed = |s: &Server| s.file("pc", "big.log").unwrap()["packed"] == true;
+    for (i, delay) in [0u64, 250, 600, 1100, 1700, 2400, 3200, 4100]
+        .into_iter()
+        .enumerate()
+    {
+        // Packing in progress (a staging file), or done.
+        wait_for(60, "packing to start or finish", || {
+            packed(&server) || !server.tmp_files().is_empty()
+        });
+        std::thread::sleep(Duration::from_millis(delay));
+        server.kill();
+        let out = server.command(&["check", "--read-data"], "");
+        assert_ok(&out);
+        server.restart();
+        let r = request(
+            server.port,
+            "GET",
+            "/download/pc/big.log",
+            &[("Range", "bytes=9437180-9437283")],
+            b"",
+        );
+        assert_eq!(r.status, 206, "kill {i} (+{delay} ms): {}", r.text());
+        assert_eq!(r.body, &data[9_437_180..9_437_284], "kill {i}");
+        // A whole download of a packed file unpacks it: the next kill may
+        // land in the unpacking, then in packing it again.
+        assert!(server.get("/download/pc/big.log").body == data, "kill {i}");
+    }
+    server.kill();
+    assert_ok(&server.command(&["check", "--read-data"], ""));
+}
+
 #[test]
 fn kill_during_packing_leaves_the_file_whole() {
     let mut server = Server::start(&["--hot-time", "0", "--hotspot-interval", "1"]);

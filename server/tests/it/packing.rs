@@ -43,6 +43,10 @@ fn cold_files_are_packed_and_served_transparently() {
     assert_eq!(&magic, b"BZh");
     assert!(std::fs::metadata(&packed).unwrap().len() < text_data.len() as u64 / 5);
     assert!(!blob_path(&server, &text_data, false).exists());
+    // In frames, with their index beside it.
+    let mut index = packed.into_os_string();
+    index.push(".idx");
+    assert!(std::path::Path::new(&index).exists());
     // The HTML page says so.
     assert!(server.get("/files").text().contains(">packed<"));
 
@@ -65,6 +69,16 @@ fn cold_files_are_packed_and_served_transparently() {
     assert_eq!(r.body, &text_data[2_000_000..2_000_100]);
     let r = request(server.port, "GET", url, &[("Range", "bytes=-10")], b"");
     assert_eq!(r.body, &text_data[text_data.len() - 10..]);
+    // Across the boundary of two frames (1 MiB of original bytes each).
+    let r = request(
+        server.port,
+        "GET",
+        url,
+        &[("Range", "bytes=1048000-1049999")],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &text_data[1_048_000..1_050_000]);
     let r = server.get(url);
     assert_eq!(r.status, 200);
     assert_eq!(

@@ -266,14 +266,17 @@ fn prune_survives_kill_9_at_any_point() {
 }
 
 #[test]
-fn check_read_data_finds_a_flipped_byte_in_hot_and_packed_content() {
+fn check_read_data_finds_a_flipped_byte_in_hot_content_a_packed_frame_and_a_frame_index() {
     let mut server = Server::start(&["--hot-time", "1", "--hotspot-interval", "1"]);
-    let text = b"compressible text, over and over. ".repeat(20_000);
+    // Several frames each (1 MiB of original bytes per frame).
+    let text = b"compressible text, over and over. ".repeat(100_000);
+    let indexed = b"another text, its frame index damaged. ".repeat(100_000);
     put(&server, "packed.txt", &text);
-    wait_for(30, "the file to be packed", || {
-        server
-            .file("pc", "packed.txt")
-            .is_some_and(|f| f["packed"] == true)
+    put(&server, "indexed.txt", &indexed);
+    wait_for(30, "the files to be packed", || {
+        ["packed.txt", "indexed.txt"]
+            .iter()
+            .all(|name| server.file("pc", name).is_some_and(|f| f["packed"] == true))
     });
     server.terminate();
     server.set_args(&[]);
@@ -298,7 +301,11 @@ fn check_read_data_finds_a_flipped_byte_in_hot_and_packed_content() {
         std::fs::write(p, b).unwrap();
     };
     flip(&blob("", &hex(&hot)), 50_000);
-    flip(&blob(".bz2", &hex(&text)), 200);
+    // In the second frame's stream, and in the other file's frame index.
+    let bz2 = blob(".bz2", &hex(&text));
+    let len = std::fs::metadata(&bz2).unwrap().len() as usize;
+    flip(&bz2, len / 2);
+    flip(&blob(".bz2.idx", &hex(&indexed)), 50);
 
     // Sizes are unchanged: only reading the data finds it.
     assert_ok(&server_cmd(&server.data, &["check"]));
@@ -313,8 +320,13 @@ fn check_read_data_finds_a_flipped_byte_in_hot_and_packed_content() {
         report.contains("damaged: admin/pc: packed.txt version 1"),
         "{report}"
     );
+    assert!(
+        report.contains("damaged: admin/pc: indexed.txt version 1")
+            && report.contains("frame index is damaged"),
+        "{report}"
+    );
     assert!(!report.contains("fine.txt"), "{report}");
-    assert!(report.contains("2 problem(s)"), "{report}");
+    assert!(report.contains("3 problem(s)"), "{report}");
 
     // A truncated content is found without reading it.
     let p = blob("", &hex(b"fine"));
