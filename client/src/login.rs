@@ -118,7 +118,7 @@ pub fn login(
     })
     .expect("serialisable");
     let resp = agent
-        .post(&format!("{server}/api/v1/login"))
+        .post(&format!("{server}{}", nimbus_common::wire::LOGIN_ROUTE))
         .set("Content-Type", "application/json")
         .send_string(&body);
     let login: Login = match resp {

@@ -15,8 +15,9 @@ use log::{info, warn};
 use nimbus_common::durable;
 use nimbus_common::hash::{ContentHash, Hasher};
 use nimbus_common::localpath::{self, Style};
-use nimbus_common::paths::{encode_path, encode_segment, is_within};
+use nimbus_common::paths::is_within;
 use nimbus_common::wire::FileEntry;
+use nimbus_common::wire::FILES_ROUTE;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -70,8 +71,8 @@ impl Restore<'_> {
     /// The files to restore, as the server lists them at the time asked.
     pub fn plan(&self) -> Result<Vec<FileEntry>, crate::ClientError> {
         let query = match self.at {
-            Some(t) => format!("/api/v1/files?at={t}"),
-            None => "/api/v1/files".to_string(),
+            Some(t) => format!("{FILES_ROUTE}?at={t}"),
+            None => FILES_ROUTE.to_string(),
         };
         let resp = self.api.get(&query)?;
         let all: Vec<FileEntry> = read_json(resp).map_err(|e| {
@@ -235,12 +236,7 @@ impl Restore<'_> {
         }
         let mut fetched = 0;
         if have < f.size {
-            let target = format!(
-                "/download/{}/{}?version={}",
-                encode_segment(&f.client),
-                encode_path(&f.path),
-                f.version
-            );
+            let target = nimbus_common::wire::download_route(&f.client, &f.path, Some(f.version));
             let etag = format!("\"{}\"", f.hash);
             let range = format!("bytes={have}-");
             let headers: Vec<(&str, &str)> = if have > 0 {

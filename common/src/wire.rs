@@ -37,8 +37,62 @@ pub struct LoginReply {
     pub token: String,
 }
 
-/// Prefix of the file routes: `{FILES_ROUTE}/{client}/{path}`.
+/// The routes both sides name (docs/PROTOCOL.md has them all).
+pub const LOGIN_ROUTE: &str = "/api/v1/login";
+pub const STATUS_ROUTE: &str = "/api/v1/status";
+/// The listing, and the prefix of the file routes: `{FILES_ROUTE}/{machine}/{path}`.
 pub const FILES_ROUTE: &str = "/api/v1/files";
+
+/// `POST {BATCH_ROUTE}/{machine}`: many files in one request.
+pub const BATCH_ROUTE: &str = "/api/v1/batch";
+
+/// One file of a batch: this header as one line of JSON, then exactly
+/// `size` bytes of content. A batch is a sequence of these; its answer is
+/// one [`UploadReply`] per file, in order, once all are durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEntry {
+    pub path: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// Files a batch may hold.
+pub const MAX_BATCH_FILES: usize = 1000;
+/// Bytes a batch's body may hold, headers included.
+pub const MAX_BATCH_BYTES: u64 = 64 << 20;
+
+/// `/api/v1/files/{machine}/{path}`, each part percent-encoded.
+pub fn file_route(machine: &str, path: &str) -> String {
+    format!(
+        "{FILES_ROUTE}/{}/{}",
+        crate::paths::encode_segment(machine),
+        crate::paths::encode_path(path)
+    )
+}
+
+/// `/download/{machine}/{path}`, of the latest version or of version `n`.
+pub fn download_route(machine: &str, path: &str, version: Option<u64>) -> String {
+    let base = format!(
+        "/download/{}/{}",
+        crate::paths::encode_segment(machine),
+        crate::paths::encode_path(path)
+    );
+    match version {
+        Some(n) => format!("{base}?version={n}"),
+        None => base,
+    }
+}
+
+/// `/versions/{machine}/{path}`: the page of a file's versions.
+pub fn versions_page_route(machine: &str, path: &str) -> String {
+    format!(
+        "/versions/{}/{}",
+        crate::paths::encode_segment(machine),
+        crate::paths::encode_path(path)
+    )
+}
 
 /// One entry of `GET /api/v1/files`: a file's version current at the
 /// time asked for (by default its latest).

@@ -10,7 +10,6 @@ use crate::accounts::Role;
 use crate::http::auth::Identity;
 use crate::http::core::{Body, Reply};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::time::format_utc;
 
 /// The one style sheet, inline in every page (no request goes elsewhere).
@@ -139,27 +138,9 @@ pub fn size_cell(bytes: u64) -> Markup {
     html! { td.n title={ (bytes) " bytes" } { (human_size(bytes)) } }
 }
 
-/// `/download/{machine}/{path}`, of the latest version or of version `n`.
-pub fn download_href(machine: &str, path: &str, version: Option<u64>) -> String {
-    let base = format!(
-        "/download/{}/{}",
-        encode_segment(machine),
-        encode_path(path)
-    );
-    match version {
-        Some(n) => format!("{base}?version={n}"),
-        None => base,
-    }
-}
-
-/// `/versions/{machine}/{path}`: the page of a file's versions.
-pub fn versions_href(machine: &str, path: &str) -> String {
-    format!(
-        "/versions/{}/{}",
-        encode_segment(machine),
-        encode_path(path)
-    )
-}
+pub use nimbus_common::wire::{
+    download_route as download_href, versions_page_route as versions_href,
+};
 
 /// What to say where a user has nothing backed up yet.
 pub fn nothing_yet() -> Markup {
