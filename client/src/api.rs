@@ -6,7 +6,6 @@
 // ureq's own error type is large; it is returned once per request.
 #![allow(clippy::result_large_err)]
 
-use nimbus_common::paths::{encode_path, encode_segment};
 use nimbus_common::wire::{
     ErrorBody, RecordRequest, StatusReport, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH,
     HEADER_MTIME,
@@ -77,10 +76,9 @@ impl Api {
 
     fn file_url(&self, rel: &str) -> String {
         format!(
-            "{}/api/v1/files/{}/{}",
+            "{}{}",
             self.base,
-            encode_segment(&self.client),
-            encode_path(rel)
+            nimbus_common::wire::file_route(&self.client, rel)
         )
     }
 
@@ -93,6 +91,26 @@ impl Api {
                 .send_string(&body)
         });
         parse(result)
+    }
+
+    /// Sends many small files in one request (`body` is the batch, see
+    /// [`nimbus_common::wire::BatchEntry`]); the answer is one reply per
+    /// file, in order, once all are durable. A 404 or 405 means a server
+    /// from before batches.
+    pub fn batch(&self, body: &[u8]) -> Result<Vec<UploadReply>, ApiError> {
+        let url = format!(
+            "{}{}/{}",
+            self.base,
+            nimbus_common::wire::BATCH_ROUTE,
+            nimbus_common::paths::encode_segment(&self.client)
+        );
+        let resp = check(honour_busy(|| {
+            self.authorized(self.agent.post(&url))
+                .set("Content-Type", "application/octet-stream")
+                .send_bytes(body)
+        }))?;
+        read_json::<Vec<UploadReply>>(resp)
+            .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
     }
 
     /// Tells the server the file was deleted here (its versions stay). A
@@ -112,9 +130,13 @@ impl Api {
     pub fn report(&self, report: &StatusReport) -> Result<(), ApiError> {
         let body = serde_json::to_string(report).expect("serialisable");
         let result = honour_busy(|| {
-            self.authorized(self.agent.post(&format!("{}/api/v1/status", self.base)))
-                .set("Content-Type", "application/json")
-                .send_string(&body)
+            self.authorized(self.agent.post(&format!(
+                "{}{}",
+                self.base,
+                nimbus_common::wire::STATUS_ROUTE
+            )))
+            .set("Content-Type", "application/json")
+            .send_string(&body)
         });
         check(result).map(|_| ())
     }

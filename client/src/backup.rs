@@ -9,10 +9,10 @@ use crate::state::{Entry, State};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use log::{info, warn};
 use nimbus_common::hash::ContentHash;
-use nimbus_common::wire::RecordRequest;
+use nimbus_common::wire::{BatchEntry, RecordRequest};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -22,6 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// server already holds is not sent again. Smaller ones cost less to send
 /// than a round trip.
 const RECORD_FIRST_BYTES: u64 = 64 * 1024;
+/// Smaller files travel in batches (read whole, sent many per request, made
+/// durable together on the server): at most this many files ...
+const BATCH_FILES: usize = 256;
+/// ... and this many bytes of content per batch.
+const BATCH_BYTES: u64 = 4 << 20;
 /// The state is saved at least this often during a long pass.
 const SAVE_EVERY: Duration = Duration::from_secs(3);
 /// Attempts per request when the server answers 5xx or cannot be reached.
@@ -259,6 +264,7 @@ impl Backup {
     ) -> bool {
         let total: u64 = jobs.iter().map(|(f, _)| f.size).sum();
         let bar = progress_bar(jobs.len(), total);
+        let jobs = into_jobs(jobs);
         let queue = Mutex::new(jobs.into_iter());
         let abort = AtomicBool::new(false);
         let (tx, rx) = mpsc::channel();
@@ -276,16 +282,24 @@ impl Backup {
                         break;
                     }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let Some((f, prior)) = next else { break };
-                    let result = worker.back_up(&f, prior, bar);
-                    if matches!(
-                        result,
-                        Err(FileError::Server(_) | FileError::Auth(_) | FileError::Stopped)
-                    ) {
-                        worker.abort.store(true, Ordering::SeqCst);
-                    }
-                    if tx.send((f, result)).is_err() {
-                        break;
+                    let results = match next {
+                        None => break,
+                        Some(Job::One(f, prior)) => {
+                            let result = worker.back_up(&f, prior, bar);
+                            vec![(f, result)]
+                        }
+                        Some(Job::Batch(files)) => worker.back_up_batch(files, bar),
+                    };
+                    for (f, result) in results {
+                        if matches!(
+                            result,
+                            Err(FileError::Server(_) | FileError::Auth(_) | FileError::Stopped)
+                        ) {
+                            worker.abort.store(true, Ordering::SeqCst);
+                        }
+                        if tx.send((f, result)).is_err() {
+                            return;
+                        }
                     }
                 });
             }
@@ -302,7 +316,11 @@ impl Backup {
             }
         });
         // Files never started because the pass was cut short.
-        sum.pending += queue.into_inner().unwrap_or_else(|e| e.into_inner()).len();
+        sum.pending += queue
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|job| job.files())
+            .sum::<usize>();
         bar.finish_and_clear();
         dirty
     }
@@ -422,11 +440,7 @@ impl Worker<'_> {
         let version = RecordRequest {
             hash,
             size,
-            // The server stores 1970 to 9999; a time outside is sent clamped.
-            mtime: f
-                .mtime_ns
-                .div_euclid(1_000_000_000)
-                .clamp(0, nimbus_common::wire::MTIME_MAX),
+            mtime: wire_mtime(f.mtime_ns),
         };
         if size >= RECORD_FIRST_BYTES {
             match self.with_retries(|api| api.record(&f.rel, &version)) {
@@ -456,6 +470,99 @@ impl Worker<'_> {
         }
     }
 
+    /// Backs up small files in one request: each read whole and hashed (the
+    /// bytes sent are the bytes hashed), those unchanged since their last
+    /// backup only noted, the rest sent as one batch. A server from before
+    /// batches (404, 405), or one that refuses the batch (400, 413: a file
+    /// in it is bad or too large), gets them one by one instead, so each
+    /// file has its own answer.
+    fn back_up_batch(
+        &self,
+        files: Vec<(Found, Option<ContentHash>)>,
+        bar: &ProgressBar,
+    ) -> Vec<(Found, Result<Done, FileError>)> {
+        let mut done = Vec::new();
+        let mut sent: Vec<(Found, Option<ContentHash>, Entry)> = Vec::new();
+        let mut body = Vec::new();
+        for (f, prior) in files {
+            let mut content = Vec::with_capacity(f.size as usize);
+            let read = File::open(&f.path)
+                .and_then(|file| file.take(RECORD_FIRST_BYTES).read_to_end(&mut content));
+            if let Err(e) = read {
+                done.push((f, Err(FileError::File(e.to_string()))));
+                continue;
+            }
+            if !unchanged_since(&f.path, &f) || content.len() as u64 != f.size {
+                done.push((f, Ok(Done::Changed)));
+                continue;
+            }
+            let hash = ContentHash::of_bytes(&content);
+            let entry = Entry {
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+                hash,
+            };
+            if prior == Some(hash) {
+                bar.inc(f.size);
+                done.push((f, Ok(Done::SameContent(entry))));
+                continue;
+            }
+            let header = BatchEntry {
+                path: f.rel.clone(),
+                hash,
+                size: f.size,
+                mtime: wire_mtime(f.mtime_ns),
+            };
+            serde_json::to_writer(&mut body, &header).expect("serialisable");
+            body.push(b'\n');
+            body.extend_from_slice(&content);
+            sent.push((f, prior, entry));
+        }
+        if sent.is_empty() {
+            return done;
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            done.extend(sent.into_iter().map(|(f, ..)| (f, Err(FileError::Stopped))));
+            return done;
+        }
+        match self.with_retries(|api| api.batch(&body)) {
+            Ok(replies) if replies.len() == sent.len() => {
+                for ((f, _, entry), reply) in sent.into_iter().zip(replies) {
+                    bar.inc(f.size);
+                    let new_version = reply.new_version;
+                    done.push((f, Ok(Done::Sent { entry, new_version })));
+                }
+            }
+            Ok(replies) => {
+                let why = format!(
+                    "the server answered {} of {} files of a batch",
+                    replies.len(),
+                    sent.len()
+                );
+                done.extend(
+                    sent.into_iter()
+                        .map(|(f, ..)| (f, Err(FileError::Server(why.clone())))),
+                );
+            }
+            // A server from before batches (404, 405), or one refusing
+            // the batch for one of its files (400, 413): one by one, so
+            // each file gets its own answer.
+            Err(ApiError::Refused { .. }) => {
+                for (f, prior, _) in sent {
+                    let result = self.back_up(&f, prior, bar);
+                    done.push((f, result));
+                }
+            }
+            Err(e) => {
+                let why = classify(e);
+                for (f, ..) in sent {
+                    done.push((f, Err(why.clone())));
+                }
+            }
+        }
+        done
+    }
+
     fn with_retries<T>(
         &self,
         mut call: impl FnMut(&Api) -> Result<T, ApiError>,
@@ -481,6 +588,46 @@ impl Worker<'_> {
     }
 }
 
+/// What a worker takes from the queue: one file, or a batch of small ones.
+enum Job {
+    One(Found, Option<ContentHash>),
+    Batch(Vec<(Found, Option<ContentHash>)>),
+}
+
+impl Job {
+    fn files(&self) -> usize {
+        match self {
+            Job::One(..) => 1,
+            Job::Batch(files) => files.len(),
+        }
+    }
+}
+
+/// Small files into batches (of at most `BATCH_FILES` files and
+/// `BATCH_BYTES` bytes), larger ones alone; batches first, so the many
+/// small files do not wait behind one big one.
+fn into_jobs(files: Vec<(Found, Option<ContentHash>)>) -> Vec<Job> {
+    let (small, large): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(f, _)| f.size < RECORD_FIRST_BYTES);
+    let mut jobs = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for (f, prior) in small {
+        if batch.len() == BATCH_FILES || bytes + f.size > BATCH_BYTES {
+            jobs.push(Job::Batch(std::mem::take(&mut batch)));
+            bytes = 0;
+        }
+        bytes += f.size;
+        batch.push((f, prior));
+    }
+    if !batch.is_empty() {
+        jobs.push(Job::Batch(batch));
+    }
+    jobs.extend(large.into_iter().map(|(f, prior)| Job::One(f, prior)));
+    jobs
+}
+
 enum Done {
     /// The server acknowledged it (a new version, or the same as its latest).
     Sent { entry: Entry, new_version: bool },
@@ -490,6 +637,7 @@ enum Done {
     Changed,
 }
 
+#[derive(Clone)]
 enum FileError {
     /// This file failed; the pass goes on.
     File(String),
@@ -519,6 +667,14 @@ fn classify(e: ApiError) -> FileError {
         ApiError::Unauthorized(w) => FileError::Auth(crate::ClientError::LoggedOut(w)),
         ApiError::Untrusted(w) => FileError::Auth(crate::ClientError::Untrusted(w)),
     }
+}
+
+/// A modification time as the server takes it: whole seconds, from 1970
+/// to 9999 (a time outside is sent clamped).
+fn wire_mtime(mtime_ns: i64) -> i64 {
+    mtime_ns
+        .div_euclid(1_000_000_000)
+        .clamp(0, nimbus_common::wire::MTIME_MAX)
 }
 
 fn unchanged_since(path: &Path, f: &Found) -> bool {

@@ -4,8 +4,9 @@
 //! [`FileTarget`](crate::space::FileTarget) (writable only for the device's
 //! own machine).
 
-use super::api::{account, admin, archive, download, files, metrics, uploads};
+use super::api::{account, admin, archive, batch, download, files, metrics, uploads};
 use super::auth::require;
+use super::core::request::machine_segment;
 use super::core::{ApiError, Handled, Reply};
 use super::ctx::Ctx;
 use super::pages;
@@ -160,6 +161,13 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Post => files::record(ctx, req, me()?.writable_file(machine, rest)?),
             Delete => files::delete(ctx, me()?.writable_file(machine, rest)?),
             _ => allow("PUT, POST, DELETE"),
+        },
+        ["api", "v1", "batch", machine] => match method {
+            Post => {
+                let who = me()?;
+                batch::batch(ctx, req, who.writable_machine(&machine_segment(machine)?)?)
+            }
+            _ => allow(POST),
         },
         ["api", "v1", "versions", machine, rest @ ..] if !rest.is_empty() => match method {
             Get | Head => files::versions(ctx, me()?.file(machine, rest)?),

@@ -130,6 +130,35 @@ impl LocalBlobs {
     }
 }
 
+/// Makes `paths` (files or directories on the file system of `dir`)
+/// durable: on Linux with one `syncfs` of that file system, elsewhere by
+/// syncing each.
+fn sync_all_of<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let _ = paths;
+        let d = File::open(dir)?;
+        // SAFETY: `d` is an open descriptor for the duration of the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        for p in paths {
+            if p.is_dir() {
+                durable::sync_dir(p)?;
+            } else {
+                File::open(p)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Removes `path`; Ok(false) if it was not there.
 fn remove_if_present(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
@@ -167,6 +196,29 @@ impl LocalBlobs {
         declared_len: Option<u64>,
         max_bytes: u64,
     ) -> Result<Staged, StoreError> {
+        self.stage_inner(body, expected, declared_len, max_bytes, true)
+    }
+
+    /// Like [`LocalBlobs::stage`], without its fsync: for a batch that
+    /// [`LocalBlobs::publish_all`] makes durable together.
+    pub fn stage_unsynced(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError> {
+        self.stage_inner(body, expected, declared_len, max_bytes, false)
+    }
+
+    fn stage_inner(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        declared_len: Option<u64>,
+        max_bytes: u64,
+        sync: bool,
+    ) -> Result<Staged, StoreError> {
         let (path, file) = self.new_temp("upload")?;
         let guard = TempGuard(Some(path));
         let mut out = BufWriter::with_capacity(BUF, &file);
@@ -202,7 +254,9 @@ impl LocalBlobs {
                 actual,
             });
         }
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         Ok(Staged {
             index: None,
             path: guard.defuse(),
@@ -245,6 +299,36 @@ impl LocalBlobs {
         durable::rename_durable(guard.0.as_ref().unwrap(), &target)?;
         guard.defuse();
         Ok(())
+    }
+
+    /// Makes many staged hot blobs blobs at once, durably: their bytes
+    /// are synced before any is renamed into place, and the renames after,
+    /// with one `syncfs` each on Linux (an fsync per file and directory
+    /// elsewhere), instead of two fsyncs per blob.
+    pub fn publish_all(&self, staged: Vec<Staged>) -> io::Result<()> {
+        let guards: Vec<(TempGuard, ContentHash)> = staged
+            .into_iter()
+            .map(|s| (TempGuard(Some(s.path)), s.hash))
+            .collect();
+        sync_all_of(
+            &self.tmp,
+            guards
+                .iter()
+                .map(|(g, _)| g.0.as_deref().expect("not defused")),
+        )?;
+        let mut dirs = std::collections::BTreeSet::new();
+        for (guard, hash) in guards {
+            let target = self.path_of(&hash, BlobForm::Hot);
+            let dir = target.parent().expect("blob paths have a shard directory");
+            if !dir.exists() {
+                fs::create_dir_all(dir)?;
+                dirs.insert(self.blobs.clone());
+            }
+            fs::rename(guard.0.as_ref().expect("not defused"), &target)?;
+            guard.defuse();
+            dirs.insert(dir.to_path_buf());
+        }
+        sync_all_of(&self.blobs, dirs.iter().map(PathBuf::as_path))
     }
 
     /// Deletes a staged file that will not be published.

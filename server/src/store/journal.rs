@@ -281,6 +281,51 @@ impl Journal {
         }
     }
 
+    /// Appends `recs` and makes them durable with one fdatasync; returns the
+    /// sequence number of the last. On failure none of them stays.
+    pub fn append_all(&mut self, recs: &[Record]) -> io::Result<u64> {
+        if self.poisoned {
+            return Err(io::Error::other(
+                "the catalog journal could not be repaired after a failed write; restart the server",
+            ));
+        }
+        let mut lines = Vec::new();
+        for (i, rec) in recs.iter().enumerate() {
+            serde_json::to_writer(
+                &mut lines,
+                &JournalLine {
+                    seq: self.next_seq + i as u64,
+                    rec: rec.clone(),
+                },
+            )
+            .map_err(io::Error::other)?;
+            lines.push(b'\n');
+        }
+        let result = self
+            .file
+            .write_all(&lines)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.len += lines.len() as u64;
+                self.next_seq += recs.len() as u64;
+                self.since_snapshot += recs.len() as u64;
+                Ok(self.next_seq - 1)
+            }
+            Err(e) => {
+                if self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_data())
+                    .is_err()
+                {
+                    self.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Writes a new snapshot of `catalog` (which must include every record
     /// appended so far) and empties the journal.
     pub fn compact(&mut self, catalog: &Catalog) -> io::Result<()> {

@@ -2,6 +2,7 @@
 //! applied; a version recorded by hash; a deletion; legacy keys adopted.
 
 use super::*;
+use std::collections::HashMap;
 
 impl DataManager {
     /// Streams an upload's body to staging and verifies it. No lock is held.
@@ -55,6 +56,116 @@ impl DataManager {
         }
         let mut journal = self.lock_journal();
         self.record_locked(&mut journal, key, path, hash, size, mtime)
+    }
+
+    /// Deletes staged content that will not be committed.
+    pub fn discard(&self, staged: Staged) {
+        self.blobs.discard(staged)
+    }
+
+    /// Stages one file of a batch: verified, not yet synced.
+    pub fn stage_batch_entry(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        len: u64,
+        max_bytes: u64,
+    ) -> Result<Staged, StoreError> {
+        self.blobs
+            .stage_unsynced(body, expected, Some(len), max_bytes)
+    }
+
+    /// Records a batch of new versions of `key`'s files, made durable
+    /// together: the new contents with two file-system syncs
+    /// ([`blobs::LocalBlobs::publish_all`]), then every record with one
+    /// journal fdatasync, and only then applied, so none is visible before
+    /// all are durable. Each entry is (path, mtime, staged content).
+    pub fn commit_batch(
+        &self,
+        key: &str,
+        entries: Vec<(String, i64, Staged)>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = Vec::new();
+        let mut files = Vec::with_capacity(entries.len());
+        let mut came_back = Vec::new();
+        for (path, mtime, staged) in entries {
+            files.push((path, mtime, staged.hash, staged.size));
+            match self.read().blob(&staged.hash).map(|b| b.form) {
+                Some(BlobForm::Hot | BlobForm::Packed) => self.blobs.discard(staged),
+                form => {
+                    if form == Some(BlobForm::Missing) {
+                        came_back.push(staged.hash);
+                    }
+                    if fresh.iter().any(|s: &Staged| s.hash == staged.hash) {
+                        self.blobs.discard(staged);
+                    } else {
+                        fresh.push(staged);
+                    }
+                }
+            }
+        }
+        self.blobs.publish_all(fresh)?;
+        for hash in came_back {
+            if let Some(b) = self.write().blob_mut(&hash) {
+                b.form = BlobForm::Hot;
+            }
+            warn!("blob {hash} was missing and has been uploaded again");
+        }
+        let mut journal = self.lock_journal();
+        let now = unix_now();
+        // What each path's latest content is, the batch's own earlier
+        // entries included.
+        let mut latest: HashMap<&str, ContentHash> = HashMap::new();
+        let mut recs = Vec::new();
+        let mut new_version = Vec::with_capacity(files.len());
+        {
+            let cat = self.read();
+            for (path, mtime, hash, size) in &files {
+                let current = latest.get(path.as_str()).copied().or_else(|| {
+                    cat.latest(key, path)
+                        .filter(|l| !l.version.deleted)
+                        .map(|l| l.version.hash)
+                });
+                let new = current != Some(*hash);
+                new_version.push(new);
+                recs.push(if new {
+                    Record::Version {
+                        key: key.to_string(),
+                        path: path.clone(),
+                        hash: *hash,
+                        size: *size,
+                        mtime: *mtime,
+                        at: now,
+                    }
+                } else {
+                    Record::Access {
+                        hash: *hash,
+                        at: now,
+                    }
+                });
+                latest.insert(path, *hash);
+            }
+        }
+        let seq = journal.append_all(&recs)?;
+        {
+            let mut cat = self.write();
+            for rec in &recs {
+                cat.apply(rec);
+            }
+            cat.seq = seq;
+        }
+        drop(journal);
+        let cat = self.read();
+        Ok(files
+            .iter()
+            .zip(new_version)
+            .map(|((path, _, _, size), new_version)| Recorded {
+                new_version,
+                versions: cat.latest(key, path).map_or(0, |l| l.versions),
+                size: *size,
+            })
+            .collect())
     }
 
     /// Records a version by reference to content the server already holds

@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod backup;
 mod bad_input;
+mod batch;
 mod browser;
 mod chromium;
 mod client_edges;

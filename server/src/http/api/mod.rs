@@ -5,6 +5,7 @@
 pub mod account;
 pub mod admin;
 pub mod archive;
+pub mod batch;
 pub mod download;
 pub mod files;
 pub mod metrics;

@@ -58,10 +58,15 @@ pub fn content_length(req: &Request) -> Result<Option<u64>, ApiError> {
 
 /// Decodes the `{machine}/{path...}` part of a route: (machine, path).
 pub fn target(machine: &str, rest: &[&str]) -> Result<(String, String), ApiError> {
-    let machine = decode_segment(machine)?;
-    validate_client_name(&machine)?;
     let path = decode_rel_path(rest.iter().copied())?;
-    Ok((machine, path))
+    Ok((machine_segment(machine)?, path))
+}
+
+/// Decodes the `{machine}` segment of a route.
+pub fn machine_segment(seg: &str) -> Result<String, ApiError> {
+    let machine = decode_segment(seg)?;
+    validate_client_name(&machine)?;
+    Ok(machine)
 }
 
 /// Where the request came from and how, as far as the server can tell:
