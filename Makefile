@@ -99,7 +99,11 @@ wine-test-if-installed:
 	else echo "wine is not installed: skipping the Windows client test (.ci/run installs it)"; fi
 
 # Measures throughput, memory and catalog cost; writes docs/BENCHMARKS.md.
+# The references: cp, sync, bzip2 and curl, and restic and borg (Debian's
+# restic and borgbackup, installed here when missing).
 bench:
+	@command -v restic >/dev/null 2>&1 && command -v borg >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic borgbackup; }
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p nimbus-server --bench nimbus
 

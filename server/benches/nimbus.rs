@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/it/fixtures/mod.rs"]
 mod fixtures;
 mod front;
+mod versus;
 
 use fixtures::client_bin;
 
@@ -248,10 +249,19 @@ fn main() {
     let mut rows = Vec::new();
     // NIMBUS_BENCH_ONLY=front: only the HTTP front's figures, printed and
     // not recorded (for working on them).
-    if std::env::var("NIMBUS_BENCH_ONLY").is_ok_and(|v| v == "front") {
-        front::run(w, &mut rows);
-        println!("{}", render(&rows));
-        return;
+    // NIMBUS_BENCH_ONLY=versus: only the figures beside restic and borg.
+    match std::env::var("NIMBUS_BENCH_ONLY").as_deref() {
+        Ok("front") => {
+            front::run(w, &mut rows);
+            println!("{}", render(&rows));
+            return;
+        }
+        Ok("versus") => {
+            versus::run(w, &mut rows);
+            println!("{}", render(&rows));
+            return;
+        }
+        _ => {}
     }
 
     // 1. One 1 GiB file, client to server, against cp + sync.
@@ -553,6 +563,7 @@ fn main() {
 
     // 6. The HTTP front: kept-alive connections, concurrency, hostile peers.
     front::run(w, &mut rows);
+    versus::run(w, &mut rows);
 
     let table = render(&rows);
     println!("{table}");
