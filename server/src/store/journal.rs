@@ -239,51 +239,16 @@ impl Journal {
     /// Appends one record. With `durable`, returns only after the record is
     /// on stable storage. On failure nothing of the record stays in the file.
     pub fn append(&mut self, rec: &Record, durable: bool) -> io::Result<u64> {
-        if self.poisoned {
-            return Err(io::Error::other(
-                "the catalog journal could not be repaired after a failed write; restart the server",
-            ));
-        }
-        let seq = self.next_seq;
-        let mut line = serde_json::to_vec(&JournalLine {
-            seq,
-            rec: rec.clone(),
-        })
-        .map_err(io::Error::other)?;
-        line.push(b'\n');
-        let result = self.file.write_all(&line).and_then(|()| {
-            if durable {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
-        match result {
-            Ok(()) => {
-                self.len += line.len() as u64;
-                self.next_seq += 1;
-                self.since_snapshot += 1;
-                Ok(seq)
-            }
-            Err(e) => {
-                // Cut the partial line off, so the next append does not
-                // follow garbage (which replay would call corruption).
-                if self
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.file.sync_data())
-                    .is_err()
-                {
-                    self.poisoned = true;
-                }
-                Err(e)
-            }
-        }
+        self.write_lines(std::slice::from_ref(rec), durable)
     }
 
     /// Appends `recs` and makes them durable with one fdatasync; returns the
     /// sequence number of the last. On failure none of them stays.
     pub fn append_all(&mut self, recs: &[Record]) -> io::Result<u64> {
+        self.write_lines(recs, true)
+    }
+
+    fn write_lines(&mut self, recs: &[Record], durable: bool) -> io::Result<u64> {
         if self.poisoned {
             return Err(io::Error::other(
                 "the catalog journal could not be repaired after a failed write; restart the server",
@@ -301,10 +266,13 @@ impl Journal {
             .map_err(io::Error::other)?;
             lines.push(b'\n');
         }
-        let result = self
-            .file
-            .write_all(&lines)
-            .and_then(|()| self.file.sync_data());
+        let result = self.file.write_all(&lines).and_then(|()| {
+            if durable {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         match result {
             Ok(()) => {
                 self.len += lines.len() as u64;
@@ -313,6 +281,8 @@ impl Journal {
                 Ok(self.next_seq - 1)
             }
             Err(e) => {
+                // Cut the partial lines off, so the next append does not
+                // follow garbage (which replay would call corruption).
                 if self
                     .file
                     .set_len(self.len)

@@ -7,7 +7,7 @@
 //! bytes. Any bad entry (framing, path, mtime, size, hash) refuses the
 //! whole batch with 400 naming the entry, and nothing of it is kept.
 
-use super::files::check_mtime;
+use super::files::{check_mtime, upload_reply};
 use crate::http::core::request::{content_length, header};
 use crate::http::core::{ApiError, Handled, Reply};
 use crate::http::ctx::Ctx;
@@ -65,14 +65,7 @@ pub fn batch(ctx: &Ctx, req: &mut Request, key: MachineKey) -> Handled {
     let replies: Vec<UploadReply> = files
         .into_iter()
         .zip(recorded)
-        .map(|((path, size, hash), rec)| UploadReply {
-            client: key.machine().to_string(),
-            path,
-            hash,
-            size,
-            new_version: rec.new_version,
-            versions: rec.versions,
-        })
+        .map(|((path, size, hash), rec)| upload_reply(&key, path, hash, size, &rec))
         .collect();
     Ok(Reply::json(200, &replies))
 }

@@ -142,17 +142,26 @@ fn recorded(key: &MachineKey, path: String, hash: ContentHash, size: u64, rec: R
     if rec.new_version {
         info!("{key}: {path} version {} ({size} bytes)", rec.versions);
     }
-    Reply::json(
-        if rec.new_version { 201 } else { 200 },
-        &UploadReply {
-            client: key.machine().to_string(),
-            path,
-            hash,
-            size,
-            new_version: rec.new_version,
-            versions: rec.versions,
-        },
-    )
+    let status = if rec.new_version { 201 } else { 200 };
+    Reply::json(status, &upload_reply(key, path, hash, size, &rec))
+}
+
+/// What the client is told of one recorded upload (also one file of a batch).
+pub fn upload_reply(
+    key: &MachineKey,
+    path: String,
+    hash: ContentHash,
+    size: u64,
+    rec: &Recorded,
+) -> UploadReply {
+    UploadReply {
+        client: key.machine().to_string(),
+        path,
+        hash,
+        size,
+        new_version: rec.new_version,
+        versions: rec.versions,
+    }
 }
 
 fn parse_mtime(value: Option<&str>) -> Result<i64, ApiError> {
