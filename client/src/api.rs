@@ -6,9 +6,10 @@
 // ureq's own error type is large; it is returned once per request.
 #![allow(clippy::result_large_err)]
 
+use nimbus_common::paths::encode_segment;
 use nimbus_common::wire::{
-    ErrorBody, RecordRequest, StatusReport, UploadReply, ERR_CONTENT_UNKNOWN, HEADER_HASH,
-    HEADER_MTIME,
+    ErrorBody, RecordRequest, StatusReport, UploadReply, UploadStart, UploadState,
+    ERR_CONTENT_UNKNOWN, HEADER_HASH, HEADER_MTIME,
 };
 use std::fs::File;
 use std::io::{self, Read};
@@ -67,6 +68,11 @@ impl Api {
         }
     }
 
+    /// The machine this client backs up as.
+    pub fn machine(&self) -> &str {
+        &self.client
+    }
+
     fn authorized(&self, req: ureq::Request) -> ureq::Request {
         match &self.auth {
             Some(value) => req.set("Authorization", value),
@@ -111,6 +117,77 @@ impl Api {
         }))?;
         read_json::<Vec<UploadReply>>(resp)
             .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
+    }
+
+    /// Starts a resumable upload (`POST /api/v1/uploads`).
+    pub fn upload_start(&self, start: &UploadStart) -> Result<UploadState, ApiError> {
+        let body = serde_json::to_string(start).expect("serialisable");
+        let url = format!("{}/api/v1/uploads", self.base);
+        let resp = check(honour_busy(|| {
+            self.authorized(self.agent.post(&url))
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+        }))?;
+        read_upload_state(resp)
+    }
+
+    /// Where a resumable upload stands (`GET /api/v1/uploads/{id}`).
+    pub fn upload_state(&self, id: &str) -> Result<UploadState, ApiError> {
+        let resp = self.get(&format!("/api/v1/uploads/{}", encode_segment(id)))?;
+        read_upload_state(resp)
+    }
+
+    /// Drops a resumable upload (best effort: it expires on the server too).
+    pub fn upload_cancel(&self, id: &str) {
+        let url = format!("{}/api/v1/uploads/{}", self.base, encode_segment(id));
+        let _ = self.authorized(self.agent.delete(&url)).call();
+    }
+
+    /// Sends `len` bytes of `file` from `start` as one piece of upload `id`
+    /// (of `total` bytes); the answer comes once the piece is durable.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload_piece(
+        &self,
+        id: &str,
+        mut file: File,
+        start: u64,
+        len: u64,
+        total: u64,
+        stop: &Arc<AtomicBool>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<UploadState, ApiError> {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(start)).map_err(ApiError::Local)?;
+        let failure = Arc::new(Mutex::new(None));
+        let reader = ExactReader {
+            inner: file.take(len),
+            remaining: len,
+            failure: failure.clone(),
+            stop: stop.clone(),
+            progress,
+        };
+        let range = if len == 0 {
+            format!("bytes */{total}")
+        } else {
+            format!("bytes {start}-{}/{total}", start + len - 1)
+        };
+        let url = format!("{}/api/v1/uploads/{}", self.base, encode_segment(id));
+        let result = self
+            .authorized(self.agent.put(&url))
+            .set("Content-Range", &range)
+            .set("Content-Length", &len.to_string())
+            .set("Content-Type", "application/octet-stream")
+            .send(reader);
+        if let Some(f) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(f);
+        }
+        match check(result) {
+            Ok(resp) => read_upload_state(resp),
+            Err(ApiError::Refused { code, .. }) if code == "hash_mismatch" => {
+                Err(ApiError::Changed)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Tells the server the file was deleted here (its versions stay). A
@@ -237,6 +314,11 @@ pub fn honour_busy(
             other => return other,
         }
     }
+}
+
+fn read_upload_state(resp: ureq::Response) -> Result<UploadState, ApiError> {
+    read_json::<UploadState>(resp)
+        .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
 }
 
 fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, ApiError> {

@@ -5,12 +5,12 @@
 
 use crate::api::{Api, ApiError};
 use crate::scan::{self, Found, Skipped};
-use crate::state::{Entry, State};
+use crate::state::{Entry, Partial, State};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use log::{info, warn};
 use nimbus_common::hash::ContentHash;
-use nimbus_common::wire::{BatchEntry, RecordRequest};
-use std::collections::{HashMap, HashSet};
+use nimbus_common::wire::{BatchEntry, RecordRequest, UploadStart};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// server already holds is not sent again. Smaller ones cost less to send
 /// than a round trip.
 const RECORD_FIRST_BYTES: u64 = 64 * 1024;
+/// Files this large go up in pieces (a resumable upload), so a pass cut
+/// short continues them where the server stands ...
+const RESUMABLE_BYTES: u64 = 64 << 20;
+/// ... in pieces of this many bytes, each durable on the server before the
+/// next.
+const PIECE_BYTES: u64 = 32 << 20;
 /// Smaller files travel in batches (read whole, sent many per request, made
 /// durable together on the server): at most this many files ...
 const BATCH_FILES: usize = 256;
@@ -233,6 +239,10 @@ impl Backup {
         self.first_seen
             .retain(|rel, _| changed.contains(rel.as_str()));
         self.refused.retain(|rel, _| changed.contains(rel.as_str()));
+        // Uploads in pieces of files that are gone or backed up meanwhile.
+        self.state
+            .partial
+            .retain(|rel, _| changed.contains(rel.as_str()));
         let mut jobs = Vec::new();
         for f in todo {
             if let Some((size, mtime_ns, why)) = self.refused.get(&f.rel) {
@@ -267,12 +277,14 @@ impl Backup {
         let jobs = into_jobs(jobs);
         let queue = Mutex::new(jobs.into_iter());
         let abort = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let mut last_save = Instant::now();
+        let partials = self.state.partial.clone();
         let worker = Worker {
             api: &self.api,
             stop: &self.stop,
             abort: &abort,
+            partials: &partials,
         };
         std::thread::scope(|scope| {
             for _ in 0..self.jobs {
@@ -282,10 +294,13 @@ impl Backup {
                         break;
                     }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let started = |rel: &str, p: Partial| {
+                        let _ = tx.send(Msg::Started(rel.to_string(), p));
+                    };
                     let results = match next {
                         None => break,
                         Some(Job::One(f, prior)) => {
-                            let result = worker.back_up(&f, prior, bar);
+                            let result = worker.back_up(&f, prior, bar, &started);
                             vec![(f, result)]
                         }
                         Some(Job::Batch(files)) => worker.back_up_batch(files, bar),
@@ -297,14 +312,25 @@ impl Backup {
                         ) {
                             worker.abort.store(true, Ordering::SeqCst);
                         }
-                        if tx.send((f, result)).is_err() {
+                        if tx.send(Msg::Done(f, result)).is_err() {
                             return;
                         }
                     }
                 });
             }
             drop(tx);
-            for (f, result) in rx {
+            for msg in rx {
+                let (f, result) = match msg {
+                    Msg::Done(f, result) => (f, result),
+                    Msg::Started(rel, p) => {
+                        // Saved at once: a pass killed from here on resumes it.
+                        self.state.partial.insert(rel, p);
+                        if let Err(e) = self.state.save(&self.state_path) {
+                            warn!("{e}; a large upload cut short will start over");
+                        }
+                        continue;
+                    }
+                };
                 dirty |= acknowledge(&mut self.state, &mut self.refused, f, result, sum);
                 if dirty && last_save.elapsed() >= SAVE_EVERY {
                     if let Err(e) = self.state.save(&self.state_path) {
@@ -360,6 +386,9 @@ fn acknowledge(
     result: Result<Done, FileError>,
     sum: &mut Summary,
 ) -> bool {
+    if matches!(result, Ok(Done::Sent { .. } | Done::SameContent(_))) {
+        state.partial.remove(&f.rel);
+    }
     match result {
         Ok(Done::Sent { entry, new_version }) => {
             if new_version {
@@ -409,6 +438,15 @@ struct Worker<'a> {
     stop: &'a Arc<AtomicBool>,
     /// Set when the server is unreachable: no new files are started.
     abort: &'a AtomicBool,
+    /// Resumable uploads under way, as the state had them at the pass's start.
+    partials: &'a BTreeMap<String, Partial>,
+}
+
+/// What a worker tells the pass: a file's outcome, or that a resumable
+/// upload started (to be saved in the state at once).
+enum Msg {
+    Done(Found, Result<Done, FileError>),
+    Started(String, Partial),
 }
 
 impl Worker<'_> {
@@ -420,6 +458,7 @@ impl Worker<'_> {
         f: &Found,
         prior: Option<ContentHash>,
         bar: &ProgressBar,
+        started: &dyn Fn(&str, Partial),
     ) -> Result<Done, FileError> {
         let file = File::open(&f.path).map_err(|e| FileError::File(e.to_string()))?;
         let (hash, size) =
@@ -455,6 +494,17 @@ impl Worker<'_> {
                 Err(e) => return Err(classify(e)),
             }
         }
+        if size >= RESUMABLE_BYTES {
+            match self.back_up_in_pieces(f, &version, bar, started) {
+                // A server from before hashes in resumable uploads refuses
+                // the field: one request, as before.
+                Err(ApiError::Refused { code, .. })
+                    if code == "bad_json" || code == "too_many_uploads" => {}
+                Ok(new_version) => return Ok(Done::Sent { entry, new_version }),
+                Err(ApiError::Changed) => return Ok(Done::Changed),
+                Err(e) => return Err(classify(e)),
+            }
+        }
         let result = self.with_retries(|api| {
             let file = File::open(&f.path).map_err(ApiError::Local)?;
             let inc = |n: u64| bar.inc(n);
@@ -467,6 +517,80 @@ impl Worker<'_> {
             }),
             Err(ApiError::Changed) => Ok(Done::Changed),
             Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Sends a large file in pieces through a resumable upload that names
+    /// its hash (the server refuses the finished file unless it matches),
+    /// continuing the one under way for this content if there is one.
+    /// Ok(whether it made a new version).
+    fn back_up_in_pieces(
+        &self,
+        f: &Found,
+        version: &RecordRequest,
+        bar: &ProgressBar,
+        started: &dyn Fn(&str, Partial),
+    ) -> Result<bool, ApiError> {
+        let RecordRequest { hash, size, mtime } = *version;
+        let under_way = self.partials.get(&f.rel);
+        let resumed = under_way
+            .filter(|p| p.hash == hash && p.size == size)
+            .and_then(|p| self.with_retries(|api| api.upload_state(&p.id)).ok())
+            .filter(|s| s.result.is_none() && s.size == size);
+        let mut state = match resumed {
+            Some(s) => {
+                info!("{}: resuming at {} of {size} bytes", f.rel, s.offset);
+                s
+            }
+            None => {
+                if let Some(old) = under_way {
+                    self.api.upload_cancel(&old.id);
+                }
+                let start = UploadStart {
+                    machine: self.api.machine().to_string(),
+                    path: f.rel.clone(),
+                    size,
+                    mtime: Some(mtime),
+                    hash: Some(hash),
+                };
+                let s = self.with_retries(|api| api.upload_start(&start))?;
+                started(
+                    &f.rel,
+                    Partial {
+                        id: s.id.clone(),
+                        size,
+                        hash,
+                    },
+                );
+                s
+            }
+        };
+        bar.inc(state.offset);
+        loop {
+            if let Some(reply) = &state.result {
+                return Ok(reply.new_version);
+            }
+            if !unchanged_since(&f.path, f) {
+                return Err(ApiError::Changed);
+            }
+            let (offset, id) = (state.offset, state.id.clone());
+            let len = PIECE_BYTES.min(size - offset);
+            let inc = |n: u64| bar.inc(n);
+            state = match self.with_retries(|api| {
+                let file = File::open(&f.path).map_err(ApiError::Local)?;
+                api.upload_piece(&id, file, offset, len, size, self.stop, &inc)
+            }) {
+                Ok(s) => s,
+                // The server stands elsewhere (a piece it kept though its
+                // answer was lost): ask where, and go on from there.
+                Err(ApiError::Refused { status: 409, .. }) => {
+                    if sleep_unless_stopped(Duration::from_millis(500), self.stop) {
+                        return Err(ApiError::Stopped);
+                    }
+                    self.with_retries(|api| api.upload_state(&id))?
+                }
+                Err(e) => return Err(e),
+            };
         }
     }
 
@@ -549,7 +673,8 @@ impl Worker<'_> {
             // each file gets its own answer.
             Err(ApiError::Refused { .. }) => {
                 for (f, prior, _) in sent {
-                    let result = self.back_up(&f, prior, bar);
+                    // Small files never go up in pieces.
+                    let result = self.back_up(&f, prior, bar, &|_, _| {});
                     done.push((f, result));
                 }
             }

@@ -162,6 +162,12 @@ pub struct UploadStart {
     /// Modification time, unix seconds (default: now).
     #[serde(default)]
     pub mtime: Option<i64>,
+    /// The whole file's BLAKE3, when the sender knows it: the finished
+    /// upload is then refused (`400 hash_mismatch`, and dropped) unless its
+    /// bytes hash to it, so a file that changed while it went up in pieces
+    /// never becomes a version made of two states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
 }
 
 /// A resumable upload's state: `offset` bytes are stored durably; the next

@@ -349,6 +349,59 @@ fn main() {
     ));
     drop(s);
     let _ = std::fs::remove_dir_all(&data_pieces);
+
+    // 1c. The same file, its first upload killed at 60 %: what the next
+    // pass sends.
+    eprintln!("bench: 1 GiB upload killed at 60 %");
+    let data_killed = w.join("data-killed");
+    let s = Srv::start(&data_killed, &[]);
+    let state = w.join("state-killed.json");
+    // The client's login beside its state, as client_once writes it.
+    fixtures::write_client_config(&s.url(), "bench", &state.with_extension("client.json"));
+    let mut client = fixtures::client_command(&s.url(), &src, "bench", &state, &["--settle", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let uploads = data_killed.join("uploads");
+    let t = Instant::now();
+    while !walk(&uploads).iter().any(|p| {
+        p.extension().is_some_and(|e| e == "part")
+            && std::fs::metadata(p).is_ok_and(|m| m.len() >= GIB * 6 / 10)
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the upload did not reach 60 %"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    let started = Instant::now();
+    let out = fixtures::client_once(&s.url(), &src, "bench", &state, &[]);
+    let resumed = started.elapsed();
+    fixtures::assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at: u64 = err
+        .split("resuming at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let sent = GIB - at;
+    rows.push(row(
+        "1 GiB first upload, client killed once 60 % had arrived: bytes the next pass sends",
+        format!(
+            "{:.0} MiB ({:.0} %), in {:.1} s",
+            sent as f64 / MIB,
+            100.0 * sent as f64 / GIB as f64,
+            resumed.as_secs_f64()
+        ),
+        "the whole file again: 1024 MiB".into(),
+        format!("{:.2} (target: at most 0.45)", sent as f64 / GIB as f64),
+    ));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&data_killed);
     std::fs::remove_file(&big).unwrap();
 
     // 6 (after 2, while its figure is fresh). A 1 GiB folder as one

@@ -17,7 +17,7 @@
 use crate::store::{DataManager, StoreError};
 use log::{info, warn};
 use nimbus_common::durable;
-use nimbus_common::hash::ContentHash;
+use nimbus_common::hash::{ContentHash, Hasher};
 use nimbus_common::paths::{validate_client_name, validate_rel_path, PathError};
 use nimbus_common::time::unix_now;
 use nimbus_common::wire::{UploadReply, UploadStart, UploadState};
@@ -91,6 +91,9 @@ struct Meta {
     updated: i64,
     /// Set once the complete file is hashed, before it is recorded.
     hash: Option<ContentHash>,
+    /// What the complete file must hash to, when the sender said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expected: Option<ContentHash>,
     result: Option<UploadReply>,
 }
 
@@ -123,10 +126,20 @@ pub struct Uploader<'a> {
     pub machine: Option<&'a str>,
 }
 
+/// An upload's bytes hashed as its pieces arrived, so finishing it need not
+/// read the whole file again: valid while `offset` is the upload's (a
+/// restart, or a piece that failed to write, loses it, and the finish then
+/// hashes the file).
+#[derive(Default)]
+struct Running {
+    offset: u64,
+    hasher: Option<Hasher>,
+}
+
 pub struct Uploads {
     dir: PathBuf,
-    /// One piece at a time per upload.
-    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One piece at a time per upload, and its content hashed so far.
+    locks: Mutex<HashMap<String, Arc<Mutex<Running>>>>,
     /// Serialises starting uploads, so the per-user count holds.
     starting: Mutex<()>,
 }
@@ -187,7 +200,7 @@ impl Uploads {
         }
     }
 
-    fn lock_for(&self, id: &str) -> Arc<Mutex<()>> {
+    fn lock_for(&self, id: &str) -> Arc<Mutex<Running>> {
         self.locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -245,6 +258,7 @@ impl Uploads {
             created: now,
             updated: now,
             hash: None,
+            expected: req.hash,
             result: None,
         };
         File::create(self.part_path(&id))?.sync_all()?;
@@ -273,7 +287,7 @@ impl Uploads {
     ) -> Result<UploadState, UploadError> {
         let Piece { start, len, total } = piece;
         let lock = self.lock_for(id);
-        let _piece = lock.try_lock().map_err(|_| UploadError::Busy)?;
+        let mut running = lock.try_lock().map_err(|_| UploadError::Busy)?;
         let mut meta = self.owned(who, id)?;
         if total != meta.size {
             return Err(UploadError::Bad(format!(
@@ -293,8 +307,27 @@ impl Uploads {
             )));
         }
         if len > 0 {
-            let got = write_piece(&self.part_path(id), meta.offset, len, body)?;
+            if meta.offset == 0 {
+                running.hasher = Some(Hasher::new());
+            } else if running.offset != meta.offset {
+                running.hasher = None;
+            }
+            let written = write_piece(
+                &self.part_path(id),
+                meta.offset,
+                len,
+                body,
+                running.hasher.as_mut(),
+            );
+            let got = match written {
+                Ok(got) => got,
+                Err(e) => {
+                    running.hasher = None;
+                    return Err(e.into());
+                }
+            };
             meta.offset += got;
+            running.offset = meta.offset;
             meta.updated = unix_now();
             self.save(id, &meta)?;
             if got < len {
@@ -304,15 +337,36 @@ impl Uploads {
             }
         }
         if meta.offset == meta.size {
-            self.finish(dm, id, &mut meta)?;
+            let hashed = running
+                .hasher
+                .as_ref()
+                .filter(|h| running.offset == meta.size && h.len() == meta.size)
+                .map(|h| h.finish());
+            self.finish_hashed(dm, id, &mut meta, hashed)?;
         }
         Ok(state(id, &meta))
     }
 
     /// Makes a complete upload a version.
     fn finish(&self, dm: &DataManager, id: &str, meta: &mut Meta) -> Result<(), UploadError> {
+        self.finish_hashed(dm, id, meta, None)
+    }
+
+    /// The same, with the content's (hash, size) when its pieces were hashed
+    /// as they arrived (else the file is hashed here).
+    fn finish_hashed(
+        &self,
+        dm: &DataManager,
+        id: &str,
+        meta: &mut Meta,
+        hashed: Option<(ContentHash, u64)>,
+    ) -> Result<(), UploadError> {
         let part = self.part_path(id);
-        let staged = match dm.adopt_upload(&part) {
+        let adopted = match hashed {
+            Some((hash, size)) => dm.adopt_hashed_upload(&part, hash, size),
+            None => dm.adopt_upload(&part),
+        };
+        let staged = match adopted {
             Ok(s) => s,
             Err(StoreError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                 // Moved into the blobs by a finish that did not complete;
@@ -326,6 +380,16 @@ impl Uploads {
             return Err(UploadError::Store(StoreError::Io(io::Error::other(
                 format!("upload {id} holds {} bytes, not {}", staged.size, meta.size),
             ))));
+        }
+        if let Some(expected) = meta.expected.filter(|e| *e != staged.hash) {
+            // The file changed while it went up: its bytes are of two states.
+            let actual = staged.hash;
+            dm.discard(staged);
+            self.remove(id);
+            return Err(UploadError::Store(StoreError::HashMismatch {
+                expected,
+                actual,
+            }));
         }
         meta.hash = Some(staged.hash);
         self.save(id, meta)?;
@@ -438,10 +502,16 @@ fn state(id: &str, m: &Meta) -> UploadState {
 /// Writes up to `len` bytes of `body` at `offset` of `part` (cutting off
 /// anything beyond `offset` first) and makes them durable. Returns how many
 /// arrived: fewer than `len` if the body ended early.
-fn write_piece(part: &Path, offset: u64, len: u64, body: &mut dyn Read) -> io::Result<u64> {
+fn write_piece(
+    part: &Path,
+    offset: u64,
+    len: u64,
+    body: &mut dyn Read,
+    hasher: Option<&mut Hasher>,
+) -> io::Result<u64> {
     let mut file = OpenOptions::new().write(true).open(part)?;
     file.set_len(offset)?;
-    let result = append_from(&mut file, offset, len, body);
+    let result = append_from(&mut file, offset, len, body, hasher);
     if result.is_err() {
         // A full disk, say: give back the space the piece took.
         let _ = file.set_len(offset);
@@ -449,7 +519,13 @@ fn write_piece(part: &Path, offset: u64, len: u64, body: &mut dyn Read) -> io::R
     result
 }
 
-fn append_from(file: &mut File, offset: u64, len: u64, body: &mut dyn Read) -> io::Result<u64> {
+fn append_from(
+    file: &mut File,
+    offset: u64,
+    len: u64,
+    body: &mut dyn Read,
+    mut hasher: Option<&mut Hasher>,
+) -> io::Result<u64> {
     file.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; BUF];
     let mut got = 0u64;
@@ -463,6 +539,9 @@ fn append_from(file: &mut File, offset: u64, len: u64, body: &mut dyn Read) -> i
             Err(_) => break,
         };
         file.write_all(&buf[..n])?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
         got += n as u64;
     }
     file.sync_data()?;
@@ -498,12 +577,48 @@ mod tests {
         up.append(dm, user("ann"), id, Piece { start, len, total }, body)
     }
 
+    #[test]
+    fn an_upload_that_names_its_hash_is_refused_and_dropped_unless_it_matches() {
+        let (_dir, dm, up) = setup();
+        let data = b"the file as it was when its hash was taken".to_vec();
+        for (claimed, ok) in [
+            (ContentHash::of_bytes(b"another state"), false),
+            (ContentHash::of_bytes(&data), true),
+        ] {
+            let req = UploadStart {
+                machine: "web".into(),
+                path: "c.bin".into(),
+                size: data.len() as u64,
+                mtime: Some(1_700_000_000),
+                hash: Some(claimed),
+            };
+            let id = up.start(dm, "ann", &req, u64::MAX).unwrap().id;
+            let n = data.len() as u64;
+            let r = put(&up, dm, &id, (0, n, n), &mut &data[..]);
+            if ok {
+                assert!(r.unwrap().result.is_some());
+            } else {
+                assert!(matches!(
+                    r,
+                    Err(UploadError::Store(StoreError::HashMismatch { .. }))
+                ));
+                assert!(matches!(
+                    up.state(user("ann"), &id),
+                    Err(UploadError::NotFound)
+                ));
+                assert!(dm.latest("ann/web", "c.bin").is_none());
+            }
+        }
+        assert!(dm.latest("ann/web", "c.bin").is_some());
+    }
+
     fn start(up: &Uploads, dm: &DataManager, size: u64) -> String {
         let req = UploadStart {
             machine: "web".into(),
             path: "a/b.bin".into(),
             size,
             mtime: Some(1_700_000_000),
+            hash: None,
         };
         up.start(dm, "ann", &req, u64::MAX).unwrap().id
     }
@@ -584,6 +699,7 @@ mod tests {
             path: "x".into(),
             size: 11,
             mtime: None,
+            hash: None,
         };
         assert!(matches!(
             up.start(dm, "ann", &big, 10),
@@ -605,6 +721,7 @@ mod tests {
             path: "y".into(),
             size: 5,
             mtime: None,
+            hash: None,
         };
         assert!(matches!(
             up.start(dm, "ann", &one_more, 100),

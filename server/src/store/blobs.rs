@@ -281,6 +281,27 @@ impl LocalBlobs {
         })
     }
 
+    /// The same, for a file whose hash and size are known (computed while
+    /// it was written, by this process).
+    pub fn adopt_hashed(
+        &self,
+        file: &Path,
+        hash: ContentHash,
+        size: u64,
+    ) -> Result<Staged, StoreError> {
+        if fs::metadata(file)?.len() != size {
+            return Err(StoreError::BodyIncomplete);
+        }
+        Ok(Staged {
+            index: None,
+            path: file.to_path_buf(),
+            hash,
+            size,
+            stored_size: size,
+            form: BlobForm::Hot,
+        })
+    }
+
     /// Makes a staged file the blob of its hash (durably).
     pub fn publish(&self, staged: Staged) -> io::Result<()> {
         let target = self.path_of(&staged.hash, staged.form);

@@ -23,6 +23,17 @@ impl DataManager {
         self.blobs.adopt(file)
     }
 
+    /// Like [`DataManager::adopt_upload`], for a file whose (hash, size) was
+    /// computed as its bytes were written: nothing is read again.
+    pub fn adopt_hashed_upload(
+        &self,
+        file: &Path,
+        hash: ContentHash,
+        size: u64,
+    ) -> Result<Staged, StoreError> {
+        self.blobs.adopt_hashed(file, hash, size)
+    }
+
     /// Records a new version of (key, path) whose content is `staged`.
     ///
     /// The blob is published before the journal lock is taken, so uploads

@@ -47,13 +47,22 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
         &["--settle", "0", "--interval", "0.3"],
     );
 
-    // Kill the server in the middle of the big upload.
+    // Kill the server in the middle of the big upload (it goes up in
+    // pieces: its bytes so far are in uploads/, staging holds a piece's
+    // finish or a smaller file's upload).
+    let parts = |s: &Server| -> u64 {
+        list_files(&s.data.join("uploads"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    };
     wait_for(60, "the big upload to be under way", || {
-        staged_bytes(&server) > 16 << 20
+        staged_bytes(&server) + parts(&server) > 16 << 20
     });
     server.kill();
     let staged_at_kill = server.tmp_files();
-    assert!(!staged_at_kill.is_empty());
 
     server.restart();
     // The catalog loaded, the acknowledged file is there, the partial one is
@@ -132,6 +141,71 @@ fn repeated_kills_during_a_stream_of_uploads_lose_nothing_acknowledged() {
     }
     let _ = client.kill();
     let _ = client.wait();
+}
+
+/// A large file goes up in pieces: a pass killed at 70 % (the client, then
+/// the client and the server) continues where the server stands, so the
+/// next pass sends at most the rest and one piece; the file then downloads
+/// whole and the store checks clean.
+#[test]
+fn a_large_upload_killed_at_70_percent_resumes_where_it_stood() {
+    let mut server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let state = tmp.path().join("state.json");
+    let size: u64 = 160 << 20;
+    for (round, kill_server) in [(0, false), (1, true)] {
+        let name = format!("disk-{round}.img");
+        let hash = big_random_file(&src.join(&name), size);
+        let log = tmp.path().join(format!("client-{round}.log"));
+        let mut client = client_command(&server.url(), &src, "pc", &state, &["--settle", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let uploads = server.data.join("uploads");
+        wait_for(120, "70 % of the file on the server", || {
+            list_files(&uploads).iter().any(|p| {
+                p.extension().is_some_and(|e| e == "part")
+                    && std::fs::metadata(p).is_ok_and(|m| m.len() >= size * 7 / 10)
+            })
+        });
+        let _ = client.kill();
+        let _ = client.wait();
+        if kill_server {
+            server.kill();
+            assert_ok(&server.command(&["check", "--read-data"], ""));
+            server.restart();
+        }
+        let out = client_once(&server.url(), &src, "pc", &state, &[]);
+        assert_ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let at: u64 = err
+            .split("resuming at ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("round {round}: the pass did not resume: {err}"));
+        // At most the last 30 % and the piece that was arriving are sent again.
+        assert!(
+            at >= size * 7 / 10 - (32 << 20),
+            "round {round}: resumed at {at}"
+        );
+        let f = server.file("pc", &name).unwrap();
+        assert_eq!(f["hash"], hash, "round {round}");
+        let body = server.get(&format!("/download/pc/{name}")).body;
+        assert_eq!(blake3::hash(&body).to_hex().to_string(), hash);
+        // Finished: no partial bytes left (the answer's record stays a while,
+        // for a sender whose answer was lost).
+        let parts: Vec<_> = list_files(&uploads)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .collect();
+        assert!(parts.is_empty(), "round {round}: {parts:?}");
+    }
+    server.kill();
+    assert_ok(&server.command(&["check", "--read-data"], ""));
 }
 
 /// Packing and unpacking write a frame index and a `.bz2` (and remove a
