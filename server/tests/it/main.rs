@@ -22,6 +22,7 @@ mod history;
 mod hostile;
 mod https;
 mod isolation;
+mod old_data;
 mod packing;
 mod proxy;
 mod registration;
