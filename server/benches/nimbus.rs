@@ -363,12 +363,8 @@ fn main() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let uploads = data_killed.join("uploads");
     let t = Instant::now();
-    while !walk(&uploads).iter().any(|p| {
-        p.extension().is_some_and(|e| e == "part")
-            && std::fs::metadata(p).is_ok_and(|m| m.len() >= GIB * 6 / 10)
-    }) {
+    while s.server.largest_part() < GIB * 6 / 10 {
         assert!(
             t.elapsed() < Duration::from_secs(300),
             "the upload did not reach 60 %"
@@ -382,12 +378,7 @@ fn main() {
     let resumed = started.elapsed();
     fixtures::assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    let at: u64 = err
-        .split("resuming at ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let at = fixtures::resumed_at(&err).unwrap_or(0);
     let sent = GIB - at;
     rows.push(row(
         "1 GiB first upload, client killed once 60 % had arrived: bytes the next pass sends",

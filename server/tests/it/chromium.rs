@@ -418,10 +418,7 @@ fn a_200_mib_browser_upload_continues_after_a_dropped_connection() {
     assert_eq!(r.status, 200);
     assert!(r.body == data, "the stored file differs");
     // Nothing of the upload is left behind but its short answer.
-    let parts: Vec<_> = list_files(&server.data.join("uploads"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "part"))
-        .collect();
+    let parts = server.upload_parts();
     assert!(parts.is_empty(), "{parts:?}");
 }
 
@@ -452,16 +449,8 @@ fn a_browser_upload_survives_a_server_killed_mid_file_and_a_new_login() {
     // Once a third of it is stored, the server dies (kill -9) and comes
     // back: sessions live in memory, so the page is logged out.
     let uploads = server.data.join("uploads");
-    let part_len = || {
-        list_files(&uploads)
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
-            .max()
-            .unwrap_or(0)
-    };
     wait_for(120, "a third of the upload", || {
-        part_len() >= (SIZE / 3) as u64
+        server.largest_part() >= (SIZE / 3) as u64
     });
     server.kill();
     server.restart();

@@ -50,16 +50,8 @@ fn kill_during_a_large_upload_then_restart_and_complete() {
     // Kill the server in the middle of the big upload (it goes up in
     // pieces: its bytes so far are in uploads/, staging holds a piece's
     // finish or a smaller file's upload).
-    let parts = |s: &Server| -> u64 {
-        list_files(&s.data.join("uploads"))
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    };
     wait_for(60, "the big upload to be under way", || {
-        staged_bytes(&server) + parts(&server) > 16 << 20
+        staged_bytes(&server) + server.largest_part() > 16 << 20
     });
     server.kill();
     let staged_at_kill = server.tmp_files();
@@ -164,12 +156,8 @@ fn a_large_upload_killed_at_70_percent_resumes_where_it_stood() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let uploads = server.data.join("uploads");
         wait_for(120, "70 % of the file on the server", || {
-            list_files(&uploads).iter().any(|p| {
-                p.extension().is_some_and(|e| e == "part")
-                    && std::fs::metadata(p).is_ok_and(|m| m.len() >= size * 7 / 10)
-            })
+            server.largest_part() >= size * 7 / 10
         });
         let _ = client.kill();
         let _ = client.wait();
@@ -181,11 +169,7 @@ fn a_large_upload_killed_at_70_percent_resumes_where_it_stood() {
         let out = client_once(&server.url(), &src, "pc", &state, &[]);
         assert_ok(&out);
         let err = String::from_utf8_lossy(&out.stderr);
-        let at: u64 = err
-            .split("resuming at ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
+        let at = resumed_at(&err)
             .unwrap_or_else(|| panic!("round {round}: the pass did not resume: {err}"));
         // At most the last 30 % and the piece that was arriving are sent again.
         assert!(
@@ -198,10 +182,7 @@ fn a_large_upload_killed_at_70_percent_resumes_where_it_stood() {
         assert_eq!(blake3::hash(&body).to_hex().to_string(), hash);
         // Finished: no partial bytes left (the answer's record stays a while,
         // for a sender whose answer was lost).
-        let parts: Vec<_> = list_files(&uploads)
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .collect();
+        let parts = server.upload_parts();
         assert!(parts.is_empty(), "round {round}: {parts:?}");
     }
     server.kill();
