@@ -220,3 +220,80 @@ pub struct ErrorBody {
 /// `error` code of the 409 answer to a record whose content the server lacks:
 /// the client should send the bytes with `PUT`.
 pub const ERR_CONTENT_UNKNOWN: &str = "content_unknown";
+
+/// `POST {CHUNKS_ROUTE}/{machine}/missing` asks which chunks the caller's
+/// space lacks; `POST {CHUNKS_ROUTE}/{machine}` sends chunks.
+pub const CHUNKS_ROUTE: &str = "/api/v1/chunks";
+/// `POST {MANIFESTS_ROUTE}/{machine}/{path}` commits a version made of
+/// chunks the server holds.
+pub const MANIFESTS_ROUTE: &str = "/api/v1/manifests";
+
+/// Content-defined chunking, FastCDC (2020) over the file's bytes: no chunk
+/// is shorter than this (but a file's last one)...
+pub const CHUNK_MIN: u32 = 256 * 1024;
+/// ...chunks are this long on average...
+pub const CHUNK_AVG: u32 = 1024 * 1024;
+/// ...and never longer than this.
+pub const CHUNK_MAX: u32 = 4 * 1024 * 1024;
+
+/// Hashes one missing-chunks question may name.
+pub const MAX_CHUNK_QUERY: usize = 16_384;
+/// Chunks one manifest may name (about a terabyte at the average size).
+pub const MAX_MANIFEST_CHUNKS: usize = 1 << 20;
+/// Bytes of a manifest commit's JSON body.
+pub const MAX_MANIFEST_BODY: u64 = 96 << 20;
+
+/// Body of `POST /api/v1/chunks/{machine}/missing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkQuery {
+    pub hashes: Vec<ContentHash>,
+}
+
+/// Its answer: the asked-for hashes (in the order asked) that the caller's
+/// own space does not hold. Content held only by other users counts as
+/// missing: the answer never tells what someone else stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkQueryReply {
+    pub missing: Vec<ContentHash>,
+}
+
+/// One chunk of `POST /api/v1/chunks/{machine}`: this header as one line
+/// of JSON, then exactly `size` bytes, which must hash to `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkEntry {
+    pub hash: ContentHash,
+    pub size: u64,
+}
+
+/// Answer to a chunk upload: how many chunks and bytes it carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunksStored {
+    pub chunks: usize,
+    pub bytes: u64,
+}
+
+/// Body of `POST /api/v1/manifests/{machine}/{path}`: a version of the
+/// file made of `chunks` (hash, length), in order, `size` bytes in all,
+/// whose whole content hashes to `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestCommit {
+    pub hash: ContentHash,
+    pub size: u64,
+    pub mtime: i64,
+    pub chunks: Vec<(ContentHash, u64)>,
+}
+
+/// `error` code of the 409 answer to a manifest naming chunks the caller's
+/// space does not hold; the body's `missing` lists them.
+pub const ERR_CHUNKS_MISSING: &str = "chunks_missing";
+
+/// Body of that 409 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunksMissing {
+    pub error: String,
+    pub message: String,
+    pub missing: Vec<ContentHash>,
+}

@@ -76,7 +76,7 @@ pub fn prune_command(config: &Config, dry_run: bool) -> Result<(), MaintenanceEr
     let _lock = DataLock::acquire(&config.data)?;
     let dm = DataManager::open(&config.data)?;
     let report = dm
-        .prune(&|c| Some(config.policy_of(c)), unix_now(), dry_run)
+        .prune(&|c| Some(config.policy_of(c)), unix_now(), 0, dry_run)
         .map_err(MaintenanceError::Prune)?;
     if dry_run {
         println!("prune (dry run): would have {}", describe(&report));
@@ -120,6 +120,11 @@ pub fn check_command(data: &Path, read_data: bool) -> Result<bool, MaintenanceEr
     Ok(report.problems.is_empty())
 }
 
+/// The running server's prune keeps chunks that arrived this recently:
+/// their upload may be under way, its manifest not yet committed. (The
+/// `prune` command runs with no server, so no upload is under way.)
+const UPLOAD_GRACE_SECS: i64 = 3600;
+
 /// The running server's automatic prune: every `--prune-interval` seconds
 /// when a retention policy is set.
 pub struct Pruner {
@@ -153,7 +158,12 @@ impl Pruner {
                         thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
                     }
                     let now = unix_now();
-                    match dm.prune(&|c| Some(config.policy_of(c)), now, false) {
+                    match dm.prune(
+                        &|c| Some(config.policy_of(c)),
+                        now,
+                        UPLOAD_GRACE_SECS,
+                        false,
+                    ) {
                         Ok(r) if r.versions > 0 || r.blobs > 0 => {
                             info!("pruned at {}: {}", format_utc(now), describe(&r))
                         }

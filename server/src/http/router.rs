@@ -4,7 +4,7 @@
 //! [`FileTarget`](crate::space::FileTarget) (writable only for the device's
 //! own machine).
 
-use super::api::{account, admin, archive, batch, download, files, metrics, uploads};
+use super::api::{account, admin, archive, batch, chunks, download, files, metrics, uploads};
 use super::auth::require;
 use super::core::request::machine_segment;
 use super::core::{ApiError, Handled, Reply};
@@ -167,6 +167,24 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
                 let who = me()?;
                 batch::batch(ctx, req, who.writable_machine(&machine_segment(machine)?)?)
             }
+            _ => allow(POST),
+        },
+        ["api", "v1", "chunks", machine, "missing"] => match method {
+            Post => {
+                let who = me()?;
+                chunks::missing(ctx, req, who.writable_machine(&machine_segment(machine)?)?)
+            }
+            _ => allow(POST),
+        },
+        ["api", "v1", "chunks", machine] => match method {
+            Post => {
+                let who = me()?;
+                chunks::upload(ctx, req, who.writable_machine(&machine_segment(machine)?)?)
+            }
+            _ => allow(POST),
+        },
+        ["api", "v1", "manifests", machine, rest @ ..] if !rest.is_empty() => match method {
+            Post => chunks::commit(ctx, req, me()?.writable_file(machine, rest)?),
             _ => allow(POST),
         },
         ["api", "v1", "versions", machine, rest @ ..] if !rest.is_empty() => match method {

@@ -15,6 +15,7 @@
 
 use super::catalog::BlobForm;
 use super::frames::{Counting, FrameIndex, FRAME};
+use super::manifest::Manifest;
 use super::StoreError;
 use bzip2::read::MultiBzDecoder;
 use bzip2::write::BzEncoder;
@@ -61,15 +62,30 @@ pub enum PackOutcome {
 pub struct OnDisk {
     pub hot: bool,
     pub packed: bool,
+    pub manifest: bool,
 }
 
 /// Where and how blobs are kept: files under `DATA/blobs`, staged in
 /// `DATA/tmp`. One implementation and no trait: the S3 backend (a later
 /// issue) will bring the narrow trait, designed with its second user.
 pub struct LocalBlobs {
-    blobs: PathBuf,
+    shelf: Shelf,
     tmp: PathBuf,
     counter: AtomicU64,
+}
+
+/// Where each form of a blob lies, and reading it: all a reader needs,
+/// cheap to clone into a download that opens chunk after chunk.
+#[derive(Debug, Clone)]
+pub struct Shelf {
+    blobs: PathBuf,
+}
+
+impl std::ops::Deref for LocalBlobs {
+    type Target = Shelf;
+    fn deref(&self) -> &Shelf {
+        &self.shelf
+    }
 }
 
 impl LocalBlobs {
@@ -79,13 +95,35 @@ impl LocalBlobs {
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&tmp)?;
         Ok(LocalBlobs {
-            blobs,
+            shelf: Shelf { blobs },
             tmp,
             counter: AtomicU64::new(0),
         })
     }
 
-    fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
+    /// The reading side, for a reader that outlives this borrow.
+    pub fn shelf(&self) -> Shelf {
+        self.shelf.clone()
+    }
+
+    fn new_temp(&self, what: &str) -> io::Result<(PathBuf, File)> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.tmp.join(format!(
+            "{what}-{}-{n}{}",
+            std::process::id(),
+            durable::TEMP_SUFFIX
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((path, file))
+    }
+}
+
+impl Shelf {
+    pub(super) fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
         let hex = hash.to_hex();
         let dir = self.blobs.join(&hex[..2]);
         match form {
@@ -95,7 +133,7 @@ impl LocalBlobs {
     }
 
     /// The frame index beside a packed blob.
-    fn index_path(&self, hash: &ContentHash) -> PathBuf {
+    pub(super) fn index_path(&self, hash: &ContentHash) -> PathBuf {
         let mut p = self.path_of(hash, BlobForm::Packed).into_os_string();
         p.push(".idx");
         PathBuf::from(p)
@@ -114,19 +152,57 @@ impl LocalBlobs {
         ix
     }
 
-    fn new_temp(&self, what: &str) -> io::Result<(PathBuf, File)> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!(
-            "{what}-{}-{n}{}",
-            std::process::id(),
-            durable::TEMP_SUFFIX
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok((path, file))
+    /// Where a content kept as chunks lists them.
+    pub(super) fn manifest_path(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.blobs.join(&hex[..2]).join(format!("{hex}.manifest"))
+    }
+
+    /// Reads and checks the manifest of `hash`; InvalidData if damaged.
+    pub fn read_manifest(&self, hash: &ContentHash) -> io::Result<Manifest> {
+        let bytes = fs::read(self.manifest_path(hash))?;
+        Manifest::decode(&bytes, hash).map_err(|why| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("the manifest {why}"))
+        })
+    }
+
+    /// Opens a blob's original bytes from `start`, for `len` bytes.
+    pub fn read(
+        &self,
+        hash: &ContentHash,
+        form: BlobForm,
+        start: u64,
+        len: u64,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        let mut file = File::open(self.path_of(hash, form))?;
+        match form {
+            BlobForm::Hot | BlobForm::Missing => {
+                file.seek(SeekFrom::Start(start))?;
+                Ok(Box::new(BufReader::with_capacity(BUF, file).take(len)))
+            }
+            BlobForm::Packed => {
+                // From the frame holding `start` (or, without a sound index,
+                // from the beginning), dropping the bytes before `start`.
+                let packed_len = file.metadata()?.len();
+                let (from, skip) = match self.frame_index(hash, packed_len) {
+                    Some(ix) => match ix.frame_of(start) {
+                        Some((_, at, first)) => (at, start - first),
+                        None => (0, start),
+                    },
+                    None => (0, start),
+                };
+                file.seek(SeekFrom::Start(from))?;
+                let mut dec = MultiBzDecoder::new(BufReader::with_capacity(BUF, file));
+                let skipped = io::copy(&mut (&mut dec).take(skip), &mut io::sink())?;
+                if skipped != skip {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "packed blob is shorter than the catalog says",
+                    ));
+                }
+                Ok(Box::new(BufReader::with_capacity(BUF, dec.take(len))))
+            }
+        }
     }
 }
 
@@ -352,49 +428,68 @@ impl LocalBlobs {
         sync_all_of(&self.blobs, dirs.iter().map(PathBuf::as_path))
     }
 
+    /// Renames staged chunks into place without syncing anything: their
+    /// bytes become durable at the next [`LocalBlobs::sync`], which a
+    /// manifest naming them waits for. Until then a power cut may leave a
+    /// chunk short or empty, which the commit's hash check finds.
+    pub fn publish_unsynced(&self, staged: Vec<Staged>) -> io::Result<()> {
+        // Without syncfs there is no cheap later sync of all of them.
+        #[cfg(not(target_os = "linux"))]
+        return self.publish_all(staged);
+        #[cfg(target_os = "linux")]
+        for s in staged {
+            let guard = TempGuard(Some(s.path));
+            let target = self.path_of(&s.hash, BlobForm::Hot);
+            let dir = target.parent().expect("blob paths have a shard directory");
+            if !dir.exists() {
+                fs::create_dir_all(dir)?;
+            }
+            fs::rename(guard.0.as_ref().expect("not defused"), &target)?;
+            guard.defuse();
+        }
+        Ok(())
+    }
+
+    /// Makes every chunk published unsynced durable (one `syncfs` on Linux).
+    pub fn sync(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        return sync_all_of(&self.blobs, std::iter::empty());
+        // Elsewhere chunks were synced as they were published.
+        #[cfg(not(target_os = "linux"))]
+        Ok(())
+    }
+
+    /// Publishes the manifest of `hash` durably (written in `tmp/`, fsync'd,
+    /// renamed, directory synced).
+    pub fn write_manifest(&self, hash: &ContentHash, m: &Manifest) -> io::Result<()> {
+        let (path, mut file) = self.new_temp("manifest")?;
+        let guard = TempGuard(Some(path));
+        file.write_all(&m.encode(hash))?;
+        file.sync_all()?;
+        let target = self.manifest_path(hash);
+        let dir = target.parent().expect("blob paths have a shard directory");
+        if !dir.exists() {
+            fs::create_dir_all(dir)?;
+            durable::sync_dir(&self.blobs)?;
+        }
+        durable::rename_durable(guard.0.as_ref().expect("not defused"), &target)?;
+        guard.defuse();
+        Ok(())
+    }
+
+    /// Removes the manifest of `hash` (durably), if there is one.
+    pub fn remove_manifest(&self, hash: &ContentHash) -> io::Result<()> {
+        let path = self.manifest_path(hash);
+        if remove_if_present(&path)? {
+            durable::sync_dir(path.parent().expect("in a shard"))?;
+        }
+        Ok(())
+    }
+
     /// Deletes a staged file that will not be published.
     pub fn discard(&self, staged: Staged) {
         drop(TempGuard(Some(staged.path)));
         drop(TempGuard(staged.index));
-    }
-
-    /// Opens a blob's original bytes from `start`, for `len` bytes.
-    pub fn read(
-        &self,
-        hash: &ContentHash,
-        form: BlobForm,
-        start: u64,
-        len: u64,
-    ) -> io::Result<Box<dyn Read + Send>> {
-        let mut file = File::open(self.path_of(hash, form))?;
-        match form {
-            BlobForm::Hot | BlobForm::Missing => {
-                file.seek(SeekFrom::Start(start))?;
-                Ok(Box::new(BufReader::with_capacity(BUF, file).take(len)))
-            }
-            BlobForm::Packed => {
-                // From the frame holding `start` (or, without a sound index,
-                // from the beginning), dropping the bytes before `start`.
-                let packed_len = file.metadata()?.len();
-                let (from, skip) = match self.frame_index(hash, packed_len) {
-                    Some(ix) => match ix.frame_of(start) {
-                        Some((_, at, first)) => (at, start - first),
-                        None => (0, start),
-                    },
-                    None => (0, start),
-                };
-                file.seek(SeekFrom::Start(from))?;
-                let mut dec = MultiBzDecoder::new(BufReader::with_capacity(BUF, file));
-                let skipped = io::copy(&mut (&mut dec).take(skip), &mut io::sink())?;
-                if skipped != skip {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "packed blob is shorter than the catalog says",
-                    ));
-                }
-                Ok(Box::new(BufReader::with_capacity(BUF, dec.take(len))))
-            }
-        }
     }
 
     /// Bytes one form of a blob takes on disk.
@@ -579,15 +674,20 @@ impl LocalBlobs {
                         continue;
                     }
                 }
-                let (hex, packed) = match name.strip_suffix(".bz2") {
-                    Some(h) => (h, true),
-                    None => (&*name, false),
+                let (hex, packed, manifest) = if let Some(h) = name.strip_suffix(".bz2") {
+                    (h, true, false)
+                } else if let Some(h) = name.strip_suffix(".manifest") {
+                    (h, false, true)
+                } else {
+                    (&*name, false, false)
                 };
                 match hex.parse::<ContentHash>() {
                     Ok(h) => {
                         let e = found.entry(h).or_default();
                         if packed {
                             e.packed = true;
+                        } else if manifest {
+                            e.manifest = true;
                         } else {
                             e.hot = true;
                         }
@@ -743,8 +843,8 @@ mod tests {
         assert_eq!(
             found[&h],
             OnDisk {
-                hot: false,
-                packed: true
+                packed: true,
+                ..OnDisk::default()
             }
         );
 

@@ -56,12 +56,49 @@ pub struct BlobInfo {
     /// never stored): content is offered by hash only within a user's space.
     #[serde(skip)]
     pub owners: std::collections::BTreeSet<String>,
+    /// The content is kept as a manifest of chunks (`<hash>.manifest`), not
+    /// as bytes of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunked: bool,
+    /// Users that sent or committed this blob as a chunk: it is in their
+    /// space for the missing-chunks question (stored, unlike `owners`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub holders: std::collections::BTreeSet<String>,
 }
 
 impl BlobInfo {
+    fn new(size: u64, at: i64) -> BlobInfo {
+        BlobInfo {
+            size,
+            form: BlobForm::Hot,
+            packed_size: None,
+            incompressible: false,
+            last_access: at,
+            owners: Default::default(),
+            chunked: false,
+            holders: Default::default(),
+        }
+    }
+
+    /// Whether `user`'s space holds this blob: a file of theirs references
+    /// it, or they sent or committed it as a chunk.
+    pub fn held_by(&self, user: &str) -> bool {
+        self.form != BlobForm::Missing
+            && (self.owners.contains(user) || self.holders.contains(user))
+    }
+
+    /// A chunk that no file references directly (only through manifests).
+    pub fn chunk_only(&self) -> bool {
+        self.owners.is_empty() && !self.holders.is_empty()
+    }
+
     /// The bytes this blob takes on disk in its current form (0 when
-    /// missing): the one formula behind stats, prune and check.
+    /// missing, and for a manifest, whose chunks count for themselves):
+    /// the one formula behind stats, prune and check.
     pub fn stored_bytes(&self) -> u64 {
+        if self.chunked {
+            return 0;
+        }
         match self.form {
             BlobForm::Packed => self.packed_size.unwrap_or(self.size),
             BlobForm::Hot => self.size,
@@ -83,6 +120,15 @@ pub enum Record {
         hash: ContentHash,
         size: u64,
         mtime: i64,
+        at: i64,
+        /// Its content is a manifest of chunks.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        chunked: bool,
+    },
+    /// Chunks (hash, size) a user sent or committed, on disk.
+    Chunks {
+        user: String,
+        chunks: Vec<(ContentHash, u64)>,
         at: i64,
     },
     /// A blob was uploaded again or downloaded.
@@ -168,6 +214,7 @@ impl Catalog {
                 size,
                 mtime,
                 at,
+                chunked,
             } => {
                 let versions = self
                     .files
@@ -184,16 +231,29 @@ impl Catalog {
                     backed_up_at: *at,
                     deleted: false,
                 });
-                let blob = self.blobs.entry(*hash).or_insert(BlobInfo {
-                    size: *size,
-                    form: BlobForm::Hot,
-                    packed_size: None,
-                    incompressible: false,
-                    last_access: *at,
-                    owners: Default::default(),
+                let blob = self.blobs.entry(*hash).or_insert_with(|| BlobInfo {
+                    chunked: *chunked,
+                    ..BlobInfo::new(*size, *at)
                 });
                 blob.last_access = blob.last_access.max(*at);
                 blob.owners.insert(owner_of(key).to_string());
+            }
+            Record::Chunks { user, chunks, at } => {
+                for (hash, size) in chunks {
+                    let blob = self
+                        .blobs
+                        .entry(*hash)
+                        .or_insert_with(|| BlobInfo::new(*size, *at));
+                    // Recorded after the bytes are on disk: a chunk that
+                    // start-up found missing is back.
+                    if blob.form == BlobForm::Missing && !blob.chunked {
+                        blob.form = BlobForm::Hot;
+                    }
+                    blob.last_access = blob.last_access.max(*at);
+                    if !blob.holders.contains(user) {
+                        blob.holders.insert(user.clone());
+                    }
+                }
             }
             Record::Access { hash, at } => {
                 if let Some(b) = self.blobs.get_mut(hash) {
@@ -252,21 +312,15 @@ impl Catalog {
         }
     }
 
-    /// Blobs that no version with content references (retention forgot
-    /// their versions). A deletion's hash is not a reference: it only says
-    /// what the deleted file held, and is never downloaded.
-    pub fn unreferenced(&self) -> Vec<ContentHash> {
-        let used: std::collections::HashSet<&ContentHash> = self
-            .files
+    /// The contents that versions with content reference. A deletion's
+    /// hash is not a reference: it only says what the deleted file held,
+    /// and is never downloaded.
+    pub fn referenced(&self) -> std::collections::HashSet<ContentHash> {
+        self.files
             .values()
             .flat_map(|m| m.values().flatten())
             .filter(|v| !v.deleted)
-            .map(|v| &v.hash)
-            .collect();
-        self.blobs
-            .keys()
-            .filter(|h| !used.contains(h))
-            .copied()
+            .map(|v| v.hash)
             .collect()
     }
 
@@ -498,14 +552,7 @@ impl Catalog {
         for (hash, size, at, owner) in referenced {
             cat.blobs
                 .entry(hash)
-                .or_insert(BlobInfo {
-                    size,
-                    form: BlobForm::Hot,
-                    packed_size: None,
-                    incompressible: false,
-                    last_access: at,
-                    owners: Default::default(),
-                })
+                .or_insert_with(|| BlobInfo::new(size, at))
                 .owners
                 .insert(owner);
         }
@@ -531,6 +578,7 @@ mod tests {
             size: n as u64,
             mtime: at - 10,
             at,
+            chunked: false,
         }
     }
 
@@ -581,6 +629,7 @@ mod tests {
                 size: 1,
                 mtime: 1,
                 at: 1,
+                chunked: false,
             });
         }
         let alice: Vec<_> = c
@@ -651,9 +700,9 @@ mod tests {
             path: "a".into(),
             ns: vec![2, 3],
         });
-        assert_eq!(c.unreferenced(), [h(2)]);
+        assert!(!c.referenced().contains(&h(2)) && c.blob(&h(2)).is_some());
         c.apply(&Record::Dropped { hash: h(2) });
-        assert!(c.blob(&h(2)).is_none() && c.unreferenced().is_empty());
+        assert!(c.blob(&h(2)).is_none());
         c.apply(&version("a", 5, 500));
         assert_eq!(c.latest("pc", "a").unwrap().version.n, 5);
         c.apply(&Record::Forget {

@@ -32,9 +32,31 @@ impl DataManager {
             blobs: blobs.len(),
             ..CheckReport::default()
         };
+        // Contents kept as chunks, with the chunks they name.
+        let mut manifests: Vec<(ContentHash, Vec<ContentHash>)> = Vec::new();
         for (hash, info) in &blobs {
             let problem = match info.form {
+                BlobForm::Missing if info.chunked => {
+                    Some("its manifest is missing from disk".to_string())
+                }
                 BlobForm::Missing => Some("missing from disk".to_string()),
+                _ if info.chunked => match self.blobs.read_manifest(hash) {
+                    Err(e) => Some(format!("its manifest cannot be read: {e}")),
+                    Ok(m) if m.size != info.size => Some(format!(
+                        "its manifest is of {} bytes, the catalog says {}",
+                        m.size, info.size
+                    )),
+                    Ok(m) => {
+                        let cat = self.read();
+                        let lost = m.chunks.iter().find(|(c, len)| {
+                            !cat.blob(c)
+                                .is_some_and(|b| !b.chunked && b.size == *len as u64)
+                        });
+                        let problem = lost.map(|(c, _)| format!("its manifest names chunk {c}, which the store does not hold at that size"));
+                        manifests.push((*hash, m.chunks.into_iter().map(|(c, _)| c).collect()));
+                        problem
+                    }
+                },
                 form => {
                     let expected = match form {
                         BlobForm::Packed => info.packed_size,
@@ -71,8 +93,14 @@ impl DataManager {
                 });
             }
         }
-        let bad: std::collections::HashSet<ContentHash> =
+        let mut bad: std::collections::HashSet<ContentHash> =
             report.problems.iter().map(|p| p.hash).collect();
+        // A damaged chunk damages every content naming it.
+        for (content, chunks) in &manifests {
+            if chunks.iter().any(|c| bad.contains(c)) {
+                bad.insert(*content);
+            }
+        }
         if !bad.is_empty() {
             let cat = self.read();
             for (key, path, versions) in cat.files() {
@@ -95,7 +123,7 @@ impl DataManager {
             files: cat.file_count(),
             ..Stats::default()
         };
-        for (_, b) in cat.blobs() {
+        for (_, b) in cat.blobs().filter(|(_, b)| !b.chunked) {
             s.blobs += 1;
             s.bytes_original += b.size;
             s.bytes_stored += b.stored_bytes();

@@ -363,6 +363,7 @@ mod tests {
             size: n as u64,
             mtime: 1,
             at: 2,
+            chunked: false,
         }
     }
 

@@ -11,8 +11,10 @@
 pub mod blobs;
 pub mod catalog;
 mod check;
+mod chunks;
 mod frames;
 pub mod journal;
+pub mod manifest;
 mod pack;
 mod prune;
 mod read;
@@ -20,6 +22,7 @@ mod recover;
 mod write;
 
 pub use check::{BlobProblem, CheckReport};
+pub use chunks::{CommitError, MAX_CHUNK_BYTES};
 pub use prune::PruneReport;
 
 use blobs::{LocalBlobs, PackOutcome, Staged};
@@ -104,6 +107,8 @@ pub struct DataManager {
     /// record, and exclusively while pruning deletes blobs: a blob is never
     /// deleted between an upload finding it and referencing it.
     gc: RwLock<()>,
+    /// What chunk uploads brought, and whether any await a sync.
+    pub chunks: chunks::ChunkCounters,
 }
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
@@ -149,6 +154,7 @@ impl DataManager {
             blobs,
             dir: data_dir.to_path_buf(),
             gc: RwLock::new(()),
+            chunks: Default::default(),
         })
     }
 

@@ -35,7 +35,12 @@ impl DataManager {
         let mut cold: Vec<(i64, ContentHash)> = cat
             .blobs()
             .filter(|(_, b)| {
-                b.form == BlobForm::Hot && !b.incompressible && b.size > 0 && b.last_access < cutoff
+                // A chunk goes cold with the contents naming it.
+                b.form == BlobForm::Hot
+                    && !b.incompressible
+                    && !b.chunk_only()
+                    && b.size > 0
+                    && b.last_access < cutoff
             })
             .map(|(h, b)| (b.last_access, *h))
             .collect();
@@ -47,10 +52,13 @@ impl DataManager {
     /// compression runs without locks, and the switch is a rename plus a
     /// journal record. A blob accessed while it was being packed stays hot.
     pub fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<bool, StoreError> {
-        let started = match self.read().blob(hash) {
-            Some(b) if b.form == BlobForm::Hot => b.last_access,
+        let (started, chunked) = match self.read().blob(hash) {
+            Some(b) if b.form == BlobForm::Hot => (b.last_access, b.chunked),
             _ => return Ok(false),
         };
+        if chunked {
+            return self.pack_chunked(hash, started, stop);
+        }
         let staged = match self.blobs.pack(hash, stop)? {
             PackOutcome::Packed(s) => s,
             PackOutcome::Abandoned => return Ok(false),
@@ -81,10 +89,97 @@ impl DataManager {
         Ok(true)
     }
 
-    /// Makes a packed blob hot again.
+    /// Packs each hot chunk of a content kept as chunks, then notes the
+    /// content packed (with the bytes its chunks take). Each chunk switches
+    /// as a whole blob does: packed copy published, record durable, hot copy
+    /// removed; a crash between leaves a state start-up resolves.
+    fn pack_chunked(
+        &self,
+        hash: &ContentHash,
+        started: i64,
+        stop: &AtomicBool,
+    ) -> Result<bool, StoreError> {
+        let manifest = self.blobs.read_manifest(hash)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut packed_size = 0u64;
+        for (c, _) in &manifest.chunks {
+            if !seen.insert(*c) {
+                continue;
+            }
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let hot = match self.read().blob(c) {
+                Some(b) if b.form == BlobForm::Hot && !b.incompressible => true,
+                Some(b) => {
+                    packed_size += b.stored_bytes();
+                    false
+                }
+                None => false,
+            };
+            if !hot {
+                continue;
+            }
+            match self.blobs.pack(c, stop)? {
+                PackOutcome::Abandoned => return Ok(false),
+                PackOutcome::Incompressible => {
+                    let mut journal = self.lock_journal();
+                    self.commit(&mut journal, Record::Incompressible { hash: *c }, true)?;
+                    packed_size += manifest
+                        .chunks
+                        .iter()
+                        .find(|(h, _)| h == c)
+                        .map_or(0, |(_, l)| *l as u64);
+                }
+                PackOutcome::Packed(staged) => {
+                    let mut journal = self.lock_journal();
+                    if !matches!(self.read().blob(c), Some(b) if b.form == BlobForm::Hot) {
+                        self.blobs.discard(staged);
+                        continue;
+                    }
+                    let size = staged.stored_size;
+                    self.blobs.publish(staged)?;
+                    let rec = Record::Packed {
+                        hash: *c,
+                        packed_size: size,
+                    };
+                    self.commit(&mut journal, rec, true)?;
+                    drop(journal);
+                    self.blobs.remove(c, BlobForm::Hot)?;
+                    packed_size += size;
+                }
+            }
+        }
+        let mut journal = self.lock_journal();
+        let unchanged = matches!(self.read().blob(hash), Some(b) if b.form == BlobForm::Hot && b.last_access == started);
+        if unchanged {
+            let rec = Record::Packed {
+                hash: *hash,
+                packed_size,
+            };
+            self.commit(&mut journal, rec, true)?;
+        }
+        Ok(unchanged)
+    }
+
+    /// Makes a packed blob hot again (each packed chunk of a content kept
+    /// as chunks).
     pub fn unpack(&self, hash: &ContentHash) -> Result<bool, StoreError> {
-        if !matches!(self.read().blob(hash), Some(b) if b.form == BlobForm::Packed) {
-            return Ok(false);
+        let chunked = match self.read().blob(hash) {
+            Some(b) if b.form == BlobForm::Packed => b.chunked,
+            _ => return Ok(false),
+        };
+        if chunked {
+            let manifest = self.blobs.read_manifest(hash)?;
+            let mut seen = std::collections::HashSet::new();
+            for (c, _) in &manifest.chunks {
+                if seen.insert(*c) {
+                    self.unpack(c)?;
+                }
+            }
+            let mut journal = self.lock_journal();
+            self.commit(&mut journal, Record::Unpacked { hash: *hash }, true)?;
+            return Ok(true);
         }
         let staged = self.blobs.unpack(hash)?;
         let mut journal = self.lock_journal();

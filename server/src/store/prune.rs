@@ -30,10 +30,16 @@ impl DataManager {
     /// a blob whose record did not make it is an orphan that the next start
     /// removes. Uploads cannot slip in between: they hold `gc` shared from
     /// "this content is here" to their journal record.
+    ///
+    /// Chunks go when no manifest of a referenced content names them, and
+    /// none arrived in the `chunk_grace` seconds before `now`: an upload
+    /// under way (chunks sent, manifest not yet committed) keeps them. A
+    /// commit that names a chunk pruned anyway gets it asked for again.
     pub fn prune(
         &self,
         policy_of: &dyn Fn(&str) -> Option<crate::retention::Policy>,
         now: i64,
+        chunk_grace: i64,
         dry_run: bool,
     ) -> io::Result<PruneReport> {
         let mut report = PruneReport::default();
@@ -70,16 +76,14 @@ impl DataManager {
                     }
                 }
             }
-            for (h, b) in cat.blobs() {
-                if !used.contains(h) {
-                    report.blobs += 1;
-                    report.bytes_freed += b.stored_bytes();
-                }
+            for (_, bytes) in self.garbage(&cat, used, now - chunk_grace) {
+                report.blobs += 1;
+                report.bytes_freed += bytes;
             }
             return Ok(report);
         }
         self.forget_all(&plan)?;
-        self.collect_garbage(&mut report)?;
+        self.collect_garbage(&mut report, now - chunk_grace)?;
         self.write().rebuild_owners();
         Ok(report)
     }
@@ -108,7 +112,7 @@ impl DataManager {
             ..PruneReport::default()
         };
         self.forget_all(&plan)?;
-        self.collect_garbage(&mut report)?;
+        self.collect_garbage(&mut report, i64::MAX)?;
         self.write().rebuild_owners();
         Ok(report)
     }
@@ -130,24 +134,49 @@ impl DataManager {
         Ok(())
     }
 
-    /// Deletes the content that no version references any more: each
-    /// `Dropped` record is durable before its blob is deleted.
-    fn collect_garbage(&self, report: &mut PruneReport) -> io::Result<()> {
+    /// The blobs (with the bytes each takes) that nothing needs, when
+    /// `used` are the contents versions reference: neither one of them nor
+    /// a chunk their manifests name, nor a chunk that arrived after
+    /// `keep_since`. If a manifest cannot be read, no chunk is garbage.
+    fn garbage(
+        &self,
+        cat: &Catalog,
+        mut used: std::collections::HashSet<ContentHash>,
+        keep_since: i64,
+    ) -> Vec<(ContentHash, u64)> {
+        let mut chunks_known = true;
+        let manifests: Vec<ContentHash> = used
+            .iter()
+            .filter(|h| cat.blob(h).is_some_and(|b| b.chunked))
+            .copied()
+            .collect();
+        for h in manifests {
+            match self.blobs.read_manifest(&h) {
+                Ok(m) => used.extend(m.chunks.iter().map(|(c, _)| *c)),
+                Err(e) => {
+                    warn!("prune keeps every chunk: the manifest of {h} cannot be read: {e}");
+                    chunks_known = false;
+                }
+            }
+        }
+        cat.blobs()
+            .filter(|(h, b)| {
+                !used.contains(h)
+                    && (b.holders.is_empty() || (chunks_known && b.last_access <= keep_since))
+            })
+            .map(|(h, b)| (*h, b.stored_bytes()))
+            .collect()
+    }
+
+    /// Deletes the content that nothing needs any more (see
+    /// [`Self::garbage`]): each `Dropped` record is durable before its blob
+    /// is deleted.
+    fn collect_garbage(&self, report: &mut PruneReport, keep_since: i64) -> io::Result<()> {
         let _gc = self.gc.write().unwrap_or_else(|e| e.into_inner());
         let mut journal = self.lock_journal();
         let gone: Vec<(ContentHash, u64)> = {
             let cat = self.read();
-            cat.unreferenced()
-                .into_iter()
-                .map(|h| {
-                    (
-                        h,
-                        cat.blob(&h)
-                            .map(catalog::BlobInfo::stored_bytes)
-                            .unwrap_or(0),
-                    )
-                })
-                .collect()
+            self.garbage(&cat, cat.referenced(), keep_since)
         };
         for chunk in gone.chunks(FORGET_BATCH) {
             let last = chunk.len() - 1;
@@ -162,6 +191,7 @@ impl DataManager {
                         Err(e) => return Err(e),
                     }
                 }
+                self.blobs.remove_manifest(hash)?;
                 report.blobs += 1;
                 report.bytes_freed += bytes;
             }

@@ -66,12 +66,15 @@ impl DataManager {
         // so a lookup that loses the race finds the other form on retry. An
         // opened file stays readable after it is unlinked.
         for _ in 0..8 {
-            let form = match self.read().blob(hash) {
-                Some(b) => b.form,
+            let (form, chunked) = match self.read().blob(hash) {
+                Some(b) => (b.form, b.chunked),
                 None => return Err(StoreError::NotFound),
             };
             if form == BlobForm::Missing {
                 return Err(StoreError::BlobMissing);
+            }
+            if chunked {
+                return Ok((self.open_chunked(hash, start, len)?, form));
             }
             match self.blobs.read(hash, form, start, len) {
                 Ok(r) => return Ok((r, form)),

@@ -15,6 +15,21 @@ pub(super) fn reconcile(
     for hash in hashes {
         let found = on_disk.remove(&hash).unwrap_or_default();
         let info = catalog.blob_mut(&hash).expect("listed above");
+        if info.chunked {
+            // Its chunks are entries of their own; only the manifest is its.
+            if found.manifest && info.form == BlobForm::Missing {
+                info.form = BlobForm::Hot;
+            } else if !found.manifest {
+                info.form = BlobForm::Missing;
+                missing += 1;
+                error!("the manifest of {hash} is referenced by the catalog but missing from disk");
+            }
+            continue;
+        }
+        if found.manifest {
+            // A manifest written for content the catalog holds whole.
+            blobs.remove_manifest(&hash)?;
+        }
         if found.hot {
             if found.packed {
                 blobs.remove(&hash, BlobForm::Packed)?;
@@ -36,6 +51,9 @@ pub(super) fn reconcile(
         }
         if found.packed {
             blobs.remove(&hash, BlobForm::Packed)?;
+        }
+        if found.manifest {
+            blobs.remove_manifest(&hash)?;
         }
     }
     if orphans > 0 {

@@ -66,7 +66,7 @@ impl DataManager {
             }
         }
         let mut journal = self.lock_journal();
-        self.record_locked(&mut journal, key, path, hash, size, mtime)
+        self.record_locked(&mut journal, key, path, hash, size, mtime, false)
     }
 
     /// Deletes staged content that will not be committed.
@@ -148,6 +148,7 @@ impl DataManager {
                         size: *size,
                         mtime: *mtime,
                         at: now,
+                        chunked: false,
                     }
                 } else {
                     Record::Access {
@@ -199,10 +200,14 @@ impl DataManager {
                 if b.form != BlobForm::Missing && b.size == size && b.owners.contains(owner) => {}
             _ => return Err(StoreError::ContentUnknown),
         }
-        self.record_locked(&mut journal, key, path, hash, size, mtime)
+        self.record_locked(&mut journal, key, path, hash, size, mtime, false)
     }
 
-    fn record_locked(
+    /// Journals a version of (key, path) with content `hash` (already on
+    /// disk; `chunked` when it is a manifest) unless it is the file's
+    /// latest content; the caller holds the journal lock.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_locked(
         &self,
         journal: &mut Journal,
         key: &str,
@@ -210,6 +215,7 @@ impl DataManager {
         hash: ContentHash,
         size: u64,
         mtime: i64,
+        chunked: bool,
     ) -> Result<Recorded, StoreError> {
         let now = unix_now();
         let current = self.read().latest(key, path);
@@ -230,6 +236,7 @@ impl DataManager {
             size,
             mtime,
             at: now,
+            chunked,
         };
         self.commit(journal, rec, true)?;
         let versions = self.read().latest(key, path).map_or(0, |l| l.versions);

@@ -23,29 +23,11 @@ use tiny_http::Request;
 const MAX_HEADER: u64 = 8 * 1024;
 
 pub fn batch(ctx: &Ctx, req: &mut Request, key: MachineKey) -> Handled {
-    let chunked = header(req, "Transfer-Encoding").is_some();
-    if !chunked {
-        let declared = content_length(req)?.ok_or(ApiError::LengthRequired)?;
-        if declared > MAX_BATCH_BYTES {
-            return Err(ApiError::TooLarge {
-                limit: MAX_BATCH_BYTES,
-            });
-        }
-    }
-    let mut body = BufReader::new(req.as_reader().take(MAX_BATCH_BYTES + 1));
+    let mut body = batch_body(req)?;
     let mut staged: Vec<(String, i64, Staged)> = Vec::new();
     let read = read_entries(ctx, &mut body, &mut staged);
     // All of the body, and nothing past the limit.
-    let read = read.and_then(|()| match body.fill_buf() {
-        Ok([]) => Ok(()),
-        Ok(_) => Err(ApiError::TooLarge {
-            limit: MAX_BATCH_BYTES,
-        }),
-        Err(_) => Err(ApiError::bad(
-            "body_incomplete",
-            "the batch stopped arriving",
-        )),
-    });
+    let read = read.and_then(|()| body_ended(&mut body));
     if let Err(e) = read {
         for (_, _, s) in staged {
             ctx.dm.discard(s);
@@ -70,6 +52,61 @@ pub fn batch(ctx: &Ctx, req: &mut Request, key: MachineKey) -> Handled {
     Ok(Reply::json(200, &replies))
 }
 
+/// The next entry's header line; None at the end of the body. Err(None)
+/// for a line too long or cut off (see [`header_rule`]).
+pub fn header_line(body: &mut impl BufRead) -> Result<Option<Vec<u8>>, Option<ApiError>> {
+    let mut line = Vec::new();
+    let got = body
+        .take(MAX_HEADER + 1)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| {
+            Some(match e.kind() {
+                std::io::ErrorKind::TimedOut => ApiError::BodyTimeout,
+                _ => ApiError::bad("body_incomplete", "the body stopped arriving"),
+            })
+        })?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(None);
+    }
+    Ok(Some(line))
+}
+
+pub fn header_rule() -> String {
+    format!("its header must be one line of JSON of at most {MAX_HEADER} bytes")
+}
+
+/// The body of a batch (of files or of chunks), at most `MAX_BATCH_BYTES`:
+/// declared so (or chunked), and read no further.
+pub fn batch_body(req: &mut Request) -> Result<BufReader<impl Read + '_>, ApiError> {
+    let chunked = header(req, "Transfer-Encoding").is_some();
+    if !chunked {
+        let declared = content_length(req)?.ok_or(ApiError::LengthRequired)?;
+        if declared > MAX_BATCH_BYTES {
+            return Err(ApiError::TooLarge {
+                limit: MAX_BATCH_BYTES,
+            });
+        }
+    }
+    Ok(BufReader::new(req.as_reader().take(MAX_BATCH_BYTES + 1)))
+}
+
+/// Checks that `body` has ended, and within the limit.
+pub fn body_ended(body: &mut impl BufRead) -> Result<(), ApiError> {
+    match body.fill_buf() {
+        Ok([]) => Ok(()),
+        Ok(_) => Err(ApiError::TooLarge {
+            limit: MAX_BATCH_BYTES,
+        }),
+        Err(_) => Err(ApiError::bad(
+            "body_incomplete",
+            "the batch stopped arriving",
+        )),
+    }
+}
+
 /// Stages every entry of the body into `staged`.
 fn read_entries(
     ctx: &Ctx,
@@ -79,22 +116,10 @@ fn read_entries(
     loop {
         let n = staged.len();
         let bad = |what: String| ApiError::bad("bad_batch", format!("entry {n}: {what}"));
-        let mut line = Vec::new();
-        let got = body
-            .take(MAX_HEADER + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::TimedOut => ApiError::BodyTimeout,
-                _ => ApiError::bad("body_incomplete", "the batch stopped arriving"),
-            })?;
-        if got == 0 {
+        let Some(line) = header_line(body).map_err(|e| e.unwrap_or_else(|| bad(header_rule())))?
+        else {
             break;
-        }
-        if line.last() != Some(&b'\n') {
-            return Err(bad(format!(
-                "its header must be one line of JSON of at most {MAX_HEADER} bytes"
-            )));
-        }
+        };
         if n == MAX_BATCH_FILES {
             return Err(ApiError::bad(
                 "bad_batch",

@@ -97,6 +97,18 @@ pub fn metrics(ctx: &Ctx, req: &tiny_http::Request, who: Option<Identity>) -> Ha
             h.errors_total,
         ),
         Metric::new(
+            "chunk_bytes_received_total",
+            "Chunk bytes received from clients, new or already held.",
+            Counter,
+            h.chunk_bytes_received,
+        ),
+        Metric::new(
+            "chunks_received_total",
+            "Chunks received from clients.",
+            Counter,
+            h.chunks_received,
+        ),
+        Metric::new(
             "queue_depth",
             "Requests waiting for a worker.",
             Gauge,

@@ -122,6 +122,9 @@ pub enum ApiError {
     },
     #[error("the server does not hold this content; send the bytes with PUT")]
     ContentUnknown,
+    /// A manifest names chunks the caller's space lacks (listed).
+    #[error("{} chunk(s) named are not in your space; send them, then commit again", .0.len())]
+    ChunksMissing(Vec<nimbus_common::hash::ContentHash>),
     #[error("range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
     #[error("the server's disk is full; free space on the server and retry")]
@@ -153,7 +156,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::LengthRequired => 411,
             ApiError::TooLarge { .. } => 413,
-            ApiError::ContentUnknown | ApiError::Conflict { .. } => 409,
+            ApiError::ContentUnknown | ApiError::Conflict { .. } | ApiError::ChunksMissing(_) => {
+                409
+            }
             ApiError::RangeNotSatisfiable { .. } => 416,
             ApiError::StorageFull => 507,
             ApiError::Busy => 503,
@@ -174,6 +179,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Conflict { code, .. } => code,
             ApiError::ContentUnknown => ERR_CONTENT_UNKNOWN,
+            ApiError::ChunksMissing(_) => nimbus_common::wire::ERR_CHUNKS_MISSING,
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
             ApiError::Busy => "busy",
@@ -189,13 +195,18 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let mut reply = Reply::json(
-            self.status(),
-            &ErrorBody {
-                error: self.code().to_string(),
-                message,
-            },
-        );
+        let error = self.code().to_string();
+        let mut reply = match &self {
+            ApiError::ChunksMissing(missing) => Reply::json(
+                self.status(),
+                &nimbus_common::wire::ChunksMissing {
+                    error,
+                    message,
+                    missing: missing.clone(),
+                },
+            ),
+            _ => Reply::json(self.status(), &ErrorBody { error, message }),
+        };
         match self {
             ApiError::MethodNotAllowed { allow } => reply = reply.header("Allow", allow),
             ApiError::RangeNotSatisfiable { size } => {
@@ -219,6 +230,17 @@ impl ApiError {
             _ => {}
         }
         reply
+    }
+}
+
+impl From<crate::store::CommitError> for ApiError {
+    fn from(e: crate::store::CommitError) -> ApiError {
+        use crate::store::CommitError;
+        match e {
+            CommitError::ChunksMissing(missing) => ApiError::ChunksMissing(missing),
+            CommitError::Bad(why) => ApiError::bad("bad_manifest", why),
+            CommitError::Store(e) => e.into(),
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Health {
     pub errors_total: u64,
     pub queue_depth: usize,
     pub queue_capacity: usize,
+    /// Bytes of verified chunks received since start, new or already held.
+    pub chunk_bytes_received: u64,
+    pub chunks_received: u64,
 }
 
 /// (total, free to unprivileged users) bytes of the file system holding `dir`.
@@ -83,5 +86,15 @@ pub fn health(ctx: &Ctx) -> Health {
         errors_total: ctx.meter.errors.load(std::sync::atomic::Ordering::Relaxed),
         queue_depth: ctx.queue_depth(),
         queue_capacity: ctx.queue_capacity,
+        chunk_bytes_received: ctx
+            .dm
+            .chunks
+            .bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        chunks_received: ctx
+            .dm
+            .chunks
+            .chunks
+            .load(std::sync::atomic::Ordering::Relaxed),
     }
 }

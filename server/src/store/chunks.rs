@@ -1,0 +1,384 @@
+//! Chunks: which a user's space lacks, their arrival, and a version
+//! committed as a manifest of them; and reading a content through its
+//! manifest.
+//!
+//! A chunk is a blob like any other (`blobs/ab/<hash>`, packed by the
+//! hotspot into framed `.bz2`), named by its BLAKE3 and stored once
+//! whoever sends it. A file of one chunk is just that blob. A larger file's
+//! content is a manifest, `blobs/ab/<hash>.manifest`, whose catalog entry is
+//! marked `chunked`.
+//!
+//! Order of durability: chunks are renamed into place as they arrive,
+//! unsynced; a commit syncs the file system, re-reads the named chunks
+//! hashing the whole content (unless the user's space already holds it),
+//! publishes the manifest durably, and only then journals the version
+//! with an fsync. A crash anywhere leaves either no version, or a version
+//! whose manifest and chunks are durable and verified.
+
+use super::blobs::Shelf;
+use super::manifest::Manifest;
+use super::*;
+use nimbus_common::hash::Hasher;
+use nimbus_common::wire::{CHUNK_MAX, MAX_MANIFEST_CHUNKS};
+use std::sync::atomic::Ordering;
+
+/// Longest chunk accepted (twice the client's maximum, for other chunkers).
+pub const MAX_CHUNK_BYTES: u64 = 2 * CHUNK_MAX as u64;
+
+/// Why a manifest was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("{} chunk(s) named are not in your space; send them first", .0.len())]
+    ChunksMissing(Vec<ContentHash>),
+    #[error("{0}")]
+    Bad(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<io::Error> for CommitError {
+    fn from(e: io::Error) -> Self {
+        CommitError::Store(e.into())
+    }
+}
+
+/// Counters of what chunk uploads brought, for health and metrics.
+#[derive(Debug, Default)]
+pub struct ChunkCounters {
+    /// Bytes of verified chunks received, whether or not they were new.
+    pub bytes: std::sync::atomic::AtomicU64,
+    pub chunks: std::sync::atomic::AtomicU64,
+    /// Chunks renamed into place since the last sync.
+    pub(super) unsynced: AtomicBool,
+}
+
+impl DataManager {
+    /// The hashes of `asked` that `user`'s space does not hold, in order.
+    pub fn missing_chunks(&self, user: &str, asked: &[ContentHash]) -> Vec<ContentHash> {
+        let cat = self.read();
+        asked
+            .iter()
+            .filter(|h| !cat.blob(h).is_some_and(|b| !b.chunked && b.held_by(user)))
+            .copied()
+            .collect()
+    }
+
+    /// Stages one arriving chunk: its bytes must hash to `expected`.
+    pub fn stage_chunk(
+        &self,
+        body: &mut dyn Read,
+        expected: &ContentHash,
+        len: u64,
+    ) -> Result<Staged, StoreError> {
+        self.blobs
+            .stage_unsynced(body, expected, Some(len), MAX_CHUNK_BYTES)
+    }
+
+    /// Puts verified chunks in `user`'s space: the new ones renamed into
+    /// place (not yet synced: see the module's order of durability), all
+    /// journalled as held by `user`.
+    pub fn store_chunks(&self, user: &str, staged: Vec<Staged>) -> Result<(), StoreError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let bytes: u64 = staged.iter().map(|s| s.size).sum();
+        self.chunks.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.chunks
+            .chunks
+            .fetch_add(staged.len() as u64, Ordering::Relaxed);
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        let mut fresh: Vec<Staged> = Vec::new();
+        let mut chunks = Vec::with_capacity(staged.len());
+        {
+            let cat = self.read();
+            for s in staged {
+                chunks.push((s.hash, s.size));
+                let held = cat
+                    .blob(&s.hash)
+                    .is_some_and(|b| !b.chunked && b.form != BlobForm::Missing);
+                if held || fresh.iter().any(|f| f.hash == s.hash) {
+                    self.blobs.discard(s);
+                } else {
+                    fresh.push(s);
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            self.chunks.unsynced.store(true, Ordering::SeqCst);
+            self.blobs.publish_unsynced(fresh)?;
+        }
+        let mut journal = self.lock_journal();
+        let rec = Record::Chunks {
+            user: user.to_string(),
+            chunks,
+            at: unix_now(),
+        };
+        self.commit(&mut journal, rec, false)?;
+        Ok(())
+    }
+
+    /// Commits a version of (key, path) made of `chunks` (hash, length),
+    /// whose whole content is `size` bytes hashing to `hash`. Every chunk
+    /// must be in the user's space; the content is verified unless the
+    /// space already holds it.
+    pub fn commit_manifest(
+        &self,
+        key: &str,
+        path: &str,
+        mtime: i64,
+        hash: ContentHash,
+        size: u64,
+        chunks: Vec<(ContentHash, u64)>,
+    ) -> Result<Recorded, CommitError> {
+        if chunks.is_empty() || chunks.len() > MAX_MANIFEST_CHUNKS {
+            return Err(CommitError::Bad(format!(
+                "a manifest names 1 to {MAX_MANIFEST_CHUNKS} chunks"
+            )));
+        }
+        if let Some((h, len)) = chunks
+            .iter()
+            .find(|(_, len)| *len == 0 || *len > MAX_CHUNK_BYTES)
+        {
+            return Err(CommitError::Bad(format!(
+                "chunk {h} is {len} bytes; chunks are 1 to {MAX_CHUNK_BYTES}"
+            )));
+        }
+        if chunks.iter().map(|(_, l)| l).sum::<u64>() != size {
+            return Err(CommitError::Bad(
+                "the chunks' lengths do not add up to the size".into(),
+            ));
+        }
+        let manifest = Manifest {
+            size,
+            chunks: chunks.iter().map(|(h, l)| (*h, *l as u32)).collect(),
+        };
+        let user = catalog::owner_of(key);
+        // From "these chunks are here" to the journal record: prune waits.
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        let known = {
+            let cat = self.read();
+            let mut missing: Vec<ContentHash> = Vec::new();
+            for (h, len) in &chunks {
+                let ok = cat
+                    .blob(h)
+                    .is_some_and(|b| !b.chunked && b.size == *len && b.held_by(user));
+                if !ok && !missing.contains(h) {
+                    missing.push(*h);
+                }
+            }
+            if !missing.is_empty() {
+                return Err(CommitError::ChunksMissing(missing));
+            }
+            cat.blob(&hash)
+                .map(|b| (b.chunked, b.held_by(user), b.size))
+        };
+        if known.is_some_and(|(_, _, s)| s != size) {
+            return Err(CommitError::Bad(format!(
+                "content {hash} is stored with another size"
+            )));
+        }
+        if self.chunks.unsynced.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.blobs.sync() {
+                self.chunks.unsynced.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+        let chunked = match known {
+            // The space holds this content already (as whole bytes or
+            // as chunks): the version just references it.
+            Some((chunked, true, _)) => chunked,
+            Some((true, false, _))
+                if self.blobs.read_manifest(&hash).ok().as_ref() == Some(&manifest) =>
+            {
+                true
+            }
+            other => {
+                self.verify_content(&hash, &manifest)?;
+                match other {
+                    Some((chunked, ..)) => chunked,
+                    None => {
+                        self.blobs.write_manifest(&hash, &manifest)?;
+                        true
+                    }
+                }
+            }
+        };
+        let mut journal = self.lock_journal();
+        Ok(self.record_locked(&mut journal, key, path, hash, size, mtime, chunked)?)
+    }
+
+    /// Reads `manifest`'s chunks in order and checks that they make the
+    /// content `hash`. If not, any chunk whose bytes are not its name (a
+    /// short write before a power cut) is removed and named missing, so
+    /// the client sends it again.
+    fn verify_content(&self, hash: &ContentHash, manifest: &Manifest) -> Result<(), CommitError> {
+        let mut reader = ChunkReader::new(
+            self.blobs.shelf(),
+            manifest.chunks.clone(),
+            0,
+            manifest.size,
+        );
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let whole = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break Some(hasher.finish()),
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some((actual, n)) = whole {
+            if actual == *hash && n == manifest.size {
+                return Ok(());
+            }
+        }
+        let mut bad = Vec::new();
+        for (h, len) in &manifest.chunks {
+            if bad.contains(h) {
+                continue;
+            }
+            let sound = self
+                .blobs
+                .verify(h, BlobForm::Hot, *len as u64)
+                .or_else(|_| self.blobs.verify(h, BlobForm::Packed, *len as u64))
+                .is_ok_and(|(actual, n)| actual == *h && n == *len as u64);
+            if !sound {
+                bad.push(*h);
+            }
+        }
+        if bad.is_empty() {
+            let actual =
+                whole.map_or_else(|| "a shorter content".to_string(), |(a, _)| a.to_string());
+            return Err(CommitError::Bad(format!(
+                "the chunks make {actual}, not {hash}"
+            )));
+        }
+        let mut cat = self.write();
+        for h in &bad {
+            warn!("chunk {h} on disk is not what it was sent as (cut short by a crash?); it is asked for again");
+            let _ = self.blobs.remove(h, BlobForm::Hot);
+            if let Some(b) = cat.blob_mut(h) {
+                b.form = BlobForm::Missing;
+            }
+        }
+        Err(CommitError::ChunksMissing(bad))
+    }
+
+    /// Opens `len` bytes from `start` of a content kept as chunks.
+    pub(super) fn open_chunked(
+        &self,
+        hash: &ContentHash,
+        start: u64,
+        len: u64,
+    ) -> Result<Box<dyn Read + Send>, StoreError> {
+        let manifest = match self.blobs.read_manifest(hash) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::BlobMissing),
+            Err(e) => return Err(e.into()),
+        };
+        let Some((first, at)) = manifest.locate(start) else {
+            return Ok(Box::new(io::empty()));
+        };
+        let mut reader = ChunkReader::new(self.blobs.shelf(), manifest.chunks, first, len);
+        reader.skip = start - at;
+        // The first chunk now, so a missing one is an error before any byte.
+        match reader.open_next() {
+            Ok(_) => Ok(Box::new(reader)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobMissing),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Reads chunks one after another, each opened when reached in whichever
+/// form it has then (hot, or packed from the frame holding the offset).
+struct ChunkReader {
+    shelf: Shelf,
+    chunks: Vec<(ContentHash, u32)>,
+    next: usize,
+    /// Bytes to leave out at the start of the next chunk opened.
+    skip: u64,
+    /// Bytes still to give.
+    left: u64,
+    current: Option<(Box<dyn Read + Send>, u64)>,
+}
+
+impl ChunkReader {
+    fn new(shelf: Shelf, chunks: Vec<(ContentHash, u32)>, first: usize, len: u64) -> ChunkReader {
+        ChunkReader {
+            shelf,
+            chunks,
+            next: first,
+            skip: 0,
+            left: len,
+            current: None,
+        }
+    }
+
+    fn open_next(&mut self) -> io::Result<bool> {
+        let Some((hash, len)) = self.chunks.get(self.next).copied() else {
+            return Ok(false);
+        };
+        self.next += 1;
+        let (skip, want) = (self.skip, (len as u64 - self.skip).min(self.left));
+        self.skip = 0;
+        // Packing publishes the new form before removing the old, and so
+        // does unpacking: one of a few tries finds it.
+        for form in [
+            BlobForm::Hot,
+            BlobForm::Packed,
+            BlobForm::Hot,
+            BlobForm::Packed,
+        ] {
+            match self.shelf.read(&hash, form, skip, want) {
+                Ok(r) => {
+                    self.current = Some((r, want));
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("chunk {hash} is missing from disk"),
+        ))
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.left == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            if self.current.is_none() && !self.open_next()? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the manifest ends before its size",
+                ));
+            }
+            let (r, want) = self.current.as_mut().expect("opened above");
+            let cap = buf.len().min(*want as usize);
+            let n = r.read(&mut buf[..cap])?;
+            if n == 0 {
+                if *want > 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "a chunk is shorter than its manifest says",
+                    ));
+                }
+                self.current = None;
+                continue;
+            }
+            *want -= n as u64;
+            self.left -= n as u64;
+            if *want == 0 {
+                self.current = None;
+            }
+            return Ok(n);
+        }
+    }
+}
