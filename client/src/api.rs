@@ -6,10 +6,12 @@
 // ureq's own error type is large; it is returned once per request.
 #![allow(clippy::result_large_err)]
 
+use nimbus_common::hash::ContentHash;
 use nimbus_common::paths::encode_segment;
 use nimbus_common::wire::{
-    ErrorBody, RecordRequest, StatusReport, UploadReply, UploadStart, UploadState,
-    ERR_CONTENT_UNKNOWN, HEADER_HASH, HEADER_MTIME,
+    ChunkQuery, ChunkQueryReply, ChunksMissing, ChunksStored, ErrorBody, ManifestCommit,
+    RecordRequest, StatusReport, UploadReply, CHUNKS_ROUTE, ERR_CHUNKS_MISSING,
+    ERR_CONTENT_UNKNOWN, HEADER_HASH, HEADER_MTIME, MANIFESTS_ROUTE,
 };
 use std::fs::File;
 use std::io::{self, Read};
@@ -34,6 +36,9 @@ pub enum ApiError {
     /// The server does not hold the content; the bytes must be sent.
     #[error("server does not hold this content")]
     ContentUnknown,
+    /// A manifest named chunks the server does not hold (for this user).
+    #[error("server lacks {} chunk(s) of this file", .0.len())]
+    ChunksMissing(Vec<ContentHash>),
     /// The server refused the device's token (401).
     #[error("{0}")]
     Unauthorized(String),
@@ -99,95 +104,63 @@ impl Api {
         parse(result)
     }
 
+    /// `{route}/{machine}`.
+    fn machine_url(&self, route: &str) -> String {
+        format!("{}{route}/{}", self.base, encode_segment(&self.client))
+    }
+
+    /// POSTs `body` (of `content_type`) and reads the JSON answer.
+    fn post<R: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<R, ApiError> {
+        let resp = check(honour_busy(|| {
+            self.authorized(self.agent.post(url))
+                .set("Content-Type", content_type)
+                .send_bytes(body)
+        }))?;
+        read_json::<R>(resp).map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
+    }
+
     /// Sends many small files in one request (`body` is the batch, see
     /// [`nimbus_common::wire::BatchEntry`]); the answer is one reply per
     /// file, in order, once all are durable. A 404 or 405 means a server
     /// from before batches.
     pub fn batch(&self, body: &[u8]) -> Result<Vec<UploadReply>, ApiError> {
+        let url = self.machine_url(nimbus_common::wire::BATCH_ROUTE);
+        self.post(&url, "application/octet-stream", body)
+    }
+
+    /// Which of `hashes` this user's space lacks. A 404 or 405 means a
+    /// server from before chunks.
+    pub fn missing_chunks(&self, hashes: &[ContentHash]) -> Result<Vec<ContentHash>, ApiError> {
+        let url = format!("{}/missing", self.machine_url(CHUNKS_ROUTE));
+        let body = serde_json::to_vec(&ChunkQuery {
+            hashes: hashes.to_vec(),
+        })
+        .expect("serialisable");
+        let reply: ChunkQueryReply = self.post(&url, "application/json", &body)?;
+        Ok(reply.missing)
+    }
+
+    /// Sends chunks (`body`: see [`nimbus_common::wire::ChunkEntry`]).
+    pub fn send_chunks(&self, body: &[u8]) -> Result<ChunksStored, ApiError> {
+        let url = self.machine_url(CHUNKS_ROUTE);
+        self.post(&url, "application/octet-stream", body)
+    }
+
+    /// Commits `rel` as a version made of chunks the server holds.
+    pub fn commit_manifest(&self, rel: &str, m: &ManifestCommit) -> Result<UploadReply, ApiError> {
         let url = format!(
-            "{}{}/{}",
+            "{}{MANIFESTS_ROUTE}/{}/{}",
             self.base,
-            nimbus_common::wire::BATCH_ROUTE,
-            nimbus_common::paths::encode_segment(&self.client)
+            encode_segment(&self.client),
+            nimbus_common::paths::encode_path(rel)
         );
-        let resp = check(honour_busy(|| {
-            self.authorized(self.agent.post(&url))
-                .set("Content-Type", "application/octet-stream")
-                .send_bytes(body)
-        }))?;
-        read_json::<Vec<UploadReply>>(resp)
-            .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
-    }
-
-    /// Starts a resumable upload (`POST /api/v1/uploads`).
-    pub fn upload_start(&self, start: &UploadStart) -> Result<UploadState, ApiError> {
-        let body = serde_json::to_string(start).expect("serialisable");
-        let url = format!("{}/api/v1/uploads", self.base);
-        let resp = check(honour_busy(|| {
-            self.authorized(self.agent.post(&url))
-                .set("Content-Type", "application/json")
-                .send_string(&body)
-        }))?;
-        read_upload_state(resp)
-    }
-
-    /// Where a resumable upload stands (`GET /api/v1/uploads/{id}`).
-    pub fn upload_state(&self, id: &str) -> Result<UploadState, ApiError> {
-        let resp = self.get(&format!("/api/v1/uploads/{}", encode_segment(id)))?;
-        read_upload_state(resp)
-    }
-
-    /// Drops a resumable upload (best effort: it expires on the server too).
-    pub fn upload_cancel(&self, id: &str) {
-        let url = format!("{}/api/v1/uploads/{}", self.base, encode_segment(id));
-        let _ = self.authorized(self.agent.delete(&url)).call();
-    }
-
-    /// Sends `len` bytes of `file` from `start` as one piece of upload `id`
-    /// (of `total` bytes); the answer comes once the piece is durable.
-    #[allow(clippy::too_many_arguments)]
-    pub fn upload_piece(
-        &self,
-        id: &str,
-        mut file: File,
-        start: u64,
-        len: u64,
-        total: u64,
-        stop: &Arc<AtomicBool>,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<UploadState, ApiError> {
-        use std::io::{Seek, SeekFrom};
-        file.seek(SeekFrom::Start(start)).map_err(ApiError::Local)?;
-        let failure = Arc::new(Mutex::new(None));
-        let reader = ExactReader {
-            inner: file.take(len),
-            remaining: len,
-            failure: failure.clone(),
-            stop: stop.clone(),
-            progress,
-        };
-        let range = if len == 0 {
-            format!("bytes */{total}")
-        } else {
-            format!("bytes {start}-{}/{total}", start + len - 1)
-        };
-        let url = format!("{}/api/v1/uploads/{}", self.base, encode_segment(id));
-        let result = self
-            .authorized(self.agent.put(&url))
-            .set("Content-Range", &range)
-            .set("Content-Length", &len.to_string())
-            .set("Content-Type", "application/octet-stream")
-            .send(reader);
-        if let Some(f) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(f);
-        }
-        match check(result) {
-            Ok(resp) => read_upload_state(resp),
-            Err(ApiError::Refused { code, .. }) if code == "hash_mismatch" => {
-                Err(ApiError::Changed)
-            }
-            Err(e) => Err(e),
-        }
+        let body = serde_json::to_vec(m).expect("serialisable");
+        self.post(&url, "application/json", &body)
     }
 
     /// Tells the server the file was deleted here (its versions stay). A
@@ -316,11 +289,6 @@ pub fn honour_busy(
     }
 }
 
-fn read_upload_state(resp: ureq::Response) -> Result<UploadState, ApiError> {
-    read_json::<UploadState>(resp)
-        .map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
-}
-
 fn parse(result: Result<ureq::Response, ureq::Error>) -> Result<UploadReply, ApiError> {
     let resp = check(result)?;
     read_json::<UploadReply>(resp)
@@ -332,7 +300,17 @@ pub fn check(result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Respon
     match result {
         Ok(resp) => Ok(resp),
         Err(ureq::Error::Status(status, resp)) => {
-            let body: Option<ErrorBody> = read_json(resp).ok();
+            let body: Option<serde_json::Value> = read_json(resp).ok();
+            if status == 409 {
+                if let Some(m) = body
+                    .clone()
+                    .and_then(|b| serde_json::from_value::<ChunksMissing>(b).ok())
+                    .filter(|m| m.error == ERR_CHUNKS_MISSING)
+                {
+                    return Err(ApiError::ChunksMissing(m.missing));
+                }
+            }
+            let body: Option<ErrorBody> = body.and_then(|b| serde_json::from_value(b).ok());
             let (code, message) = match &body {
                 Some(b) => (b.error.clone(), b.message.clone()),
                 None => (String::new(), format!("HTTP {status}")),

@@ -5,12 +5,15 @@
 
 use crate::api::{Api, ApiError};
 use crate::scan::{self, Found, Skipped};
-use crate::state::{Entry, Partial, State};
+use crate::state::{Entry, State};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use log::{info, warn};
 use nimbus_common::hash::ContentHash;
-use nimbus_common::wire::{BatchEntry, RecordRequest, UploadStart};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use nimbus_common::hash::Hasher;
+use nimbus_common::wire::{
+    BatchEntry, ChunkEntry, ManifestCommit, RecordRequest, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN,
+};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -22,12 +25,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// server already holds is not sent again. Smaller ones cost less to send
 /// than a round trip.
 const RECORD_FIRST_BYTES: u64 = 64 * 1024;
-/// Files this large go up in pieces (a resumable upload), so a pass cut
-/// short continues them where the server stands ...
-const RESUMABLE_BYTES: u64 = 64 << 20;
-/// ... in pieces of this many bytes, each durable on the server before the
-/// next.
-const PIECE_BYTES: u64 = 32 << 20;
+/// Files this large are cut into content-defined chunks, and only the
+/// chunks the server lacks are sent: an edit costs about the chunks it
+/// touches, and a pass cut short resumes from the chunks already there ...
+const CHUNKED_BYTES: u64 = 2 << 20;
+/// ... asked about and sent in groups of about this many bytes (what one
+/// file's upload holds in memory).
+const GROUP_BYTES: usize = 8 << 20;
 /// Smaller files travel in batches (read whole, sent many per request, made
 /// durable together on the server): at most this many files ...
 const BATCH_FILES: usize = 256;
@@ -239,10 +243,6 @@ impl Backup {
         self.first_seen
             .retain(|rel, _| changed.contains(rel.as_str()));
         self.refused.retain(|rel, _| changed.contains(rel.as_str()));
-        // Uploads in pieces of files that are gone or backed up meanwhile.
-        self.state
-            .partial
-            .retain(|rel, _| changed.contains(rel.as_str()));
         let mut jobs = Vec::new();
         for f in todo {
             if let Some((size, mtime_ns, why)) = self.refused.get(&f.rel) {
@@ -277,14 +277,12 @@ impl Backup {
         let jobs = into_jobs(jobs);
         let queue = Mutex::new(jobs.into_iter());
         let abort = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let (tx, rx) = mpsc::channel::<(Found, Result<Done, FileError>)>();
         let mut last_save = Instant::now();
-        let partials = self.state.partial.clone();
         let worker = Worker {
             api: &self.api,
             stop: &self.stop,
             abort: &abort,
-            partials: &partials,
         };
         std::thread::scope(|scope| {
             for _ in 0..self.jobs {
@@ -294,13 +292,10 @@ impl Backup {
                         break;
                     }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let started = |rel: &str, p: Partial| {
-                        let _ = tx.send(Msg::Started(rel.to_string(), p));
-                    };
                     let results = match next {
                         None => break,
                         Some(Job::One(f, prior)) => {
-                            let result = worker.back_up(&f, prior, bar, &started);
+                            let result = worker.back_up(&f, prior, bar);
                             vec![(f, result)]
                         }
                         Some(Job::Batch(files)) => worker.back_up_batch(files, bar),
@@ -312,25 +307,14 @@ impl Backup {
                         ) {
                             worker.abort.store(true, Ordering::SeqCst);
                         }
-                        if tx.send(Msg::Done(f, result)).is_err() {
+                        if tx.send((f, result)).is_err() {
                             return;
                         }
                     }
                 });
             }
             drop(tx);
-            for msg in rx {
-                let (f, result) = match msg {
-                    Msg::Done(f, result) => (f, result),
-                    Msg::Started(rel, p) => {
-                        // Saved at once: a pass killed from here on resumes it.
-                        self.state.partial.insert(rel, p);
-                        if let Err(e) = self.state.save(&self.state_path) {
-                            warn!("{e}; a large upload cut short will start over");
-                        }
-                        continue;
-                    }
-                };
+            for (f, result) in rx {
                 dirty |= acknowledge(&mut self.state, &mut self.refused, f, result, sum);
                 if dirty && last_save.elapsed() >= SAVE_EVERY {
                     if let Err(e) = self.state.save(&self.state_path) {
@@ -386,9 +370,6 @@ fn acknowledge(
     result: Result<Done, FileError>,
     sum: &mut Summary,
 ) -> bool {
-    if matches!(result, Ok(Done::Sent { .. } | Done::SameContent(_))) {
-        state.partial.remove(&f.rel);
-    }
     match result {
         Ok(Done::Sent { entry, new_version }) => {
             if new_version {
@@ -438,15 +419,6 @@ struct Worker<'a> {
     stop: &'a Arc<AtomicBool>,
     /// Set when the server is unreachable: no new files are started.
     abort: &'a AtomicBool,
-    /// Resumable uploads under way, as the state had them at the pass's start.
-    partials: &'a BTreeMap<String, Partial>,
-}
-
-/// What a worker tells the pass: a file's outcome, or that a resumable
-/// upload started (to be saved in the state at once).
-enum Msg {
-    Done(Found, Result<Done, FileError>),
-    Started(String, Partial),
 }
 
 impl Worker<'_> {
@@ -458,8 +430,18 @@ impl Worker<'_> {
         f: &Found,
         prior: Option<ContentHash>,
         bar: &ProgressBar,
-        started: &dyn Fn(&str, Partial),
     ) -> Result<Done, FileError> {
+        if f.size >= CHUNKED_BYTES {
+            match self.back_up_chunked(f, prior, bar) {
+                // A server from before chunks: the whole file, as before.
+                Err(ApiError::Refused {
+                    status: 404 | 405, ..
+                }) => {}
+                Ok(done) => return Ok(done),
+                Err(ApiError::Changed) => return Ok(Done::Changed),
+                Err(e) => return Err(classify(e)),
+            }
+        }
         let file = File::open(&f.path).map_err(|e| FileError::File(e.to_string()))?;
         let (hash, size) =
             ContentHash::of_reader(&file).map_err(|e| FileError::File(e.to_string()))?;
@@ -494,17 +476,6 @@ impl Worker<'_> {
                 Err(e) => return Err(classify(e)),
             }
         }
-        if size >= RESUMABLE_BYTES {
-            match self.back_up_in_pieces(f, &version, bar, started) {
-                // A server from before hashes in resumable uploads refuses
-                // the field: one request, as before.
-                Err(ApiError::Refused { code, .. })
-                    if code == "bad_json" || code == "too_many_uploads" => {}
-                Ok(new_version) => return Ok(Done::Sent { entry, new_version }),
-                Err(ApiError::Changed) => return Ok(Done::Changed),
-                Err(e) => return Err(classify(e)),
-            }
-        }
         let result = self.with_retries(|api| {
             let file = File::open(&f.path).map_err(ApiError::Local)?;
             let inc = |n: u64| bar.inc(n);
@@ -520,78 +491,155 @@ impl Worker<'_> {
         }
     }
 
-    /// Sends a large file in pieces through a resumable upload that names
-    /// its hash (the server refuses the finished file unless it matches),
-    /// continuing the one under way for this content if there is one.
-    /// Ok(whether it made a new version).
-    fn back_up_in_pieces(
+    /// Backs up a large file as content-defined chunks: read once, cut
+    /// with FastCDC and hashed (each chunk, and the whole) as it goes;
+    /// every group of chunks is asked about and only those the server lacks
+    /// are sent; then the version is committed as the list of its chunks.
+    /// A commit told of chunks missing (pruned meanwhile, or cut short on
+    /// the server by a power cut) sends those and commits again.
+    fn back_up_chunked(
         &self,
         f: &Found,
-        version: &RecordRequest,
+        prior: Option<ContentHash>,
         bar: &ProgressBar,
-        started: &dyn Fn(&str, Partial),
-    ) -> Result<bool, ApiError> {
-        let RecordRequest { hash, size, mtime } = *version;
-        let under_way = self.partials.get(&f.rel);
-        let resumed = under_way
-            .filter(|p| p.hash == hash && p.size == size)
-            .and_then(|p| self.with_retries(|api| api.upload_state(&p.id)).ok())
-            .filter(|s| s.result.is_none() && s.size == size);
-        let mut state = match resumed {
-            Some(s) => {
-                info!("{}: resuming at {} of {size} bytes", f.rel, s.offset);
-                s
+    ) -> Result<Done, ApiError> {
+        let file = File::open(&f.path).map_err(ApiError::Local)?;
+        let mut whole = Hasher::new();
+        let mut chunks: Vec<(ContentHash, u64)> = Vec::new();
+        let mut group: Vec<(ContentHash, Vec<u8>)> = Vec::new();
+        let mut group_bytes = 0;
+        let cdc = fastcdc::v2020::StreamCDC::new(
+            file,
+            CHUNK_MIN as usize,
+            CHUNK_AVG as usize,
+            CHUNK_MAX as usize,
+        );
+        for c in cdc {
+            let c = c.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(e) => ApiError::Local(e),
+                other => ApiError::Local(io::Error::other(other.to_string())),
+            })?;
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(ApiError::Stopped);
             }
-            None => {
-                if let Some(old) = under_way {
-                    self.api.upload_cancel(&old.id);
-                }
-                let start = UploadStart {
-                    machine: self.api.machine().to_string(),
-                    path: f.rel.clone(),
-                    size,
-                    mtime: Some(mtime),
-                    hash: Some(hash),
-                };
-                let s = self.with_retries(|api| api.upload_start(&start))?;
-                started(
-                    &f.rel,
-                    Partial {
-                        id: s.id.clone(),
-                        size,
-                        hash,
-                    },
-                );
-                s
+            whole.update(&c.data);
+            let h = ContentHash::of_bytes(&c.data);
+            chunks.push((h, c.length as u64));
+            group_bytes += c.length;
+            group.push((h, c.data));
+            if group_bytes >= GROUP_BYTES {
+                self.send_missing(std::mem::take(&mut group), bar)?;
+                group_bytes = 0;
             }
+        }
+        self.send_missing(group, bar)?;
+        let (hash, size) = whole.finish();
+        if !unchanged_since(&f.path, f) || size != f.size {
+            return Err(ApiError::Changed);
+        }
+        let entry = Entry {
+            size,
+            mtime_ns: f.mtime_ns,
+            hash,
         };
-        bar.inc(state.offset);
+        if prior == Some(hash) {
+            return Ok(Done::SameContent(entry));
+        }
+        let commit = ManifestCommit {
+            hash,
+            size,
+            mtime: wire_mtime(f.mtime_ns),
+            chunks,
+        };
+        let mut attempts = 0;
         loop {
-            if let Some(reply) = &state.result {
-                return Ok(reply.new_version);
-            }
-            if !unchanged_since(&f.path, f) {
-                return Err(ApiError::Changed);
-            }
-            let (offset, id) = (state.offset, state.id.clone());
-            let len = PIECE_BYTES.min(size - offset);
-            let inc = |n: u64| bar.inc(n);
-            state = match self.with_retries(|api| {
-                let file = File::open(&f.path).map_err(ApiError::Local)?;
-                api.upload_piece(&id, file, offset, len, size, self.stop, &inc)
-            }) {
-                Ok(s) => s,
-                // The server stands elsewhere (a piece it kept though its
-                // answer was lost): ask where, and go on from there.
-                Err(ApiError::Refused { status: 409, .. }) => {
-                    if sleep_unless_stopped(Duration::from_millis(500), self.stop) {
-                        return Err(ApiError::Stopped);
-                    }
-                    self.with_retries(|api| api.upload_state(&id))?
+            match self.with_retries(|api| api.commit_manifest(&f.rel, &commit)) {
+                Ok(reply) => {
+                    return Ok(Done::Sent {
+                        entry,
+                        new_version: reply.new_version,
+                    })
+                }
+                Err(ApiError::ChunksMissing(missing)) if attempts < 2 => {
+                    attempts += 1;
+                    warn!(
+                        "{}: the server asks again for {} chunk(s)",
+                        f.rel,
+                        missing.len()
+                    );
+                    self.resend(f, &commit.chunks, &missing)?;
                 }
                 Err(e) => return Err(e),
-            };
+            }
         }
+    }
+
+    /// Asks which chunks of `group` the server lacks, and sends those.
+    fn send_missing(
+        &self,
+        group: Vec<(ContentHash, Vec<u8>)>,
+        bar: &ProgressBar,
+    ) -> Result<(), ApiError> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let mut asked: Vec<ContentHash> = group.iter().map(|(h, _)| *h).collect();
+        asked.sort();
+        asked.dedup();
+        let missing: HashSet<ContentHash> = self
+            .with_retries(|api| api.missing_chunks(&asked))?
+            .into_iter()
+            .collect();
+        let bytes: u64 = group.iter().map(|(_, d)| d.len() as u64).sum();
+        let mut body = Vec::new();
+        let mut sent = HashSet::new();
+        for (h, data) in &group {
+            if missing.contains(h) && sent.insert(*h) {
+                chunk_entry(&mut body, h, data);
+            }
+        }
+        if !body.is_empty() {
+            self.with_retries(|api| api.send_chunks(&body))?;
+        }
+        bar.inc(bytes);
+        Ok(())
+    }
+
+    /// Sends the chunks `missing` of `f` again, read back from the file at
+    /// their offsets; a chunk that no longer reads the same means the file
+    /// changed.
+    fn resend(
+        &self,
+        f: &Found,
+        chunks: &[(ContentHash, u64)],
+        missing: &[ContentHash],
+    ) -> Result<(), ApiError> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(&f.path).map_err(ApiError::Local)?;
+        let mut body = Vec::new();
+        let mut offset = 0;
+        let mut sent = HashSet::new();
+        for (h, len) in chunks {
+            if missing.contains(h) && sent.insert(*h) {
+                let mut data = vec![0u8; *len as usize];
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(ApiError::Local)?;
+                file.read_exact(&mut data).map_err(ApiError::Local)?;
+                if ContentHash::of_bytes(&data) != *h {
+                    return Err(ApiError::Changed);
+                }
+                chunk_entry(&mut body, h, &data);
+                if body.len() >= GROUP_BYTES {
+                    self.with_retries(|api| api.send_chunks(&body))?;
+                    body.clear();
+                }
+            }
+            offset += len;
+        }
+        if !body.is_empty() {
+            self.with_retries(|api| api.send_chunks(&body))?;
+        }
+        Ok(())
     }
 
     /// Backs up small files in one request: each read whole and hashed (the
@@ -674,7 +722,7 @@ impl Worker<'_> {
             Err(ApiError::Refused { .. }) => {
                 for (f, prior, _) in sent {
                     // Small files never go up in pieces.
-                    let result = self.back_up(&f, prior, bar, &|_, _| {});
+                    let result = self.back_up(&f, prior, bar);
                     done.push((f, result));
                 }
             }
@@ -711,6 +759,17 @@ impl Worker<'_> {
             }
         }
     }
+}
+
+/// Appends one chunk to a chunk upload's body: its header line, its bytes.
+fn chunk_entry(body: &mut Vec<u8>, hash: &ContentHash, data: &[u8]) {
+    let header = ChunkEntry {
+        hash: *hash,
+        size: data.len() as u64,
+    };
+    serde_json::to_writer(&mut *body, &header).expect("serialisable");
+    body.push(b'\n');
+    body.extend_from_slice(data);
 }
 
 /// What a worker takes from the queue: one file, or a batch of small ones.
@@ -787,6 +846,10 @@ fn classify(e: ApiError) -> FileError {
         ApiError::ContentUnknown => {
             FileError::File("server lost track of content it just reported".into())
         }
+        ApiError::ChunksMissing(m) => FileError::File(format!(
+            "the server still lacks {} chunk(s) after they were sent again",
+            m.len()
+        )),
         ApiError::Changed => FileError::File("changed while being sent".into()),
         ApiError::Stopped => FileError::Stopped,
         ApiError::Unauthorized(w) => FileError::Auth(crate::ClientError::LoggedOut(w)),

@@ -32,21 +32,8 @@ pub struct State {
     pub dir: String,
     pub client: String,
     pub files: BTreeMap<String, Entry>,
-    /// Large files going up in pieces (resumable uploads): after a kill, the
-    /// next pass continues each from where the server stands, if the file
-    /// still has this content.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub partial: BTreeMap<String, Partial>,
-}
-
-/// A resumable upload under way for one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Partial {
-    /// The server's upload id.
-    pub id: String,
-    pub size: u64,
-    /// The content being sent: a file whose content changed starts over.
-    pub hash: ContentHash,
+    // A `partial` map of resumable uploads (written by 0.1 clients before
+    // chunks) is ignored: chunks already on the server are never resent.
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +52,6 @@ impl State {
             dir: dir.to_string(),
             client: client.to_string(),
             files: BTreeMap::new(),
-            partial: BTreeMap::new(),
         }
     }
 
