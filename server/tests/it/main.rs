@@ -14,6 +14,7 @@ mod bad_input;
 mod batch;
 mod browser;
 mod chromium;
+mod chunks;
 mod client_edges;
 mod crash;
 mod curl;
