@@ -504,35 +504,31 @@ impl Worker<'_> {
         bar: &ProgressBar,
     ) -> Result<Done, ApiError> {
         let file = File::open(&f.path).map_err(ApiError::Local)?;
-        let mut whole = Hasher::new();
-        let mut chunks: Vec<(ContentHash, u64)> = Vec::new();
-        let mut group: Vec<(ContentHash, Vec<u8>)> = Vec::new();
-        let mut group_bytes = 0;
-        let cdc = fastcdc::v2020::StreamCDC::new(
-            file,
-            CHUNK_MIN as usize,
-            CHUNK_AVG as usize,
-            CHUNK_MAX as usize,
-        );
-        for c in cdc {
-            let c = c.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(e) => ApiError::Local(e),
-                other => ApiError::Local(io::Error::other(other.to_string())),
-            })?;
-            if self.stop.load(Ordering::SeqCst) {
-                return Err(ApiError::Stopped);
-            }
-            whole.update(&c.data);
-            let h = ContentHash::of_bytes(&c.data);
-            chunks.push((h, c.length as u64));
-            group_bytes += c.length;
-            group.push((h, c.data));
-            if group_bytes >= GROUP_BYTES {
-                self.send_missing(std::mem::take(&mut group), bar)?;
-                group_bytes = 0;
-            }
-        }
-        self.send_missing(group, bar)?;
+        // Cutting and hashing the whole here; hashing each chunk, asking
+        // and sending on a second thread: the next group is cut while the
+        // last one travels, and the two hashes share the two cores.
+        let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(1);
+        let (read, sent) = std::thread::scope(|scope| {
+            let sender = scope.spawn(move || -> Result<Vec<(ContentHash, u64)>, ApiError> {
+                let mut chunks = Vec::new();
+                for group in rx {
+                    let group: Vec<(ContentHash, Vec<u8>)> = group
+                        .into_iter()
+                        .map(|data| (ContentHash::of_bytes(&data), data))
+                        .collect();
+                    chunks.extend(group.iter().map(|(h, d)| (*h, d.len() as u64)));
+                    self.send_missing(group, bar)?;
+                }
+                Ok(chunks)
+            });
+            let read = self.cut(file, tx);
+            let sent = sender
+                .join()
+                .unwrap_or_else(|_| Err(ApiError::Local(io::Error::other("sender panicked"))));
+            (read, sent)
+        });
+        let chunks = sent?;
+        let whole = read?;
         let (hash, size) = whole.finish();
         if !unchanged_since(&f.path, f) || size != f.size {
             return Err(ApiError::Changed);
@@ -572,6 +568,42 @@ impl Worker<'_> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Cuts `file` into chunks, hashing the whole, and hands them on in
+    /// groups of about `GROUP_BYTES`; the whole's hasher when done (or when
+    /// the other side stopped taking them).
+    fn cut(&self, file: File, groups: mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<Hasher, ApiError> {
+        let mut whole = Hasher::new();
+        let mut group: Vec<Vec<u8>> = Vec::new();
+        let mut group_bytes = 0;
+        let cdc = fastcdc::v2020::StreamCDC::new(
+            file,
+            CHUNK_MIN as usize,
+            CHUNK_AVG as usize,
+            CHUNK_MAX as usize,
+        );
+        for c in cdc {
+            let c = c.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(e) => ApiError::Local(e),
+                other => ApiError::Local(io::Error::other(other.to_string())),
+            })?;
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(ApiError::Stopped);
+            }
+            whole.update(&c.data);
+            group_bytes += c.length;
+            group.push(c.data);
+            if group_bytes >= GROUP_BYTES {
+                if groups.send(std::mem::take(&mut group)).is_err() {
+                    // The sender failed; its error is the one to report.
+                    return Ok(whole);
+                }
+                group_bytes = 0;
+            }
+        }
+        let _ = groups.send(group);
+        Ok(whole)
     }
 
     /// Asks which chunks of `group` the server lacks, and sends those.
