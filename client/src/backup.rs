@@ -28,7 +28,7 @@ const RECORD_FIRST_BYTES: u64 = 64 * 1024;
 /// Files this large are cut into content-defined chunks, and only the
 /// chunks the server lacks are sent: an edit costs about the chunks it
 /// touches, and a pass cut short resumes from the chunks already there ...
-const CHUNKED_BYTES: u64 = 2 << 20;
+const CHUNKED_BYTES: u64 = nimbus_common::wire::CHUNKED_FILE_BYTES;
 /// ... asked about and sent in groups of about this many bytes (what one
 /// file's upload holds in memory).
 const GROUP_BYTES: usize = 8 << 20;

@@ -228,6 +228,10 @@ pub const CHUNKS_ROUTE: &str = "/api/v1/chunks";
 /// chunks the server holds.
 pub const MANIFESTS_ROUTE: &str = "/api/v1/manifests";
 
+/// Files this large are kept as chunks: the client sends them so, and the
+/// server cuts whole uploads of them (a `PUT`, a browser upload) the same.
+pub const CHUNKED_FILE_BYTES: u64 = 2 << 20;
+
 /// Content-defined chunking, FastCDC (2020) over the file's bytes: no chunk
 /// is shorter than this (but a file's last one)...
 pub const CHUNK_MIN: u32 = 256 * 1024;

@@ -48,6 +48,13 @@ pub struct Staged {
     pub form: BlobForm,
 }
 
+impl Staged {
+    /// The staging file, to read it back.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// What packing a blob produced.
 pub enum PackOutcome {
     Packed(Staged),

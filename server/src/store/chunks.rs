@@ -266,6 +266,84 @@ impl DataManager {
         Err(CommitError::ChunksMissing(bad))
     }
 
+    /// Keeps a whole upload (a `PUT`, a finished browser upload) as chunks,
+    /// cut as the client cuts them, so that versions sent either way share
+    /// them; the chunks are held by the uploader. Its bytes were verified
+    /// against its hash as they arrived, and the chunks are cut from those
+    /// bytes, so they make that content by construction. The caller holds
+    /// `gc` shared.
+    pub(super) fn commit_as_chunks(
+        &self,
+        key: &str,
+        path: &str,
+        mtime: i64,
+        staged: Staged,
+    ) -> Result<Recorded, StoreError> {
+        let result = self.cut_staged(&staged);
+        let (hash, size) = (staged.hash, staged.size);
+        self.blobs.discard(staged);
+        let chunks = result?;
+        let mut journal = self.lock_journal();
+        let rec = Record::Chunks {
+            user: catalog::owner_of(key).to_string(),
+            chunks: chunks.clone(),
+            at: unix_now(),
+        };
+        self.commit(&mut journal, rec, false)?;
+        // One chunk is the whole content, a blob of its own.
+        let chunked = chunks.len() > 1;
+        self.record_locked(&mut journal, key, path, hash, size, mtime, chunked)
+    }
+
+    /// Cuts a staged file into chunks, stores the new ones and the manifest
+    /// durably; the chunk list.
+    fn cut_staged(&self, staged: &Staged) -> Result<Vec<(ContentHash, u64)>, StoreError> {
+        let file = std::fs::File::open(staged.path())?;
+        let cdc = fastcdc::v2020::StreamCDC::new(
+            io::BufReader::with_capacity(1 << 20, file),
+            nimbus_common::wire::CHUNK_MIN as usize,
+            nimbus_common::wire::CHUNK_AVG as usize,
+            CHUNK_MAX as usize,
+        );
+        let mut chunks = Vec::new();
+        let mut fresh: Vec<Staged> = Vec::new();
+        let mut new_hashes = std::collections::HashSet::new();
+        for c in cdc {
+            let c = c.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(e) => StoreError::Io(e),
+                other => StoreError::Io(io::Error::other(other.to_string())),
+            })?;
+            let h = ContentHash::of_bytes(&c.data);
+            chunks.push((h, c.length as u64));
+            let held = self
+                .read()
+                .blob(&h)
+                .is_some_and(|b| !b.chunked && b.form != BlobForm::Missing);
+            if !held && new_hashes.insert(h) {
+                let s = self.blobs.stage_unsynced(
+                    &mut &c.data[..],
+                    &h,
+                    Some(c.length as u64),
+                    MAX_CHUNK_BYTES,
+                )?;
+                fresh.push(s);
+            }
+            if fresh.len() >= 64 {
+                self.blobs.publish_unsynced(std::mem::take(&mut fresh))?;
+            }
+        }
+        self.blobs.publish_unsynced(fresh)?;
+        self.blobs.sync()?;
+        let manifest = Manifest {
+            size: staged.size,
+            chunks: chunks.iter().map(|(h, l)| (*h, *l as u32)).collect(),
+        };
+        if chunks.len() > 1 {
+            self.blobs.write_manifest(&staged.hash, &manifest)?;
+        }
+        Ok(chunks)
+    }
+
     /// Opens `len` bytes from `start` of a content kept as chunks.
     pub(super) fn open_chunked(
         &self,

@@ -50,6 +50,9 @@ impl DataManager {
         let (hash, size) = (staged.hash, staged.size);
         let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
         let form = self.read().blob(&hash).map(|b| b.form);
+        if form.is_none() && size >= nimbus_common::wire::CHUNKED_FILE_BYTES {
+            return self.commit_as_chunks(key, path, mtime, staged);
+        }
         match form {
             Some(BlobForm::Hot | BlobForm::Packed) => self.blobs.discard(staged),
             _ => {

@@ -480,3 +480,37 @@ fn prune_sweeps_chunks_no_manifest_names_and_survives_kill_9() {
     assert_eq!(server.file("pc", "vm.img").unwrap()["versions"], 1);
     assert!(download(&server, "/download/pc/vm.img") == data);
 }
+
+/// A whole upload (`PUT`, as curl or a script sends it) of a large file is
+/// kept as chunks cut as the client cuts them: it reads back whole and by
+/// Range, and a later backup of an edited copy by the client sends only the
+/// chunks that changed.
+#[test]
+fn a_whole_put_is_kept_as_chunks_that_later_client_backups_share() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = noise(20 * MIB, 31);
+    let r = put_file(server.port, "pc", "disk.img", &data);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(server
+        .blob_files()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "manifest")));
+    assert!(download(&server, "/download/pc/disk.img") == data);
+    check_ranges(&server, "/download/pc/disk.img", &data);
+    data[10 * MIB..10 * MIB + 100].copy_from_slice(&noise(100, 32));
+    let src = tmp.path().join("src");
+    write(&src, "disk.img", &data);
+    let before = server.chunk_bytes();
+    assert_ok(&client_once(
+        &server.url(),
+        &src,
+        "pc",
+        &tmp.path().join("state.json"),
+        &[],
+    ));
+    let sent = (server.chunk_bytes() - before) as usize;
+    assert!(sent <= 9 * MIB, "the client sent {sent} bytes");
+    assert_eq!(server.file("pc", "disk.img").unwrap()["versions"], 2);
+    assert!(download(&server, "/download/pc/disk.img") == data);
+}
