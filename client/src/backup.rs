@@ -10,9 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use log::{info, warn};
 use nimbus_common::hash::ContentHash;
 use nimbus_common::hash::Hasher;
-use nimbus_common::wire::{
-    BatchEntry, ChunkEntry, ManifestCommit, RecordRequest, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN,
-};
+use nimbus_common::wire::{BatchEntry, ChunkEntry, ManifestCommit, RecordRequest};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -577,23 +575,14 @@ impl Worker<'_> {
         let mut whole = Hasher::new();
         let mut group: Vec<Vec<u8>> = Vec::new();
         let mut group_bytes = 0;
-        let cdc = fastcdc::v2020::StreamCDC::new(
-            file,
-            CHUNK_MIN as usize,
-            CHUNK_AVG as usize,
-            CHUNK_MAX as usize,
-        );
-        for c in cdc {
-            let c = c.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(e) => ApiError::Local(e),
-                other => ApiError::Local(io::Error::other(other.to_string())),
-            })?;
+        for data in nimbus_common::chunking::chunks(file) {
+            let data = data.map_err(ApiError::Local)?;
             if self.stop.load(Ordering::SeqCst) {
                 return Err(ApiError::Stopped);
             }
-            whole.update(&c.data);
-            group_bytes += c.length;
-            group.push(c.data);
+            whole.update(&data);
+            group_bytes += data.len();
+            group.push(data);
             if group_bytes >= GROUP_BYTES {
                 if groups.send(std::mem::take(&mut group)).is_err() {
                     // The sender failed; its error is the one to report.

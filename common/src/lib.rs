@@ -5,6 +5,7 @@
 //!   path the client sends is a path the server accepts.
 //! - [`localpath`]: local paths on each platform (Windows and Unix rules,
 //!   testable on any host) to and from the protocol's `/`-separated paths.
+//! - [`chunking`]: how a file is cut into content-defined chunks.
 //! - [`hash`]: content hashing (BLAKE3, lowercase hex), the identity of a blob.
 //! - [`wire`]: the JSON bodies and header names of the HTTP protocol
 //!   (`docs/PROTOCOL.md`).
@@ -13,6 +14,7 @@
 //! - [`time`]: unix seconds as RFC 3339 UTC, and the times users type.
 //! - [`logger`]: the `log` facade's stderr logger both programs install.
 
+pub mod chunking;
 pub mod durable;
 pub mod hash;
 pub mod localpath;

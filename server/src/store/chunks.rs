@@ -299,31 +299,23 @@ impl DataManager {
     /// durably; the chunk list.
     fn cut_staged(&self, staged: &Staged) -> Result<Vec<(ContentHash, u64)>, StoreError> {
         let file = std::fs::File::open(staged.path())?;
-        let cdc = fastcdc::v2020::StreamCDC::new(
-            io::BufReader::with_capacity(1 << 20, file),
-            nimbus_common::wire::CHUNK_MIN as usize,
-            nimbus_common::wire::CHUNK_AVG as usize,
-            CHUNK_MAX as usize,
-        );
+        let file = io::BufReader::with_capacity(1 << 20, file);
         let mut chunks = Vec::new();
         let mut fresh: Vec<Staged> = Vec::new();
         let mut new_hashes = std::collections::HashSet::new();
-        for c in cdc {
-            let c = c.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(e) => StoreError::Io(e),
-                other => StoreError::Io(io::Error::other(other.to_string())),
-            })?;
-            let h = ContentHash::of_bytes(&c.data);
-            chunks.push((h, c.length as u64));
+        for data in nimbus_common::chunking::chunks(file) {
+            let data = data?;
+            let h = ContentHash::of_bytes(&data);
+            chunks.push((h, data.len() as u64));
             let held = self
                 .read()
                 .blob(&h)
                 .is_some_and(|b| !b.chunked && b.form != BlobForm::Missing);
             if !held && new_hashes.insert(h) {
                 let s = self.blobs.stage_unsynced(
-                    &mut &c.data[..],
+                    &mut &data[..],
                     &h,
-                    Some(c.length as u64),
+                    Some(data.len() as u64),
                     MAX_CHUNK_BYTES,
                 )?;
                 fresh.push(s);
