@@ -248,6 +248,14 @@ mod tests {
             }
             // A leftover staging file.
             std::fs::write(dir.path().join("tmp/upload-1-1.nimbus-tmp"), b"x").unwrap();
+            // A manifest published for a commit whose version record never
+            // made it (crash between the two).
+            let m = manifest::Manifest {
+                size: 6,
+                chunks: vec![(oh, 6)],
+            };
+            let other = ContentHash::of_bytes(b"never recorded");
+            dm.blobs.write_manifest(&other, &m).unwrap();
         }
         let dm = DataManager::open(dir.path()).unwrap();
         assert_eq!(walk_count(&dir.path().join("blobs")), 1);
