@@ -33,11 +33,11 @@ fn post_batch(server: &Server, machine: &str, body: &[u8]) -> Resp {
 }
 
 #[test]
-fn thousands_of_small_files_go_up_in_batches_and_download_byte_for_byte() {
+fn ten_thousand_small_files_go_up_in_batches_and_download_byte_for_byte() {
     let server = Server::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let n = 2_000;
+    let n = 10_000;
     for i in 0..n {
         write(
             &src,
