@@ -48,8 +48,16 @@ pub struct ChunkCounters {
     /// Bytes of verified chunks received, whether or not they were new.
     pub bytes: std::sync::atomic::AtomicU64,
     pub chunks: std::sync::atomic::AtomicU64,
-    /// Chunks renamed into place since the last sync.
-    pub(super) unsynced: AtomicBool,
+    /// Chunks were renamed into place since the last sync. Set after their
+    /// renames; a commit holds it while it syncs, so a commit that finds it
+    /// clear knows every chunk renamed before is durable.
+    pub(super) unsynced: std::sync::Mutex<bool>,
+}
+
+impl ChunkCounters {
+    fn unsynced_flag(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.unsynced.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl DataManager {
@@ -104,8 +112,8 @@ impl DataManager {
             }
         }
         if !fresh.is_empty() {
-            self.chunks.unsynced.store(true, Ordering::SeqCst);
             self.blobs.publish_unsynced(fresh)?;
+            *self.chunks.unsynced_flag() = true;
         }
         let mut journal = self.lock_journal();
         let rec = Record::Chunks {
@@ -177,10 +185,11 @@ impl DataManager {
                 "content {hash} is stored with another size"
             )));
         }
-        if self.chunks.unsynced.swap(false, Ordering::SeqCst) {
-            if let Err(e) = self.blobs.sync() {
-                self.chunks.unsynced.store(true, Ordering::SeqCst);
-                return Err(e.into());
+        {
+            let mut unsynced = self.chunks.unsynced_flag();
+            if *unsynced {
+                self.blobs.sync()?;
+                *unsynced = false;
             }
         }
         let chunked = match known {
