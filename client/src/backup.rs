@@ -639,6 +639,7 @@ impl Worker<'_> {
         let mut file = File::open(&f.path).map_err(ApiError::Local)?;
         let mut body = Vec::new();
         let mut offset = 0;
+        let missing: HashSet<&ContentHash> = missing.iter().collect();
         let mut sent = HashSet::new();
         for (h, len) in chunks {
             if missing.contains(h) && sent.insert(*h) {

@@ -25,6 +25,9 @@ use std::sync::atomic::Ordering;
 /// Longest chunk accepted (twice the client's maximum, for other chunkers).
 pub const MAX_CHUNK_BYTES: u64 = 2 * CHUNK_MAX as u64;
 
+/// Most chunks a 409 names (the client sends them and commits again).
+const MAX_MISSING_NAMED: usize = 4096;
+
 /// Why a manifest was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -166,12 +169,18 @@ impl DataManager {
         let known = {
             let cat = self.read();
             let mut missing: Vec<ContentHash> = Vec::new();
+            let mut named = std::collections::HashSet::new();
             for (h, len) in &chunks {
                 let ok = cat
                     .blob(h)
                     .is_some_and(|b| !b.chunked && b.size == *len && b.held_by(user));
-                if !ok && !missing.contains(h) {
+                if !ok && named.insert(*h) {
                     missing.push(*h);
+                    // Named a few thousand at a time: the answer stays
+                    // small, and the client commits again after these.
+                    if missing.len() == MAX_MISSING_NAMED {
+                        break;
+                    }
                 }
             }
             if !missing.is_empty() {

@@ -102,7 +102,7 @@ impl DataManager {
         let manifest = self.blobs.read_manifest(hash)?;
         let mut seen = std::collections::HashSet::new();
         let mut packed_size = 0u64;
-        for (c, _) in &manifest.chunks {
+        for (c, len) in &manifest.chunks {
             if !seen.insert(*c) {
                 continue;
             }
@@ -125,11 +125,7 @@ impl DataManager {
                 PackOutcome::Incompressible => {
                     let mut journal = self.lock_journal();
                     self.commit(&mut journal, Record::Incompressible { hash: *c }, true)?;
-                    packed_size += manifest
-                        .chunks
-                        .iter()
-                        .find(|(h, _)| h == c)
-                        .map_or(0, |(_, l)| *l as u64);
+                    packed_size += *len as u64;
                 }
                 PackOutcome::Packed(staged) => {
                     let mut journal = self.lock_journal();
