@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/it/fixtures/mod.rs"]
 mod fixtures;
 mod front;
+mod scale;
 mod versus;
 
 use fixtures::client_bin;
@@ -259,6 +260,13 @@ fn main() {
         }
         Ok("versus") => {
             versus::run(w, &mut rows);
+            println!("{}", render(&rows));
+            return;
+        }
+        // NIMBUS_BENCH_ONLY=scale: only the catalog at 100k and 1M files
+        // (NIMBUS_BENCH_SCALE=N,M for other sizes) and the 200k-file client.
+        Ok("scale") => {
+            scale::run(w, &mut rows);
             println!("{}", render(&rows));
             return;
         }
@@ -612,6 +620,7 @@ fn main() {
     // 6. The HTTP front: kept-alive connections, concurrency, hostile peers.
     front::run(w, &mut rows);
     versus::run(w, &mut rows);
+    scale::run(w, &mut rows);
 
     let table = render(&rows);
     println!("{table}");

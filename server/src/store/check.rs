@@ -26,8 +26,7 @@ impl DataManager {
     /// size, and with `read_data` its content (packed ones decompressed)
     /// hashes to its name. Then names every version that a problem affects.
     pub fn check(&self, read_data: bool) -> CheckReport {
-        let blobs: Vec<(ContentHash, catalog::BlobInfo)> =
-            self.read().blobs().map(|(h, b)| (*h, b.clone())).collect();
+        let blobs: Vec<(ContentHash, catalog::BlobInfo)> = self.read().blobs().collect();
         let mut report = CheckReport {
             blobs: blobs.len(),
             ..CheckReport::default()
@@ -103,7 +102,7 @@ impl DataManager {
         }
         if !bad.is_empty() {
             let cat = self.read();
-            for (key, path, versions) in cat.files() {
+            cat.for_each_file(|key, path, versions| {
                 for v in versions
                     .iter()
                     .filter(|v| !v.deleted && bad.contains(&v.hash))
@@ -112,27 +111,23 @@ impl DataManager {
                         .affected
                         .push((key.to_string(), path.to_string(), v.n, v.hash));
                 }
-            }
+            });
         }
         report
     }
 
+    /// The catalog's totals (kept as records apply).
     pub fn stats(&self) -> Stats {
         let cat = self.read();
-        let mut s = Stats {
+        let t = cat.blob_totals();
+        Stats {
             files: cat.file_count(),
-            ..Stats::default()
-        };
-        for (_, b) in cat.blobs().filter(|(_, b)| !b.chunked) {
-            s.blobs += 1;
-            s.bytes_original += b.size;
-            s.bytes_stored += b.stored_bytes();
-            match b.form {
-                BlobForm::Hot => s.hot += 1,
-                BlobForm::Packed => s.packed += 1,
-                BlobForm::Missing => s.missing += 1,
-            }
+            blobs: t.blobs,
+            hot: t.hot,
+            packed: t.packed,
+            missing: t.missing,
+            bytes_original: t.bytes_original,
+            bytes_stored: t.bytes_stored,
         }
-        s
     }
 }

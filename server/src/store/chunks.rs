@@ -69,7 +69,7 @@ impl DataManager {
         let cat = self.read();
         asked
             .iter()
-            .filter(|h| !cat.blob(h).is_some_and(|b| !b.chunked && b.held_by(user)))
+            .filter(|h| !(cat.blob(h).is_some_and(|b| !b.chunked) && cat.held_by(h, user)))
             .copied()
             .collect()
     }
@@ -171,9 +171,8 @@ impl DataManager {
             let mut missing: Vec<ContentHash> = Vec::new();
             let mut named = std::collections::HashSet::new();
             for (h, len) in &chunks {
-                let ok = cat
-                    .blob(h)
-                    .is_some_and(|b| !b.chunked && b.size == *len && b.held_by(user));
+                let ok = cat.blob(h).is_some_and(|b| !b.chunked && b.size == *len)
+                    && cat.held_by(h, user);
                 if !ok && named.insert(*h) {
                     missing.push(*h);
                     // Named a few thousand at a time: the answer stays
@@ -187,7 +186,7 @@ impl DataManager {
                 return Err(CommitError::ChunksMissing(missing));
             }
             cat.blob(&hash)
-                .map(|b| (b.chunked, b.held_by(user), b.size))
+                .map(|b| (b.chunked, cat.held_by(&hash, user), b.size))
         };
         if known.is_some_and(|(_, _, s)| s != size) {
             return Err(CommitError::Bad(format!(
@@ -277,9 +276,7 @@ impl DataManager {
         for h in &bad {
             warn!("chunk {h} on disk is not what it was sent as (cut short by a crash?); it is asked for again");
             let _ = self.blobs.remove(h, BlobForm::Hot);
-            if let Some(b) = cat.blob_mut(h) {
-                b.form = BlobForm::Missing;
-            }
+            cat.update_blob(h, |b| b.form = BlobForm::Missing);
         }
         Err(CommitError::ChunksMissing(bad))
     }

@@ -9,9 +9,9 @@
 //! last line (a crash mid-append) is cut off at start-up; a damaged line
 //! followed by valid ones is corruption and start-up refuses to guess.
 
-use super::catalog::{BlobInfo, Catalog, Record, Version};
+use super::catalog::{Catalog, Record};
+use super::snapshot::{self, SnapshotError};
 use nimbus_common::durable;
-use nimbus_common::hash::ContentHash;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 const SNAPSHOT: &str = "snapshot.json";
 const JOURNAL: &str = "journal.jsonl";
-const FORMAT: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -28,10 +27,8 @@ pub enum LoadError {
     #[error("the catalog snapshot {path} is not valid ({source}); restore it from a copy or move it away to rebuild from the journal alone")]
     Snapshot {
         path: PathBuf,
-        source: serde_json::Error,
+        source: SnapshotError,
     },
-    #[error("the catalog snapshot {path} has format {found}, this server reads format {FORMAT}")]
-    Format { path: PathBuf, found: u32 },
     #[error("journal {path} line {line} is damaged but later lines are valid: this is not a torn write; keep a copy of the file and remove the damaged line to start")]
     Corrupt { path: PathBuf, line: usize },
 }
@@ -41,29 +38,6 @@ struct JournalLine {
     seq: u64,
     #[serde(flatten)]
     rec: Record,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    format: u32,
-    seq: u64,
-    files: Vec<SnapshotEntry>,
-    blobs: Vec<SnapshotBlob>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotEntry {
-    #[serde(rename = "client")]
-    key: String,
-    path: String,
-    versions: Vec<Version>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotBlob {
-    hash: ContentHash,
-    #[serde(flatten)]
-    info: BlobInfo,
 }
 
 /// The open journal. Appends go to the end; every durable append is fsync'd.
@@ -95,45 +69,31 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     remove_temp_files(dir).map_err(io_err)?;
 
     let snap_path = dir.join(SNAPSHOT);
-    let mut catalog = match File::open(&snap_path) {
+    let mut catalog = Catalog::default();
+    match File::open(&snap_path) {
         Ok(f) => {
-            let snap: SnapshotFile = serde_json::from_reader(BufReader::new(f)).map_err(|e| {
-                if e.is_io() {
-                    LoadError::Io {
-                        dir: dir.to_path_buf(),
-                        source: e.into(),
-                    }
-                } else {
-                    LoadError::Snapshot {
-                        path: snap_path.clone(),
-                        source: e,
-                    }
-                }
+            let reader = BufReader::with_capacity(1 << 20, f);
+            catalog.seq = snapshot::read(reader, &mut catalog).map_err(|e| match e {
+                SnapshotError::Io(source) => LoadError::Io {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+                e => LoadError::Snapshot {
+                    path: snap_path.clone(),
+                    source: e,
+                },
             })?;
-            if snap.format != FORMAT {
-                return Err(LoadError::Format {
-                    path: snap_path,
-                    found: snap.format,
-                });
-            }
-            Catalog::from_parts(
-                snap.files
-                    .into_iter()
-                    .map(|e| (e.key, e.path, e.versions))
-                    .collect(),
-                snap.blobs.into_iter().map(|b| (b.hash, b.info)).collect(),
-                snap.seq,
-            )
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Catalog::default(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
-    };
+    }
 
     let journal_path = dir.join(JOURNAL);
     let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
     // Replayed `Forget` records may have left users owning blobs they no
-    // longer reference.
+    // longer reference, and dropped blobs no tombstone names.
     catalog.rebuild_owners();
+    catalog.release_dropped();
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -300,7 +260,7 @@ impl Journal {
     /// appended so far) and empties the journal.
     pub fn compact(&mut self, catalog: &Catalog) -> io::Result<()> {
         let path = self.dir.join(SNAPSHOT);
-        durable::write_atomic(&path, |w| write_snapshot(w, catalog))?;
+        durable::write_atomic(&path, |w| snapshot::write(w, catalog))?;
         self.file.set_len(0)?;
         self.file.sync_all()?;
         self.len = 0;
@@ -309,51 +269,11 @@ impl Journal {
     }
 }
 
-fn write_snapshot<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
-    // Written entry by entry through borrowed views, so compaction neither
-    // copies the catalog nor builds the whole document in memory.
-    #[derive(Serialize)]
-    struct EntryRef<'a> {
-        #[serde(rename = "client")]
-        key: &'a str,
-        path: &'a str,
-        versions: &'a [Version],
-    }
-    #[derive(Serialize)]
-    struct BlobRef<'a> {
-        hash: &'a ContentHash,
-        #[serde(flatten)]
-        info: &'a BlobInfo,
-    }
-    write!(
-        w,
-        "{{\"format\":{FORMAT},\"seq\":{},\"files\":[",
-        catalog.seq
-    )?;
-    for (i, (key, path, versions)) in catalog.files().enumerate() {
-        if i > 0 {
-            w.write_all(b",\n")?;
-        }
-        let e = EntryRef {
-            key,
-            path,
-            versions,
-        };
-        serde_json::to_writer(&mut *w, &e).map_err(io::Error::other)?;
-    }
-    w.write_all(b"],\"blobs\":[")?;
-    for (i, (hash, info)) in catalog.blobs().enumerate() {
-        if i > 0 {
-            w.write_all(b",\n")?;
-        }
-        serde_json::to_writer(&mut *w, &BlobRef { hash, info }).map_err(io::Error::other)?;
-    }
-    w.write_all(b"]}\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::catalog::BlobForm;
+    use nimbus_common::hash::ContentHash;
 
     fn rec(path: &str, n: u8) -> Record {
         Record::Version {
@@ -371,6 +291,37 @@ mod tests {
         let seq = j.append(&r, true).unwrap();
         c.apply(&r);
         c.seq = seq;
+    }
+
+    #[test]
+    fn a_format_1_snapshot_of_the_previous_release_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let doc = format!(
+            r#"{{"format":1,"seq":3,"files":[{{"client":"ann/pc","path":"x/a.txt","versions":[{{"n":1,"hash":"{a}","size":3,"mtime":1,"backed_up_at":2}},{{"n":2,"hash":"{a}","size":3,"mtime":1,"backed_up_at":5,"deleted":true}}]}},
+{{"client":"ann/pc","path":"b.bin","versions":[{{"n":1,"hash":"{b}","size":9,"mtime":1,"backed_up_at":4}}]}}],"blobs":[{{"hash":"{a}","size":3,"form":"packed","packed_size":2,"incompressible":false,"last_access":2}},
+{{"hash":"{b}","size":9,"form":"hot","incompressible":true,"last_access":4,"chunked":true,"holders":["ann"]}}]}}
+"#
+        );
+        fs::write(dir.path().join(SNAPSHOT), doc).unwrap();
+        let (c, mut j, rep) = load(dir.path()).unwrap();
+        assert_eq!((c.seq, rep.replayed), (3, 0));
+        assert_eq!(c.versions("ann/pc", "x/a.txt").unwrap().len(), 2);
+        assert!(c.latest("ann/pc", "x/a.txt").unwrap().version.deleted);
+        let pa = c.blob(&a.parse().unwrap()).unwrap();
+        assert_eq!((pa.form, pa.packed_size), (BlobForm::Packed, Some(2)));
+        let hb: ContentHash = b.parse().unwrap();
+        let bb = c.blob(&hb).unwrap();
+        assert!(bb.chunked && bb.incompressible && c.held_by(&hb, "ann"));
+        assert_eq!(c.folder_totals("ann/pc", "").unwrap().files, 1);
+        // The next compaction writes the current format, which loads too.
+        j.compact(&c).unwrap();
+        let text = fs::read_to_string(dir.path().join(SNAPSHOT)).unwrap();
+        assert!(text.starts_with("{\"format\":2,"));
+        let (c2, _, _) = load(dir.path()).unwrap();
+        assert_eq!(c2.tree("", None, true).len(), 2);
+        assert_eq!(c2.blob(&hb), c.blob(&hb));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod pack;
 mod prune;
 mod read;
 mod recover;
+pub mod snapshot;
 mod write;
 
 pub use check::{BlobProblem, CheckReport};

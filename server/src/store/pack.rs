@@ -23,9 +23,8 @@ impl DataManager {
             // Losing an access time only makes a blob look colder; a download
             // must not fail for it.
             warn!("could not record access to {hash}: {e}");
-            if let Some(b) = self.write().blob_mut(hash) {
-                b.last_access = b.last_access.max(now);
-            }
+            self.write()
+                .update_blob(hash, |b| b.last_access = b.last_access.max(now));
         }
     }
 
@@ -42,7 +41,7 @@ impl DataManager {
                     && b.size > 0
                     && b.last_access < cutoff
             })
-            .map(|(h, b)| (b.last_access, *h))
+            .map(|(h, b)| (b.last_access, h))
             .collect();
         cold.sort();
         cold.into_iter().map(|(_, h)| h).collect()

@@ -47,17 +47,20 @@ impl DataManager {
             let cat = self.read();
             let mut policies: std::collections::HashMap<String, Option<crate::retention::Policy>> =
                 Default::default();
-            cat.files()
-                .filter_map(|(key, path, versions)| {
-                    let policy = policies
-                        .entry(key.to_string())
-                        .or_insert_with(|| policy_of(key).filter(|p| !p.is_empty()))
-                        .as_ref()?;
+            let mut plan = Vec::new();
+            cat.for_each_file(|key, path, versions| {
+                let policy = policies
+                    .entry(key.to_string())
+                    .or_insert_with(|| policy_of(key).filter(|p| !p.is_empty()));
+                if let Some(policy) = policy {
                     let ns = policy.forget(versions, now);
                     let all = ns.len() == versions.len();
-                    (!ns.is_empty()).then(|| (key.to_string(), path.to_string(), ns, all))
-                })
-                .collect()
+                    if !ns.is_empty() {
+                        plan.push((key.to_string(), path.to_string(), ns, all));
+                    }
+                }
+            });
+            plan
         };
         report.versions = plan.iter().map(|(_, _, ns, _)| ns.len()).sum();
         report.files_gone = plan.iter().filter(|(.., all)| *all).count();
@@ -68,14 +71,14 @@ impl DataManager {
                 .map(|(c, p, ns, _)| ((c.as_str(), p.as_str()), ns))
                 .collect();
             let mut used = std::collections::HashSet::new();
-            for (key, path, versions) in cat.files() {
+            cat.for_each_file(|key, path, versions| {
                 let ns = forgotten.get(&(key, path));
                 for v in versions.iter().filter(|v| !v.deleted) {
                     if !ns.is_some_and(|ns| ns.contains(&v.n)) {
                         used.insert(v.hash);
                     }
                 }
-            }
+            });
             for (_, bytes) in self.garbage(&cat, used, now - chunk_grace) {
                 report.blobs += 1;
                 report.bytes_freed += bytes;
@@ -84,7 +87,9 @@ impl DataManager {
         }
         self.forget_all(&plan)?;
         self.collect_garbage(&mut report, now - chunk_grace)?;
-        self.write().rebuild_owners();
+        let mut cat = self.write();
+        cat.rebuild_owners();
+        cat.release_dropped();
         Ok(report)
     }
 
@@ -96,15 +101,14 @@ impl DataManager {
     pub fn forget_user(&self, user: &str) -> io::Result<PruneReport> {
         let plan: Vec<(String, String, Vec<u64>, bool)> = {
             let cat = self.read();
-            cat.files()
-                .filter(|(key, ..)| {
-                    crate::space::MachineKey::parse(key).is_some_and(|k| k.user() == user)
-                })
-                .map(|(key, path, versions)| {
+            let mut plan = Vec::new();
+            cat.for_each_file(|key, path, versions| {
+                if crate::space::MachineKey::parse(key).is_some_and(|k| k.user() == user) {
                     let ns = versions.iter().map(|v| v.n).collect();
-                    (key.to_string(), path.to_string(), ns, true)
-                })
-                .collect()
+                    plan.push((key.to_string(), path.to_string(), ns, true));
+                }
+            });
+            plan
         };
         let mut report = PruneReport {
             versions: plan.iter().map(|(_, _, ns, _)| ns.len()).sum(),
@@ -113,7 +117,9 @@ impl DataManager {
         };
         self.forget_all(&plan)?;
         self.collect_garbage(&mut report, i64::MAX)?;
-        self.write().rebuild_owners();
+        let mut cat = self.write();
+        cat.rebuild_owners();
+        cat.release_dropped();
         Ok(report)
     }
 
@@ -162,9 +168,9 @@ impl DataManager {
         cat.blobs()
             .filter(|(h, b)| {
                 !used.contains(h)
-                    && (b.holders.is_empty() || (chunks_known && b.last_access <= keep_since))
+                    && (!b.has_holders || (chunks_known && b.last_access <= keep_since))
             })
-            .map(|(h, b)| (*h, b.stored_bytes()))
+            .map(|(h, b)| (h, b.stored_bytes()))
             .collect()
     }
 

@@ -38,20 +38,62 @@ impl DataManager {
         at: Option<i64>,
         or_file: bool,
     ) -> Vec<Latest> {
-        let prefix = format!("{folder}/");
+        let mut out = Vec::new();
         self.read()
-            .machine_files(machine.as_str(), at, false)
-            .into_iter()
-            .filter(|l| {
-                folder.is_empty() || l.path.starts_with(&prefix) || (or_file && l.path == folder)
-            })
-            .collect()
+            .walk_folder(machine.as_str(), folder, at, false, or_file, |l| {
+                out.push(l);
+                true
+            });
+        out
     }
 
     /// Every file under `prefix` as it was at `at` (`None` = now); deleted
-    /// ones only with `deleted` (see [`Catalog::tree`]).
+    /// ones only with `deleted` (see [`Catalog::walk`]).
     pub fn tree(&self, prefix: &str, at: Option<i64>, deleted: bool) -> Vec<Latest> {
         self.read().tree(prefix, at, deleted)
+    }
+
+    /// Up to `limit` files under `prefix` after the file `after` (key,
+    /// path), in listing order, and whether more follow. The catalog's read
+    /// lock is held for this page only.
+    pub fn page(
+        &self,
+        prefix: &str,
+        at: Option<i64>,
+        deleted: bool,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> (Vec<Latest>, bool) {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        let more = self.read().walk(prefix, at, deleted, after, |l| {
+            if out.len() == limit {
+                return false;
+            }
+            out.push(l);
+            true
+        });
+        (out, more)
+    }
+
+    /// A folder's sub-folders (with totals) and files, now or at `at`.
+    pub fn folder(
+        &self,
+        machine: &crate::space::MachineKey,
+        folder: &str,
+        at: Option<i64>,
+    ) -> Option<(catalog::tree::Totals, Vec<catalog::FolderItem>)> {
+        self.read().folder(machine.as_str(), folder, at)
+    }
+
+    /// The machines under `prefix` (a user's space) with their totals.
+    pub fn machines(&self, prefix: &str) -> Vec<(String, catalog::tree::Totals)> {
+        self.read().machines(prefix)
+    }
+
+    /// Current files under `prefix` whose path contains `needle` (lower
+    /// case): how many, and the first `limit`.
+    pub fn search(&self, prefix: &str, needle: &str, limit: usize) -> (usize, Vec<Latest>) {
+        self.read().search(prefix, needle, limit)
     }
 
     /// Opens a byte range of a blob, following it if it is packed or
@@ -97,25 +139,19 @@ impl DataManager {
     }
 
     /// (sum of every current file's size, sum of the distinct contents
-    /// they use): the difference is what dedup saves.
+    /// they use): the difference is what dedup saves. Kept as records
+    /// apply, so this costs nothing.
     pub fn current_bytes(&self) -> (u64, u64) {
         let cat = self.read();
-        let mut seen = std::collections::HashSet::new();
-        let (mut all, mut distinct) = (0, 0);
-        for l in cat.tree("", None, false) {
-            all += l.version.size;
-            if seen.insert(l.version.hash) {
-                distinct += l.version.size;
-            }
-        }
-        (all, distinct)
+        let all = cat.machines("").iter().map(|(_, t)| t.bytes).sum();
+        (all, cat.blob_totals().current_distinct)
     }
 
     /// The users that own machines in the catalog.
     pub fn users_with_data(&self) -> std::collections::BTreeSet<String> {
         self.read()
-            .files()
-            .filter_map(|(key, ..)| crate::space::MachineKey::parse(key))
+            .machine_keys()
+            .filter_map(crate::space::MachineKey::parse)
             .map(|key| key.user().to_string())
             .collect()
     }

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Missing blobs named one by one in the log; the rest are counted.
+const MISSING_NAMED: usize = 20;
+
 /// Makes the catalog agree with the disk after a restart: the disk says in
 /// which form each blob exists (hot wins when a crash left both), blobs that
 /// no version references are leftovers of unacknowledged uploads and go.
@@ -10,39 +13,46 @@ pub(super) fn reconcile(
     blobs: &LocalBlobs,
     mut on_disk: std::collections::HashMap<ContentHash, blobs::OnDisk>,
 ) -> io::Result<()> {
-    let hashes: Vec<ContentHash> = catalog.blobs().map(|(h, _)| *h).collect();
+    let hashes: Vec<ContentHash> = catalog.blobs().map(|(h, _)| h).collect();
     let mut missing = 0usize;
     for hash in hashes {
         let found = on_disk.remove(&hash).unwrap_or_default();
-        let info = catalog.blob_mut(&hash).expect("listed above");
+        let Some(mut info) = catalog.blob(&hash) else {
+            continue;
+        };
+        let mut lost = |what: &str| {
+            missing += 1;
+            if missing <= MISSING_NAMED {
+                error!("{what} {hash} is referenced by the catalog but missing from disk");
+            }
+        };
         if info.chunked {
             // Its chunks are entries of their own; only the manifest is its.
             if found.manifest && info.form == BlobForm::Missing {
                 info.form = BlobForm::Hot;
             } else if !found.manifest {
                 info.form = BlobForm::Missing;
-                missing += 1;
-                error!("the manifest of {hash} is referenced by the catalog but missing from disk");
+                lost("the manifest of");
             }
-            continue;
-        }
-        if found.manifest {
-            // A manifest written for content the catalog holds whole.
-            blobs.remove_manifest(&hash)?;
-        }
-        if found.hot {
-            if found.packed {
-                blobs.remove(&hash, BlobForm::Packed)?;
-            }
-            info.form = BlobForm::Hot;
-            info.packed_size = None;
-        } else if found.packed {
-            info.form = BlobForm::Packed;
         } else {
-            info.form = BlobForm::Missing;
-            missing += 1;
-            error!("blob {hash} is referenced by the catalog but missing from disk");
+            if found.manifest {
+                // A manifest written for content the catalog holds whole.
+                blobs.remove_manifest(&hash)?;
+            }
+            if found.hot {
+                if found.packed {
+                    blobs.remove(&hash, BlobForm::Packed)?;
+                }
+                info.form = BlobForm::Hot;
+                info.packed_size = None;
+            } else if found.packed {
+                info.form = BlobForm::Packed;
+            } else {
+                info.form = BlobForm::Missing;
+                lost("blob");
+            }
         }
+        catalog.update_blob(&hash, |b| *b = info);
     }
     let orphans = on_disk.len();
     for (hash, found) in on_disk {

@@ -61,9 +61,7 @@ impl DataManager {
                 self.blobs.publish(staged)?;
                 if form == Some(BlobForm::Missing) {
                     // Content lost from disk came back; start-up would agree.
-                    if let Some(b) = self.write().blob_mut(&hash) {
-                        b.form = BlobForm::Hot;
-                    }
+                    self.write().update_blob(&hash, |b| b.form = BlobForm::Hot);
                     warn!("blob {hash} was missing and has been uploaded again");
                 }
             }
@@ -121,9 +119,7 @@ impl DataManager {
         }
         self.blobs.publish_all(fresh)?;
         for hash in came_back {
-            if let Some(b) = self.write().blob_mut(&hash) {
-                b.form = BlobForm::Hot;
-            }
+            self.write().update_blob(&hash, |b| b.form = BlobForm::Hot);
             warn!("blob {hash} was missing and has been uploaded again");
         }
         let mut journal = self.lock_journal();
@@ -198,10 +194,14 @@ impl DataManager {
         // Only content already in the caller's own space: answering for
         // another user's content would tell that someone has it.
         let owner = catalog::owner_of(key);
-        match self.read().blob(&hash) {
-            Some(b)
-                if b.form != BlobForm::Missing && b.size == size && b.owners.contains(owner) => {}
-            _ => return Err(StoreError::ContentUnknown),
+        let known = {
+            let cat = self.read();
+            cat.blob(&hash)
+                .is_some_and(|b| b.form != BlobForm::Missing && b.size == size)
+                && cat.owned_by(&hash, owner)
+        };
+        if !known {
+            return Err(StoreError::ContentUnknown);
         }
         self.record_locked(&mut journal, key, path, hash, size, mtime, false)
     }

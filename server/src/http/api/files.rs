@@ -3,14 +3,15 @@
 
 use crate::http::auth::Identity;
 use crate::http::core::body::small_body;
-use crate::http::core::request::{at_param, content_length, header, query_flag};
-use crate::http::core::{ApiError, Handled, Reply};
+use crate::http::core::request::{at_param, content_length, header, page_params, query_flag};
+use crate::http::core::{ApiError, Body, Handled, Reply};
 use crate::http::ctx::Ctx;
 use crate::space::{FileTarget, MachineKey};
 use crate::store::catalog::{BlobForm, Latest};
 use crate::store::Recorded;
 use log::info;
 use nimbus_common::hash::ContentHash;
+use nimbus_common::paths::encode_segment;
 use nimbus_common::time::unix_now;
 use nimbus_common::wire::{
     FileEntry, RecordRequest, UploadReply, VersionEntry, HEADER_HASH, HEADER_MTIME,
@@ -36,19 +37,125 @@ pub fn entry(l: Latest) -> FileEntry {
     }
 }
 
-/// `GET /api/v1/files[?at=TIME][&deleted=1]`: the caller's files, on all of
-/// the caller's machines, as they were at TIME (default: now).
+/// Files a streamed listing takes from the catalog per read lock.
+const SLICE: usize = 512;
+
+/// `GET /api/v1/files[?at=TIME][&deleted=1][&limit=N[&after=CURSOR]]`: the
+/// caller's files, on all of the caller's machines, as they were at TIME
+/// (default: now). Without `limit` the whole list is streamed as it is
+/// walked (chunked), in bounded memory; with it, one page, and when more
+/// follow, the cursor of the next in `X-Nimbus-Next` and a `Link` header.
 pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     let space = who.space();
     let at = at_param(req)?;
     let deleted = query_flag(req, "deleted");
-    let entries: Vec<FileEntry> = ctx
-        .dm
-        .tree(space.prefix(), at, deleted)
-        .into_iter()
-        .map(entry)
-        .collect();
-    Ok(Reply::json(200, &entries))
+    let Some(page) = page_params(req)? else {
+        let listing = Listing {
+            dm: ctx.dm,
+            prefix: space.prefix().to_string(),
+            at,
+            deleted,
+            after: None,
+            buf: Vec::new(),
+            pos: 0,
+            started: false,
+            done: false,
+        };
+        return Ok(Reply::new(200)
+            .header("Content-Type", "application/json")
+            .body(Body::Chunked(Box::new(listing))));
+    };
+    let after = page
+        .after
+        .as_ref()
+        .map(|(m, p)| (space.machine(m).as_str().to_string(), p.as_str()));
+    let (files, more) = ctx.dm.page(
+        space.prefix(),
+        at,
+        deleted,
+        after.as_ref().map(|(k, p)| (k.as_str(), *p)),
+        page.limit,
+    );
+    let next = files
+        .last()
+        .filter(|_| more)
+        .map(|l| encode_segment(&format!("{}/{}", l.machine(), l.path)));
+    let entries: Vec<FileEntry> = files.into_iter().map(entry).collect();
+    let mut reply = Reply::json(200, &entries);
+    if let Some(next) = next {
+        let mut link = format!("/api/v1/files?limit={}&after={next}", page.limit);
+        if let Some(t) = at {
+            link.push_str(&format!("&at={t}"));
+        }
+        if deleted {
+            link.push_str("&deleted=1");
+        }
+        reply = reply
+            .header("X-Nimbus-Next", next)
+            .header("Link", format!("<{link}>; rel=\"next\""));
+    }
+    Ok(reply)
+}
+
+/// The JSON array of a listing, produced a slice at a time: each slice is
+/// walked under the catalog's read lock, from the last file sent. A file
+/// recorded behind the walk while it goes on is not in this listing (the
+/// next one has it); none is listed twice.
+struct Listing {
+    dm: &'static crate::store::DataManager,
+    prefix: String,
+    at: Option<i64>,
+    deleted: bool,
+    /// (key, path) of the last file written.
+    after: Option<(String, String)>,
+    buf: Vec<u8>,
+    pos: usize,
+    started: bool,
+    done: bool,
+}
+
+impl Listing {
+    fn fill(&mut self) -> std::io::Result<()> {
+        self.buf.clear();
+        self.pos = 0;
+        if !self.started {
+            self.buf.push(b'[');
+        }
+        let after = self.after.as_ref().map(|(k, p)| (k.as_str(), p.as_str()));
+        let (files, more) = self
+            .dm
+            .page(&self.prefix, self.at, self.deleted, after, SLICE);
+        if let Some(l) = files.last() {
+            self.after = Some((l.key.clone(), l.path.clone()));
+        }
+        for l in files {
+            if self.started || self.buf.len() > 1 {
+                self.buf.push(b',');
+            }
+            serde_json::to_writer(&mut self.buf, &entry(l)).map_err(std::io::Error::other)?;
+        }
+        self.started = true;
+        if !more {
+            self.buf.push(b']');
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for Listing {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// `GET /api/v1/versions/{machine}/{path}`: every version of one file.

@@ -23,6 +23,9 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A reader and the exact number of bytes it yields.
     Stream(Box<dyn Read + Send>, u64),
+    /// A reader of a length nobody knows before it ends (a listing written
+    /// as the catalog is walked): sent with chunked transfer encoding.
+    Chunked(Box<dyn Read + Send>),
 }
 
 pub struct Reply {
@@ -72,13 +75,14 @@ impl Reply {
     }
 
     pub fn into_response(self) -> Response<Box<dyn Read + Send>> {
-        let (reader, len): (Box<dyn Read + Send>, usize) = match self.body {
-            Body::Empty => (Box::new(io::empty()), 0),
+        let (reader, len): (Box<dyn Read + Send>, Option<usize>) = match self.body {
+            Body::Empty => (Box::new(io::empty()), Some(0)),
             Body::Bytes(b) => {
                 let n = b.len();
-                (Box::new(io::Cursor::new(b)), n)
+                (Box::new(io::Cursor::new(b)), Some(n))
             }
-            Body::Stream(r, n) => (r, n as usize),
+            Body::Stream(r, n) => (r, Some(n as usize)),
+            Body::Chunked(r) => (r, None),
         };
         let headers = self
             .headers
@@ -88,7 +92,7 @@ impl Reply {
             .collect();
         // tiny_http switches to chunked encoding above 32 KiB by default;
         // downloads need Content-Length (progress bars, resume), so never.
-        Response::new(StatusCode(self.status), headers, reader, Some(len), None)
+        Response::new(StatusCode(self.status), headers, reader, len, None)
             .with_chunked_threshold(usize::MAX)
     }
 }

@@ -35,6 +35,40 @@ pub fn at_param(req: &Request) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+/// Files listed on one page at most (`limit=`).
+pub const MAX_PAGE: usize = 10_000;
+
+/// A page of a listing: `?limit=N[&after=CURSOR]`, the cursor being the
+/// last file of the previous page as `machine/path`.
+pub struct Page {
+    pub limit: usize,
+    /// (machine, path) of the last file already shown.
+    pub after: Option<(String, String)>,
+}
+
+/// The `limit` and `after` parameters, if `limit` is given.
+pub fn page_params(req: &Request) -> Result<Option<Page>, ApiError> {
+    let Some(limit) = query_param(req, "limit") else {
+        return Ok(None);
+    };
+    let limit = limit
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| ApiError::bad("bad_limit", format!("limit must be 1 to {MAX_PAGE}")))?;
+    let after = match query_param(req, "after").filter(|a| !a.is_empty()) {
+        None => None,
+        Some(cursor) => {
+            let bad = || ApiError::bad("bad_cursor", "after must be a cursor a page gave");
+            let (machine, path) = cursor.split_once('/').ok_or_else(bad)?;
+            validate_client_name(machine).map_err(|_| bad())?;
+            nimbus_common::paths::validate_rel_path(path).map_err(|_| bad())?;
+            Some((machine.to_string(), path.to_string()))
+        }
+    };
+    Ok(Some(Page { limit, after }))
+}
+
 /// The value of one cookie of the request.
 pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     header(req, "Cookie")?

@@ -13,18 +13,20 @@ use crate::http::core::request::{at_param, query_param};
 use crate::http::core::{ApiError, Handled};
 use crate::http::ctx::Ctx;
 use crate::space::UserSpace;
-use crate::store::catalog::Latest;
+use crate::store::catalog::{FolderItem, Latest};
 use maud::{html, Markup};
 use nimbus_common::paths::{
     decode_rel_path, decode_segment, encode_path, encode_segment, validate_client_name,
 };
 use nimbus_common::time::format_utc;
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use tiny_http::Request;
 
 /// Search results shown at most.
 const MAX_RESULTS: usize = 500;
+
+/// Entries of a folder shown per page.
+const PAGE: usize = 1000;
 
 enum Entry<'a> {
     Folder {
@@ -117,38 +119,24 @@ fn tree_page(
     };
     let at = at_param(req)?;
     let key = view.space.machine(&machine);
-    let prefix = if folder.is_empty() {
-        String::new()
-    } else {
-        format!("{folder}/")
+    let Some((sum, items)) = ctx.dm.folder(&key, &folder, at) else {
+        return Err(ApiError::NotFound);
     };
-    let files = ctx.dm.files_in(&key, &folder, at, false);
-    if files.is_empty() {
+    if sum.files == 0 {
         return Err(ApiError::NotFound);
     }
-    let mut folders: BTreeMap<String, (usize, u64, i64)> = BTreeMap::new();
-    let mut entries = Vec::new();
-    for l in &files {
-        match l.path[prefix.len()..].split_once('/') {
-            Some((sub, _)) => {
-                let f = folders.entry(sub.to_string()).or_default();
-                f.0 += 1;
-                f.1 += l.version.size;
-                f.2 = f.2.max(l.version.backed_up_at);
-            }
-            None => entries.push(Entry::File(l)),
-        }
-    }
-    entries.extend(
-        folders
-            .into_iter()
-            .map(|(name, (files, bytes, latest))| Entry::Folder {
-                name,
-                files,
-                bytes,
-                latest,
-            }),
-    );
+    let mut entries: Vec<Entry> = items
+        .iter()
+        .map(|i| match i {
+            FolderItem::Folder { name, totals } => Entry::Folder {
+                name: name.clone(),
+                files: totals.files as usize,
+                bytes: totals.bytes,
+                latest: totals.newest,
+            },
+            FolderItem::File(l) => Entry::File(l),
+        })
+        .collect();
     let sort = query_param(req, "sort").unwrap_or_default();
     match sort.as_str() {
         "size" => entries.sort_by_key(|e| Reverse(e.bytes())),
@@ -162,7 +150,16 @@ fn tree_page(
 
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
-    let total: u64 = files.iter().map(|l| l.version.size).sum();
+    // Long folders are shown a page at a time.
+    let from = query_param(req, "from")
+        .and_then(|f| f.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(entries.len());
+    let shown = &entries[from..entries.len().min(from + PAGE)];
+    let sort_q = match sort.as_str() {
+        "size" | "time" | "name" => format!("sort={sort}&"),
+        _ => String::new(),
+    };
     let here = if folder.is_empty() {
         format!("{}/{m}/", view.base)
     } else {
@@ -188,13 +185,24 @@ fn tree_page(
     let content = html! {
         (crumbs(&view.base, &machine, &folder, ""))
         p {
-            (files.len()) " file(s), " (human_size(total))
+            (sum.files) " file(s), " (human_size(sum.bytes))
             @if let Some(t) = at { ", as they were at " (time(t)) }
+        }
+        @if entries.len() > PAGE {
+            p.pages {
+                "Entries " (from + 1) " to " (from + shown.len()) " of " (entries.len()) ". "
+                @if from > 0 {
+                    a href={ (here) "?" (at_q) (sort_q) "from=" (from.saturating_sub(PAGE)) } { "Previous" } " "
+                }
+                @if from + PAGE < entries.len() {
+                    a href={ (here) "?" (at_q) (sort_q) "from=" (from + PAGE) } { "Next" }
+                }
+            }
         }
         table.browse {
             thead { tr { (head("name", "Name")) (head("size", "Size")) (head("time", "Backed up")) th {} } }
             tbody {
-                @for e in &entries {
+                @for e in shown {
                     @match e {
                         Entry::Folder { name, files, bytes, latest } => {
                             @let sub = if folder.is_empty() { name.clone() } else { format!("{folder}/{name}") };
@@ -284,14 +292,10 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     }
     let space = who.space();
     let needle = q.to_lowercase();
-    let hits: Vec<Latest> = if q.is_empty() {
-        Vec::new()
+    let (found, hits): (usize, Vec<Latest>) = if q.is_empty() {
+        (0, Vec::new())
     } else {
-        ctx.dm
-            .tree(space.prefix(), None, false)
-            .into_iter()
-            .filter(|l| l.path.to_lowercase().contains(&needle))
-            .collect()
+        ctx.dm.search(space.prefix(), &needle, MAX_RESULTS)
     };
     let content = html! {
         @if q.is_empty() {
@@ -299,14 +303,14 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         } @else {
             h1 { "Files matching \u{201c}" (q) "\u{201d}" }
             p {
-                (hits.len()) " found"
-                @if hits.len() > MAX_RESULTS { ", the first " (MAX_RESULTS) " shown" }
+                (found) " found"
+                @if found > MAX_RESULTS { ", the first " (MAX_RESULTS) " shown" }
             }
             @if !hits.is_empty() {
                 table.results {
                     thead { tr { th { "Machine" } th { "Path" } th { "Size" } th { "Backed up" } } }
                     tbody {
-                        @for l in hits.iter().take(MAX_RESULTS) {
+                        @for l in &hits {
                             @let machine = l.machine();
                             tr {
                                 td { (machine) }

@@ -7,7 +7,7 @@ use super::layout::{
     user_page, versions_href,
 };
 use crate::http::auth::Identity;
-use crate::http::core::request::{at_param, query_flag};
+use crate::http::core::request::{at_param, page_params, query_flag, Page};
 use crate::http::core::Handled;
 use crate::http::ctx::Ctx;
 use crate::space::MachineKey;
@@ -17,9 +17,12 @@ use nimbus_common::paths::encode_segment;
 use nimbus_common::time::format_utc;
 use tiny_http::Request;
 
+/// Files the `/files` page shows at a time (`limit=` chooses another).
+const FILES_PAGE: usize = 1000;
+
 /// One machine's line on the home page.
-struct MachineLine<'a> {
-    name: &'a str,
+struct MachineLine {
+    name: String,
     files: usize,
     bytes: u64,
     last_backup: i64,
@@ -28,28 +31,22 @@ struct MachineLine<'a> {
 /// `GET /`
 pub fn home(ctx: &Ctx, who: &Identity) -> Handled {
     let space = who.space();
-    let files = ctx.dm.tree(space.prefix(), None, false);
-    // The catalog lists files in key order: a machine's files are together.
-    let mut machines: Vec<MachineLine> = Vec::new();
-    for f in &files {
-        let m = f.machine();
-        match machines.last_mut() {
-            Some(last) if last.name == m => {
-                last.files += 1;
-                last.bytes += f.version.size;
-                last.last_backup = last.last_backup.max(f.version.backed_up_at);
-            }
-            _ => machines.push(MachineLine {
-                name: m,
-                files: 1,
-                bytes: f.version.size,
-                last_backup: f.version.backed_up_at,
-            }),
-        }
-    }
+    let machines: Vec<MachineLine> = ctx
+        .dm
+        .machines(space.prefix())
+        .into_iter()
+        .filter(|(_, t)| t.files > 0)
+        .map(|(key, t)| MachineLine {
+            name: space.machine_of(&key).unwrap_or(&key).to_string(),
+            files: t.files as usize,
+            bytes: t.bytes,
+            last_backup: t.newest,
+        })
+        .collect();
+    let names: Vec<&str> = machines.iter().map(|m| m.name.as_str()).collect();
     let content = html! {
         h1 { "Your machines" }
-        @if files.is_empty() {
+        @if machines.is_empty() {
             (nothing_yet())
         } @else {
             table.machines {
@@ -57,7 +54,7 @@ pub fn home(ctx: &Ctx, who: &Identity) -> Handled {
                 tbody {
                     @for m in &machines {
                         tr {
-                            td { a href={ "/browse/" (encode_segment(m.name)) "/" } { (m.name) } }
+                            td { a href={ "/browse/" (encode_segment(&m.name)) "/" } { (m.name) } }
                             td.n { (m.files) }
                             (size_cell(m.bytes))
                             td { (time(m.last_backup)) }
@@ -66,7 +63,7 @@ pub fn home(ctx: &Ctx, who: &Identity) -> Handled {
                 }
             }
             p { a href="/files" { "All files in one list" } ", also as they were at a past time." }
-            (restore_form(&files, ""))
+            (restore_form(&names, ""))
         }
         (upload_panel(who, None, "", ctx.max_upload_bytes))
         (devices_section(ctx, who))
@@ -80,7 +77,42 @@ pub fn files_page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
     let space = who.space();
     let at = at_param(req)?;
     let show_deleted = query_flag(req, "deleted");
-    let files = ctx.dm.tree(space.prefix(), at, show_deleted);
+    let page = page_params(req)?.unwrap_or(Page {
+        limit: FILES_PAGE,
+        after: None,
+    });
+    let after = page
+        .after
+        .as_ref()
+        .map(|(m, p)| (space.machine(m).as_str().to_string(), p.clone()));
+    let (files, more) = ctx.dm.page(
+        space.prefix(),
+        at,
+        show_deleted,
+        after.as_ref().map(|(k, p)| (k.as_str(), p.as_str())),
+        page.limit,
+    );
+    let machines: Vec<String> = ctx
+        .dm
+        .machines(space.prefix())
+        .into_iter()
+        .filter_map(|(key, _)| space.machine_of(&key).map(str::to_string))
+        .collect();
+    let names: Vec<&str> = machines.iter().map(String::as_str).collect();
+    let next = files.last().filter(|_| more).map(|l| {
+        let mut href = format!(
+            "/files?limit={}&after={}",
+            page.limit,
+            encode_segment(&format!("{}/{}", l.machine(), l.path))
+        );
+        if let Some(t) = at {
+            href.push_str(&format!("&at={t}"));
+        }
+        if show_deleted {
+            href.push_str("&deleted=1");
+        }
+        href
+    });
     let at_text = at.map(format_utc).unwrap_or_default();
     let content = html! {
         h1 { "All files" }
@@ -91,9 +123,10 @@ pub fn files_page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
             " "
             button type="submit" { "Show" }
         }
-        (restore_form(&files, &at_text))
+        (restore_form(&names, &at_text))
         p {
             (files.len()) " file(s)"
+            @if page.after.is_some() || more { " on this page" }
             @if let Some(t) = at { " as they were at " (format_utc(t)) }
         }
         @if files.is_empty() {
@@ -105,6 +138,9 @@ pub fn files_page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
                     th { "Storage" } th { "History" }
                 } }
                 tbody { @for f in &files { (file_row(f, at.is_some())) } }
+            }
+            @if let Some(next) = &next {
+                p.pages { a href=(next) { "Next " (page.limit) " files" } }
             }
         }
     };
@@ -139,16 +175,14 @@ fn file_row(f: &Latest, past: bool) -> Markup {
 }
 
 /// "Download a machine or folder as it was": a form for `/archive`.
-fn restore_form(files: &[Latest], at: &str) -> Markup {
-    let mut machines: Vec<&str> = files.iter().map(Latest::machine).collect();
-    machines.dedup();
+fn restore_form(machines: &[&str], at: &str) -> Markup {
     if machines.is_empty() {
         return html! {};
     }
     html! {
         form method="get" action="/archive" class="bar" {
             b { "Restore" } " "
-            label { "machine " select name="machine" { @for m in &machines { option { (m) } } } }
+            label { "machine " select name="machine" { @for m in machines { option { (m) } } } }
             " "
             label { "folder " input name="path" placeholder="everything"; }
             " "
