@@ -252,11 +252,9 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
     let done = Arc::new(AtomicU64::new(0));
     let up = uploader(srv.port, stop.clone(), done.clone());
     let user = format!("Bearer {}", tokens[0]);
-    let cookie = fixtures::browser_login(&srv, "user0", "bench password");
-    let admin_cookie = fixtures::browser_login(&srv, fixtures::ADMIN, fixtures::ADMIN_PASSWORD);
+    // Pages take a device's bearer token as well as a session cookie.
     let admin = fixtures::bearer(srv.port, "uploader");
-    let page = |c: &str| format!("nimbus_session={c}");
-    let (user_cookie, admin_page) = (page(&cookie), page(&admin_cookie));
+    let (user_cookie, admin_page) = (user.clone(), admin.clone());
     let folder = {
         let p = path_of(0, 0);
         nimbus_common::paths::encode_path(&p[..p.rfind('/').unwrap()])
@@ -266,31 +264,31 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
         (
             "browse a folder",
             format!("/browse/laptop/{folder}/"),
-            vec![("Cookie", &user_cookie)],
+            vec![("Authorization", &user_cookie)],
             "50",
         ),
         (
             "browse the machine's top",
             "/browse/laptop/".into(),
-            vec![("Cookie", &user_cookie)],
+            vec![("Authorization", &user_cookie)],
             "50",
         ),
         (
             "the same folder ?at= a past time",
             format!("/browse/laptop/{folder}/?at={at}"),
-            vec![("Cookie", &user_cookie)],
+            vec![("Authorization", &user_cookie)],
             "200",
         ),
         (
             "home page",
             "/".into(),
-            vec![("Cookie", &user_cookie)],
+            vec![("Authorization", &user_cookie)],
             "100",
         ),
         (
             "admin dashboard",
             "/admin".into(),
-            vec![("Cookie", &admin_page)],
+            vec![("Authorization", &admin_page)],
             "100",
         ),
         (
@@ -308,7 +306,7 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
         (
             "search ?q=crete 1",
             "/search?q=crete%201".into(),
-            vec![("Cookie", &user_cookie)],
+            vec![("Authorization", &user_cookie)],
             "300",
         ),
         (

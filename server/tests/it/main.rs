@@ -13,6 +13,7 @@ mod backup;
 mod bad_input;
 mod batch;
 mod browser;
+mod catalog;
 mod chromium;
 mod chunks;
 mod client_edges;
