@@ -57,6 +57,9 @@ pub struct Journal {
 pub struct LoadReport {
     pub replayed: u64,
     pub torn_bytes: u64,
+    /// Seconds spent reading the snapshot, replaying the journal, and
+    /// deriving what is not stored (owners).
+    pub times: [f64; 3],
 }
 
 /// Loads the catalog from `dir` (created if missing) and opens the journal.
@@ -69,6 +72,7 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     remove_temp_files(dir).map_err(io_err)?;
 
     let snap_path = dir.join(SNAPSHOT);
+    let started = std::time::Instant::now();
     let mut catalog = Catalog::default();
     match File::open(&snap_path) {
         Ok(f) => {
@@ -88,12 +92,15 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
         Err(e) => return Err(io_err(e)),
     }
 
+    let snapshot_secs = started.elapsed().as_secs_f64();
     let journal_path = dir.join(JOURNAL);
     let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
+    let replay_secs = started.elapsed().as_secs_f64() - snapshot_secs;
     // Replayed `Forget` records may have left users owning blobs they no
     // longer reference, and dropped blobs no tombstone names.
     catalog.rebuild_owners();
     catalog.release_dropped();
+    let derive_secs = started.elapsed().as_secs_f64() - snapshot_secs - replay_secs;
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -118,6 +125,7 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
         LoadReport {
             replayed,
             torn_bytes: total_len - good_len,
+            times: [snapshot_secs, replay_secs, derive_secs],
         },
     ))
 }

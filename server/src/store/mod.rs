@@ -146,9 +146,17 @@ impl DataManager {
                 report.torn_bytes
             );
         }
+        let started = std::time::Instant::now();
         let blobs = LocalBlobs::open(data_dir).map_err(io_err)?;
         let on_disk = blobs.recover().map_err(io_err)?;
+        let scan_secs = started.elapsed().as_secs_f64();
         recover::reconcile(&mut catalog, &blobs, on_disk).map_err(io_err)?;
+        let [snap, replay, derive] = report.times;
+        info!(
+            "catalog loaded: snapshot {snap:.2} s, journal {replay:.2} s ({} records), owners {derive:.2} s; blob directory scanned in {scan_secs:.2} s, reconciled in {:.2} s",
+            report.replayed,
+            started.elapsed().as_secs_f64() - scan_secs
+        );
         Ok(DataManager {
             catalog: RwLock::new(catalog),
             journal: Mutex::new(journal),

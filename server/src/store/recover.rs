@@ -13,13 +13,9 @@ pub(super) fn reconcile(
     blobs: &LocalBlobs,
     mut on_disk: std::collections::HashMap<ContentHash, blobs::OnDisk>,
 ) -> io::Result<()> {
-    let hashes: Vec<ContentHash> = catalog.blobs().map(|(h, _)| h).collect();
     let mut missing = 0usize;
-    for hash in hashes {
-        let found = on_disk.remove(&hash).unwrap_or_default();
-        let Some(mut info) = catalog.blob(&hash) else {
-            continue;
-        };
+    catalog.try_update_blobs(|hash, info| -> io::Result<()> {
+        let found = on_disk.remove(hash).unwrap_or_default();
         let mut lost = |what: &str| {
             missing += 1;
             if missing <= MISSING_NAMED {
@@ -34,26 +30,26 @@ pub(super) fn reconcile(
                 info.form = BlobForm::Missing;
                 lost("the manifest of");
             }
-        } else {
-            if found.manifest {
-                // A manifest written for content the catalog holds whole.
-                blobs.remove_manifest(&hash)?;
-            }
-            if found.hot {
-                if found.packed {
-                    blobs.remove(&hash, BlobForm::Packed)?;
-                }
-                info.form = BlobForm::Hot;
-                info.packed_size = None;
-            } else if found.packed {
-                info.form = BlobForm::Packed;
-            } else {
-                info.form = BlobForm::Missing;
-                lost("blob");
-            }
+            return Ok(());
         }
-        catalog.update_blob(&hash, |b| *b = info);
-    }
+        if found.manifest {
+            // A manifest written for content the catalog holds whole.
+            blobs.remove_manifest(hash)?;
+        }
+        if found.hot {
+            if found.packed {
+                blobs.remove(hash, BlobForm::Packed)?;
+            }
+            info.form = BlobForm::Hot;
+            info.packed_size = None;
+        } else if found.packed {
+            info.form = BlobForm::Packed;
+        } else {
+            info.form = BlobForm::Missing;
+            lost("blob");
+        }
+        Ok(())
+    })?;
     let orphans = on_disk.len();
     for (hash, found) in on_disk {
         if found.hot {

@@ -254,7 +254,6 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
     }
     let mut machine: Option<String> = None;
     let mut dir = String::new();
-    let mut path = String::new();
     let mut versions = Vec::new();
     let mut files = 0usize;
     loop {
@@ -277,12 +276,6 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
             let Some(key) = machine.as_deref() else {
                 return Err(invalid(no, "a file before any machine".into()));
             };
-            path.clear();
-            if !dir.is_empty() {
-                path.push_str(&dir);
-                path.push('/');
-            }
-            path.push_str(&f);
             versions.clear();
             for v in &line.v {
                 let (&[n, b, mtime, at], deleted) = match v.as_slice() {
@@ -304,7 +297,7 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
                     deleted,
                 });
             }
-            catalog.load_raw_file(key, &path, &versions);
+            catalog.load_raw_file(key, &dir, &f, &versions);
             files += 1;
         } else {
             return Err(invalid(no, "an unknown line".into()));

@@ -400,10 +400,32 @@ impl BlobTable {
     }
 
     pub fn clear_owners(&mut self) {
+        let mut memo: HashMap<u32, u32> = HashMap::new();
         for i in 0..self.recs.len() {
             let set = self.recs[i].spaces;
-            self.recs[i].spaces = self.spaces.without_owners(set);
+            let to = *memo
+                .entry(set)
+                .or_insert_with(|| self.spaces.without_owners(set));
+            self.recs[i].spaces = to;
         }
+    }
+
+    /// Calls `f` with every live blob's hash and info, storing what it
+    /// leaves in the info (totals follow); stops at the first error.
+    pub fn try_update_each<E>(
+        &mut self,
+        mut f: impl FnMut(&ContentHash, &mut BlobInfo) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for i in 0..self.recs.len() {
+            if self.recs[i].gone() || self.is_free(i) {
+                continue;
+            }
+            let hash = ContentHash::from_bytes(self.recs[i].hash);
+            let mut result = Ok(());
+            self.update(i as BlobIdx, |info| result = f(&hash, info));
+            result?;
+        }
+        Ok(())
     }
 
     /// One more (or one fewer) current file has this content.

@@ -404,6 +404,15 @@ impl Catalog {
         self.blobs.iter().map(|(_, h, b)| (h, b))
     }
 
+    /// Lets `f` change what is known of every blob (start-up's
+    /// reconciliation with the disk), one pass over the table.
+    pub fn try_update_blobs<E>(
+        &mut self,
+        f: impl FnMut(&ContentHash, &mut BlobInfo) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.blobs.try_update_each(f)
+    }
+
     pub fn blob_totals(&self) -> BlobTotals {
         self.blobs.totals()
     }
@@ -879,27 +888,27 @@ impl Catalog {
         }
     }
 
-    /// Adds a file read from a snapshot, its versions' blobs given by
-    /// index (as [`Self::load_raw_blob`] returned them).
-    pub fn load_raw_file(&mut self, key: &str, path: &str, versions: &[RawVersion]) {
+    /// Adds a file read from a snapshot (`name` in folder `dir`), its
+    /// versions' blobs given by index (as [`Self::load_raw_blob`] returned
+    /// them).
+    pub fn load_raw_file(&mut self, key: &str, dir: &str, name: &str, versions: &[RawVersion]) {
         let user = self.blobs.spaces.user_id(owner_of(key));
         let tree = match self.machines.get_mut(key) {
             Some(t) => t,
             None => self.machines.entry(key.to_string()).or_default(),
         };
-        for v in versions {
-            if !v.deleted {
-                self.blobs.add_owner(v.blob, user);
-            }
-            let version = NewVersion {
-                n: Some(v.n),
-                blob: v.blob,
-                mtime: v.mtime,
-                at: v.at,
-                deleted: v.deleted,
-            };
-            tree.add_version(path, version, &mut self.blobs);
+        for v in versions.iter().filter(|v| !v.deleted) {
+            self.blobs.add_owner(v.blob, user);
         }
+        let folder = tree.folder_or_new(dir);
+        let versions = versions.iter().map(|v| NewVersion {
+            n: Some(v.n),
+            blob: v.blob,
+            mtime: v.mtime,
+            at: v.at,
+            deleted: v.deleted,
+        });
+        tree.add_versions(folder, name, versions, &mut self.blobs);
     }
 
     /// Room for `blobs` more blobs (from a snapshot's count).

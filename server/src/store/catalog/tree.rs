@@ -315,57 +315,73 @@ impl Tree {
         }
     }
 
-    /// Adds a version to the file at `path`, creating it and its folders.
-    pub fn add_version(&mut self, path: &str, v: NewVersion, blobs: &mut BlobTable) {
-        let (dir, name) = split_last(path);
+    /// The folder at `dir`, created with its parents if missing.
+    pub fn folder_or_new(&mut self, dir: &str) -> NodeIdx {
         let mut parent = ROOT;
         if !dir.is_empty() {
             for seg in dir.split('/') {
                 parent = self.child_or_new(parent, seg, true);
             }
         }
-        let before = self.file_nodes;
-        let file = match self.position(parent, name, false) {
-            Ok(i) => self.children(parent)[i],
+        parent
+    }
+
+    /// Adds a version to the file at `path`, creating it and its folders.
+    pub fn add_version(&mut self, path: &str, v: NewVersion, blobs: &mut BlobTable) {
+        let (dir, name) = split_last(path);
+        let parent = self.folder_or_new(dir);
+        self.add_versions(parent, name, std::iter::once(v), blobs);
+    }
+
+    /// Adds versions, oldest first, to the file `name` in `folder` (a node
+    /// [`Self::folder_or_new`] gave), creating it; the folders' totals are
+    /// brought up to date once, after the last.
+    pub fn add_versions(
+        &mut self,
+        folder: NodeIdx,
+        name: &str,
+        versions: impl IntoIterator<Item = NewVersion>,
+        blobs: &mut BlobTable,
+    ) {
+        let file = match self.position(folder, name, false) {
+            Ok(i) => self.children(folder)[i],
             Err(i) => {
-                let node = self.new_node(parent, name, false);
-                self.folder_mut(parent).children.insert(i, node);
+                let node = self.new_node(folder, name, false);
+                self.folder_mut(folder).children.insert(i, node);
                 self.file_nodes += 1;
                 node
             }
         };
-        let old = if self.file_nodes > before {
-            None
-        } else {
-            self.live(file, blobs)
-        };
-        let prev = self.nodes[file as usize].link;
-        let n = v.n.unwrap_or_else(|| {
-            if prev != NONE {
-                self.vers[prev as usize].n() + 1
-            } else {
-                1
-            }
-        });
-        let rec = VRec {
-            mtime: v.mtime,
-            blob: v.blob,
-            n_deleted: (n.min((DELETED_BIT - 1) as u64) as u32)
-                | if v.deleted { DELETED_BIT } else { 0 },
-            at: v.at.clamp(0, u32::MAX as i64) as u32,
-            prev,
-        };
-        let idx = match self.free_vers.pop() {
-            Some(i) => {
-                self.vers[i as usize] = rec;
-                i
-            }
-            None => {
-                self.vers.push(rec);
-                (self.vers.len() - 1) as u32
-            }
-        };
-        self.nodes[file as usize].link = idx;
+        let old = self.live(file, blobs);
+        for v in versions {
+            let prev = self.nodes[file as usize].link;
+            let n = v.n.unwrap_or_else(|| {
+                if prev != NONE {
+                    self.vers[prev as usize].n() + 1
+                } else {
+                    1
+                }
+            });
+            let rec = VRec {
+                mtime: v.mtime,
+                blob: v.blob,
+                n_deleted: (n.min((DELETED_BIT - 1) as u64) as u32)
+                    | if v.deleted { DELETED_BIT } else { 0 },
+                at: v.at.clamp(0, u32::MAX as i64) as u32,
+                prev,
+            };
+            let idx = match self.free_vers.pop() {
+                Some(i) => {
+                    self.vers[i as usize] = rec;
+                    i
+                }
+                None => {
+                    self.vers.push(rec);
+                    (self.vers.len() - 1) as u32
+                }
+            };
+            self.nodes[file as usize].link = idx;
+        }
         let new = self.live(file, blobs);
         self.changed(file, old, new, blobs);
     }
