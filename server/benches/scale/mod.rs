@@ -55,6 +55,7 @@ fn hash_of(n: u64) -> ContentHash {
 struct Generated {
     build: Duration,
     compact: Duration,
+    longest: Duration,
     snapshot_bytes: u64,
     heap_bytes: usize,
 }
@@ -79,12 +80,31 @@ fn generate(data: &Path, files: usize) -> Generated {
                     mtime: at - 60,
                     at,
                     chunked: false,
+                    n: None,
                 });
             }
         }
     }
     let build = t.elapsed();
-    let compact = timed(|| j.compact(&cat).unwrap());
+    // As the server compacts: the journal rotated, then the snapshot a
+    // slice at a time; the longest slice is how long an upload can wait.
+    let mut longest = Duration::ZERO;
+    let compact = timed(|| {
+        let seq = j.rotate().unwrap();
+        nimbus_common::durable::write_atomic(&j.snapshot_path(), |w| {
+            let mut sliced = nimbus_server::store::snapshot::Sliced::new(seq);
+            loop {
+                let t = Instant::now();
+                let done = sliced.step(w, &cat)?;
+                longest = longest.max(t.elapsed());
+                if done {
+                    return Ok(());
+                }
+            }
+        })
+        .unwrap();
+        j.finish_rotation().unwrap();
+    });
     let snapshot_bytes = std::fs::metadata(data.join("catalog/snapshot.json"))
         .unwrap()
         .len();
@@ -93,6 +113,7 @@ fn generate(data: &Path, files: usize) -> Generated {
     Generated {
         build,
         compact,
+        longest,
         snapshot_bytes,
         heap_bytes,
     }
@@ -237,14 +258,17 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
         "target < 3 s at 1M".into(),
     ));
     rows.push(row(
-        &label("snapshot size; compaction (uploads wait for it)"),
+        &label(
+            "snapshot size; compaction in slices: whole, longest slice (uploads wait at most that)",
+        ),
         format!(
-            "{:.0} MiB; {:.2} s",
+            "{:.0} MiB; {:.2} s, {:.0} ms",
             g.snapshot_bytes as f64 / (1 << 20) as f64,
-            g.compact.as_secs_f64()
+            g.compact.as_secs_f64(),
+            g.longest.as_secs_f64() * 1000.0
         ),
         "-".into(),
-        "target stall < 0.1 s".into(),
+        "target stall < 100 ms".into(),
     ));
 
     // The routes, 100 requests each, while an upload goes on.

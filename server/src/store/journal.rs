@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 const SNAPSHOT: &str = "snapshot.json";
 const JOURNAL: &str = "journal.jsonl";
+/// The journal as it stood when a snapshot began to be written in slices
+/// (see [`Journal::rotate`]); gone once that snapshot is in place.
+const PREV: &str = "journal.prev.jsonl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -94,7 +97,11 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
 
     let snapshot_secs = started.elapsed().as_secs_f64();
     let journal_path = dir.join(JOURNAL);
+    // A snapshot written in slices did not finish (or its old journal was
+    // not yet removed): the records before it come first.
+    let (_, prev_replayed, prev_present, _) = replay(&dir.join(PREV), &mut catalog)?;
     let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
+    let (replayed, since_snapshot) = (replayed + prev_replayed, since_snapshot + prev_present);
     let replay_secs = started.elapsed().as_secs_f64() - snapshot_secs;
     // Replayed `Forget` records may have left users owning blobs they no
     // longer reference, and dropped blobs no tombstone names.
@@ -273,7 +280,65 @@ impl Journal {
         self.file.sync_all()?;
         self.len = 0;
         self.since_snapshot = 0;
-        Ok(())
+        self.remove_prev()
+    }
+
+    /// Where a snapshot goes.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT)
+    }
+
+    /// Starts a snapshot written in slices: what the journal holds moves to
+    /// `journal.prev.jsonl` (made durable first) and appends go on in an
+    /// empty journal. Returns the last sequence number before the snapshot:
+    /// replay after it applies every later record. A crash at any point
+    /// leaves the old snapshot and both journals, which load.
+    pub fn rotate(&mut self) -> io::Result<u64> {
+        self.file.sync_data()?;
+        let path = self.dir.join(JOURNAL);
+        let prev = self.dir.join(PREV);
+        if prev.exists() {
+            // An earlier snapshot did not finish: its journal is still
+            // needed, so this one's records join it (a crash mid-copy
+            // leaves them in both, which replay skips by number).
+            let mut to = OpenOptions::new().append(true).open(&prev)?;
+            io::copy(&mut File::open(&path)?, &mut to)?;
+            to.sync_all()?;
+            self.file.set_len(0)?;
+            self.file.sync_all()?;
+        } else {
+            durable::rename_durable(&path, &prev)?;
+            // From here the open file is the old journal: appends must not
+            // go on into it (it is removed when the snapshot is in place).
+            match OpenOptions::new().create(true).append(true).open(&path) {
+                Ok(f) => self.file = f,
+                Err(e) => {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+            }
+            if let Err(e) = durable::sync_dir(&self.dir) {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        self.len = 0;
+        let seq = self.next_seq - 1;
+        self.since_snapshot = 0;
+        Ok(seq)
+    }
+
+    /// Ends a snapshot begun by [`Self::rotate`], now durable in place.
+    pub fn finish_rotation(&mut self) -> io::Result<()> {
+        self.remove_prev()
+    }
+
+    fn remove_prev(&mut self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(PREV)) {
+            Ok(()) => durable::sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -292,6 +357,7 @@ mod tests {
             mtime: 1,
             at: 2,
             chunked: false,
+            n: None,
         }
     }
 

@@ -110,6 +110,10 @@ pub struct DataManager {
     gc: RwLock<()>,
     /// What chunk uploads brought, and whether any await a sync.
     pub chunks: chunks::ChunkCounters,
+    /// Held by whoever writes a snapshot: one at a time, so a snapshot
+    /// written whole never lands in the middle of one written in slices.
+    /// Taken before the journal lock.
+    compaction: Mutex<()>,
 }
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
@@ -163,6 +167,7 @@ impl DataManager {
             blobs,
             dir: data_dir.to_path_buf(),
             gc: RwLock::new(()),
+            compaction: Mutex::new(()),
             chunks: Default::default(),
         })
     }
@@ -173,6 +178,10 @@ impl DataManager {
 
     fn write(&self) -> RwLockWriteGuard<'_, Catalog> {
         self.catalog.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_compaction(&self) -> MutexGuard<'_, ()> {
+        self.compaction.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_journal(&self) -> MutexGuard<'_, Journal> {

@@ -193,23 +193,52 @@ impl DataManager {
     /// the catalog (and past `min_records`), which keeps the cost of
     /// compaction per record constant.
     pub fn maybe_compact(&self, min_records: u64) -> io::Result<bool> {
-        let mut journal = self.lock_journal();
+        let journal = self.lock_journal();
         let files = self.read().file_count() as u64;
         if journal.since_snapshot < min_records.max(files) {
             return Ok(false);
         }
-        let cat = self.read();
-        journal.compact(&cat)?;
+        drop(journal);
+        self.compact_in_slices()?;
         Ok(true)
     }
 
     /// Writes a snapshot now (at shutdown), whatever the journal's size.
     pub fn compact(&self) -> io::Result<()> {
-        let mut journal = self.lock_journal();
-        if journal.since_snapshot == 0 {
+        if self.lock_journal().since_snapshot == 0 {
             return Ok(());
         }
-        let cat = self.read();
-        journal.compact(&cat)
+        self.compact_in_slices().map(|_| ())
+    }
+
+    /// Writes the snapshot a slice at a time, each under the catalog's read
+    /// lock for a few milliseconds, while uploads go on (see
+    /// [`snapshot::Sliced`] for why replay after it is exact); the journal
+    /// lock is held only to rotate the journal and to drop the old one.
+    /// Returns the longest time one slice held the lock.
+    pub fn compact_in_slices(&self) -> io::Result<std::time::Duration> {
+        let _one = self.lock_compaction();
+        let (seq, path) = {
+            let mut journal = self.lock_journal();
+            (journal.rotate()?, journal.snapshot_path())
+        };
+        self.write().set_compacting(true);
+        let mut longest = std::time::Duration::ZERO;
+        let written = nimbus_common::durable::write_atomic(&path, |w| {
+            let mut sliced = super::snapshot::Sliced::new(seq);
+            loop {
+                let cat = self.read();
+                let t = std::time::Instant::now();
+                let done = sliced.step(w, &cat)?;
+                longest = longest.max(t.elapsed());
+                if done {
+                    return Ok(());
+                }
+            }
+        });
+        self.write().set_compacting(false);
+        written?;
+        self.lock_journal().finish_rotation()?;
+        Ok(longest)
     }
 }

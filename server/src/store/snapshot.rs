@@ -50,6 +50,10 @@ struct Head {
 
 #[derive(Serialize, Deserialize)]
 struct BlobLine<'a> {
+    /// A late blob's record index (blob lines in the head's count have it
+    /// by their order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b: Option<u32>,
     h: ContentHash,
     s: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -93,77 +97,144 @@ struct TreeLine<'a> {
 
 /// Writes `catalog` as format 2. The caller keeps it from changing.
 pub fn write<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
-    let count = catalog.raw_blobs().count();
-    serde_json::to_writer(
-        &mut *w,
-        &Head {
-            format: FORMAT,
-            seq: catalog.seq,
-            blobs: count,
-        },
-    )?;
-    w.write_all(b"\n")?;
-    for raw in catalog.raw_blobs() {
-        match raw {
-            RawBlob::Free => w.write_all(b"null")?,
-            RawBlob::Gone { hash, size } => serde_json::to_writer(
-                &mut *w,
-                &BlobLine {
-                    h: hash,
-                    s: size,
-                    a: 0,
-                    f: None,
-                    p: None,
-                    i: false,
-                    c: false,
-                    gone: true,
-                    k: Vec::new(),
-                },
-            )?,
-            RawBlob::Live {
-                hash,
-                info,
-                holders,
-            } => serde_json::to_writer(
-                &mut *w,
-                &BlobLine {
-                    h: hash,
-                    s: info.size,
-                    a: info.last_access,
-                    f: (info.form != BlobForm::Hot).then_some(info.form),
-                    p: info.packed_size,
-                    i: info.incompressible,
-                    c: info.chunked,
-                    gone: false,
-                    k: holders.into_iter().map(Into::into).collect(),
-                },
-            )?,
-        }
-        w.write_all(b"\n")?;
+    let mut sliced = Sliced::new(catalog.seq);
+    while !sliced.step(w, catalog)? {}
+    Ok(())
+}
+
+/// Blob lines written per slice.
+const BLOB_SLICE: u32 = 32_768;
+/// Files written per slice.
+const FILE_SLICE: usize = 8_192;
+
+/// A snapshot written a slice at a time, the catalog free to change in
+/// between (the caller takes the read lock for each [`Sliced::step`]).
+///
+/// The head names `seq`, the last record every slice already holds; each
+/// slice holds the records up to when it was written. Replay applies every
+/// record after `seq`, and records apply idempotently (versions and
+/// tombstones carry their number; blob records set what they say), so a
+/// record a slice already holds changes nothing when applied again, and one
+/// it lacks is applied. Blobs created after the blob lines were written
+/// get a line of their own (`"b"`: their index) before the first file line
+/// naming them; meanwhile no blob record index is reused
+/// ([`Catalog::set_compacting`]).
+pub struct Sliced {
+    seq: u64,
+    started: bool,
+    blobs_end: u32,
+    next_blob: u32,
+    after: Option<(String, String)>,
+    late: std::collections::HashSet<u32>,
+    machine: String,
+    dir: Option<String>,
+    files: usize,
+    line: Vec<u8>,
+    blob_slice: u32,
+    file_slice: usize,
+}
+
+impl Sliced {
+    /// `seq`: the journal's last sequence number when writing starts.
+    pub fn new(seq: u64) -> Sliced {
+        Sliced::with_slices(seq, BLOB_SLICE, FILE_SLICE)
     }
-    let mut machine = String::new();
-    let mut dir: Option<String> = None;
-    let mut files = 0usize;
-    let mut result = Ok(());
-    let mut line = Vec::with_capacity(256);
-    catalog.raw_files(|key, path, versions| {
+
+    /// With slices of `blobs` blob lines and `files` files.
+    pub fn with_slices(seq: u64, blobs: u32, files: usize) -> Sliced {
+        Sliced {
+            blob_slice: blobs.max(1),
+            file_slice: files.max(1),
+            seq,
+            started: false,
+            blobs_end: 0,
+            next_blob: 0,
+            after: None,
+            late: Default::default(),
+            machine: String::new(),
+            dir: None,
+            files: 0,
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    /// Writes the next slice of `catalog`; true when the snapshot is whole.
+    pub fn step<W: Write>(&mut self, w: &mut W, catalog: &Catalog) -> io::Result<bool> {
+        if !self.started {
+            self.started = true;
+            self.blobs_end = catalog.raw_blob_count();
+            serde_json::to_writer(
+                &mut *w,
+                &Head {
+                    format: FORMAT,
+                    seq: self.seq,
+                    blobs: self.blobs_end as usize,
+                },
+            )?;
+            w.write_all(b"\n")?;
+        }
+        if self.next_blob < self.blobs_end {
+            let end = self.blobs_end.min(self.next_blob + self.blob_slice);
+            for i in self.next_blob..end {
+                write_blob(w, catalog.raw_blob(i), None)?;
+            }
+            self.next_blob = end;
+            return Ok(false);
+        }
+        let mut result = Ok(());
+        let mut written = 0;
+        let mut last: Option<(String, String)> = None;
+        let cursor = self.after.take();
+        let after = cursor.as_ref().map(|(k, p)| (k.as_str(), p.as_str()));
+        let stopped = catalog.raw_files_after(after, |key, path, versions| {
+            if written == self.file_slice {
+                return false;
+            }
+            written += 1;
+            last = Some((key.to_string(), path.to_string()));
+            result = self.write_file(w, catalog, key, path, versions);
+            result.is_ok()
+        });
+        result?;
+        self.after = last.or(cursor);
+        if stopped {
+            return Ok(false);
+        }
+        writeln!(w, "{{\"end\":{}}}", self.files)?;
+        Ok(true)
+    }
+
+    fn write_file<W: Write>(
+        &mut self,
+        w: &mut W,
+        catalog: &Catalog,
+        key: &str,
+        path: &str,
+        versions: &[RawVersion],
+    ) -> io::Result<()> {
+        for v in versions {
+            if v.blob >= self.blobs_end && self.late.insert(v.blob) {
+                write_blob(w, catalog.raw_blob(v.blob), Some(v.blob))?;
+            }
+        }
+        let line = &mut self.line;
         line.clear();
-        if key != machine {
-            machine = key.to_string();
-            dir = None;
+        if key != self.machine {
+            self.machine = key.to_string();
+            self.dir = None;
             line.extend_from_slice(b"{\"m\":");
-            push_json_str(&mut line, key);
+            push_json_str(line, key);
             line.extend_from_slice(b"}\n");
         }
         let (d, name) = split_last(path);
-        if dir.as_deref() != Some(d) {
-            dir = Some(d.to_string());
+        if self.dir.as_deref() != Some(d) {
+            self.dir = Some(d.to_string());
             line.extend_from_slice(b"{\"d\":");
-            push_json_str(&mut line, d);
+            push_json_str(line, d);
             line.extend_from_slice(b"}\n");
         }
         line.extend_from_slice(b"{\"f\":");
-        push_json_str(&mut line, name);
+        push_json_str(line, name);
         line.extend_from_slice(b",\"v\":[");
         for (i, v) in versions.iter().enumerate() {
             if i > 0 {
@@ -176,17 +247,50 @@ pub fn write<W: Write>(w: &mut W, catalog: &Catalog) -> io::Result<()> {
             line.push(b']');
         }
         line.extend_from_slice(b"]}\n");
-        files += 1;
-        match w.write_all(&line) {
-            Ok(()) => true,
-            Err(e) => {
-                result = Err(e);
-                false
-            }
-        }
-    });
-    result?;
-    writeln!(w, "{{\"end\":{files}}}")
+        self.files += 1;
+        w.write_all(line)
+    }
+}
+
+fn write_blob<W: Write>(w: &mut W, raw: RawBlob<'_>, late: Option<u32>) -> io::Result<()> {
+    match raw {
+        RawBlob::Free => w.write_all(b"null")?,
+        RawBlob::Gone { hash, size } => serde_json::to_writer(
+            &mut *w,
+            &BlobLine {
+                b: late,
+                h: hash,
+                s: size,
+                a: 0,
+                f: None,
+                p: None,
+                i: false,
+                c: false,
+                gone: true,
+                k: Vec::new(),
+            },
+        )?,
+        RawBlob::Live {
+            hash,
+            info,
+            holders,
+        } => serde_json::to_writer(
+            &mut *w,
+            &BlobLine {
+                b: late,
+                h: hash,
+                s: info.size,
+                a: info.last_access,
+                f: (info.form != BlobForm::Hot).then_some(info.form),
+                p: info.packed_size,
+                i: info.incompressible,
+                c: info.chunked,
+                gone: false,
+                k: holders.into_iter().map(Into::into).collect(),
+            },
+        )?,
+    }
+    w.write_all(b"\n")
 }
 
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
@@ -205,6 +309,36 @@ pub fn read<R: BufRead>(mut r: R, catalog: &mut Catalog) -> Result<u64, Snapshot
         Ok(_) => read_v1(io::Cursor::new(first).chain(r), catalog),
         // Format 1 is one document, usually spanning many lines.
         Err(_) => read_v1(io::Cursor::new(first).chain(r), catalog),
+    }
+}
+
+impl<'a> BlobLine<'a> {
+    fn raw(&'a self) -> RawBlob<'a> {
+        if self.gone {
+            return RawBlob::Gone {
+                hash: self.h,
+                size: self.s,
+            };
+        }
+        let form = self.f.unwrap_or(BlobForm::Hot);
+        RawBlob::Live {
+            hash: self.h,
+            info: BlobInfo {
+                size: self.s,
+                form,
+                packed_size: if form == BlobForm::Packed {
+                    self.p
+                } else {
+                    None
+                },
+                incompressible: self.i,
+                last_access: self.a,
+                chunked: self.c,
+                has_owners: false,
+                has_holders: false,
+            },
+            holders: self.k.iter().map(|k| k.as_ref()).collect(),
+        }
     }
 }
 
@@ -228,37 +362,25 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
             continue;
         }
         let b: BlobLine = serde_json::from_slice(&buf).map_err(|e| invalid(no, e.to_string()))?;
-        let raw = if b.gone {
-            RawBlob::Gone {
-                hash: b.h,
-                size: b.s,
-            }
-        } else {
-            let form = b.f.unwrap_or(BlobForm::Hot);
-            RawBlob::Live {
-                hash: b.h,
-                info: BlobInfo {
-                    size: b.s,
-                    form,
-                    packed_size: if form == BlobForm::Packed { b.p } else { None },
-                    incompressible: b.i,
-                    last_access: b.a,
-                    chunked: b.c,
-                    has_owners: false,
-                    has_holders: false,
-                },
-                holders: b.k.iter().map(|k| k.as_ref()).collect(),
-            }
-        };
+        let raw = b.raw();
         index.push(catalog.load_raw_blob(raw));
     }
     let mut machine: Option<String> = None;
     let mut dir = String::new();
     let mut versions = Vec::new();
     let mut files = 0usize;
+    // Blobs created while the snapshot was written, by record index.
+    let mut late: std::collections::HashMap<u32, Option<u32>> = Default::default();
     loop {
         if !next(&mut buf, &mut no)? {
             return Err(invalid(no, "the file ends before its last line".into()));
+        }
+        if buf.starts_with(b"{\"b\":") {
+            let b: BlobLine =
+                serde_json::from_slice(&buf).map_err(|e| invalid(no, e.to_string()))?;
+            let at = b.b.unwrap_or(u32::MAX);
+            late.insert(at, catalog.load_raw_blob(b.raw()));
+            continue;
         }
         let line: TreeLine =
             serde_json::from_slice(&buf).map_err(|e| invalid(no, e.to_string()))?;
@@ -283,9 +405,12 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
                     [n, b, m, a, d] => (&[*n, *b, *m, *a], *d == 1),
                     _ => return Err(invalid(no, "a version is not [n,blob,mtime,at]".into())),
                 };
-                let blob = usize::try_from(b)
+                let blob = u32::try_from(b)
                     .ok()
-                    .and_then(|b| index.get(b).copied().flatten())
+                    .and_then(|b| match index.get(b as usize) {
+                        Some(i) => *i,
+                        None => late.get(&b).copied().flatten(),
+                    })
                     .ok_or_else(|| {
                         invalid(no, format!("version names blob {b}, not in the file"))
                     })?;

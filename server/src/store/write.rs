@@ -129,6 +129,8 @@ impl DataManager {
         let mut latest: HashMap<&str, ContentHash> = HashMap::new();
         let mut recs = Vec::new();
         let mut new_version = Vec::with_capacity(files.len());
+        // The next version number of each path, counting this batch's.
+        let mut next: std::collections::HashMap<&str, u64> = Default::default();
         {
             let cat = self.read();
             for (path, mtime, hash, size) in &files {
@@ -140,6 +142,10 @@ impl DataManager {
                 let new = current != Some(*hash);
                 new_version.push(new);
                 recs.push(if new {
+                    let n = next
+                        .entry(path.as_str())
+                        .or_insert_with(|| cat.next_n(key, path));
+                    *n += 1;
                     Record::Version {
                         key: key.to_string(),
                         path: path.clone(),
@@ -148,6 +154,7 @@ impl DataManager {
                         mtime: *mtime,
                         at: now,
                         chunked: false,
+                        n: Some(*n - 1),
                     }
                 } else {
                     Record::Access {
@@ -240,6 +247,7 @@ impl DataManager {
             mtime,
             at: now,
             chunked,
+            n: Some(self.read().next_n(key, path)),
         };
         self.commit(journal, rec, true)?;
         let versions = self.read().latest(key, path).map_or(0, |l| l.versions);
@@ -264,6 +272,7 @@ impl DataManager {
             key: key.to_string(),
             path: path.to_string(),
             at: unix_now(),
+            n: Some(self.read().next_n(key, path)),
         };
         self.commit(&mut journal, rec, true)?;
         Ok(true)
@@ -272,6 +281,7 @@ impl DataManager {
     /// Gives files backed up before accounts existed to `owner`, and makes
     /// that durable with a snapshot. Returns how many clients moved.
     pub fn adopt_legacy(&self, owner: &str) -> io::Result<usize> {
+        let _one = self.lock_compaction();
         let mut journal = self.lock_journal();
         let moved = self.write().adopt_legacy(owner);
         if moved > 0 {

@@ -26,6 +26,7 @@ fn journal_files(data: &Path, n: usize) {
             mtime: 1_700_000_000,
             at: 1_700_000_000 + i as i64,
             chunked: false,
+            n: None,
         };
         cat.seq = j.append(&rec, i + 1 == n).unwrap();
         cat.apply(&rec);

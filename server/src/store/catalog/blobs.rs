@@ -233,6 +233,9 @@ pub struct BlobTable {
     free: Vec<BlobIdx>,
     pub spaces: Spaces,
     totals: BlobTotals,
+    /// While a snapshot is written in slices, a record's index names the
+    /// same blob throughout: freed records are not reused.
+    pub keep_indices: bool,
 }
 
 impl Default for BlobTable {
@@ -243,6 +246,7 @@ impl Default for BlobTable {
             free: Vec::new(),
             spaces: Spaces::empty(),
             totals: BlobTotals::default(),
+            keep_indices: false,
         }
     }
 }
@@ -331,7 +335,12 @@ impl BlobTable {
         if chunked {
             rec.set_flags(CHUNKED);
         }
-        let idx = match self.free.pop() {
+        let reuse = if self.keep_indices {
+            None
+        } else {
+            self.free.pop()
+        };
+        let idx = match reuse {
             Some(i) => {
                 self.recs[i as usize] = rec;
                 i

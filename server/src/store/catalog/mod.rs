@@ -100,6 +100,11 @@ pub enum Record {
         /// Its content is a manifest of chunks.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         chunked: bool,
+        /// The version's number (absent in records of earlier releases:
+        /// the next one). With it, applying the record again is a no-op,
+        /// which replay after a snapshot written in slices relies on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n: Option<u64>,
     },
     /// Chunks (hash, size) a user sent or committed, on disk.
     Chunks {
@@ -122,6 +127,9 @@ pub enum Record {
         key: String,
         path: String,
         at: i64,
+        /// The tombstone's version number (as for `Version`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        n: Option<u64>,
     },
     /// Retention forgot these versions (by number) of a file.
     Forget {
@@ -221,6 +229,7 @@ impl Catalog {
                 mtime,
                 at,
                 chunked,
+                n,
             } => {
                 let b = self.blobs.ensure(hash, *size, *at, *chunked);
                 self.blobs
@@ -228,7 +237,7 @@ impl Catalog {
                 let user = self.blobs.spaces.user_id(owner_of(key));
                 self.blobs.add_owner(b, user);
                 let version = NewVersion {
-                    n: None,
+                    n: *n,
                     blob: b,
                     mtime: *mtime,
                     at: *at,
@@ -273,16 +282,24 @@ impl Catalog {
             Record::Incompressible { hash } => {
                 self.update_blob(hash, |b| b.incompressible = true);
             }
-            Record::Delete { key, path, at } => {
+            Record::Delete { key, path, at, n } => {
                 let Some(tree) = self.machines.get_mut(key) else {
                     return;
                 };
-                let Some(last) = tree.find_file(path).and_then(|f| tree.newest(f)) else {
+                let Some(file) = tree.find_file(path) else {
                     return;
                 };
-                if !last.deleted() {
+                // With a number: the tombstone follows the newest version
+                // before it, unless it is there already (the writer checked
+                // that the file was not deleted).
+                let last = match n {
+                    None => tree.newest(file).filter(|l| !l.deleted()),
+                    Some(k) if tree.has_version(file, *k) => None,
+                    Some(k) => tree.versions(file).into_iter().rev().find(|v| v.n() < *k),
+                };
+                if let Some(last) = last {
                     let version = NewVersion {
-                        n: None,
+                        n: *n,
                         blob: last.blob,
                         mtime: last.mtime,
                         at: *at,
@@ -348,6 +365,9 @@ impl Catalog {
 
     /// Frees the records of dropped blobs no version names any more.
     pub fn release_dropped(&mut self) {
+        if self.blobs.keep_indices {
+            return;
+        }
         let mut named = vec![false; self.blobs.capacity()];
         for tree in self.machines.values() {
             tree.each_version_blob(|b, _| named[b as usize] = true);
@@ -440,6 +460,14 @@ impl Catalog {
         let file = tree.find_file(path)?;
         let v = tree.version_at(file, at)?;
         Some(self.describe(key, path, tree, file, &v))
+    }
+
+    /// The number the next version of (key, path) gets.
+    pub fn next_n(&self, key: &str, path: &str) -> u64 {
+        self.machines
+            .get(key)
+            .and_then(|t| t.find_file(path).and_then(|f| t.newest(f)))
+            .map_or(1, |v| v.n() + 1)
     }
 
     /// One version of a file by number.
@@ -837,12 +865,43 @@ impl Catalog {
         (0..self.blobs.capacity() as BlobIdx).map(|i| self.blobs.raw(i))
     }
 
+    /// Blob record `i` as a snapshot writes it.
+    pub fn raw_blob(&self, i: BlobIdx) -> blobs::RawBlob<'_> {
+        self.blobs.raw(i)
+    }
+
+    /// The number of blob records (the range of their indices).
+    pub fn raw_blob_count(&self) -> BlobIdx {
+        self.blobs.capacity() as BlobIdx
+    }
+
+    /// Keeps every blob record's index for one blob while a snapshot is
+    /// written in slices (no record is freed or reused meanwhile).
+    pub fn set_compacting(&mut self, on: bool) {
+        self.blobs.keep_indices = on;
+    }
+
     /// Calls `f` with every (key, path, versions oldest first) in the
     /// blob-index form a snapshot writes.
-    pub fn raw_files(&self, mut f: impl FnMut(&str, &str, &[RawVersion]) -> bool) -> bool {
+    pub fn raw_files(&self, f: impl FnMut(&str, &str, &[RawVersion]) -> bool) -> bool {
+        self.raw_files_after(None, f)
+    }
+
+    /// [`Self::raw_files`] from after the file `after` (key, path); true if
+    /// `f` stopped the walk.
+    pub fn raw_files_after(
+        &self,
+        after: Option<(&str, &str)>,
+        mut f: impl FnMut(&str, &str, &[RawVersion]) -> bool,
+    ) -> bool {
         let mut versions = Vec::new();
-        for (key, tree) in &self.machines {
-            let stopped = tree.walk(0, None, |file, path| {
+        let start = after.map_or("", |(k, _)| k);
+        for (key, tree) in self
+            .machines
+            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+        {
+            let from = after.filter(|(k, _)| k == key).map(|(_, p)| p);
+            let stopped = tree.walk(0, from, |file, path| {
                 versions.clear();
                 versions.extend(tree.versions(file).iter().map(|v| RawVersion {
                     n: v.n(),
@@ -940,6 +999,7 @@ mod tests {
             mtime: at - 10,
             at,
             chunked: false,
+            n: None,
         }
     }
 
@@ -991,6 +1051,7 @@ mod tests {
                 mtime: 1,
                 at: 1,
                 chunked: false,
+                n: None,
             });
         }
         let alice: Vec<_> = c
@@ -1014,6 +1075,7 @@ mod tests {
             key: "pc".into(),
             path: "a".into(),
             at: 300,
+            n: None,
         });
         // Deleting twice, or a file never seen, changes nothing.
         for path in ["a", "zzz"] {
@@ -1021,6 +1083,7 @@ mod tests {
                 key: "pc".into(),
                 path: path.into(),
                 at: 310,
+                n: None,
             });
         }
         c.apply(&version("a", 1, 400));
@@ -1109,8 +1172,14 @@ mod tests {
                 mtime: t - 5,
                 at: t,
                 chunked: false,
+                n: None,
             },
-            5 | 6 => Record::Delete { key, path, at: t },
+            5 | 6 => Record::Delete {
+                key,
+                path,
+                at: t,
+                n: None,
+            },
             7 => Record::Forget {
                 key,
                 path,
@@ -1256,6 +1325,80 @@ mod tests {
         j.compact(&c).unwrap();
         feed(&mut c, &mut j, 50);
         reload(&c);
+    }
+
+    #[test]
+    fn a_snapshot_written_in_slices_while_records_apply_loads_exactly() {
+        use crate::store::{journal, snapshot};
+        // Three ends: the snapshot in place; a crash before the old
+        // journal went; a crash before the snapshot was renamed.
+        for (seed, end) in [(11u64, 0), (12, 1), (13, 2), (14, 0), (15, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let cat_dir = dir.path().join("catalog");
+            let mut rng = Rng(seed);
+            let (mut c, mut j, _) = journal::load(&cat_dir).unwrap();
+            let mut t = 1000;
+            let mut feed = |c: &mut Catalog, j: &mut journal::Journal, n: usize| {
+                for _ in 0..n {
+                    t += 1;
+                    let mut r = random_record(&mut rng, t);
+                    // As the write path numbers them.
+                    match &mut r {
+                        Record::Version { key, path, n, .. }
+                        | Record::Delete { key, path, n, .. } => {
+                            *n = Some(c.next_n(key, path));
+                        }
+                        _ => {}
+                    }
+                    if let Record::Delete { key, path, .. } = &r {
+                        if c.latest(key, path).is_none_or(|l| l.version.deleted) {
+                            continue;
+                        }
+                    }
+                    c.seq = j.append(&r, false).unwrap();
+                    c.apply(&r);
+                }
+            };
+            feed(&mut c, &mut j, 700);
+            if seed % 2 == 0 {
+                j.compact(&c).unwrap();
+                feed(&mut c, &mut j, 200);
+            }
+            let seq = j.rotate().unwrap();
+            c.set_compacting(true);
+            let path = if end == 2 {
+                cat_dir.join("snapshot.json.unfinished")
+            } else {
+                j.snapshot_path()
+            };
+            nimbus_common::durable::write_atomic(&path, |w| {
+                let mut sliced = snapshot::Sliced::with_slices(seq, 7, 11);
+                while !sliced.step(w, &c)? {
+                    feed(&mut c, &mut j, 5);
+                }
+                Ok(())
+            })
+            .unwrap();
+            c.set_compacting(false);
+            if end == 0 {
+                j.finish_rotation().unwrap();
+            }
+            feed(&mut c, &mut j, 50);
+            drop(j);
+            let (back, _, _) = journal::load(&cat_dir).unwrap();
+            assert_eq!(listing(&back), listing(&c), "seed {seed} end {end}");
+            assert_index_matches_recount(&back);
+            assert_eq!(back.blob_totals(), c.blob_totals(), "seed {seed}");
+            let blobs = |c: &Catalog| {
+                let mut v: Vec<_> = c
+                    .blobs()
+                    .map(|(h, b)| (h, format!("{:?}", b.form), b.size))
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(blobs(&back), blobs(&c), "seed {seed}");
+        }
     }
 
     #[test]

@@ -354,6 +354,17 @@ impl Tree {
         };
         let old = self.live(file, blobs);
         for v in versions {
+            let head = self.nodes[file as usize].link;
+            if let Some(k) = v.n.filter(|_| head != NONE) {
+                if self.vers[head as usize].n() >= k {
+                    // Not the newest: a record applied again, or one of a
+                    // replay behind a snapshot slice.
+                    if !self.has_version(file, k) {
+                        self.insert_version(file, k, &v);
+                    }
+                    continue;
+                }
+            }
             let prev = self.nodes[file as usize].link;
             let n = v.n.unwrap_or_else(|| {
                 if prev != NONE {
@@ -384,6 +395,48 @@ impl Tree {
         }
         let new = self.live(file, blobs);
         self.changed(file, old, new, blobs);
+    }
+
+    /// Whether `file` has version `n`.
+    pub fn has_version(&self, file: NodeIdx, n: u64) -> bool {
+        let mut v = self.nodes[file as usize].link;
+        while v != NONE {
+            let r = self.vers[v as usize];
+            if r.n() == n {
+                return true;
+            }
+            v = r.prev;
+        }
+        false
+    }
+
+    /// Links version `n` in number order below the newest.
+    fn insert_version(&mut self, file: NodeIdx, n: u64, v: &NewVersion) {
+        let mut after = self.nodes[file as usize].link;
+        while self.vers[after as usize].prev != NONE
+            && self.vers[self.vers[after as usize].prev as usize].n() > n
+        {
+            after = self.vers[after as usize].prev;
+        }
+        let rec = VRec {
+            mtime: v.mtime,
+            blob: v.blob,
+            n_deleted: (n.min((DELETED_BIT - 1) as u64) as u32)
+                | if v.deleted { DELETED_BIT } else { 0 },
+            at: v.at.clamp(0, u32::MAX as i64) as u32,
+            prev: self.vers[after as usize].prev,
+        };
+        let idx = match self.free_vers.pop() {
+            Some(i) => {
+                self.vers[i as usize] = rec;
+                i
+            }
+            None => {
+                self.vers.push(rec);
+                (self.vers.len() - 1) as u32
+            }
+        };
+        self.vers[after as usize].prev = idx;
     }
 
     /// Keeps only the versions of `file` for which `keep` holds; a file
