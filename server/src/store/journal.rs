@@ -101,7 +101,11 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     // not yet removed): the records before it come first.
     let (_, prev_replayed, prev_present, _) = replay(&dir.join(PREV), &mut catalog)?;
     let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
-    let (replayed, since_snapshot) = (replayed + prev_replayed, since_snapshot + prev_present);
+    let (replayed, mut since_snapshot) = (replayed + prev_replayed, since_snapshot + prev_present);
+    if dir.join(PREV).exists() {
+        // The next compaction (at the latest the next clean stop) removes it.
+        since_snapshot = since_snapshot.max(1);
+    }
     let replay_secs = started.elapsed().as_secs_f64() - snapshot_secs;
     // Replayed `Forget` records may have left users owning blobs they no
     // longer reference, and dropped blobs no tombstone names.
