@@ -109,7 +109,10 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     let replay_secs = started.elapsed().as_secs_f64() - snapshot_secs;
     // Replayed `Forget` records may have left users owning blobs they no
     // longer reference, and dropped blobs no tombstone names.
-    catalog.rebuild_owners();
+    // (A snapshot alone gives owners exactly: each live version adds its.)
+    if replayed > 0 {
+        catalog.rebuild_owners();
+    }
     catalog.release_dropped();
     let derive_secs = started.elapsed().as_secs_f64() - snapshot_secs - replay_secs;
     let file = OpenOptions::new()

@@ -371,6 +371,8 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
     let mut dir = String::new();
     let mut versions = Vec::new();
     let mut nums: Vec<[i64; 5]> = Vec::new();
+    // The folder files go into, found once per folder line.
+    let mut folder = None;
     let mut files = 0usize;
     // Blobs created while the snapshot was written, by record index.
     let mut late: std::collections::HashMap<u32, Option<u32>> = Default::default();
@@ -411,8 +413,10 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
         } else if let Some(m) = line.m {
             machine = Some(m.into_owned());
             dir.clear();
+            folder = None;
         } else if let Some(d) = line.d {
             dir = d.into_owned();
+            folder = None;
         } else if let Some(f) = name {
             let Some(key) = machine.as_deref() else {
                 return Err(invalid(no, "a file before any machine".into()));
@@ -436,7 +440,8 @@ fn read_v2<R: BufRead>(mut r: R, head: Head, catalog: &mut Catalog) -> Result<u6
                     deleted: deleted == 1,
                 });
             }
-            catalog.load_raw_file(key, &dir, f, &versions);
+            let into = *folder.get_or_insert_with(|| catalog.load_folder(key, &dir));
+            catalog.load_raw_file(key, into, f, &versions);
             files += 1;
         } else {
             return Err(invalid(no, "an unknown line".into()));
@@ -453,14 +458,22 @@ mod fast {
     use crate::store::catalog::BlobForm;
     use nimbus_common::hash::ContentHash;
 
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
+    /// Hex digit values; 0xff for anything else.
+    const HEX: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
 
     fn int(s: &[u8]) -> Option<(i64, &[u8])> {
         let (neg, s) = match s.strip_prefix(b"-") {
@@ -488,8 +501,14 @@ mod fast {
         let rest = line.strip_prefix(b"{\"h\":\"")?;
         let digits = rest.get(..64)?;
         let mut bytes = [0u8; 32];
-        for (i, pair) in digits.chunks(2).enumerate() {
-            bytes[i] = hex(pair[0])? << 4 | hex(pair[1])?;
+        let mut bad = 0u8;
+        for (i, out) in bytes.iter_mut().enumerate() {
+            let (hi, lo) = (HEX[digits[2 * i] as usize], HEX[digits[2 * i + 1] as usize]);
+            bad |= (hi | lo) & 0xf0;
+            *out = hi << 4 | lo;
+        }
+        if bad != 0 {
+            return None;
         }
         let mut rest = rest.get(64..)?.strip_prefix(b"\"")?;
         let mut b = BlobLine {
@@ -556,10 +575,12 @@ mod fast {
         if rest[q] != b'"' {
             return None;
         }
-        let name = std::str::from_utf8(&rest[..q]).ok()?;
-        if name.chars().any(char::is_control) {
+        let raw = &rest[..q];
+        // serde_json escapes control characters, so none is here.
+        if raw.iter().any(|&c| c < 0x20) {
             return None;
         }
+        let name = std::str::from_utf8(raw).ok()?;
         let mut rest = rest[q + 1..].strip_prefix(b",\"v\":[")?;
         nums.clear();
         loop {

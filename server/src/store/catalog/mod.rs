@@ -947,19 +947,34 @@ impl Catalog {
         }
     }
 
-    /// Adds a file read from a snapshot (`name` in folder `dir`), its
-    /// versions' blobs given by index (as [`Self::load_raw_blob`] returned
-    /// them).
-    pub fn load_raw_file(&mut self, key: &str, dir: &str, name: &str, versions: &[RawVersion]) {
-        let user = self.blobs.spaces.user_id(owner_of(key));
+    /// The folder `dir` of machine `key`, created if missing, for loading
+    /// a snapshot's files into it with [`Self::load_raw_file`] (valid until
+    /// the catalog next removes a file).
+    pub fn load_folder(&mut self, key: &str, dir: &str) -> NodeIdx {
         let tree = match self.machines.get_mut(key) {
             Some(t) => t,
             None => self.machines.entry(key.to_string()).or_default(),
         };
+        tree.folder_or_new(dir)
+    }
+
+    /// Adds a file read from a snapshot (`name` in `folder`, which
+    /// [`Self::load_folder`] gave for `key`), its versions' blobs given by
+    /// index (as [`Self::load_raw_blob`] returned them).
+    pub fn load_raw_file(
+        &mut self,
+        key: &str,
+        folder: NodeIdx,
+        name: &str,
+        versions: &[RawVersion],
+    ) {
+        let user = self.blobs.spaces.user_id(owner_of(key));
+        let Some(tree) = self.machines.get_mut(key) else {
+            return;
+        };
         for v in versions.iter().filter(|v| !v.deleted) {
             self.blobs.add_owner(v.blob, user);
         }
-        let folder = tree.folder_or_new(dir);
         let versions = versions.iter().map(|v| NewVersion {
             n: Some(v.n),
             blob: v.blob,
