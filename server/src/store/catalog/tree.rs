@@ -373,25 +373,7 @@ impl Tree {
                     1
                 }
             });
-            let rec = VRec {
-                mtime: v.mtime,
-                blob: v.blob,
-                n_deleted: (n.min((DELETED_BIT - 1) as u64) as u32)
-                    | if v.deleted { DELETED_BIT } else { 0 },
-                at: v.at.clamp(0, u32::MAX as i64) as u32,
-                prev,
-            };
-            let idx = match self.free_vers.pop() {
-                Some(i) => {
-                    self.vers[i as usize] = rec;
-                    i
-                }
-                None => {
-                    self.vers.push(rec);
-                    (self.vers.len() - 1) as u32
-                }
-            };
-            self.nodes[file as usize].link = idx;
+            self.nodes[file as usize].link = self.store_version(n, &v, prev);
         }
         let new = self.live(file, blobs);
         self.changed(file, old, new, blobs);
@@ -418,15 +400,21 @@ impl Tree {
         {
             after = self.vers[after as usize].prev;
         }
+        let below = self.vers[after as usize].prev;
+        self.vers[after as usize].prev = self.store_version(n, v, below);
+    }
+
+    /// A new version record (number `n`, linked to `prev`); its index.
+    fn store_version(&mut self, n: u64, v: &NewVersion, prev: u32) -> u32 {
         let rec = VRec {
             mtime: v.mtime,
             blob: v.blob,
             n_deleted: (n.min((DELETED_BIT - 1) as u64) as u32)
                 | if v.deleted { DELETED_BIT } else { 0 },
             at: v.at.clamp(0, u32::MAX as i64) as u32,
-            prev: self.vers[after as usize].prev,
+            prev,
         };
-        let idx = match self.free_vers.pop() {
+        match self.free_vers.pop() {
             Some(i) => {
                 self.vers[i as usize] = rec;
                 i
@@ -435,8 +423,7 @@ impl Tree {
                 self.vers.push(rec);
                 (self.vers.len() - 1) as u32
             }
-        };
-        self.vers[after as usize].prev = idx;
+        }
     }
 
     /// Keeps only the versions of `file` for which `keep` holds; a file
