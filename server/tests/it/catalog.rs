@@ -163,6 +163,30 @@ fn paging_through_a_listing_while_uploads_go_on_gives_every_file_once() {
     let all = r.json();
     assert_eq!(all.as_array().unwrap().len(), n + 2 * sent);
     assert_eq!(paged(port, 10_000).len(), n + 2 * sent);
+    // An HTTP/1.0 client gets the same list close-delimited (no length
+    // announced, so nothing buffered to compute one).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!("GET /api/v1/files HTTP/1.0\r\nAuthorization: {auth}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("content-length") && !head.contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(head.contains("connection: close"), "{head}");
+    let listed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), n + 2 * sent);
     // Bad pages are the caller's mistake.
     for bad in [
         "limit=0",

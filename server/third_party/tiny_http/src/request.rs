@@ -505,7 +505,9 @@ impl Request {
     /// `Connection: close`), when the response says close, or when
     /// writing failed.
     pub(crate) fn respond_on_connection(mut self, mut response: crate::ResponseBox) -> bool {
-        let close = response.closes_connection() || !self.body_done();
+        let close = response.closes_connection()
+            || !self.body_done()
+            || response.close_delimited(&self.http_version, &self.headers);
         if close {
             response.close_connection();
         }

@@ -386,17 +386,17 @@ where
             transfer_encoding = None;
         }
 
-        // if the transfer encoding is identity, the content length must be known ; therefore if
-        // we don't know it, we buffer the entire response first here
-        // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
+        // NIMBUS-PATCH: identity of an unknown length (an HTTP/1.0 client,
+        // or `TE: identity`) is sent close-delimited (RFC 9112 6.3: no
+        // Content-Length, the end of the body is the end of the
+        // connection), never buffered whole in memory first, which let one
+        // request of a long streamed body take that much memory.
         let (mut reader, data_length): (Box<dyn Read>, _) =
             match (self.data_length, transfer_encoding) {
                 (Some(l), _) => (Box::new(self.reader), Some(l)),
                 (None, Some(TransferEncoding::Identity)) => {
-                    let mut buf = Vec::new();
-                    self.reader.read_to_end(&mut buf)?;
-                    let l = buf.len();
-                    (Box::new(Cursor::new(buf)), Some(l))
+                    self.close = true;
+                    (Box::new(self.reader), None)
                 }
                 _ => (Box::new(self.reader), None),
             };
@@ -416,16 +416,15 @@ where
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
             Some(TransferEncoding::Identity) => {
-                assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
+                if let Some(data_length) = data_length {
+                    self.headers.push(
+                        Header::from_bytes(
+                            &b"Content-Length"[..],
+                            format!("{}", data_length).as_bytes(),
+                        )
+                        .unwrap(),
                     )
-                    .unwrap(),
-                )
+                }
             }
 
             _ => (),
@@ -455,10 +454,7 @@ where
                 }
 
                 Some(TransferEncoding::Identity) => {
-                    assert!(data_length.is_some());
-                    let data_length = data_length.unwrap();
-
-                    if data_length >= 1 {
+                    if data_length != Some(0) {
                         io::copy(&mut reader, &mut writer)?;
                     }
                 }
@@ -473,6 +469,25 @@ where
     /// Retrieves the current value of the `Response` status code
     pub fn closes_connection(&self) -> bool {
         self.close
+    }
+
+    /// NIMBUS-PATCH: whether this response, answering a request of
+    /// `http_version` with `request_headers`, will be sent close-delimited
+    /// (identity of an unknown length), so the connection must close
+    /// after it.
+    pub fn close_delimited(&self, http_version: &HTTPVersion, request_headers: &[Header]) -> bool {
+        self.data_length.is_none()
+            && matches!(
+                choose_transfer_encoding(
+                    self.status_code,
+                    request_headers,
+                    http_version,
+                    &self.data_length,
+                    false,
+                    self.chunked_threshold(),
+                ),
+                TransferEncoding::Identity
+            )
     }
 
     /// NIMBUS-PATCH: the connection closes once this response is sent.
