@@ -65,15 +65,12 @@ pub fn list(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
             .header("Content-Type", "application/json")
             .body(Body::Chunked(Box::new(listing))));
     };
-    let after = page
-        .after
-        .as_ref()
-        .map(|(m, p)| (space.machine(m).as_str().to_string(), p.as_str()));
+    let after = page.after_in(&space);
     let (files, more) = ctx.dm.page(
         space.prefix(),
         at,
         deleted,
-        after.as_ref().map(|(k, p)| (k.as_str(), *p)),
+        after.as_ref().map(|(k, p)| (k.as_str(), p.as_str())),
         page.limit,
     );
     let next = files

@@ -46,6 +46,15 @@ pub struct Page {
     pub after: Option<(String, String)>,
 }
 
+impl Page {
+    /// The cursor as a catalog key and path within `space`.
+    pub fn after_in(&self, space: &crate::space::UserSpace) -> Option<(String, String)> {
+        self.after
+            .as_ref()
+            .map(|(m, p)| (space.machine(m).as_str().to_string(), p.clone()))
+    }
+}
+
 /// The `limit` and `after` parameters, if `limit` is given.
 pub fn page_params(req: &Request) -> Result<Option<Page>, ApiError> {
     let Some(limit) = query_param(req, "limit") else {

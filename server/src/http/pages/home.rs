@@ -81,10 +81,7 @@ pub fn files_page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         limit: FILES_PAGE,
         after: None,
     });
-    let after = page
-        .after
-        .as_ref()
-        .map(|(m, p)| (space.machine(m).as_str().to_string(), p.clone()));
+    let after = page.after_in(&space);
     let (files, more) = ctx.dm.page(
         space.prefix(),
         at,

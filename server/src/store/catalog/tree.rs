@@ -273,16 +273,7 @@ impl Tree {
 
     fn new_node(&mut self, parent: NodeIdx, name: &str, folder: bool) -> NodeIdx {
         let link = if folder {
-            match self.free_folders.pop() {
-                Some(f) => {
-                    self.folders[f as usize] = Folder::default();
-                    f
-                }
-                None => {
-                    self.folders.push(Folder::default());
-                    (self.folders.len() - 1) as u32
-                }
-            }
+            alloc(&mut self.folders, &mut self.free_folders, Folder::default())
         } else {
             NONE
         };
@@ -292,16 +283,7 @@ impl Tree {
             parent,
             link,
         };
-        match self.free_nodes.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as NodeIdx
-            }
-        }
+        alloc(&mut self.nodes, &mut self.free_nodes, node)
     }
 
     fn child_or_new(&mut self, parent: NodeIdx, name: &str, folder: bool) -> NodeIdx {
@@ -414,16 +396,7 @@ impl Tree {
             at: v.at.clamp(0, u32::MAX as i64) as u32,
             prev,
         };
-        match self.free_vers.pop() {
-            Some(i) => {
-                self.vers[i as usize] = rec;
-                i
-            }
-            None => {
-                self.vers.push(rec);
-                (self.vers.len() - 1) as u32
-            }
-        }
+        alloc(&mut self.vers, &mut self.free_vers, rec)
     }
 
     /// Keeps only the versions of `file` for which `keep` holds; a file
@@ -649,6 +622,21 @@ impl Tree {
                 .iter()
                 .map(|f| std::mem::size_of::<Folder>() + f.children.capacity() * 4)
                 .sum::<usize>()
+    }
+}
+
+/// Puts `item` in a slot of `items` that `free` lists, or at the end;
+/// returns its index.
+fn alloc<T>(items: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            items[i as usize] = item;
+            i
+        }
+        None => {
+            items.push(item);
+            (items.len() - 1) as u32
+        }
     }
 }
 
