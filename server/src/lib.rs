@@ -13,6 +13,7 @@ pub mod space;
 pub mod store;
 pub mod uploads;
 pub mod usercmd;
+pub mod vault;
 
 pub use config::Config;
 
