@@ -149,6 +149,19 @@ fn tuned_params() -> Argon2Params {
     p
 }
 
+/// New Argon2id parameters for `passphrase`, and the key they derive.
+fn passphrase_kek(passphrase: &str) -> Result<(Argon2Params, [u8; 32]), KeyError> {
+    if passphrase.is_empty() {
+        return Err(KeyError::EmptyPassphrase);
+    }
+    let params = tuned_params();
+    let kek = argon2(&params, passphrase).map_err(|why| KeyError::Bad {
+        path: PathBuf::from(FILE),
+        why,
+    })?;
+    Ok((params, kek))
+}
+
 fn random_key() -> [u8; 32] {
     let mut k = [0u8; 32];
     OsRng.fill_bytes(&mut k);
@@ -255,14 +268,7 @@ impl KeySlots {
 
     /// Adds a passphrase slot (Argon2id tuned here); its id.
     pub fn add_passphrase(&mut self, passphrase: &str, master: &[u8; 32]) -> Result<u32, KeyError> {
-        if passphrase.is_empty() {
-            return Err(KeyError::EmptyPassphrase);
-        }
-        let params = tuned_params();
-        let kek = argon2(&params, passphrase).map_err(|why| KeyError::Bad {
-            path: PathBuf::from(FILE),
-            why,
-        })?;
+        let (params, kek) = passphrase_kek(passphrase)?;
         Ok(self.push(SlotKind::Passphrase, &kek, master, Some(params)))
     }
 
@@ -334,14 +340,7 @@ impl KeySlots {
         if self.slots[at].kind != SlotKind::Passphrase {
             return Err(KeyError::NotPassphrase(id));
         }
-        if passphrase.is_empty() {
-            return Err(KeyError::EmptyPassphrase);
-        }
-        let params = tuned_params();
-        let kek = argon2(&params, passphrase).map_err(|why| KeyError::Bad {
-            path: PathBuf::from(FILE),
-            why,
-        })?;
+        let (params, kek) = passphrase_kek(passphrase)?;
         let wrapped = Cipher::new(&kek).seal_message(&slot_aad(id, SlotKind::Passphrase), master);
         let slot = &mut self.slots[at];
         slot.argon2 = Some(params);
