@@ -8,6 +8,7 @@
 //! other's change. Readers need no lock: a rename is atomic. Passwords are
 //! never stored, logged or echoed; only their Argon2id hashes are kept.
 
+use crate::vault::{Obj, Vault};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use nimbus_common::durable;
@@ -147,16 +148,20 @@ pub enum AccountError {
 /// The accounts of one data directory.
 pub struct AccountStore {
     dir: PathBuf,
+    /// Encrypted data directories seal the accounts too: device tokens
+    /// name machines, and user names are names.
+    vault: Vault,
 }
 
 impl AccountStore {
-    pub fn open(data_dir: &Path) -> Result<AccountStore, AccountError> {
+    pub fn open(data_dir: &Path, vault: Vault) -> Result<AccountStore, AccountError> {
         fs::create_dir_all(data_dir).map_err(|source| AccountError::Io {
             dir: data_dir.to_path_buf(),
             source,
         })?;
         Ok(AccountStore {
             dir: data_dir.to_path_buf(),
+            vault,
         })
     }
 
@@ -181,7 +186,7 @@ impl AccountStore {
     /// The accounts as they are on disk now.
     pub fn load(&self) -> Result<Accounts, AccountError> {
         let path = self.dir.join(FILE);
-        match fs::read(&path) {
+        match self.vault.read_object(&path, Obj::Accounts) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|source| AccountError::Corrupt { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Accounts {
@@ -212,10 +217,11 @@ impl AccountStore {
         let out = change(&mut accounts)?;
         accounts.format = FORMAT;
         // Owner-only: password and token hashes are nobody else's business.
-        durable::write_atomic_private(&self.dir.join(FILE), |w| {
-            serde_json::to_writer_pretty(&mut *w, &accounts).map_err(io::Error::other)
-        })
-        .map_err(|e| self.io(e))?;
+        self.vault
+            .write_atomic(&self.dir.join(FILE), Obj::Accounts, true, |w| {
+                serde_json::to_writer_pretty(&mut *w, &accounts).map_err(io::Error::other)
+            })
+            .map_err(|e| self.io(e))?;
         Ok(out)
     }
 
@@ -663,7 +669,7 @@ mod tests {
     #[test]
     fn users_are_added_verified_and_managed() {
         let dir = tempfile::tempdir().unwrap();
-        let s = AccountStore::open(dir.path()).unwrap();
+        let s = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         s.add_user("alice", "correct horse", Role::Admin).unwrap();
         s.add_user("bob", "battery staple", Role::User).unwrap();
         assert!(matches!(
@@ -721,7 +727,7 @@ mod tests {
     #[test]
     fn bad_names_and_passwords_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s = AccountStore::open(dir.path()).unwrap();
+        let s = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         for bad in [
             "",
             "-x",
@@ -755,8 +761,8 @@ mod tests {
     fn concurrent_updates_from_two_processes_lose_nothing() {
         // Two stores on one directory stand for the server and the CLI.
         let dir = tempfile::tempdir().unwrap();
-        let a = AccountStore::open(dir.path()).unwrap();
-        let b = AccountStore::open(dir.path()).unwrap();
+        let a = AccountStore::open(dir.path(), Vault::plain()).unwrap();
+        let b = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 for i in 0..5 {
@@ -777,7 +783,7 @@ mod tests {
     #[test]
     fn the_first_admin_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = AccountStore::open(dir.path()).unwrap();
+        let s = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         let pw = s.ensure_first_admin().unwrap().unwrap();
         assert!(s.verify("admin", &pw).unwrap().is_some());
         assert_eq!(s.ensure_first_admin().unwrap(), None);
@@ -786,7 +792,7 @@ mod tests {
     #[test]
     fn device_tokens_authenticate_until_revoked_or_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let s = AccountStore::open(dir.path()).unwrap();
+        let s = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         s.add_user("alice", "correct horse", Role::User).unwrap();
         let (dev, token) = s.register_device("alice", "laptop").unwrap();
         let p = s.load().unwrap().authenticate(&token).unwrap();
@@ -827,7 +833,7 @@ mod tests {
     #[test]
     fn invites_serve_once_and_expire() {
         let dir = tempfile::tempdir().unwrap();
-        let store = AccountStore::open(dir.path()).unwrap();
+        let store = AccountStore::open(dir.path(), Vault::plain()).unwrap();
         store.add_user("root", "password1", Role::Admin).unwrap();
         let (invite, secret) = store.create_invite("root", 3600).unwrap();
         assert!(store.load().unwrap().open_invite(&secret).is_some());

@@ -8,7 +8,7 @@
 //! report arrives (at most one a minute per idle client) and at shutdown. A
 //! lost update only makes a contact time look older, never loses a file.
 
-use nimbus_common::durable;
+use crate::vault::{Obj, Vault};
 use nimbus_common::time::unix_now;
 use serde::{Deserialize, Serialize};
 
@@ -50,20 +50,23 @@ pub struct ClientInfo {
 
 pub struct Clients {
     path: PathBuf,
+    vault: Vault,
     map: Mutex<BTreeMap<String, ClientInfo>>,
 }
 
 impl Clients {
     /// Loads `DATA/clients.json`; a missing or unreadable file starts empty
     /// (it only holds what the next requests will tell again).
-    pub fn open(data: &Path) -> Clients {
+    pub fn open(data: &Path, vault: Vault) -> Clients {
         let path = data.join(FILE);
-        let map = std::fs::read(&path)
+        let map = vault
+            .read_object(&path, Obj::Clients)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Clients {
             path,
+            vault,
             map: Mutex::new(map),
         }
     }
@@ -105,9 +108,10 @@ impl Clients {
     /// Writes the file atomically.
     pub fn save(&self) -> std::io::Result<()> {
         let snapshot = self.all();
-        durable::write_atomic(&self.path, |w| {
-            serde_json::to_writer(&mut *w, &snapshot).map_err(std::io::Error::other)
-        })
+        self.vault
+            .write_atomic(&self.path, Obj::Clients, false, |w| {
+                serde_json::to_writer(&mut *w, &snapshot).map_err(std::io::Error::other)
+            })
     }
 }
 
@@ -118,7 +122,7 @@ mod tests {
     #[test]
     fn reports_survive_a_restart_and_bad_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Clients::open(dir.path());
+        let c = Clients::open(dir.path(), Vault::plain());
         c.seen("alice/laptop");
         let r = Report {
             version: "0.1.0".into(),
@@ -128,7 +132,7 @@ mod tests {
             ..Report::default()
         };
         c.report("alice/laptop", r.clone()).unwrap();
-        let back = Clients::open(dir.path());
+        let back = Clients::open(dir.path(), Vault::plain());
         let info = back.get("alice/laptop").unwrap();
         assert_eq!(info.report, Some(r));
         assert!(info.last_contact.is_some());

@@ -113,6 +113,23 @@ pub struct Args {
     /// (command lines are visible to other local users).
     #[arg(long, value_name = "TOKEN")]
     pub metrics_token: Option<String>,
+    /// Encryption at rest: "on" makes a master key at the first start of an
+    /// empty data directory (unlocked with --key-file, a systemd credential
+    /// named nimbus-key, or a passphrase) and seals everything stored. A
+    /// data directory once encrypted stays so. [default: off]
+    #[arg(long, value_name = "on|off")]
+    pub encryption: Option<OnOff>,
+    /// The key file that unlocks an encrypted data directory (made, owner
+    /// only, at the first start with --encryption on if it does not exist).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// A switch given as on or off.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// Self-registration from the browser.
@@ -141,6 +158,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Manage the key slots of an encrypted data directory (each holds the
+    /// master key, wrapped); data is not re-encrypted. Needs a slot's key
+    /// (--key-file, the nimbus-key credential, or a passphrase).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Verify the catalog against the stored content: every version's
     /// content must be there. Exits 1 when something is missing or corrupt.
     /// The server must be stopped.
@@ -150,6 +174,26 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// List the key slots.
+    List,
+    /// Add a slot: a new key file, or a passphrase (asked, or read from
+    /// standard input after the unlocking one).
+    Add {
+        /// Make a new key file here (it must not exist) and add a slot for it.
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase")]
+        new_key_file: Option<PathBuf>,
+        /// Add a passphrase slot.
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Remove a slot (not the last one).
+    Remove { slot: u32 },
+    /// Change the passphrase of a passphrase slot.
+    Passwd { slot: u32 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +262,8 @@ struct FileConfig {
     prune_interval: Option<u64>,
     stale_after: Option<u64>,
     metrics_token: Option<String>,
+    encryption: Option<bool>,
+    key_file: Option<PathBuf>,
 }
 
 /// The settings the server runs with.
@@ -248,6 +294,8 @@ pub struct Config {
     pub prune_interval: u64,
     pub stale_after: u64,
     pub metrics_token: Option<String>,
+    /// Encryption at rest: whether to set it up, and the key file.
+    pub unlock: crate::vault::UnlockOptions,
 }
 
 impl Config {
@@ -289,6 +337,7 @@ impl Default for Config {
             prune_interval: 86_400,
             stale_after: 86_400,
             metrics_token: None,
+            unlock: Default::default(),
         }
     }
 }
@@ -411,6 +460,14 @@ impl Config {
                 .metrics_token
                 .or(file.metrics_token)
                 .filter(|t| !t.is_empty()),
+            unlock: crate::vault::UnlockOptions {
+                encryption: args
+                    .encryption
+                    .map(|e| e == OnOff::On)
+                    .or(file.encryption)
+                    .unwrap_or(false),
+                key_file: args.key_file.or(file.key_file),
+            },
         };
         for (name, v) in [
             ("--workers", c.workers as u64),

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod config;
 pub mod hotspot;
 pub mod http;
+pub mod keycmd;
 pub mod maintenance;
 pub mod retention;
 pub mod space;
@@ -44,6 +45,8 @@ pub enum RunError {
     Signal(#[from] ctrlc::Error),
     #[error(transparent)]
     Lock(#[from] maintenance::MaintenanceError),
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
     #[error("cannot open the uploads in progress under {}: {source}", dir.display())]
     Uploads {
         dir: std::path::PathBuf,
@@ -167,12 +170,15 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // One process at a time on a data directory: a second server, or a
     // prune or check, would work on a catalog this one keeps in memory.
     let _lock = maintenance::DataLock::acquire(&config.data)?;
-    let dm = store::DataManager::open(&config.data)?;
+    let (vault, setup) = vault::open(&config.data, &config.unlock)?;
+    let dm = store::DataManager::open_with(&config.data, vault.clone())?;
     let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
-    let uploads = uploads::Uploads::open(&config.data).map_err(|source| RunError::Uploads {
-        dir: config.data.clone(),
-        source,
+    let uploads = uploads::Uploads::open(&config.data, vault.clone()).map_err(|source| {
+        RunError::Uploads {
+            dir: config.data.clone(),
+            source,
+        }
     })?;
     match uploads.recover(dm) {
         0 => {}
@@ -212,7 +218,27 @@ pub fn run(config: Config) -> Result<(), RunError> {
              put a TLS reverse proxy in front (docs/deploy/nginx.conf) or use a trusted network"
         );
     }
-    let accounts = accounts::AccountStore::open(&config.data)?;
+    if let Some(setup) = setup {
+        // Shown once, on stdout only (never in the log on stderr).
+        let mut out = std::io::stdout().lock();
+        if let Some(path) = &setup.created_key_file {
+            let _ = writeln!(
+                out,
+                "encryption at rest is on; made the key file {} (back it up apart from the data)",
+                path.display()
+            );
+        } else {
+            let _ = writeln!(out, "encryption at rest is on");
+        }
+        let _ = writeln!(
+            out,
+            "recovery key: {}
+             write it on paper and keep it apart from the server: it unlocks the data if every other key is lost; it is not shown again",
+            setup.recovery_key
+        );
+        let _ = out.flush();
+    }
+    let accounts = accounts::AccountStore::open(&config.data, vault)?;
     if let Some(password) = accounts.ensure_first_admin()? {
         // Shown once, on stdout only (never in the log on stderr).
         let mut out = std::io::stdout().lock();

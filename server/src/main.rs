@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use nimbus_server::config::{Args, Command, Config};
+use nimbus_server::vault::{self, UnlockOptions};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,19 +17,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Commands other than the server itself unlock an encrypted data
+    // directory but never set encryption up.
+    let unlock = UnlockOptions {
+        encryption: false,
+        ..config.unlock.clone()
+    };
+    let vault = || vault::open(&config.data, &unlock).map(|(v, _)| v);
     let result = match command {
-        Some(Command::User { action }) => {
-            nimbus_server::usercmd::run(&config.data, action).map_err(|e| e.to_string())
-        }
-        Some(Command::Prune { dry_run }) => {
-            nimbus_server::maintenance::prune_command(&config, dry_run).map_err(|e| e.to_string())
-        }
-        Some(Command::Check { read_data }) => {
-            match nimbus_server::maintenance::check_command(&config.data, read_data) {
+        Some(Command::User { action }) => vault().map_err(|e| e.to_string()).and_then(|v| {
+            nimbus_server::usercmd::run(&config.data, v, action).map_err(|e| e.to_string())
+        }),
+        Some(Command::Prune { dry_run }) => vault().map_err(|e| e.to_string()).and_then(|v| {
+            nimbus_server::maintenance::prune_command(&config, v, dry_run)
+                .map_err(|e| e.to_string())
+        }),
+        Some(Command::Check { read_data }) => match vault() {
+            Err(e) => Err(e.to_string()),
+            Ok(v) => match nimbus_server::maintenance::check_command(&config.data, v, read_data) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(e) => Err(e.to_string()),
-            }
+            },
+        },
+        Some(Command::Key { action }) => {
+            nimbus_server::keycmd::run(&config.data, &unlock, action).map_err(|e| e.to_string())
         }
         None => nimbus_server::run(config).map_err(|e| e.to_string()),
     };

@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::store::{self, DataManager, PruneReport};
+use crate::vault::Vault;
 use log::{error, info};
 use nimbus_common::time::{format_utc, unix_now};
 use std::fs::{File, OpenOptions};
@@ -69,12 +70,12 @@ fn describe(r: &PruneReport) -> String {
 }
 
 /// `nimbus-server prune [--dry-run]`
-pub fn prune_command(config: &Config, dry_run: bool) -> Result<(), MaintenanceError> {
+pub fn prune_command(config: &Config, vault: Vault, dry_run: bool) -> Result<(), MaintenanceError> {
     if !config.has_retention() {
         return Err(MaintenanceError::NoPolicy);
     }
     let _lock = DataLock::acquire(&config.data)?;
-    let dm = DataManager::open(&config.data)?;
+    let dm = DataManager::open_with(&config.data, vault)?;
     let report = dm
         .prune(&|c| Some(config.policy_of(c)), unix_now(), 0, dry_run)
         .map_err(MaintenanceError::Prune)?;
@@ -90,9 +91,9 @@ pub fn prune_command(config: &Config, dry_run: bool) -> Result<(), MaintenanceEr
 }
 
 /// `nimbus-server check [--read-data]`: Ok(true) when all is well.
-pub fn check_command(data: &Path, read_data: bool) -> Result<bool, MaintenanceError> {
+pub fn check_command(data: &Path, vault: Vault, read_data: bool) -> Result<bool, MaintenanceError> {
     let _lock = DataLock::acquire(data)?;
-    let dm = DataManager::open(data)?;
+    let dm = DataManager::open_with(data, vault)?;
     let started = Instant::now();
     let report = dm.check(read_data);
     let stats = dm.stats();

@@ -9,12 +9,20 @@
 //! - `uploads/<id>.part`: the bytes. Anything beyond the acknowledged offset
 //!   (a piece cut off by a crash) is cut before the next piece is written.
 //!
+//! Encrypted (see `vault`), the state is a sealed object and the part an
+//! open-ended one holding whole 64 KiB segments only; the bytes after the
+//! last whole segment (fewer than 64 KiB) ride in the sealed state, so a
+//! piece never rewrites what an earlier one stored.
+//!
 //! Nothing here is visible as a backed-up file until the upload is
 //! complete: then it is hashed, moved into the blobs and recorded as a
 //! version like any other, by its last piece or, after a crash, at the
 //! next start. Uploads left untouched for a week are removed.
 
 use crate::store::{DataManager, StoreError};
+use crate::vault::{seal::SEG, Obj, Vault};
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use base64::Engine;
 use log::{info, warn};
 use nimbus_common::durable;
 use nimbus_common::hash::{ContentHash, Hasher};
@@ -94,6 +102,10 @@ struct Meta {
     /// What the complete file must hash to, when the sender said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expected: Option<ContentHash>,
+    /// Encrypted: the acknowledged bytes after the part's last whole
+    /// segment, in base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tail: Option<String>,
     result: Option<UploadReply>,
 }
 
@@ -138,6 +150,7 @@ struct Running {
 
 pub struct Uploads {
     dir: PathBuf,
+    vault: Vault,
     /// One piece at a time per upload, and its content hashed so far.
     locks: Mutex<HashMap<String, Arc<Mutex<Running>>>>,
     /// Serialises starting uploads, so the per-user count holds.
@@ -145,11 +158,12 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    pub fn open(data_dir: &Path) -> io::Result<Uploads> {
+    pub fn open(data_dir: &Path, vault: Vault) -> io::Result<Uploads> {
         let dir = data_dir.join("uploads");
         fs::create_dir_all(&dir)?;
         Ok(Uploads {
             dir,
+            vault,
             locks: Mutex::new(HashMap::new()),
             starting: Mutex::new(()),
         })
@@ -167,7 +181,10 @@ impl Uploads {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(UploadError::NotFound);
         }
-        let bytes = match fs::read(self.meta_path(id)) {
+        let bytes = match self
+            .vault
+            .read_object(&self.meta_path(id), Obj::UploadMeta(id))
+        {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(UploadError::NotFound),
             Err(e) => return Err(e.into()),
@@ -177,10 +194,12 @@ impl Uploads {
     }
 
     fn save(&self, id: &str, meta: &Meta) -> io::Result<()> {
-        durable::write_atomic(&self.meta_path(id), |w| {
-            serde_json::to_writer(&mut *w, meta)?;
-            w.write_all(b"\n")
-        })
+        let obj = Obj::UploadMeta(id);
+        self.vault
+            .write_atomic(&self.meta_path(id), obj, false, |w| {
+                serde_json::to_writer(&mut *w, meta)?;
+                w.write_all(b"\n")
+            })
     }
 
     /// The upload `id` if `user` owns it; another user's is not found.
@@ -259,9 +278,16 @@ impl Uploads {
             updated: now,
             hash: None,
             expected: req.hash,
+            tail: None,
             result: None,
         };
-        File::create(self.part_path(&id))?.sync_all()?;
+        // Encrypted, even an empty part has its header.
+        let part = File::create(self.part_path(&id))?;
+        let (part, _) = self
+            .vault
+            .appender(part, Obj::UploadPart(&id), 0)
+            .finish_whole_segments()?;
+        part.sync_all()?;
         self.save(&id, &meta)?;
         if meta.size == 0 {
             self.finish(dm, &id, &mut meta)?;
@@ -312,13 +338,17 @@ impl Uploads {
             } else if running.offset != meta.offset {
                 running.hasher = None;
             }
-            let written = write_piece(
-                &self.part_path(id),
-                meta.offset,
-                len,
-                body,
-                running.hasher.as_mut(),
-            );
+            let written = if self.vault.is_sealed() {
+                self.write_sealed_piece(id, &mut meta, len, body, running.hasher.as_mut())
+            } else {
+                write_piece(
+                    &self.part_path(id),
+                    meta.offset,
+                    len,
+                    body,
+                    running.hasher.as_mut(),
+                )
+            };
             let got = match written {
                 Ok(got) => got,
                 Err(e) => {
@@ -362,9 +392,13 @@ impl Uploads {
         hashed: Option<(ContentHash, u64)>,
     ) -> Result<(), UploadError> {
         let part = self.part_path(id);
-        let adopted = match hashed {
-            Some((hash, size)) => dm.adopt_hashed_upload(&part, hash, size),
-            None => dm.adopt_upload(&part),
+        let adopted = if self.vault.is_sealed() {
+            self.stage_sealed(dm, id, meta, hashed)
+        } else {
+            match hashed {
+                Some((hash, size)) => dm.adopt_hashed_upload(&part, hash, size),
+                None => dm.adopt_upload(&part),
+            }
         };
         let staged = match adopted {
             Ok(s) => s,
@@ -403,9 +437,103 @@ impl Uploads {
             );
         }
         meta.done(hash, rec.new_version, rec.versions);
+        meta.tail = None;
         self.save(id, meta)?;
+        if self.vault.is_sealed() {
+            // Staged anew rather than moved: the part is not needed now.
+            let _ = fs::remove_file(&part);
+        }
         self.forget_lock(id);
         Ok(())
+    }
+
+    /// Encrypted: the complete upload (its part's segments, then the tail
+    /// its state holds) as plaintext.
+    fn sealed_content(&self, id: &str, meta: &Meta) -> Result<impl Read, UploadError> {
+        let part = self
+            .vault
+            .open_ended_reader(File::open(self.part_path(id))?, Obj::UploadPart(id))?;
+        let tail = tail_bytes(meta)?;
+        Ok(io::BufReader::with_capacity(BUF, part).chain(io::Cursor::new(tail)))
+    }
+
+    /// Encrypted: stages the complete upload as a blob (its part is sealed
+    /// under the upload's identity, so it is copied, not moved).
+    fn stage_sealed(
+        &self,
+        dm: &DataManager,
+        id: &str,
+        meta: &Meta,
+        hashed: Option<(ContentHash, u64)>,
+    ) -> Result<crate::store::blobs::Staged, StoreError> {
+        let as_store = |e: UploadError| match e {
+            UploadError::Store(e) => e,
+            e => StoreError::Io(io::Error::other(e.to_string())),
+        };
+        let (hash, size) = match hashed {
+            Some(h) => h,
+            None => ContentHash::of_reader(self.sealed_content(id, meta).map_err(as_store)?)?,
+        };
+        let mut content = self.sealed_content(id, meta).map_err(as_store)?;
+        dm.stage_upload(&mut content, &hash, Some(size), u64::MAX)
+    }
+
+    /// Encrypted: appends up to `len` bytes of `body` after the `meta`'s
+    /// acknowledged offset. Whole segments go to the part (after the ones
+    /// it holds; anything a crash left beyond them is cut first) and are
+    /// made durable; the rest joins the tail in `meta`, which the caller
+    /// saves. Returns how many bytes arrived.
+    fn write_sealed_piece(
+        &self,
+        id: &str,
+        meta: &mut Meta,
+        len: u64,
+        body: &mut dyn Read,
+        mut hasher: Option<&mut Hasher>,
+    ) -> io::Result<u64> {
+        let mut pending = tail_bytes(meta).map_err(io::Error::other)?;
+        let whole = meta.offset - pending.len() as u64;
+        let stored = self.vault.stored_offset(whole);
+        let mut file = OpenOptions::new().write(true).open(self.part_path(id))?;
+        file.set_len(stored)?;
+        file.seek(SeekFrom::Start(stored))?;
+        let mut out = self.vault.appender(
+            io::BufWriter::with_capacity(BUF, &file),
+            Obj::UploadPart(id),
+            whole,
+        );
+        let mut buf = vec![0u8; BUF];
+        let mut got = 0u64;
+        let result = (|| -> io::Result<()> {
+            while got < len {
+                let want = (len - got).min(BUF as u64) as usize;
+                let n = match body.read(&mut buf[..want]) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // A broken connection: keep what arrived.
+                    Err(_) => break,
+                };
+                if let Some(h) = hasher.as_deref_mut() {
+                    h.update(&buf[..n]);
+                }
+                got += n as u64;
+                pending.extend_from_slice(&buf[..n]);
+                let full = pending.len() - pending.len() % SEG;
+                if full > 0 {
+                    out.write_all(&pending[..full])?;
+                    pending.drain(..full);
+                }
+            }
+            Ok(())
+        })();
+        let finished = result.and_then(|()| out.finish_whole_segments().map(|_| ()));
+        if let Err(e) = finished.and_then(|()| file.sync_data()) {
+            let _ = file.set_len(stored);
+            return Err(e);
+        }
+        meta.tail = (!pending.is_empty()).then(|| B64.encode(&pending));
+        Ok(got)
     }
 
     fn forget_lock(&self, id: &str) {
@@ -487,6 +615,18 @@ impl Uploads {
     }
 }
 
+/// The tail an encrypted upload's state holds.
+fn tail_bytes(meta: &Meta) -> Result<Vec<u8>, UploadError> {
+    match &meta.tail {
+        None => Ok(Vec::new()),
+        Some(t) => B64
+            .decode(t)
+            .ok()
+            .filter(|b| b.len() < SEG && b.len() as u64 <= meta.offset)
+            .ok_or_else(|| UploadError::Bad("this upload's stored state is damaged".into())),
+    }
+}
+
 fn state(id: &str, m: &Meta) -> UploadState {
     UploadState {
         id: id.to_string(),
@@ -562,7 +702,7 @@ mod tests {
     fn setup() -> (tempfile::TempDir, &'static DataManager, Uploads) {
         let dir = tempfile::tempdir().unwrap();
         let dm: &'static DataManager = Box::leak(Box::new(DataManager::open(dir.path()).unwrap()));
-        let up = Uploads::open(dir.path()).unwrap();
+        let up = Uploads::open(dir.path(), Vault::plain()).unwrap();
         (dir, dm, up)
     }
 
@@ -682,7 +822,7 @@ mod tests {
             .unwrap();
         m.offset = 3000;
         up.save(&id, &m).unwrap();
-        let again = Uploads::open(d.path()).unwrap();
+        let again = Uploads::open(d.path(), Vault::plain()).unwrap();
         assert_eq!(again.recover(dm), 1);
         let l = dm.latest("ann/web", "a/b.bin").unwrap();
         assert_eq!(l.version.hash, ContentHash::of_bytes(&data));

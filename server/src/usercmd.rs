@@ -4,6 +4,7 @@
 
 use crate::accounts::{AccountError, AccountStore, Role};
 use crate::config::UserAction;
+use crate::vault::Vault;
 use nimbus_common::time::format_utc;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::Path;
@@ -17,8 +18,8 @@ pub enum UserCmdError {
 }
 
 /// Runs one user action; what it prints is for people, on stdout.
-pub fn run(data: &Path, action: UserAction) -> Result<(), UserCmdError> {
-    let store = AccountStore::open(data)?;
+pub fn run(data: &Path, vault: Vault, action: UserAction) -> Result<(), UserCmdError> {
+    let store = AccountStore::open(data, vault.clone())?;
     match action {
         UserAction::List => {
             let accounts = store.load()?;
@@ -81,7 +82,7 @@ pub fn run(data: &Path, action: UserAction) -> Result<(), UserCmdError> {
                 )),
                 e => UserCmdError::Input(e.to_string()),
             })?;
-            let dm = crate::store::DataManager::open(data)
+            let dm = crate::store::DataManager::open_with(data, vault)
                 .map_err(|e| UserCmdError::Input(e.to_string()))?;
             if exists {
                 store.remove_user(&name)?;

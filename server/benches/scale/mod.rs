@@ -63,7 +63,8 @@ struct Generated {
 /// Builds the catalog of `files` files (two versions each) in `data`.
 fn generate(data: &Path, files: usize) -> Generated {
     let t = Instant::now();
-    let (mut cat, mut j, _) = journal::load(&data.join("catalog")).unwrap();
+    let (mut cat, mut j, _) =
+        journal::load(&data.join("catalog"), &nimbus_server::vault::Vault::plain()).unwrap();
     let per_user = files / USERS;
     let start = 1_700_000_000i64;
     let mut n = 0u64;
@@ -121,7 +122,9 @@ fn generate(data: &Path, files: usize) -> Generated {
 
 /// Users, their passwords and device tokens (machine `laptop` each).
 fn accounts(data: &Path) -> Vec<String> {
-    let store = nimbus_server::accounts::AccountStore::open(data).unwrap();
+    let store =
+        nimbus_server::accounts::AccountStore::open(data, nimbus_server::vault::Vault::plain())
+            .unwrap();
     (0..USERS)
         .map(|u| {
             let name = format!("user{u}");

@@ -53,7 +53,7 @@ impl Ctx {
                 },
             ),
             uploads,
-            clients: crate::clients::Clients::open(&config.data),
+            clients: crate::clients::Clients::open(&config.data, dm.vault().clone()),
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

@@ -1,12 +1,19 @@
 //! Blob storage: content-addressed files on local disk.
 //!
-//! Layout under the data directory:
-//! - `blobs/ab/<hash>`: a hot blob, the original bytes (`ab` = first two hex
-//!   digits of the hash);
-//! - `blobs/ab/<hash>.bz2`: a packed blob, bzip2 of the original bytes in
-//!   independent frames, and `blobs/ab/<hash>.bz2.idx` where each frame
+//! Layout under the data directory, `<name>` being the hash in hex (or,
+//! when the data directory is encrypted, a keyed BLAKE3 of it: see
+//! `vault`), `ab` its first two digits:
+//! - `blobs/ab/<name>`: a hot blob, the original bytes;
+//! - `blobs/ab/<name>.bz2`: a packed blob, bzip2 of the original bytes in
+//!   independent frames, and `blobs/ab/<name>.bz2.idx` where each frame
 //!   starts (see `frames`);
+//! - `blobs/ab/<name>.manifest`: the chunks of a content kept as chunks;
 //! - `tmp/`: staging files for uploads, packing and unpacking.
+//!
+//! Encrypted, every one of these files (staging files too) is a sealed
+//! object whose plaintext is what the plain layout holds: a packed blob is
+//! compressed, then sealed, and frame offsets are plaintext offsets, so a
+//! Range read decrypts only the segments of the frame it needs.
 //!
 //! Promise: a file appears under `blobs/` only by a rename of a staging file
 //! that was fsync'd after its content was verified against its hash, and the
@@ -17,6 +24,7 @@ use super::catalog::BlobForm;
 use super::frames::{Counting, FrameIndex, FRAME};
 use super::manifest::Manifest;
 use super::StoreError;
+use crate::vault::{self, Obj, Vault};
 use bzip2::read::MultiBzDecoder;
 use bzip2::write::BzEncoder;
 use bzip2::Compression;
@@ -86,6 +94,7 @@ pub struct LocalBlobs {
 #[derive(Debug, Clone)]
 pub struct Shelf {
     blobs: PathBuf,
+    vault: Vault,
 }
 
 impl std::ops::Deref for LocalBlobs {
@@ -96,13 +105,13 @@ impl std::ops::Deref for LocalBlobs {
 }
 
 impl LocalBlobs {
-    pub fn open(data_dir: &Path) -> io::Result<LocalBlobs> {
+    pub fn open(data_dir: &Path, vault: Vault) -> io::Result<LocalBlobs> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&tmp)?;
         Ok(LocalBlobs {
-            shelf: Shelf { blobs },
+            shelf: Shelf { blobs, vault },
             tmp,
             counter: AtomicU64::new(0),
         })
@@ -130,8 +139,14 @@ impl LocalBlobs {
 }
 
 impl Shelf {
-    pub(super) fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
-        let hex = hash.to_hex();
+    /// The name of a blob's files on disk (see the module's layout), as
+    /// [`LocalBlobs::recover`] reports it.
+    pub fn disk_key(&self, hash: &ContentHash) -> ContentHash {
+        self.vault.blob_key(hash)
+    }
+
+    fn path_named(&self, name: &ContentHash, form: BlobForm) -> PathBuf {
+        let hex = name.to_hex();
         let dir = self.blobs.join(&hex[..2]);
         match form {
             BlobForm::Packed => dir.join(format!("{hex}.bz2")),
@@ -139,17 +154,52 @@ impl Shelf {
         }
     }
 
-    /// The frame index beside a packed blob.
-    pub(super) fn index_path(&self, hash: &ContentHash) -> PathBuf {
-        let mut p = self.path_of(hash, BlobForm::Packed).into_os_string();
+    fn index_named(&self, name: &ContentHash) -> PathBuf {
+        let mut p = self.path_named(name, BlobForm::Packed).into_os_string();
         p.push(".idx");
         PathBuf::from(p)
+    }
+
+    fn manifest_named(&self, name: &ContentHash) -> PathBuf {
+        let hex = name.to_hex();
+        self.blobs.join(&hex[..2]).join(format!("{hex}.manifest"))
+    }
+
+    pub(super) fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
+        self.path_named(&self.disk_key(hash), form)
+    }
+
+    /// The frame index beside a packed blob.
+    pub(super) fn index_path(&self, hash: &ContentHash) -> PathBuf {
+        self.index_named(&self.disk_key(hash))
+    }
+
+    /// The identity a form of a blob is sealed under.
+    fn obj(hash: &ContentHash, form: BlobForm) -> Obj<'_> {
+        match form {
+            BlobForm::Packed => Obj::Packed(hash),
+            BlobForm::Hot | BlobForm::Missing => Obj::Hot(hash),
+        }
+    }
+
+    /// Opens one form of a blob: its plaintext, seekable (a packed blob's
+    /// is its bzip2 frames).
+    pub(super) fn open_form(
+        &self,
+        hash: &ContentHash,
+        form: BlobForm,
+    ) -> io::Result<vault::Reader<File>> {
+        let file = File::open(self.path_of(hash, form))?;
+        self.vault.reader(file, Self::obj(hash, form))
     }
 
     /// A packed blob's frame index, if it has a sound one for a `.bz2` of
     /// `packed_len` bytes (packs made before frames have none).
     fn frame_index(&self, hash: &ContentHash, packed_len: u64) -> Option<FrameIndex> {
-        let bytes = fs::read(self.index_path(hash)).ok()?;
+        let bytes = self
+            .vault
+            .read_object(&self.index_path(hash), Obj::Index(hash))
+            .ok()?;
         let ix = FrameIndex::decode(&bytes, packed_len);
         if ix.is_none() {
             log::warn!(
@@ -161,13 +211,14 @@ impl Shelf {
 
     /// Where a content kept as chunks lists them.
     pub(super) fn manifest_path(&self, hash: &ContentHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.blobs.join(&hex[..2]).join(format!("{hex}.manifest"))
+        self.manifest_named(&self.disk_key(hash))
     }
 
     /// Reads and checks the manifest of `hash`; InvalidData if damaged.
     pub fn read_manifest(&self, hash: &ContentHash) -> io::Result<Manifest> {
-        let bytes = fs::read(self.manifest_path(hash))?;
+        let bytes = self
+            .vault
+            .read_object(&self.manifest_path(hash), Obj::Manifest(hash))?;
         Manifest::decode(&bytes, hash).map_err(|why| {
             io::Error::new(io::ErrorKind::InvalidData, format!("the manifest {why}"))
         })
@@ -181,7 +232,7 @@ impl Shelf {
         start: u64,
         len: u64,
     ) -> io::Result<Box<dyn Read + Send>> {
-        let mut file = File::open(self.path_of(hash, form))?;
+        let mut file = self.open_form(hash, form)?;
         match form {
             BlobForm::Hot | BlobForm::Missing => {
                 file.seek(SeekFrom::Start(start))?;
@@ -190,7 +241,7 @@ impl Shelf {
             BlobForm::Packed => {
                 // From the frame holding `start` (or, without a sound index,
                 // from the beginning), dropping the bytes before `start`.
-                let packed_len = file.metadata()?.len();
+                let packed_len = file.len();
                 let (from, skip) = match self.frame_index(hash, packed_len) {
                     Some(ix) => match ix.frame_of(start) {
                         Some((_, at, first)) => (at, start - first),
@@ -321,7 +372,9 @@ impl LocalBlobs {
     ) -> Result<Staged, StoreError> {
         let (path, file) = self.new_temp("upload")?;
         let guard = TempGuard(Some(path));
-        let mut out = BufWriter::with_capacity(BUF, &file);
+        let mut out = self
+            .vault
+            .writer(BufWriter::with_capacity(BUF, &file), Obj::Hot(expected));
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; BUF];
         loop {
@@ -340,8 +393,7 @@ impl LocalBlobs {
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])?;
         }
-        out.flush()?;
-        drop(out);
+        out.finish()?;
         let (actual, size) = hasher.finish();
         if let Some(declared) = declared_len {
             if declared != size {
@@ -371,7 +423,10 @@ impl LocalBlobs {
 
     /// Takes a complete, fsync'd file on the same file system (a finished
     /// browser upload) as staged content, hashing it; nothing is copied.
+    /// Only for a plain data directory: encrypted, an upload's part is
+    /// sealed under its own identity and is staged anew instead.
     pub fn adopt(&self, file: &Path) -> Result<Staged, StoreError> {
+        debug_assert!(!self.vault.is_sealed());
         let (hash, size) = ContentHash::of_reader(File::open(file)?)?;
         Ok(Staged {
             index: None,
@@ -391,6 +446,7 @@ impl LocalBlobs {
         hash: ContentHash,
         size: u64,
     ) -> Result<Staged, StoreError> {
+        debug_assert!(!self.vault.is_sealed());
         if fs::metadata(file)?.len() != size {
             return Err(StoreError::BodyIncomplete);
         }
@@ -402,6 +458,13 @@ impl LocalBlobs {
             stored_size: size,
             form: BlobForm::Hot,
         })
+    }
+
+    /// Reads a staged file back (its plaintext).
+    pub fn open_staged(&self, staged: &Staged) -> io::Result<vault::Reader<File>> {
+        let file = File::open(&staged.path)?;
+        self.vault
+            .reader(file, Shelf::obj(&staged.hash, staged.form))
     }
 
     /// Makes a staged file the blob of its hash (durably).
@@ -490,7 +553,7 @@ impl LocalBlobs {
     pub fn write_manifest(&self, hash: &ContentHash, m: &Manifest) -> io::Result<()> {
         let (path, mut file) = self.new_temp("manifest")?;
         let guard = TempGuard(Some(path));
-        file.write_all(&m.encode(hash))?;
+        file.write_all(&self.vault.seal_bytes(Obj::Manifest(hash), &m.encode(hash)))?;
         file.sync_all()?;
         let target = self.manifest_path(hash);
         let dir = target.parent().expect("blob paths have a shard directory");
@@ -505,7 +568,12 @@ impl LocalBlobs {
 
     /// Removes the manifest of `hash` (durably), if there is one.
     pub fn remove_manifest(&self, hash: &ContentHash) -> io::Result<()> {
-        let path = self.manifest_path(hash);
+        self.remove_manifest_named(&self.disk_key(hash))
+    }
+
+    /// [`LocalBlobs::remove_manifest`] by the name on disk.
+    pub fn remove_manifest_named(&self, name: &ContentHash) -> io::Result<()> {
+        let path = self.manifest_named(name);
         if remove_if_present(&path)? {
             durable::sync_dir(path.parent().expect("in a shard"))?;
         }
@@ -518,19 +586,26 @@ impl LocalBlobs {
         drop(TempGuard(staged.index));
     }
 
-    /// Bytes one form of a blob takes on disk.
+    /// Bytes one form of a blob holds: its length on disk, less the
+    /// sealing's overhead when encrypted (what the catalog records).
     pub fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64> {
-        fs::metadata(self.path_of(hash, form)).map(|m| m.len())
+        let stored = fs::metadata(self.path_of(hash, form))?.len();
+        self.vault.plain_len(stored)
     }
 
     /// Removes one form of a blob (durably).
     /// A packed blob's frame index goes after the `.bz2` (a crash between
     /// leaves an orphan index, which start-up removes).
     pub fn remove(&self, hash: &ContentHash, form: BlobForm) -> io::Result<()> {
-        let path = self.path_of(hash, form);
+        self.remove_named(&self.disk_key(hash), form)
+    }
+
+    /// [`LocalBlobs::remove`] by the name on disk.
+    pub fn remove_named(&self, name: &ContentHash, form: BlobForm) -> io::Result<()> {
+        let path = self.path_named(name, form);
         let mut gone = remove_if_present(&path)?;
         if form == BlobForm::Packed {
-            gone |= remove_if_present(&self.index_path(hash))?;
+            gone |= remove_if_present(&self.index_named(name))?;
         }
         if gone {
             durable::sync_dir(path.parent().unwrap())?;
@@ -540,8 +615,7 @@ impl LocalBlobs {
 
     /// Compresses a hot blob into a verified staging file.
     pub fn pack(&self, hash: &ContentHash, stop: &AtomicBool) -> Result<PackOutcome, StoreError> {
-        let src_path = self.path_of(hash, BlobForm::Hot);
-        let mut src = match File::open(&src_path) {
+        let mut src = match self.open_form(hash, BlobForm::Hot) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PackOutcome::Abandoned),
             Err(e) => return Err(e.into()),
@@ -567,7 +641,9 @@ impl LocalBlobs {
         let (path, file) = self.new_temp("pack")?;
         let guard = TempGuard(Some(path));
         let mut out = Counting {
-            inner: BufWriter::with_capacity(BUF, &file),
+            inner: self
+                .vault
+                .writer(BufWriter::with_capacity(BUF, &file), Obj::Packed(hash)),
             written: 0,
         };
         let mut offsets = Vec::new();
@@ -606,14 +682,15 @@ impl LocalBlobs {
                 break;
             }
         }
-        out.flush()?;
         let packed_len = out.written;
-        drop(out);
+        out.inner.finish()?;
         file.sync_all()?;
         // Verify before the packed copy can replace the original.
-        let (actual, unpacked) = ContentHash::of_reader(MultiBzDecoder::new(
-            BufReader::with_capacity(BUF, File::open(guard.0.as_ref().unwrap())?),
-        ))?;
+        let staged = self
+            .vault
+            .reader(File::open(guard.0.as_ref().unwrap())?, Obj::Packed(hash))?;
+        let (actual, unpacked) =
+            ContentHash::of_reader(MultiBzDecoder::new(BufReader::with_capacity(BUF, staged)))?;
         if actual != *hash || unpacked != size {
             return Err(StoreError::Io(io::Error::other(format!(
                 "packing {hash} produced data that does not decompress to it"
@@ -627,9 +704,9 @@ impl LocalBlobs {
         };
         let (index_path, mut index_file) = self.new_temp("packidx")?;
         let index_guard = TempGuard(Some(index_path));
-        index_file.write_all(&index.encode())?;
+        index_file.write_all(&self.vault.seal_bytes(Obj::Index(hash), &index.encode()))?;
         index_file.sync_all()?;
-        let stored_size = file.metadata()?.len();
+        let stored_size = packed_len;
         Ok(PackOutcome::Packed(Staged {
             index: Some(index_guard.defuse()),
             path: guard.defuse(),
@@ -642,11 +719,13 @@ impl LocalBlobs {
 
     /// Decompresses a packed blob into a verified staging file.
     pub fn unpack(&self, hash: &ContentHash) -> Result<Staged, StoreError> {
-        let src = File::open(self.path_of(hash, BlobForm::Packed))?;
+        let src = self.open_form(hash, BlobForm::Packed)?;
         let mut dec = MultiBzDecoder::new(BufReader::with_capacity(BUF, src));
         let (path, file) = self.new_temp("unpack")?;
         let guard = TempGuard(Some(path));
-        let mut out = BufWriter::with_capacity(BUF, &file);
+        let mut out = self
+            .vault
+            .writer(BufWriter::with_capacity(BUF, &file), Obj::Hot(hash));
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; BUF];
         loop {
@@ -657,8 +736,7 @@ impl LocalBlobs {
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])?;
         }
-        out.flush()?;
-        drop(out);
+        out.finish()?;
         let (actual, size) = hasher.finish();
         if actual != *hash {
             return Err(StoreError::Io(io::Error::other(format!(
@@ -676,7 +754,8 @@ impl LocalBlobs {
         })
     }
 
-    /// Empties the staging area and lists the blobs present, by form.
+    /// Empties the staging area and lists the blobs present, by form,
+    /// keyed by their names on disk ([`Shelf::disk_key`]).
     pub fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>> {
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
@@ -731,7 +810,7 @@ impl LocalBlobs {
         // An index whose .bz2 is gone (a crash while packing or removing).
         for h in indexes {
             if !found.get(&h).is_some_and(|f| f.packed) {
-                let path = self.index_path(&h);
+                let path = self.index_named(&h);
                 fs::remove_file(&path)?;
                 durable::sync_dir(path.parent().unwrap())?;
             }
@@ -752,16 +831,20 @@ impl LocalBlobs {
         if form != BlobForm::Packed {
             return ContentHash::of_reader(self.read(hash, form, 0, size)?);
         }
-        let path = self.path_of(hash, form);
-        let packed_len = fs::metadata(&path)?.len();
-        let Some(ix) = fs::read(self.index_path(hash))
-            .ok()
-            .map(|bytes| FrameIndex::decode(&bytes, packed_len))
-        else {
+        let mut file = self.open_form(hash, form)?;
+        let packed_len = file.len();
+        let ix = match self
+            .vault
+            .read_object(&self.index_path(hash), Obj::Index(hash))
+        {
             // Packed before frames: one stream.
-            return ContentHash::of_reader(self.read(hash, form, 0, size)?);
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return ContentHash::of_reader(self.read(hash, form, 0, size)?)
+            }
+            Err(e) => return Err(io::Error::other(format!("its frame index is damaged: {e}"))),
+            Ok(bytes) => FrameIndex::decode(&bytes, packed_len)
+                .ok_or_else(|| io::Error::other("its frame index is damaged"))?,
         };
-        let ix = ix.ok_or_else(|| io::Error::other("its frame index is damaged"))?;
         if ix.size != size {
             return Err(io::Error::other(format!(
                 "its frame index is for {} bytes",
@@ -769,12 +852,11 @@ impl LocalBlobs {
             )));
         }
         let mut hasher = Hasher::new();
-        let mut file = File::open(&path)?;
         let mut buf = vec![0u8; BUF];
         for k in 0..ix.offsets.len() {
             let (at, end) = (ix.offsets[k], ix.end_of(k));
             file.seek(SeekFrom::Start(at))?;
-            let stream = BufReader::with_capacity(BUF, (&file).take(end - at));
+            let stream = BufReader::with_capacity(BUF, (&mut file).take(end - at));
             let mut dec = bzip2::bufread::BzDecoder::new(stream);
             let mut got = 0u64;
             loop {
@@ -805,7 +887,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, LocalBlobs) {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalBlobs::open(dir.path()).unwrap();
+        let s = LocalBlobs::open(dir.path(), Vault::plain()).unwrap();
         (dir, s)
     }
 

@@ -313,8 +313,7 @@ impl DataManager {
     /// Cuts a staged file into chunks, stores the new ones and the manifest
     /// durably; the chunk list.
     fn cut_staged(&self, staged: &Staged) -> Result<Vec<(ContentHash, u64)>, StoreError> {
-        let file = std::fs::File::open(staged.path())?;
-        let file = io::BufReader::with_capacity(1 << 20, file);
+        let file = io::BufReader::with_capacity(1 << 20, self.blobs.open_staged(staged)?);
         let mut chunks = Vec::new();
         let mut fresh: Vec<Staged> = Vec::new();
         let mut new_hashes = std::collections::HashSet::new();

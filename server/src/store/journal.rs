@@ -8,9 +8,14 @@
 //! crash came between writing the snapshot and truncating the journal. A torn
 //! last line (a crash mid-append) is cut off at start-up; a damaged line
 //! followed by valid ones is corruption and start-up refuses to guess.
+//!
+//! Encrypted (see `vault`), the snapshot is one sealed object and each
+//! journal line is a sealed record in base64; a complete line that does not
+//! open is damage, never a torn write, and start-up names it.
 
 use super::catalog::{Catalog, Record};
 use super::snapshot::{self, SnapshotError};
+use crate::vault::{Obj, Vault};
 use nimbus_common::durable;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -46,6 +51,7 @@ struct JournalLine {
 /// The open journal. Appends go to the end; every durable append is fsync'd.
 pub struct Journal {
     dir: PathBuf,
+    vault: Vault,
     file: File,
     len: u64,
     next_seq: u64,
@@ -66,7 +72,7 @@ pub struct LoadReport {
 }
 
 /// Loads the catalog from `dir` (created if missing) and opens the journal.
-pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
+pub fn load(dir: &Path, vault: &Vault) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     let io_err = |source| LoadError::Io {
         dir: dir.to_path_buf(),
         source,
@@ -79,8 +85,20 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     let mut catalog = Catalog::default();
     match File::open(&snap_path) {
         Ok(f) => {
-            let reader = BufReader::with_capacity(1 << 20, f);
+            let opened = vault
+                .reader(f, Obj::Snapshot)
+                .map_err(|e| LoadError::Snapshot {
+                    path: snap_path.clone(),
+                    source: SnapshotError::Io(e),
+                })?;
+            let reader = BufReader::with_capacity(1 << 20, opened);
             catalog.seq = snapshot::read(reader, &mut catalog).map_err(|e| match e {
+                SnapshotError::Io(source) if source.kind() == io::ErrorKind::InvalidData => {
+                    LoadError::Snapshot {
+                        path: snap_path.clone(),
+                        source: SnapshotError::Io(source),
+                    }
+                }
                 SnapshotError::Io(source) => LoadError::Io {
                     dir: dir.to_path_buf(),
                     source,
@@ -99,8 +117,9 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     let journal_path = dir.join(JOURNAL);
     // A snapshot written in slices did not finish (or its old journal was
     // not yet removed): the records before it come first.
-    let (_, prev_replayed, prev_present, _) = replay(&dir.join(PREV), &mut catalog)?;
-    let (good_len, replayed, since_snapshot, total_len) = replay(&journal_path, &mut catalog)?;
+    let (_, prev_replayed, prev_present, _) = replay(&dir.join(PREV), &mut catalog, vault)?;
+    let (good_len, replayed, since_snapshot, total_len) =
+        replay(&journal_path, &mut catalog, vault)?;
     let (replayed, mut since_snapshot) = (replayed + prev_replayed, since_snapshot + prev_present);
     if dir.join(PREV).exists() {
         // The next compaction (at the latest the next clean stop) removes it.
@@ -127,6 +146,7 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
     durable::sync_dir(dir).map_err(io_err)?;
     let journal = Journal {
         dir: dir.to_path_buf(),
+        vault: vault.clone(),
         file,
         len: good_len,
         next_seq: catalog.seq + 1,
@@ -146,7 +166,11 @@ pub fn load(dir: &Path) -> Result<(Catalog, Journal, LoadReport), LoadError> {
 
 /// Replays the journal into `catalog`. Returns (length of the valid prefix,
 /// records applied, records present, total length).
-fn replay(path: &Path, catalog: &mut Catalog) -> Result<(u64, u64, u64, u64), LoadError> {
+fn replay(
+    path: &Path,
+    catalog: &mut Catalog,
+    vault: &Vault,
+) -> Result<(u64, u64, u64, u64), LoadError> {
     let io_err = |source| LoadError::Io {
         dir: path.parent().unwrap_or(path).to_path_buf(),
         source,
@@ -174,10 +198,23 @@ fn replay(path: &Path, catalog: &mut Catalog) -> Result<(u64, u64, u64, u64), Lo
         line_no += 1;
         offset += n as u64;
         let complete = line.last() == Some(&b'\n');
-        let parsed = if complete {
-            serde_json::from_slice::<JournalLine>(&line).ok()
-        } else {
+        let parsed = if !complete {
             None
+        } else if vault.is_sealed() {
+            let json = vault.open_line(Obj::Journal, &line[..line.len() - 1]);
+            match json.and_then(|j| serde_json::from_slice::<JournalLine>(&j).ok()) {
+                Some(jl) => Some(jl),
+                // A sealed line is written whole with its newline: one that
+                // ends but does not open was damaged after it was written.
+                None => {
+                    return Err(LoadError::Corrupt {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                    })
+                }
+            }
+        } else {
+            serde_json::from_slice::<JournalLine>(&line).ok()
         };
         match parsed {
             Some(jl) => {
@@ -238,14 +275,16 @@ impl Journal {
         }
         let mut lines = Vec::new();
         for (i, rec) in recs.iter().enumerate() {
-            serde_json::to_writer(
-                &mut lines,
-                &JournalLine {
-                    seq: self.next_seq + i as u64,
-                    rec: rec.clone(),
-                },
-            )
-            .map_err(io::Error::other)?;
+            let line = JournalLine {
+                seq: self.next_seq + i as u64,
+                rec: rec.clone(),
+            };
+            if self.vault.is_sealed() {
+                let json = serde_json::to_vec(&line).map_err(io::Error::other)?;
+                lines.extend_from_slice(&self.vault.seal_line(Obj::Journal, &json));
+            } else {
+                serde_json::to_writer(&mut lines, &line).map_err(io::Error::other)?;
+            }
             lines.push(b'\n');
         }
         let result = self.file.write_all(&lines).and_then(|()| {
@@ -282,7 +321,10 @@ impl Journal {
     /// appended so far) and empties the journal.
     pub fn compact(&mut self, catalog: &Catalog) -> io::Result<()> {
         let path = self.dir.join(SNAPSHOT);
-        durable::write_atomic(&path, |w| snapshot::write(w, catalog))?;
+        self.vault
+            .write_atomic(&path, Obj::Snapshot, false, |mut w| {
+                snapshot::write(&mut w, catalog)
+            })?;
         self.file.set_len(0)?;
         self.file.sync_all()?;
         self.len = 0;
@@ -386,7 +428,7 @@ mod tests {
 "#
         );
         fs::write(dir.path().join(SNAPSHOT), doc).unwrap();
-        let (c, mut j, rep) = load(dir.path()).unwrap();
+        let (c, mut j, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!((c.seq, rep.replayed), (3, 0));
         assert_eq!(c.versions("ann/pc", "x/a.txt").unwrap().len(), 2);
         assert!(c.latest("ann/pc", "x/a.txt").unwrap().version.deleted);
@@ -400,7 +442,7 @@ mod tests {
         j.compact(&c).unwrap();
         let text = fs::read_to_string(dir.path().join(SNAPSHOT)).unwrap();
         assert!(text.starts_with("{\"format\":2,"));
-        let (c2, _, _) = load(dir.path()).unwrap();
+        let (c2, _, _) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(c2.tree("", None, true).len(), 2);
         assert_eq!(c2.blob(&hb), c.blob(&hb));
     }
@@ -408,11 +450,11 @@ mod tests {
     #[test]
     fn replay_restores_records() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        let (mut c, mut j, _) = load(dir.path(), &Vault::plain()).unwrap();
         append(&mut j, &mut c, rec("a", 1));
         append(&mut j, &mut c, rec("a", 2));
         drop(j);
-        let (c2, _, rep) = load(dir.path()).unwrap();
+        let (c2, _, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(rep.replayed, 2);
         assert_eq!(c2.versions("pc", "a").unwrap().len(), 2);
         assert_eq!(c2.seq, 2);
@@ -421,7 +463,7 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        let (mut c, mut j, _) = load(dir.path(), &Vault::plain()).unwrap();
         append(&mut j, &mut c, rec("a", 1));
         drop(j);
         let path = dir.path().join(JOURNAL);
@@ -431,12 +473,12 @@ mod tests {
         f.write_all(br#"{"seq":2,"op":"version","client":"pc","pa"#)
             .unwrap();
         drop(f);
-        let (mut c, mut j, rep) = load(dir.path()).unwrap();
+        let (mut c, mut j, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(rep.torn_bytes, 41);
         assert_eq!(fs::metadata(&path).unwrap().len(), good);
         append(&mut j, &mut c, rec("b", 3));
         drop(j);
-        let (c, _, rep) = load(dir.path()).unwrap();
+        let (c, _, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(rep.torn_bytes, 0);
         assert_eq!(c.file_count(), 2);
     }
@@ -444,14 +486,14 @@ mod tests {
     #[test]
     fn torn_tail_of_zeros_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        let (mut c, mut j, _) = load(dir.path(), &Vault::plain()).unwrap();
         append(&mut j, &mut c, rec("a", 1));
         drop(j);
         let path = dir.path().join(JOURNAL);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[0u8; 300]).unwrap();
         drop(f);
-        let (c, _, rep) = load(dir.path()).unwrap();
+        let (c, _, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(rep.torn_bytes, 300);
         assert_eq!(c.file_count(), 1);
     }
@@ -459,7 +501,7 @@ mod tests {
     #[test]
     fn damage_before_valid_lines_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        let (mut c, mut j, _) = load(dir.path(), &Vault::plain()).unwrap();
         append(&mut j, &mut c, rec("a", 1));
         append(&mut j, &mut c, rec("b", 2));
         drop(j);
@@ -467,7 +509,7 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let damaged = text.replacen("\"op\"", "\"o", 1);
         fs::write(&path, damaged).unwrap();
-        match load(dir.path()) {
+        match load(dir.path(), &Vault::plain()) {
             Err(LoadError::Corrupt { line: 1, .. }) => {}
             other => panic!("expected corruption at line 1, got {:?}", other.err()),
         }
@@ -476,7 +518,7 @@ mod tests {
     #[test]
     fn compaction_then_replay_skips_records_already_in_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, mut j, _) = load(dir.path()).unwrap();
+        let (mut c, mut j, _) = load(dir.path(), &Vault::plain()).unwrap();
         append(&mut j, &mut c, rec("a", 1));
         append(&mut j, &mut c, rec("b", 2));
         // Simulate a crash after the snapshot was written but before the
@@ -487,12 +529,12 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), 0);
         drop(j);
         fs::write(&path, before).unwrap();
-        let (mut c, mut j, rep) = load(dir.path()).unwrap();
+        let (mut c, mut j, rep) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(rep.replayed, 0);
         assert_eq!(c.versions("pc", "a").unwrap().len(), 1);
         append(&mut j, &mut c, rec("a", 3));
         drop(j);
-        let (c, _, _) = load(dir.path()).unwrap();
+        let (c, _, _) = load(dir.path(), &Vault::plain()).unwrap();
         assert_eq!(c.versions("pc", "a").unwrap().len(), 2);
         assert_eq!(c.file_count(), 2);
     }

@@ -26,6 +26,7 @@ pub use check::{BlobProblem, CheckReport};
 pub use chunks::{CommitError, MAX_CHUNK_BYTES};
 pub use prune::PruneReport;
 
+use crate::vault::{Obj, Vault};
 use blobs::{LocalBlobs, PackOutcome, Staged};
 use catalog::{BlobForm, Catalog, Latest, Record};
 use journal::Journal;
@@ -104,6 +105,7 @@ pub struct DataManager {
     journal: Mutex<Journal>,
     blobs: LocalBlobs,
     dir: PathBuf,
+    vault: Vault,
     /// Held shared from an upload's "is this content here?" to its journal
     /// record, and exclusively while pruning deletes blobs: a blob is never
     /// deleted between an upload finding it and referencing it.
@@ -132,18 +134,32 @@ pub enum OpenError {
     Load(#[from] journal::LoadError),
     #[error("cannot open the data directory {dir}: {source}")]
     Io { dir: PathBuf, source: io::Error },
+    #[error("the data directory {} is encrypted and was opened without its key", dir.display())]
+    Sealed { dir: PathBuf },
 }
 
 impl DataManager {
-    /// Opens (or creates) the data directory: loads the catalog, empties the
-    /// staging area, and reconciles the catalog with the blobs on disk.
+    /// Opens (or creates) an unencrypted data directory; see
+    /// [`DataManager::open_with`].
     pub fn open(data_dir: &Path) -> Result<DataManager, OpenError> {
+        if crate::vault::keys::KeySlots::exists(data_dir) {
+            return Err(OpenError::Sealed {
+                dir: data_dir.to_path_buf(),
+            });
+        }
+        Self::open_with(data_dir, Vault::plain())
+    }
+
+    /// Opens (or creates) the data directory, reading and writing through
+    /// `vault`: loads the catalog, empties the staging area, and reconciles
+    /// the catalog with the blobs on disk.
+    pub fn open_with(data_dir: &Path, vault: Vault) -> Result<DataManager, OpenError> {
         let io_err = |source| OpenError::Io {
             dir: data_dir.to_path_buf(),
             source,
         };
         std::fs::create_dir_all(data_dir).map_err(io_err)?;
-        let (mut catalog, journal, report) = journal::load(&data_dir.join("catalog"))?;
+        let (mut catalog, journal, report) = journal::load(&data_dir.join("catalog"), &vault)?;
         if report.torn_bytes > 0 {
             warn!(
                 "catalog journal ended in a torn record ({} bytes, from a crash mid-write); it was never acknowledged and has been cut off",
@@ -151,7 +167,7 @@ impl DataManager {
             );
         }
         let started = std::time::Instant::now();
-        let blobs = LocalBlobs::open(data_dir).map_err(io_err)?;
+        let blobs = LocalBlobs::open(data_dir, vault.clone()).map_err(io_err)?;
         let on_disk = blobs.recover().map_err(io_err)?;
         let scan_secs = started.elapsed().as_secs_f64();
         recover::reconcile(&mut catalog, &blobs, on_disk).map_err(io_err)?;
@@ -166,6 +182,7 @@ impl DataManager {
             journal: Mutex::new(journal),
             blobs,
             dir: data_dir.to_path_buf(),
+            vault,
             gc: RwLock::new(()),
             compaction: Mutex::new(()),
             chunks: Default::default(),
@@ -200,6 +217,11 @@ impl DataManager {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How the data directory is read and written (plain or sealed).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 }
 

@@ -224,18 +224,20 @@ impl DataManager {
         };
         self.write().set_compacting(true);
         let mut longest = std::time::Duration::ZERO;
-        let written = nimbus_common::durable::write_atomic(&path, |w| {
-            let mut sliced = super::snapshot::Sliced::new(seq);
-            loop {
-                let cat = self.read();
-                let t = std::time::Instant::now();
-                let done = sliced.step(w, &cat)?;
-                longest = longest.max(t.elapsed());
-                if done {
-                    return Ok(());
+        let written = self
+            .vault
+            .write_atomic(&path, Obj::Snapshot, false, |mut w| {
+                let mut sliced = super::snapshot::Sliced::new(seq);
+                loop {
+                    let cat = self.read();
+                    let t = std::time::Instant::now();
+                    let done = sliced.step(&mut w, &cat)?;
+                    longest = longest.max(t.elapsed());
+                    if done {
+                        return Ok(());
+                    }
                 }
-            }
-        });
+            });
         self.write().set_compacting(false);
         written?;
         self.lock_journal().finish_rotation()?;

@@ -15,7 +15,7 @@ pub(super) fn reconcile(
 ) -> io::Result<()> {
     let mut missing = 0usize;
     catalog.try_update_blobs(|hash, info| -> io::Result<()> {
-        let found = on_disk.remove(hash).unwrap_or_default();
+        let found = on_disk.remove(&blobs.disk_key(hash)).unwrap_or_default();
         let mut lost = |what: &str| {
             missing += 1;
             if missing <= MISSING_NAMED {
@@ -51,15 +51,16 @@ pub(super) fn reconcile(
         Ok(())
     })?;
     let orphans = on_disk.len();
-    for (hash, found) in on_disk {
+    // Keyed by name on disk: encrypted, that name does not give the hash.
+    for (name, found) in on_disk {
         if found.hot {
-            blobs.remove(&hash, BlobForm::Hot)?;
+            blobs.remove_named(&name, BlobForm::Hot)?;
         }
         if found.packed {
-            blobs.remove(&hash, BlobForm::Packed)?;
+            blobs.remove_named(&name, BlobForm::Packed)?;
         }
         if found.manifest {
-            blobs.remove_manifest(&hash)?;
+            blobs.remove_manifest_named(&name)?;
         }
     }
     if orphans > 0 {

@@ -168,10 +168,6 @@ impl<R: Read + Seek> Seek for Reader<R> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Vault {
     /// No encryption: objects are written as they are.
     pub fn plain() -> Vault {
@@ -197,9 +193,25 @@ impl Vault {
     /// sealed a keyed BLAKE3 of it, so the disk does not tell whether a
     /// known content is stored.
     pub fn blob_name(&self, hash: &ContentHash) -> String {
+        self.blob_key(hash).to_hex()
+    }
+
+    /// [`Vault::blob_name`] as a hash-shaped key, as the start-up scan of
+    /// the blob directory finds names.
+    pub fn blob_key(&self, hash: &ContentHash) -> ContentHash {
         match &self.0 {
-            None => hash.to_hex(),
-            Some(k) => hex(blake3::keyed_hash(&k.names, hash.as_bytes()).as_bytes()),
+            None => *hash,
+            Some(k) => {
+                ContentHash::from_bytes(*blake3::keyed_hash(&k.names, hash.as_bytes()).as_bytes())
+            }
+        }
+    }
+
+    /// The plaintext length of an object stored in `stored` bytes.
+    pub fn plain_len(&self, stored: u64) -> io::Result<u64> {
+        match &self.0 {
+            None => Ok(stored),
+            Some(_) => seal::plain_len(stored).map(|(n, _)| n),
         }
     }
 

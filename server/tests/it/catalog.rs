@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Journals `n` files of machine `admin/pc` (content not on disk: only
 /// the catalog matters here) without a snapshot.
 fn journal_files(data: &Path, n: usize) {
-    let (mut cat, mut j, _) = journal::load(&data.join("catalog")).unwrap();
+    let (mut cat, mut j, _) = journal::load(&data.join("catalog"), &vault_of(data)).unwrap();
     for i in 0..n {
         let rec = Record::Version {
             key: format!("{ADMIN}/pc"),

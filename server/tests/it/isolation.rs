@@ -201,7 +201,7 @@ fn backups_from_before_accounts_go_to_the_first_admin() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     {
-        let dm = nimbus_server::store::DataManager::open(&data).unwrap();
+        let dm = nimbus_server::store::DataManager::open_with(&data, vault_of(&data)).unwrap();
         let content = b"written before accounts".to_vec();
         let h = nimbus_common::hash::ContentHash::of_bytes(&content);
         let staged = dm

@@ -190,7 +190,7 @@ fn a_client_token_cannot_remove_history_through_any_route() {
 /// A data directory with `files` files of `versions` versions each, all
 /// contents distinct, written through the library (much faster than HTTP).
 fn build_data(data: &Path, files: usize, versions: usize) {
-    let dm = DataManager::open(data).unwrap();
+    let dm = DataManager::open_with(data, vault_of(data)).unwrap();
     for v in 0..versions {
         for f in 0..files {
             let body = format!("file {f} version {v} {}", "x".repeat(f % 50)).into_bytes();
@@ -254,7 +254,7 @@ fn prune_survives_kill_9_at_any_point() {
 
     // The end state is exactly the policy's: one version of each file,
     // and only their contents on disk.
-    let dm = DataManager::open(&data).unwrap();
+    let dm = DataManager::open_with(&data, vault_of(&data)).unwrap();
     let tree = dm.tree("", None, false);
     assert_eq!(tree.len(), files);
     for l in &tree {

@@ -1313,7 +1313,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cat_dir = dir.path().join("catalog");
         let mut rng = Rng(7);
-        let (mut c, mut j, _) = journal::load(&cat_dir).unwrap();
+        let (mut c, mut j, _) = journal::load(&cat_dir, &crate::vault::Vault::plain()).unwrap();
         let mut t = 1000;
         let mut feed = |c: &mut Catalog, j: &mut journal::Journal, n: usize| {
             for _ in 0..n {
@@ -1324,7 +1324,7 @@ mod tests {
             }
         };
         let reload = |c: &Catalog| {
-            let (back, _, _) = journal::load(&cat_dir).unwrap();
+            let (back, _, _) = journal::load(&cat_dir, &crate::vault::Vault::plain()).unwrap();
             assert_eq!(listing(&back), listing(c));
             assert_index_matches_recount(&back);
             assert_eq!(back.blob_totals(), c.blob_totals());
@@ -1351,7 +1351,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let cat_dir = dir.path().join("catalog");
             let mut rng = Rng(seed);
-            let (mut c, mut j, _) = journal::load(&cat_dir).unwrap();
+            let (mut c, mut j, _) = journal::load(&cat_dir, &crate::vault::Vault::plain()).unwrap();
             let mut t = 1000;
             let mut feed = |c: &mut Catalog, j: &mut journal::Journal, n: usize| {
                 for _ in 0..n {
@@ -1400,7 +1400,7 @@ mod tests {
             }
             feed(&mut c, &mut j, 50);
             drop(j);
-            let (back, _, _) = journal::load(&cat_dir).unwrap();
+            let (back, _, _) = journal::load(&cat_dir, &crate::vault::Vault::plain()).unwrap();
             assert_eq!(listing(&back), listing(&c), "seed {seed} end {end}");
             assert_index_matches_recount(&back);
             assert_eq!(back.blob_totals(), c.blob_totals(), "seed {seed}");
