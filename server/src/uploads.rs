@@ -493,7 +493,12 @@ impl Uploads {
     ) -> io::Result<u64> {
         let mut pending = tail_bytes(meta).map_err(io::Error::other)?;
         let whole = meta.offset - pending.len() as u64;
-        let stored = self.vault.stored_offset(whole);
+        // From the start, the header is written anew with the first segment.
+        let stored = if whole == 0 {
+            0
+        } else {
+            self.vault.stored_offset(whole)
+        };
         let mut file = OpenOptions::new().write(true).open(self.part_path(id))?;
         file.set_len(stored)?;
         file.seek(SeekFrom::Start(stored))?;

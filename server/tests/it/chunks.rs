@@ -451,6 +451,7 @@ fn prune_sweeps_chunks_no_manifest_names_and_survives_kill_9() {
         let mut child = std::process::Command::new(server_bin())
             .arg("--data")
             .arg(&server.data)
+            .args(unlock_args(&server.data, &[]))
             .args(["prune", "--keep-last", "1"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

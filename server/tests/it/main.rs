@@ -20,6 +20,7 @@ mod client_edges;
 mod crash;
 mod curl;
 mod download;
+mod encryption;
 mod history;
 mod hostile;
 mod https;

@@ -15,6 +15,7 @@ fn server_cmd(data: &Path, args: &[&str]) -> Output {
     Command::new(server_bin())
         .arg("--data")
         .arg(data)
+        .args(unlock_args(data, &[]))
         .args(args)
         .output()
         .unwrap()
@@ -68,6 +69,7 @@ fn prune_keeps_what_the_policy_says_and_only_unreferenced_content_goes() {
     let out = Command::new(server_bin())
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(&server.data)
+        .args(unlock_args(&server.data, &[]))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -217,6 +219,7 @@ fn prune_survives_kill_9_at_any_point() {
         let mut child = Command::new(server_bin())
             .arg("--data")
             .arg(&data)
+            .args(unlock_args(&data, &[]))
             .args(["prune", "--keep-last", "1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
