@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 // The tests' fixtures: the benchmark starts the same real server and
 // client the tests do, and uses only part of them.
+mod encryption;
 #[allow(dead_code)]
 #[path = "../tests/it/fixtures/mod.rs"]
 mod fixtures;
@@ -255,6 +256,12 @@ fn main() {
     match std::env::var("NIMBUS_BENCH_ONLY").as_deref() {
         Ok("front") => {
             front::run(w, &mut rows);
+            println!("{}", render(&rows));
+            return;
+        }
+        // NIMBUS_BENCH_ONLY=encryption: only encryption at rest beside none.
+        Ok("encryption") => {
+            encryption::run(w, &mut rows);
             println!("{}", render(&rows));
             return;
         }
@@ -589,6 +596,8 @@ fn main() {
         format!("{:.2}", packed_speed / unbz),
     ));
     drop(srv);
+
+    encryption::run(w, &mut rows);
 
     // 5. Catalog: recording upload 100,000 costs what upload 100 did.
     eprintln!("bench: catalog, 100,000 recorded versions");

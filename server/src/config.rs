@@ -165,6 +165,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Encrypt an unencrypted data directory in place (the server stopped):
+    /// makes the key slots from --key-file, the nimbus-key credential or a
+    /// passphrase, prints a recovery key, and seals everything. Killed, it
+    /// finishes when run again; nothing serves the directory until then.
+    Encrypt,
     /// Verify the catalog against the stored content: every version's
     /// content must be there. Exits 1 when something is missing or corrupt.
     /// The server must be stopped.

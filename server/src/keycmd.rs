@@ -5,7 +5,8 @@
 
 use crate::config::KeyAction;
 use crate::vault::keys::{new_key_file_contents, KeyError, KeySlots};
-use crate::vault::unlock::{read_passphrase, unlock_master};
+use crate::vault::unlock::{new_slots, read_passphrase, unlock_master};
+use crate::vault::Vault;
 use crate::vault::{UnlockOptions, VaultError};
 use nimbus_common::time::format_utc;
 use std::io::{self, IsTerminal};
@@ -21,6 +22,17 @@ pub enum KeyCmdError {
     Key(#[from] KeyError),
     #[error("{0}")]
     Input(String),
+    #[error("{} is already encrypted", .0.display())]
+    AlreadyEncrypted(std::path::PathBuf),
+    #[error(transparent)]
+    Lock(#[from] crate::maintenance::MaintenanceError),
+    #[error(transparent)]
+    Convert(#[from] crate::store::OpenError),
+    #[error("cannot write in {}: {source}", dir.display())]
+    Io {
+        dir: std::path::PathBuf,
+        source: io::Error,
+    },
 }
 
 /// A new passphrase: asked twice on a terminal, else one line of stdin.
@@ -98,5 +110,56 @@ pub fn run(data: &Path, opts: &UnlockOptions, action: KeyAction) -> Result<(), K
             println!("changed the passphrase of key slot {slot}");
         }
     }
+    Ok(())
+}
+
+/// `nimbus-server encrypt`: seals an unencrypted data directory in place
+/// (see `store::convert`); run again after a crash, it finishes.
+pub fn encrypt(data: &Path, opts: &UnlockOptions) -> Result<(), KeyCmdError> {
+    let _lock = crate::maintenance::DataLock::acquire(data)?;
+    let io_err = |source| KeyCmdError::Io {
+        dir: data.to_path_buf(),
+        source,
+    };
+    let marker = data.join(crate::store::convert::MARKER);
+    if !marker.exists() {
+        if KeySlots::exists(data) {
+            return Err(KeyCmdError::AlreadyEncrypted(data.to_path_buf()));
+        }
+        // From here until the end nothing serves the directory.
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| nimbus_common::durable::sync_dir(data))
+            .map_err(io_err)?;
+    }
+    let vault = if KeySlots::exists(data) {
+        let (_, master, _) = unlock_master(data, opts)?;
+        Vault::sealed(&master)
+    } else {
+        let (slots, master, setup) = new_slots(opts)?;
+        slots.save(data)?;
+        if let Some(path) = &setup.created_key_file {
+            println!(
+                "made the key file {} (back it up apart from the data)",
+                path.display()
+            );
+        }
+        println!(
+            "recovery key: {}\nwrite it on paper and keep it apart from the server: it unlocks the data if every other key is lost; it is not shown again",
+            setup.recovery_key
+        );
+        Vault::sealed(&master)
+    };
+    let report = crate::store::convert::encrypt_in_place(data, &vault)?;
+    std::fs::remove_file(&marker)
+        .and_then(|()| nimbus_common::durable::sync_dir(data))
+        .map_err(io_err)?;
+    println!(
+        "encrypted {}: {} file(s) sealed, {} upload(s) in progress kept, {} leftover file(s) removed; start the server with the same key",
+        data.display(),
+        report.files_sealed,
+        report.uploads,
+        report.leftovers_removed
+    );
     Ok(())
 }

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
                 Err(e) => Err(e.to_string()),
             },
         },
+        Some(Command::Encrypt) => {
+            nimbus_server::keycmd::encrypt(&config.data, &config.unlock).map_err(|e| e.to_string())
+        }
         Some(Command::Key { action }) => {
             nimbus_server::keycmd::run(&config.data, &unlock, action).map_err(|e| e.to_string())
         }

@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod catalog;
 mod check;
 mod chunks;
+pub mod convert;
 mod frames;
 pub mod journal;
 pub mod manifest;

@@ -33,6 +33,8 @@ pub enum VaultError {
     PlainData { dir: PathBuf },
     #[error("the passphrases typed differ; nothing was changed")]
     Mismatch,
+    #[error("the data directory {} is being encrypted: run `nimbus-server encrypt` again to finish (nothing serves it until then)", dir.display())]
+    Converting { dir: PathBuf },
 }
 
 /// What the first start with encryption made, to be told once.
@@ -114,6 +116,11 @@ pub fn unlock_master(
 /// Opens the data directory's vault: sealed if it has key slots (made now
 /// when `opts.encryption` asks and there are none), plain otherwise.
 pub fn open(data: &Path, opts: &UnlockOptions) -> Result<(Vault, Option<Setup>), VaultError> {
+    if data.join(crate::store::convert::MARKER).exists() {
+        return Err(VaultError::Converting {
+            dir: data.to_path_buf(),
+        });
+    }
     if KeySlots::exists(data) {
         let (_, master, slot) = unlock_master(data, opts)?;
         log::info!("encryption at rest: unlocked with key slot {slot}");

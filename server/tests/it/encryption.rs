@@ -506,3 +506,159 @@ fn a_damaged_snapshot_or_journal_line_stops_the_start_and_is_named() {
         assert_eq!(download(&server, p).body, d);
     }
 }
+
+#[test]
+fn encrypt_killed_at_any_point_finishes_when_run_again_and_loses_nothing() {
+    let mut server = Server::start(&["--hot-time", "2", "--hotspot-interval", "1"]);
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("hot.bin", noise(300_000, 71)),
+        ("log.txt", text((2 << 20) - 1)),
+        ("big.img", noise(5 << 20, 81)),
+        ("notes.txt", b"first version".to_vec()),
+    ];
+    for (p, d) in &files {
+        put(&server, p, d);
+    }
+    put(&server, "notes.txt", b"second version");
+    wait_for(60, "the text file to be packed", || {
+        server.file(MACHINE, "log.txt").unwrap()["packed"] == true
+    });
+    // A browser upload half done, and a version only in the journal.
+    let auth = bearer(server.port, MACHINE);
+    let pending = noise(200_000, 91);
+    let start = format!(r#"{{"machine": "{MACHINE}", "path": "pending.bin", "size": 200000}}"#);
+    let r = request(
+        server.port,
+        "POST",
+        "/api/v1/uploads",
+        &[("Authorization", &auth)],
+        start.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let target = format!("/api/v1/uploads/{id}");
+    let r = request(
+        server.port,
+        "PUT",
+        &target,
+        &[
+            ("Authorization", &auth),
+            ("Content-Range", "bytes 0-99999/200000"),
+        ],
+        &pending[..100_000],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(server.terminate().success());
+    server.restart();
+    put(&server, "late.txt", b"only in the journal");
+    server.kill();
+    let data = server.data.clone();
+    let key = key_file_of(&data);
+    let encrypt = || {
+        Command::new(server_bin())
+            .arg("--data")
+            .arg(&data)
+            .args(["--key-file", key.to_str().unwrap(), "encrypt"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Killed after ever longer delays until a run finishes by itself.
+    let mut delay = std::time::Duration::from_millis(3);
+    let mut kills = 0;
+    loop {
+        let mut child = encrypt();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", all_text(&out));
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        kills += 1;
+        if kills == 1 {
+            // Half converted: nothing serves it.
+            let out = server_cmd(
+                &data,
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--key-file",
+                    key.to_str().unwrap(),
+                ],
+                "",
+            );
+            assert!(!out.status.success());
+            assert!(
+                all_text(&out).contains("being encrypted"),
+                "{}",
+                all_text(&out)
+            );
+        }
+        delay = delay * 3 / 2;
+        assert!(delay.as_secs() < 60, "encrypt never finished");
+    }
+    assert!(kills >= 1, "no kill landed mid-conversion");
+    let out = server_cmd(&data, &["--key-file", key.to_str().unwrap(), "encrypt"], "");
+    assert!(!out.status.success() && all_text(&out).contains("already encrypted"));
+
+    // Clean, sealed, and every version there byte for byte.
+    let out = server_cmd(
+        &data,
+        &["--key-file", key.to_str().unwrap(), "check", "--read-data"],
+        "",
+    );
+    assert!(out.status.success(), "{}", all_text(&out));
+    for f in files_under(&data) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        for (_, d) in &files {
+            assert!(
+                !name.starts_with(&ContentHash::of_bytes(d).to_hex()),
+                "{name} plain"
+            );
+        }
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, b"only in the journal") && !contains(&bytes, b"notes.txt"),
+            "{} plain",
+            f.display()
+        );
+    }
+    server.restart();
+    for (p, d) in &files[..3] {
+        let r = download(&server, p);
+        assert_eq!((r.status, &r.body == d), (200, true), "{p}");
+    }
+    assert_eq!(download(&server, "notes.txt").body, b"second version");
+    assert_eq!(
+        server
+            .get(&format!("/download/{MACHINE}/notes.txt?version=1"))
+            .body,
+        b"first version"
+    );
+    assert_eq!(download(&server, "late.txt").body, b"only in the journal");
+    // The upload in progress continues where it stood.
+    let r = request(
+        server.port,
+        "GET",
+        &target,
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.header("upload-offset"), Some("100000"), "{}", r.text());
+    let r = request(
+        server.port,
+        "PUT",
+        &target,
+        &[
+            ("Authorization", &auth),
+            ("Content-Range", "bytes 100000-199999/200000"),
+        ],
+        &pending[100_000..],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(download(&server, "pending.bin").body, pending);
+}
