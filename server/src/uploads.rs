@@ -489,7 +489,7 @@ impl Uploads {
         meta: &mut Meta,
         len: u64,
         body: &mut dyn Read,
-        mut hasher: Option<&mut Hasher>,
+        hasher: Option<&mut Hasher>,
     ) -> io::Result<u64> {
         let mut pending = tail_bytes(meta).map_err(io::Error::other)?;
         let whole = meta.offset - pending.len() as u64;
@@ -507,32 +507,18 @@ impl Uploads {
             Obj::UploadPart(id),
             whole,
         );
-        let mut buf = vec![0u8; BUF];
         let mut got = 0u64;
-        let result = (|| -> io::Result<()> {
-            while got < len {
-                let want = (len - got).min(BUF as u64) as usize;
-                let n = match body.read(&mut buf[..want]) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // A broken connection: keep what arrived.
-                    Err(_) => break,
-                };
-                if let Some(h) = hasher.as_deref_mut() {
-                    h.update(&buf[..n]);
-                }
-                got += n as u64;
-                pending.extend_from_slice(&buf[..n]);
-                let full = pending.len() - pending.len() % SEG;
-                if full > 0 {
-                    out.write_all(&pending[..full])?;
-                    pending.drain(..full);
-                }
+        let result = read_piece(body, len, hasher, |data| {
+            got += data.len() as u64;
+            pending.extend_from_slice(data);
+            let full = pending.len() - pending.len() % SEG;
+            if full > 0 {
+                out.write_all(&pending[..full])?;
+                pending.drain(..full);
             }
             Ok(())
-        })();
-        let finished = result.and_then(|()| out.finish_whole_segments().map(|_| ()));
+        });
+        let finished = result.and_then(|_| out.finish_whole_segments().map(|_| ()));
         if let Err(e) = finished.and_then(|()| file.sync_data()) {
             let _ = file.set_len(stored);
             return Err(e);
@@ -664,14 +650,15 @@ fn write_piece(
     result
 }
 
-fn append_from(
-    file: &mut File,
-    offset: u64,
-    len: u64,
+/// Reads up to `len` bytes of `body`, hashing them and handing them to
+/// `sink` as they come; returns how many arrived (fewer if the body ended
+/// or broke off: what arrived is kept).
+fn read_piece(
     body: &mut dyn Read,
+    len: u64,
     mut hasher: Option<&mut Hasher>,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
-    file.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; BUF];
     let mut got = 0u64;
     while got < len {
@@ -683,12 +670,24 @@ fn append_from(
             // A broken connection: keep what arrived.
             Err(_) => break,
         };
-        file.write_all(&buf[..n])?;
         if let Some(h) = hasher.as_deref_mut() {
             h.update(&buf[..n]);
         }
+        sink(&buf[..n])?;
         got += n as u64;
     }
+    Ok(got)
+}
+
+fn append_from(
+    file: &mut File,
+    offset: u64,
+    len: u64,
+    body: &mut dyn Read,
+    hasher: Option<&mut Hasher>,
+) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(offset))?;
+    let got = read_piece(body, len, hasher, |data| file.write_all(data))?;
     file.sync_data()?;
     Ok(got)
 }

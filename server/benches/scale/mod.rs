@@ -62,9 +62,13 @@ struct Generated {
 
 /// Builds the catalog of `files` files (two versions each) in `data`.
 fn generate(data: &Path, files: usize) -> Generated {
+    generate_with(data, files, &nimbus_server::vault::Vault::plain())
+}
+
+/// [`generate`], written through `vault`.
+fn generate_with(data: &Path, files: usize, vault: &nimbus_server::vault::Vault) -> Generated {
     let t = Instant::now();
-    let (mut cat, mut j, _) =
-        journal::load(&data.join("catalog"), &nimbus_server::vault::Vault::plain()).unwrap();
+    let (mut cat, mut j, _) = journal::load(&data.join("catalog"), vault).unwrap();
     let per_user = files / USERS;
     let start = 1_700_000_000i64;
     let mut n = 0u64;
@@ -92,18 +96,20 @@ fn generate(data: &Path, files: usize) -> Generated {
     let mut longest = Duration::ZERO;
     let compact = timed(|| {
         let seq = j.rotate().unwrap();
-        nimbus_common::durable::write_atomic(&j.snapshot_path(), |w| {
-            let mut sliced = nimbus_server::store::snapshot::Sliced::new(seq);
-            loop {
-                let t = Instant::now();
-                let done = sliced.step(w, &cat)?;
-                longest = longest.max(t.elapsed());
-                if done {
-                    return Ok(());
+        let obj = nimbus_server::vault::Obj::Snapshot;
+        vault
+            .write_atomic(&j.snapshot_path(), obj, false, |mut w| {
+                let mut sliced = nimbus_server::store::snapshot::Sliced::new(seq);
+                loop {
+                    let t = Instant::now();
+                    let done = sliced.step(&mut w, &cat)?;
+                    longest = longest.max(t.elapsed());
+                    if done {
+                        return Ok(());
+                    }
                 }
-            }
-        })
-        .unwrap();
+            })
+            .unwrap();
         j.finish_rotation().unwrap();
     });
     let snapshot_bytes = std::fs::metadata(data.join("catalog/snapshot.json"))
@@ -458,6 +464,32 @@ fn peak_of(mut cmd: std::process::Command) -> (Duration, u64) {
         std::thread::sleep(Duration::from_millis(5));
     }
     (t.elapsed(), peak)
+}
+
+/// Seconds from spawn to the first answer of a server on a catalog of
+/// `files` files, encrypted at rest or not (for the encryption figures).
+pub fn startup(w: &Path, files: usize, sealed: bool, round: usize) -> f64 {
+    let data = w.join(format!("startup-{files}-{sealed}-{round}"));
+    let vault = if sealed {
+        let opts = nimbus_server::vault::UnlockOptions {
+            encryption: true,
+            key_file: Some(fixtures::key_file_of(&data)),
+        };
+        nimbus_server::vault::open(&data, &opts).unwrap().0
+    } else {
+        std::fs::create_dir_all(&data).unwrap();
+        nimbus_server::vault::Vault::plain()
+    };
+    generate_with(&data, files, &vault);
+    fixtures::prepare(0, &data);
+    let t = Instant::now();
+    let srv = fixtures::Server::start_on(&data, &["--hotspot-interval", "3600"]);
+    let r = fixtures::request(srv.port, "GET", "/api/v1/admin/health", &[], b"");
+    assert!(r.status == 401 || r.status == 200);
+    let secs = t.elapsed().as_secs_f64();
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&data);
+    secs
 }
 
 pub fn run(w: &Path, rows: &mut Vec<Row>) {
