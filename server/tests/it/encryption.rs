@@ -104,6 +104,12 @@ fn server_cmd(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     output_with_stdin(cmd, stdin)
 }
 
+/// A command that failed, saying `why`.
+fn assert_refused(out: &std::process::Output, why: &str) {
+    assert!(!out.status.success(), "{}", all_text(out));
+    assert!(all_text(out).contains(why), "{}", all_text(out));
+}
+
 fn all_text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -267,26 +273,11 @@ fn wrong_keys_refuse_to_start_and_slots_change_who_unlocks_never_the_data() {
         &[&listen[..], &["--key-file", wrong.to_str().unwrap()]].concat(),
         "",
     );
-    assert!(!out.status.success());
-    assert!(
-        all_text(&out).contains("does not unlock"),
-        "{}",
-        all_text(&out)
-    );
+    assert_refused(&out, "does not unlock");
     let out = server_cmd(&data, &listen, "not the passphrase\n");
-    assert!(!out.status.success());
-    assert!(
-        all_text(&out).contains("passphrase does not unlock"),
-        "{}",
-        all_text(&out)
-    );
+    assert_refused(&out, "passphrase does not unlock");
     let out = server_cmd(&data, &listen, "");
-    assert!(!out.status.success());
-    assert!(
-        all_text(&out).contains("is encrypted"),
-        "{}",
-        all_text(&out)
-    );
+    assert_refused(&out, "is encrypted");
     assert_eq!(
         fingerprint(&data),
         before,
@@ -482,12 +473,7 @@ fn a_damaged_snapshot_or_journal_line_stops_the_start_and_is_named() {
     j[second] = if j[second] == b'A' { b'B' } else { b'A' };
     std::fs::write(&journal, &j).unwrap();
     let out = start();
-    assert!(!out.status.success());
-    assert!(
-        all_text(&out).contains("line 2 is damaged"),
-        "{}",
-        all_text(&out)
-    );
+    assert_refused(&out, "line 2 is damaged");
     std::fs::write(&journal, &journal0).unwrap();
 
     flip(&snapshot, snap0.len() as u64 / 2);
