@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 // The tests' fixtures: the benchmark starts the same real server and
 // client the tests do, and uses only part of them.
 mod encryption;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/fixtures/mod.rs"]
 mod fixtures;
 mod front;

@@ -3,6 +3,8 @@
 //! Flags win over the file, the file over the built-in defaults.
 
 use crate::retention::Policy;
+use crate::store::backend::credentials;
+use crate::store::backend::s3::{parse_store_url, S3Options};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -123,6 +125,28 @@ pub struct Args {
     /// only, at the first start with --encryption on if it does not exist).
     #[arg(long, value_name = "FILE", global = true)]
     pub key_file: Option<PathBuf>,
+    /// Keep content (chunks, packs, manifests) in an S3-compatible bucket
+    /// instead of DATA/blobs: s3://BUCKET/PREFIX. The catalog stays in
+    /// DATA. Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the
+    /// config file, or an AWS credentials file, never from the command line.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", global = true)]
+    pub store: Option<String>,
+    /// The S3 endpoint, e.g. https://s3.eu-central-1.amazonaws.com or
+    /// http://127.0.0.1:9000 for a MinIO beside the server.
+    #[arg(long, value_name = "URL", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region. [default: us-east-1]
+    #[arg(long, value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Address the bucket as ENDPOINT/BUCKET (MinIO, Garage, Ceph and most
+    /// self-hosted stores) instead of BUCKET.ENDPOINT.
+    #[arg(long, global = true)]
+    pub s3_path_style: bool,
+    /// An AWS-style credentials file ([default] aws_access_key_id = ...,
+    /// aws_secret_access_key = ...; profile from AWS_PROFILE). [default:
+    /// $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub s3_credentials: Option<PathBuf>,
 }
 
 /// A switch given as on or off.
@@ -269,6 +293,17 @@ struct FileConfig {
     metrics_token: Option<String>,
     encryption: Option<bool>,
     key_file: Option<PathBuf>,
+    store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_credentials: Option<PathBuf>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    /// Objects larger than this go up in parts (bytes). [default: 64 MiB]
+    s3_multipart_threshold: Option<u64>,
+    /// Size of each part (bytes, at least 5 MiB). [default: 16 MiB]
+    s3_part_size: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -301,6 +336,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Encryption at rest: whether to set it up, and the key file.
     pub unlock: crate::vault::UnlockOptions,
+    /// Where content lives: `None` in DATA/blobs, or a bucket.
+    pub store: Option<S3Options>,
 }
 
 impl Config {
@@ -343,6 +380,7 @@ impl Default for Config {
             stale_after: 86_400,
             metrics_token: None,
             unlock: Default::default(),
+            store: None,
         }
     }
 }
@@ -365,6 +403,8 @@ pub enum ConfigError {
     TlsHalf,
     #[error("--keep-within: {0}")]
     Duration(String),
+    #[error("--store: {0}")]
+    Store(String),
 }
 
 impl Config {
@@ -473,7 +513,38 @@ impl Config {
                     .unwrap_or(false),
                 key_file: args.key_file.or(file.key_file),
             },
+            store: None,
         };
+        let mut c = c;
+        if let Some(url) = args.store.or(file.store) {
+            let (bucket, prefix) = parse_store_url(&url).map_err(ConfigError::Store)?;
+            let endpoint = args
+                .s3_endpoint
+                .or(file.s3_endpoint)
+                .ok_or_else(|| ConfigError::Store(format!("{url} needs --s3-endpoint URL")))?;
+            let credentials = credentials::find(
+                file.s3_access_key_id.zip(file.s3_secret_access_key),
+                args.s3_credentials.or(file.s3_credentials).as_deref(),
+            )
+            .map_err(ConfigError::Store)?;
+            c.store = Some(S3Options {
+                bucket,
+                prefix,
+                endpoint,
+                region: args
+                    .s3_region
+                    .or(file.s3_region)
+                    .unwrap_or_else(|| "us-east-1".into()),
+                path_style: args.s3_path_style || file.s3_path_style.unwrap_or(false),
+                credentials,
+                multipart_threshold: file.s3_multipart_threshold.unwrap_or(64 << 20),
+                part_size: file.s3_part_size.unwrap_or(16 << 20).max(5 << 20),
+                retries: 5,
+                connect_timeout: std::time::Duration::from_secs(5),
+                io_timeout: std::time::Duration::from_secs(30),
+                pool: c.workers * 2,
+            });
+        }
         for (name, v) in [
             ("--workers", c.workers as u64),
             ("--queue", c.queue as u64),

@@ -121,6 +121,14 @@ pub fn encrypt(data: &Path, opts: &UnlockOptions) -> Result<(), KeyCmdError> {
         dir: data.to_path_buf(),
         source,
     };
+    if let Some(url) = crate::store::backend::marked_store(data).map_err(io_err)? {
+        return Err(KeyCmdError::Io {
+            dir: data.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "its content is in {url}; encrypt converts content on local disk only (set up a bucket encrypted from the start)"
+            )),
+        });
+    }
     let marker = data.join(crate::store::convert::MARKER);
     if !marker.exists() {
         if KeySlots::exists(data) {

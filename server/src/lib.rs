@@ -171,7 +171,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // prune or check, would work on a catalog this one keeps in memory.
     let _lock = maintenance::DataLock::acquire(&config.data)?;
     let (vault, setup) = vault::open(&config.data, &config.unlock)?;
-    let dm = store::DataManager::open_with(&config.data, vault.clone())?;
+    let dm =
+        store::DataManager::open_configured(&config.data, vault.clone(), config.store.as_ref())?;
     let dm = store::install(dm).expect("run() is called once per process");
     http::log_start(dm);
     let uploads = uploads::Uploads::open(&config.data, vault.clone()).map_err(|source| {

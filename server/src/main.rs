@@ -26,7 +26,8 @@ fn main() -> ExitCode {
     let vault = || vault::open(&config.data, &unlock).map(|(v, _)| v);
     let result = match command {
         Some(Command::User { action }) => vault().map_err(|e| e.to_string()).and_then(|v| {
-            nimbus_server::usercmd::run(&config.data, v, action).map_err(|e| e.to_string())
+            nimbus_server::usercmd::run(&config.data, config.store.as_ref(), v, action)
+                .map_err(|e| e.to_string())
         }),
         Some(Command::Prune { dry_run }) => vault().map_err(|e| e.to_string()).and_then(|v| {
             nimbus_server::maintenance::prune_command(&config, v, dry_run)
@@ -34,7 +35,12 @@ fn main() -> ExitCode {
         }),
         Some(Command::Check { read_data }) => match vault() {
             Err(e) => Err(e.to_string()),
-            Ok(v) => match nimbus_server::maintenance::check_command(&config.data, v, read_data) {
+            Ok(v) => match nimbus_server::maintenance::check_command(
+                &config.data,
+                config.store.as_ref(),
+                v,
+                read_data,
+            ) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(e) => Err(e.to_string()),

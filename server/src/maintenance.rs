@@ -4,6 +4,7 @@
 //! (see [`Pruner`]).
 
 use crate::config::Config;
+use crate::store::backend::s3::S3Options;
 use crate::store::{self, DataManager, PruneReport};
 use crate::vault::Vault;
 use log::{error, info};
@@ -75,7 +76,7 @@ pub fn prune_command(config: &Config, vault: Vault, dry_run: bool) -> Result<(),
         return Err(MaintenanceError::NoPolicy);
     }
     let _lock = DataLock::acquire(&config.data)?;
-    let dm = DataManager::open_with(&config.data, vault)?;
+    let dm = DataManager::open_configured(&config.data, vault, config.store.as_ref())?;
     let report = dm
         .prune(&|c| Some(config.policy_of(c)), unix_now(), 0, dry_run)
         .map_err(MaintenanceError::Prune)?;
@@ -91,9 +92,14 @@ pub fn prune_command(config: &Config, vault: Vault, dry_run: bool) -> Result<(),
 }
 
 /// `nimbus-server check [--read-data]`: Ok(true) when all is well.
-pub fn check_command(data: &Path, vault: Vault, read_data: bool) -> Result<bool, MaintenanceError> {
+pub fn check_command(
+    data: &Path,
+    store: Option<&S3Options>,
+    vault: Vault,
+    read_data: bool,
+) -> Result<bool, MaintenanceError> {
     let _lock = DataLock::acquire(data)?;
-    let dm = DataManager::open_with(data, vault)?;
+    let dm = DataManager::open_configured(data, vault, store)?;
     let started = Instant::now();
     let report = dm.check(read_data);
     let stats = dm.stats();

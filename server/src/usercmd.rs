@@ -4,6 +4,7 @@
 
 use crate::accounts::{AccountError, AccountStore, Role};
 use crate::config::UserAction;
+use crate::store::backend::s3::S3Options;
 use crate::vault::Vault;
 use nimbus_common::time::format_utc;
 use std::io::{self, BufRead, IsTerminal};
@@ -18,7 +19,12 @@ pub enum UserCmdError {
 }
 
 /// Runs one user action; what it prints is for people, on stdout.
-pub fn run(data: &Path, vault: Vault, action: UserAction) -> Result<(), UserCmdError> {
+pub fn run(
+    data: &Path,
+    content: Option<&S3Options>,
+    vault: Vault,
+    action: UserAction,
+) -> Result<(), UserCmdError> {
     let store = AccountStore::open(data, vault.clone())?;
     match action {
         UserAction::List => {
@@ -82,7 +88,7 @@ pub fn run(data: &Path, vault: Vault, action: UserAction) -> Result<(), UserCmdE
                 )),
                 e => UserCmdError::Input(e.to_string()),
             })?;
-            let dm = crate::store::DataManager::open_with(data, vault)
+            let dm = crate::store::DataManager::open_configured(data, vault, content)
                 .map_err(|e| UserCmdError::Input(e.to_string()))?;
             if exists {
                 store.remove_user(&name)?;

@@ -103,8 +103,12 @@ fn handle(ctx: &Ctx, mut req: Request) {
     let reply = match panic::catch_unwind(AssertUnwindSafe(|| route(ctx, &mut req))) {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
-            if let ApiError::Internal(detail) = &e {
-                error!("{method} {url}: {detail}");
+            match &e {
+                ApiError::Internal(detail) => error!("{method} {url}: {detail}"),
+                ApiError::StoreUnavailable(detail) => {
+                    warn!("{method} {url}: answered 503: {detail}")
+                }
+                _ => {}
             }
             e.into_reply()
         }

@@ -1,25 +1,29 @@
 //! Blob storage: content-addressed files on local disk.
 //!
-//! Layout under the data directory, `<name>` being the hash in hex (or,
+//! Layout under the blob root (`DATA/blobs`, or `blobs/` under the prefix
+//! of a bucket: see `backend`), `<name>` being the hash in hex (or,
 //! when the data directory is encrypted, a keyed BLAKE3 of it: see
 //! `vault`), `ab` its first two digits:
-//! - `blobs/ab/<name>`: a hot blob, the original bytes;
-//! - `blobs/ab/<name>.bz2`: a packed blob, bzip2 of the original bytes in
-//!   independent frames, and `blobs/ab/<name>.bz2.idx` where each frame
+//! - `ab/<name>`: a hot blob, the original bytes;
+//! - `ab/<name>.bz2`: a packed blob, bzip2 of the original bytes in
+//!   independent frames, and `ab/<name>.bz2.idx` where each frame
 //!   starts (see `frames`);
-//! - `blobs/ab/<name>.manifest`: the chunks of a content kept as chunks;
-//! - `tmp/`: staging files for uploads, packing and unpacking.
+//! - `ab/<name>.manifest`: the chunks of a content kept as chunks;
+//! - `DATA/tmp/` (always local): staging files for uploads, packing and
+//!   unpacking.
 //!
 //! Encrypted, every one of these files (staging files too) is a sealed
 //! object whose plaintext is what the plain layout holds: a packed blob is
 //! compressed, then sealed, and frame offsets are plaintext offsets, so a
 //! Range read decrypts only the segments of the frame it needs.
 //!
-//! Promise: a file appears under `blobs/` only by a rename of a staging file
-//! that was fsync'd after its content was verified against its hash, and the
-//! rename is made durable by syncing the directory. `tmp/` holds nothing that
-//! matters after a restart.
+//! Promise: a blob file appears only by a backend's put of a staging file
+//! that was fsync'd after its content was verified against its hash (on
+//! disk a rename made durable by syncing the directory; in a bucket a PUT
+//! the store acknowledged). `tmp/` holds nothing that matters after a
+//! restart.
 
+use super::backend::{local::LocalBackend, Backend, Durability, Object};
 use super::catalog::BlobForm;
 use super::frames::{Counting, FrameIndex, FRAME};
 use super::manifest::Manifest;
@@ -35,6 +39,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 const BUF: usize = 256 * 1024;
 /// How much of a blob is compressed to decide whether packing it pays.
@@ -80,9 +85,8 @@ pub struct OnDisk {
     pub manifest: bool,
 }
 
-/// Where and how blobs are kept: files under `DATA/blobs`, staged in
-/// `DATA/tmp`. One implementation and no trait: the S3 backend (a later
-/// issue) will bring the narrow trait, designed with its second user.
+/// Where and how blobs are kept: files in a [`Backend`] (`DATA/blobs`
+/// unless a bucket is configured), staged in `DATA/tmp`.
 pub struct LocalBlobs {
     shelf: Shelf,
     tmp: PathBuf,
@@ -93,7 +97,7 @@ pub struct LocalBlobs {
 /// cheap to clone into a download that opens chunk after chunk.
 #[derive(Debug, Clone)]
 pub struct Shelf {
-    blobs: PathBuf,
+    backend: Arc<dyn Backend>,
     vault: Vault,
 }
 
@@ -105,13 +109,22 @@ impl std::ops::Deref for LocalBlobs {
 }
 
 impl LocalBlobs {
+    /// Blobs in `DATA/blobs`.
     pub fn open(data_dir: &Path, vault: Vault) -> io::Result<LocalBlobs> {
-        let blobs = data_dir.join("blobs");
+        let backend = Arc::new(LocalBackend::open(data_dir.join("blobs"))?);
+        Self::open_on(data_dir, vault, backend)
+    }
+
+    /// Blobs in `backend`, staged in `DATA/tmp`.
+    pub fn open_on(
+        data_dir: &Path,
+        vault: Vault,
+        backend: Arc<dyn Backend>,
+    ) -> io::Result<LocalBlobs> {
         let tmp = data_dir.join("tmp");
-        fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&tmp)?;
         Ok(LocalBlobs {
-            shelf: Shelf { blobs, vault },
+            shelf: Shelf { backend, vault },
             tmp,
             counter: AtomicU64::new(0),
         })
@@ -145,33 +158,50 @@ impl Shelf {
         self.vault.blob_key(hash)
     }
 
-    fn path_named(&self, name: &ContentHash, form: BlobForm) -> PathBuf {
+    fn key_named(name: &ContentHash, form: BlobForm) -> String {
         let hex = name.to_hex();
-        let dir = self.blobs.join(&hex[..2]);
         match form {
-            BlobForm::Packed => dir.join(format!("{hex}.bz2")),
-            BlobForm::Hot | BlobForm::Missing => dir.join(hex),
+            BlobForm::Packed => format!("{}/{hex}.bz2", &hex[..2]),
+            BlobForm::Hot | BlobForm::Missing => format!("{}/{hex}", &hex[..2]),
         }
     }
 
-    fn index_named(&self, name: &ContentHash) -> PathBuf {
-        let mut p = self.path_named(name, BlobForm::Packed).into_os_string();
-        p.push(".idx");
-        PathBuf::from(p)
+    fn index_named(name: &ContentHash) -> String {
+        Self::key_named(name, BlobForm::Packed) + ".idx"
     }
 
-    fn manifest_named(&self, name: &ContentHash) -> PathBuf {
+    fn manifest_named(name: &ContentHash) -> String {
         let hex = name.to_hex();
-        self.blobs.join(&hex[..2]).join(format!("{hex}.manifest"))
+        format!("{}/{hex}.manifest", &hex[..2])
     }
 
-    pub(super) fn path_of(&self, hash: &ContentHash, form: BlobForm) -> PathBuf {
-        self.path_named(&self.disk_key(hash), form)
+    pub(super) fn key_of(&self, hash: &ContentHash, form: BlobForm) -> String {
+        Self::key_named(&self.disk_key(hash), form)
     }
 
     /// The frame index beside a packed blob.
-    pub(super) fn index_path(&self, hash: &ContentHash) -> PathBuf {
-        self.index_named(&self.disk_key(hash))
+    pub(super) fn index_key(&self, hash: &ContentHash) -> String {
+        Self::index_named(&self.disk_key(hash))
+    }
+
+    /// Where a content kept as chunks lists them.
+    pub(super) fn manifest_key(&self, hash: &ContentHash) -> String {
+        Self::manifest_named(&self.disk_key(hash))
+    }
+
+    /// The file of a key, when blobs are on local disk.
+    pub(super) fn local_file(&self, key: &str) -> Option<PathBuf> {
+        self.backend.local_root().map(|root| root.join(key))
+    }
+
+    /// The backend, for the log and for what works on local disk only.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Reads a small sealed object whole.
+    fn read_small(&self, key: &str, obj: Obj<'_>) -> io::Result<Vec<u8>> {
+        self.vault.open_bytes(self.backend.read_all(key)?, obj)
     }
 
     /// The identity a form of a blob is sealed under.
@@ -188,17 +218,16 @@ impl Shelf {
         &self,
         hash: &ContentHash,
         form: BlobForm,
-    ) -> io::Result<vault::Reader<File>> {
-        let file = File::open(self.path_of(hash, form))?;
-        self.vault.reader(file, Self::obj(hash, form))
+    ) -> io::Result<vault::Reader<Box<dyn Object>>> {
+        let object = self.backend.open(&self.key_of(hash, form))?;
+        self.vault.reader(object, Self::obj(hash, form))
     }
 
     /// A packed blob's frame index, if it has a sound one for a `.bz2` of
     /// `packed_len` bytes (packs made before frames have none).
     fn frame_index(&self, hash: &ContentHash, packed_len: u64) -> Option<FrameIndex> {
         let bytes = self
-            .vault
-            .read_object(&self.index_path(hash), Obj::Index(hash))
+            .read_small(&self.index_key(hash), Obj::Index(hash))
             .ok()?;
         let ix = FrameIndex::decode(&bytes, packed_len);
         if ix.is_none() {
@@ -209,16 +238,9 @@ impl Shelf {
         ix
     }
 
-    /// Where a content kept as chunks lists them.
-    pub(super) fn manifest_path(&self, hash: &ContentHash) -> PathBuf {
-        self.manifest_named(&self.disk_key(hash))
-    }
-
     /// Reads and checks the manifest of `hash`; InvalidData if damaged.
     pub fn read_manifest(&self, hash: &ContentHash) -> io::Result<Manifest> {
-        let bytes = self
-            .vault
-            .read_object(&self.manifest_path(hash), Obj::Manifest(hash))?;
+        let bytes = self.read_small(&self.manifest_key(hash), Obj::Manifest(hash))?;
         Manifest::decode(&bytes, hash).map_err(|why| {
             io::Error::new(io::ErrorKind::InvalidData, format!("the manifest {why}"))
         })
@@ -264,35 +286,6 @@ impl Shelf {
     }
 }
 
-/// Makes `paths` (files or directories on the file system of `dir`)
-/// durable: on Linux with one `syncfs` of that file system, elsewhere by
-/// syncing each.
-fn sync_all_of<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let _ = paths;
-        let d = File::open(dir)?;
-        // SAFETY: `d` is an open descriptor for the duration of the call.
-        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = dir;
-        for p in paths {
-            if p.is_dir() {
-                durable::sync_dir(p)?;
-            } else {
-                File::open(p)?.sync_all()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Asks the kernel to start writing `file` out now, without waiting: the
 /// sync that later makes it durable then finds little left to write, so
 /// disk writes overlap the upload instead of following it.
@@ -308,15 +301,6 @@ fn start_writeback(file: &File) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = file;
-}
-
-/// Removes `path`; Ok(false) if it was not there.
-fn remove_if_present(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Removes a temp file when dropped unless defused; keeps every early return
@@ -469,71 +453,61 @@ impl LocalBlobs {
 
     /// Makes a staged file the blob of its hash (durably).
     pub fn publish(&self, staged: Staged) -> io::Result<()> {
-        let target = self.path_of(&staged.hash, staged.form);
-        let dir = target.parent().expect("blob paths have a shard directory");
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-            durable::sync_dir(&self.blobs)?;
-        }
         let guard = TempGuard(Some(staged.path));
         // The index first: a reader never sees a framed .bz2 without it.
         if let Some(index) = staged.index {
             let index = TempGuard(Some(index));
-            durable::rename_durable(index.0.as_ref().unwrap(), &self.index_path(&staged.hash))?;
+            self.backend.put(
+                index.0.as_ref().expect("not defused"),
+                &self.index_key(&staged.hash),
+                Durability::Now,
+            )?;
             index.defuse();
         }
-        durable::rename_durable(guard.0.as_ref().unwrap(), &target)?;
+        self.backend.put(
+            guard.0.as_ref().expect("not defused"),
+            &self.key_of(&staged.hash, staged.form),
+            Durability::Now,
+        )?;
         guard.defuse();
         Ok(())
     }
 
-    /// Makes many staged hot blobs blobs at once, durably: their bytes
-    /// are synced before any is renamed into place, and the renames after,
-    /// with one `syncfs` each on Linux (an fsync per file and directory
-    /// elsewhere), instead of two fsyncs per blob.
+    /// Makes many staged hot blobs blobs at once, durably, with as few
+    /// syncs as the backend allows (on disk: their bytes synced before any
+    /// is renamed into place, the renames after, one `syncfs` each on
+    /// Linux, instead of two fsyncs per blob). A failure leaves no staging
+    /// file behind.
     pub fn publish_all(&self, staged: Vec<Staged>) -> io::Result<()> {
-        let guards: Vec<(TempGuard, ContentHash)> = staged
+        let guards: Vec<(TempGuard, String)> = staged
             .into_iter()
-            .map(|s| (TempGuard(Some(s.path)), s.hash))
+            .map(|s| {
+                let key = self.key_of(&s.hash, BlobForm::Hot);
+                (TempGuard(Some(s.path)), key)
+            })
             .collect();
-        sync_all_of(
-            &self.tmp,
-            guards
-                .iter()
-                .map(|(g, _)| g.0.as_deref().expect("not defused")),
-        )?;
-        let mut dirs = std::collections::BTreeSet::new();
-        for (guard, hash) in guards {
-            let target = self.path_of(&hash, BlobForm::Hot);
-            let dir = target.parent().expect("blob paths have a shard directory");
-            if !dir.exists() {
-                fs::create_dir_all(dir)?;
-                dirs.insert(self.blobs.clone());
-            }
-            fs::rename(guard.0.as_ref().expect("not defused"), &target)?;
-            guard.defuse();
-            dirs.insert(dir.to_path_buf());
+        let mut items = guards
+            .iter()
+            .map(|(g, key)| (g.0.clone().expect("not defused"), key.clone()));
+        self.backend.put_all(&mut items)?;
+        for (g, _) in guards {
+            g.defuse();
         }
-        sync_all_of(&self.blobs, dirs.iter().map(PathBuf::as_path))
+        Ok(())
     }
 
-    /// Renames staged chunks into place without syncing anything: their
-    /// bytes become durable at the next [`LocalBlobs::sync`], which a
-    /// manifest naming them waits for. Until then a power cut may leave a
-    /// chunk short or empty, which the commit's hash check finds.
+    /// Publishes staged chunks without waiting for them to be durable:
+    /// they are by the next [`LocalBlobs::sync`], which a manifest naming
+    /// them waits for. Until then a power cut may leave a chunk short or
+    /// empty, which the commit's hash check finds.
     pub fn publish_unsynced(&self, staged: Vec<Staged>) -> io::Result<()> {
-        // Without syncfs there is no cheap later sync of all of them.
-        #[cfg(not(target_os = "linux"))]
-        return self.publish_all(staged);
-        #[cfg(target_os = "linux")]
         for s in staged {
             let guard = TempGuard(Some(s.path));
-            let target = self.path_of(&s.hash, BlobForm::Hot);
-            let dir = target.parent().expect("blob paths have a shard directory");
-            if !dir.exists() {
-                fs::create_dir_all(dir)?;
-            }
-            fs::rename(guard.0.as_ref().expect("not defused"), &target)?;
+            self.backend.put(
+                guard.0.as_ref().expect("not defused"),
+                &self.key_of(&s.hash, BlobForm::Hot),
+                Durability::Deferred,
+            )?;
             guard.defuse();
         }
         Ok(())
@@ -541,27 +515,22 @@ impl LocalBlobs {
 
     /// Makes every chunk published unsynced durable (one `syncfs` on Linux).
     pub fn sync(&self) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        return sync_all_of(&self.blobs, std::iter::empty());
-        // Elsewhere chunks were synced as they were published.
-        #[cfg(not(target_os = "linux"))]
-        Ok(())
+        self.backend.sync()
     }
 
     /// Publishes the manifest of `hash` durably (written in `tmp/`, fsync'd,
-    /// renamed, directory synced).
+    /// then put).
     pub fn write_manifest(&self, hash: &ContentHash, m: &Manifest) -> io::Result<()> {
         let (path, mut file) = self.new_temp("manifest")?;
         let guard = TempGuard(Some(path));
         file.write_all(&self.vault.seal_bytes(Obj::Manifest(hash), &m.encode(hash)))?;
         file.sync_all()?;
-        let target = self.manifest_path(hash);
-        let dir = target.parent().expect("blob paths have a shard directory");
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-            durable::sync_dir(&self.blobs)?;
-        }
-        durable::rename_durable(guard.0.as_ref().expect("not defused"), &target)?;
+        drop(file);
+        self.backend.put(
+            guard.0.as_ref().expect("not defused"),
+            &self.manifest_key(hash),
+            Durability::Now,
+        )?;
         guard.defuse();
         Ok(())
     }
@@ -573,11 +542,7 @@ impl LocalBlobs {
 
     /// [`LocalBlobs::remove_manifest`] by the name on disk.
     pub fn remove_manifest_named(&self, name: &ContentHash) -> io::Result<()> {
-        let path = self.manifest_named(name);
-        if remove_if_present(&path)? {
-            durable::sync_dir(path.parent().expect("in a shard"))?;
-        }
-        Ok(())
+        self.backend.remove(&Shelf::manifest_named(name)).map(drop)
     }
 
     /// Deletes a staged file that will not be published.
@@ -589,7 +554,7 @@ impl LocalBlobs {
     /// Bytes one form of a blob holds: its length on disk, less the
     /// sealing's overhead when encrypted (what the catalog records).
     pub fn stored_len(&self, hash: &ContentHash, form: BlobForm) -> io::Result<u64> {
-        let stored = fs::metadata(self.path_of(hash, form))?.len();
+        let stored = self.backend.len(&self.key_of(hash, form))?;
         self.vault.plain_len(stored)
     }
 
@@ -602,13 +567,9 @@ impl LocalBlobs {
 
     /// [`LocalBlobs::remove`] by the name on disk.
     pub fn remove_named(&self, name: &ContentHash, form: BlobForm) -> io::Result<()> {
-        let path = self.path_named(name, form);
-        let mut gone = remove_if_present(&path)?;
+        self.backend.remove(&Shelf::key_named(name, form))?;
         if form == BlobForm::Packed {
-            gone |= remove_if_present(&self.index_named(name))?;
-        }
-        if gone {
-            durable::sync_dir(path.parent().unwrap())?;
+            self.backend.remove(&Shelf::index_named(name))?;
         }
         Ok(())
     }
@@ -756,6 +717,9 @@ impl LocalBlobs {
 
     /// Empties the staging area and lists the blobs present, by form,
     /// keyed by their names on disk ([`Shelf::disk_key`]).
+    /// Empties the staging area and lists which forms of which blobs the
+    /// backend holds (by their names there), removing frame indexes whose
+    /// packed blob is gone.
     pub fn recover(&self) -> io::Result<HashMap<ContentHash, OnDisk>> {
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
@@ -764,64 +728,43 @@ impl LocalBlobs {
         durable::sync_dir(&self.tmp)?;
         let mut found: HashMap<ContentHash, OnDisk> = HashMap::new();
         let mut indexes = Vec::new();
-        for shard in fs::read_dir(&self.blobs)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(shard.path())? {
-                let entry = entry?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if let Some(h) = name.strip_suffix(".bz2.idx") {
-                    if let Ok(h) = h.parse::<ContentHash>() {
-                        indexes.push(h);
-                        continue;
-                    }
-                }
-                let (hex, packed, manifest) = if let Some(h) = name.strip_suffix(".bz2") {
-                    (h, true, false)
-                } else if let Some(h) = name.strip_suffix(".manifest") {
-                    (h, false, true)
-                } else {
-                    (&*name, false, false)
-                };
-                match hex.parse::<ContentHash>() {
-                    Ok(h) => {
-                        let e = found.entry(h).or_default();
-                        if packed {
-                            e.packed = true;
-                        } else if manifest {
-                            e.manifest = true;
-                        } else {
-                            e.hot = true;
-                        }
-                    }
-                    Err(_) => {
-                        log::warn!(
-                            "ignoring unexpected file in the blob store: blobs/{}/{}",
-                            shard.file_name().to_string_lossy(),
-                            name
-                        );
-                    }
+        self.backend.list(&mut |key| {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            if let Some(h) = name.strip_suffix(".bz2.idx") {
+                if let Ok(h) = h.parse::<ContentHash>() {
+                    indexes.push(h);
+                    return;
                 }
             }
-        }
-        // An index whose .bz2 is gone (a crash while packing or removing).
+            let (hex, packed, manifest) = if let Some(h) = name.strip_suffix(".bz2") {
+                (h, true, false)
+            } else if let Some(h) = name.strip_suffix(".manifest") {
+                (h, false, true)
+            } else {
+                (name, false, false)
+            };
+            match hex.parse::<ContentHash>() {
+                Ok(h) if key == Shelf::key_named(&h, BlobForm::Hot) + &name[hex.len()..] => {
+                    let e = found.entry(h).or_default();
+                    if packed {
+                        e.packed = true;
+                    } else if manifest {
+                        e.manifest = true;
+                    } else {
+                        e.hot = true;
+                    }
+                }
+                _ => log::warn!("ignoring unexpected file in the blob store: {key}"),
+            }
+        })?;
         for h in indexes {
             if !found.get(&h).is_some_and(|f| f.packed) {
-                let path = self.index_named(&h);
-                fs::remove_file(&path)?;
-                durable::sync_dir(path.parent().unwrap())?;
+                self.backend.remove(&Shelf::index_named(&h))?;
             }
         }
         Ok(found)
     }
 
-    /// Reads a blob whole and hashes it, as `check --read-data` does: a
-    /// packed one frame by frame through its index (each frame must be one
-    /// stream ending where the next begins, of the frame's length), so a
-    /// damaged index is found as surely as damaged data.
     pub fn verify(
         &self,
         hash: &ContentHash,
@@ -833,10 +776,7 @@ impl LocalBlobs {
         }
         let mut file = self.open_form(hash, form)?;
         let packed_len = file.len();
-        let ix = match self
-            .vault
-            .read_object(&self.index_path(hash), Obj::Index(hash))
-        {
+        let ix = match self.read_small(&self.index_key(hash), Obj::Index(hash)) {
             // Packed before frames: one stream.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return ContentHash::of_reader(self.read(hash, form, 0, size)?)
@@ -991,16 +931,18 @@ mod tests {
         let data = text(len);
         let h = packed(&s, &data);
         let ix = FrameIndex::decode(
-            &fs::read(s.index_path(&h)).unwrap(),
+            &fs::read(s.local_file(&s.index_key(&h)).unwrap()).unwrap(),
             s.stored_len(&h, BlobForm::Packed).unwrap(),
         )
         .expect("a sound index");
         assert_eq!(ix.offsets.len(), 4);
         // Still a valid .bz2: the frames decompress in sequence to the data.
         let mut all = Vec::new();
-        MultiBzDecoder::new(File::open(s.path_of(&h, BlobForm::Packed)).unwrap())
-            .read_to_end(&mut all)
-            .unwrap();
+        MultiBzDecoder::new(
+            File::open(s.local_file(&s.key_of(&h, BlobForm::Packed)).unwrap()).unwrap(),
+        )
+        .read_to_end(&mut all)
+        .unwrap();
         assert_eq!(all, data);
         let f = FRAME as usize;
         for (start, n) in [
@@ -1028,9 +970,9 @@ mod tests {
 
         // A damaged index: reads fall back to the start and stay right;
         // check names it.
-        let mut bad = fs::read(s.index_path(&h)).unwrap();
+        let mut bad = fs::read(s.local_file(&s.index_key(&h)).unwrap()).unwrap();
         bad[60] ^= 1;
-        fs::write(s.index_path(&h), &bad).unwrap();
+        fs::write(s.local_file(&s.index_key(&h)).unwrap(), &bad).unwrap();
         assert_eq!(
             read_all(s.read(&h, BlobForm::Packed, 2 * FRAME + 3, 50).unwrap()),
             &data[2 * f + 3..2 * f + 53]
@@ -1043,12 +985,12 @@ mod tests {
             offsets: vec![0, ix.offsets[1] + 1, ix.offsets[2], ix.offsets[3]],
             ..ix
         };
-        fs::write(s.index_path(&h), wrong.encode()).unwrap();
+        fs::write(s.local_file(&s.index_key(&h)).unwrap(), wrong.encode()).unwrap();
         assert!(s.verify(&h, BlobForm::Packed, len as u64).is_err());
 
         // Removing the packed form takes the index with it.
         s.remove(&h, BlobForm::Packed).unwrap();
-        assert!(!s.index_path(&h).exists());
+        assert!(!s.local_file(&s.index_key(&h)).unwrap().exists());
     }
 
     #[test]
@@ -1057,7 +999,7 @@ mod tests {
         let data = text(2 * FRAME as usize + 5);
         // A pack as the previous release wrote it: one stream, no index.
         let h = ContentHash::of_bytes(&data);
-        let path = s.path_of(&h, BlobForm::Packed);
+        let path = s.local_file(&s.key_of(&h, BlobForm::Packed)).unwrap();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut enc = BzEncoder::new(File::create(&path).unwrap(), Compression::default());
         enc.write_all(&data).unwrap();
@@ -1078,7 +1020,7 @@ mod tests {
         // An index left without its .bz2 (a crash while packing or
         // removing) is removed at start-up; the blob beside it is not.
         let other = ContentHash::of_bytes(b"other");
-        let orphan = s.index_path(&other);
+        let orphan = s.local_file(&s.index_key(&other)).unwrap();
         fs::create_dir_all(orphan.parent().unwrap()).unwrap();
         fs::write(&orphan, b"x").unwrap();
         let found = s.recover().unwrap();

@@ -101,25 +101,29 @@ pub fn encrypt_in_place(data: &Path, sealed: &Vault) -> Result<ConvertReport, Op
     }
     let mut keep: HashSet<PathBuf> = HashSet::new();
     for (hash, _) in catalog.blobs() {
+        let on_disk = |b: &LocalBlobs, key: String| {
+            b.local_file(&key)
+                .expect("LocalBlobs::open keeps blobs on local disk")
+        };
         let forms: [(PathBuf, PathBuf, Obj<'_>); 4] = [
             (
-                plain_blobs.path_of(&hash, BlobForm::Hot),
-                sealed_blobs.path_of(&hash, BlobForm::Hot),
+                on_disk(&plain_blobs, plain_blobs.key_of(&hash, BlobForm::Hot)),
+                on_disk(&sealed_blobs, sealed_blobs.key_of(&hash, BlobForm::Hot)),
                 Obj::Hot(&hash),
             ),
             (
-                plain_blobs.path_of(&hash, BlobForm::Packed),
-                sealed_blobs.path_of(&hash, BlobForm::Packed),
+                on_disk(&plain_blobs, plain_blobs.key_of(&hash, BlobForm::Packed)),
+                on_disk(&sealed_blobs, sealed_blobs.key_of(&hash, BlobForm::Packed)),
                 Obj::Packed(&hash),
             ),
             (
-                plain_blobs.index_path(&hash),
-                sealed_blobs.index_path(&hash),
+                on_disk(&plain_blobs, plain_blobs.index_key(&hash)),
+                on_disk(&sealed_blobs, sealed_blobs.index_key(&hash)),
                 Obj::Index(&hash),
             ),
             (
-                plain_blobs.manifest_path(&hash),
-                sealed_blobs.manifest_path(&hash),
+                on_disk(&plain_blobs, plain_blobs.manifest_key(&hash)),
+                on_disk(&sealed_blobs, sealed_blobs.manifest_key(&hash)),
                 Obj::Manifest(&hash),
             ),
         ];

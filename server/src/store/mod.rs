@@ -8,6 +8,7 @@
 //! is journal, then catalog; no lock is held while a body is read or a blob
 //! is written.
 
+pub mod backend;
 pub mod blobs;
 pub mod catalog;
 mod check;
@@ -137,6 +138,8 @@ pub enum OpenError {
     Io { dir: PathBuf, source: io::Error },
     #[error("the data directory {} is encrypted and was opened without its key", dir.display())]
     Sealed { dir: PathBuf },
+    #[error("the content store of {}: {source}", dir.display())]
+    Store { dir: PathBuf, source: io::Error },
 }
 
 impl DataManager {
@@ -155,6 +158,39 @@ impl DataManager {
     /// `vault`: loads the catalog, empties the staging area, and reconciles
     /// the catalog with the blobs on disk.
     pub fn open_with(data_dir: &Path, vault: Vault) -> Result<DataManager, OpenError> {
+        let backend =
+            backend::local::LocalBackend::open(data_dir.join("blobs")).map_err(|source| {
+                OpenError::Io {
+                    dir: data_dir.to_path_buf(),
+                    source,
+                }
+            })?;
+        Self::open_on(data_dir, vault, std::sync::Arc::new(backend))
+    }
+
+    /// [`DataManager::open_with`], the content where the configuration
+    /// says: `DATA/blobs`, or a bucket (see [`backend::open_configured`]).
+    pub fn open_configured(
+        data_dir: &Path,
+        vault: Vault,
+        store: Option<&backend::s3::S3Options>,
+    ) -> Result<DataManager, OpenError> {
+        let backend =
+            backend::open_configured(data_dir, store).map_err(|source| OpenError::Store {
+                dir: data_dir.to_path_buf(),
+                source,
+            })?;
+        info!("content in {}", backend.describe());
+        Self::open_on(data_dir, vault, backend)
+    }
+
+    /// [`DataManager::open_with`], the content in `backend` (see
+    /// [`backend::open_configured`]).
+    pub fn open_on(
+        data_dir: &Path,
+        vault: Vault,
+        backend: std::sync::Arc<dyn backend::Backend>,
+    ) -> Result<DataManager, OpenError> {
         let io_err = |source| OpenError::Io {
             dir: data_dir.to_path_buf(),
             source,
@@ -168,7 +204,7 @@ impl DataManager {
             );
         }
         let started = std::time::Instant::now();
-        let blobs = LocalBlobs::open(data_dir, vault.clone()).map_err(io_err)?;
+        let blobs = LocalBlobs::open_on(data_dir, vault.clone(), backend).map_err(io_err)?;
         let on_disk = blobs.recover().map_err(io_err)?;
         let scan_secs = started.elapsed().as_secs_f64();
         recover::reconcile(&mut catalog, &blobs, on_disk).map_err(io_err)?;

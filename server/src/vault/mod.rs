@@ -286,10 +286,15 @@ impl Vault {
 
     /// Reads a small object whole.
     pub fn read_object(&self, path: &Path, obj: Obj<'_>) -> io::Result<Vec<u8>> {
+        self.open_bytes(std::fs::read(path)?, obj)
+    }
+
+    /// The plaintext of a small object read whole (from a blob backend).
+    pub fn open_bytes(&self, stored: Vec<u8>, obj: Obj<'_>) -> io::Result<Vec<u8>> {
         if self.0.is_none() {
-            return std::fs::read(path);
+            return Ok(stored);
         }
-        let mut r = self.reader(File::open(path)?, obj)?;
+        let mut r = self.reader(io::Cursor::new(stored), obj)?;
         let mut out = Vec::with_capacity(r.len() as usize);
         r.read_to_end(&mut out).map_err(|e| name_damage(e, obj))?;
         Ok(out)

@@ -30,6 +30,7 @@ mod packing;
 mod proxy;
 mod registration;
 mod retention;
+mod s3;
 mod server_cli;
 mod uploads;
 mod wine;

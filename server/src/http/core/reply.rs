@@ -140,6 +140,9 @@ pub enum ApiError {
     /// Logged in full, answered without details.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The content store (a bucket) cannot be reached; logged in full.
+    #[error("the content store is unavailable: {0}")]
+    StoreUnavailable(String),
 }
 
 impl ApiError {
@@ -168,6 +171,7 @@ impl ApiError {
             ApiError::Busy => 503,
             ApiError::BodyTimeout => 408,
             ApiError::Internal(_) => 500,
+            ApiError::StoreUnavailable(_) => 503,
         }
     }
 
@@ -189,6 +193,7 @@ impl ApiError {
             ApiError::Busy => "busy",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::Internal(_) => "internal",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
         }
     }
 
@@ -196,6 +201,9 @@ impl ApiError {
         let message = match &self {
             ApiError::Internal(_) => {
                 "internal server error; the server log has details".to_string()
+            }
+            ApiError::StoreUnavailable(_) => {
+                "the content store is unavailable; nothing was changed, retry later".to_string()
             }
             other => other.to_string(),
         };
@@ -221,6 +229,7 @@ impl ApiError {
                     .header("Retry-After", "1")
                     .header("Connection", "close")
             }
+            ApiError::StoreUnavailable(_) => reply = reply.header("Retry-After", "10"),
             ApiError::Conflict {
                 offset: Some(offset),
                 ..
@@ -264,6 +273,9 @@ impl From<StoreError> for ApiError {
             StoreError::ContentUnknown => ApiError::ContentUnknown,
             StoreError::NotFound => ApiError::NotFound,
             ref e if e.is_storage_full() => ApiError::StorageFull,
+            StoreError::Io(ref io) if crate::store::backend::is_unavailable(io) => {
+                ApiError::StoreUnavailable(e.to_string())
+            }
             StoreError::BlobMissing | StoreError::Io(_) => ApiError::Internal(e.to_string()),
         }
     }

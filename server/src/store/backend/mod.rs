@@ -1,0 +1,181 @@
+//! Where published blob files live: the narrow interface between the blob
+//! layer (`blobs`: names, forms, sealing, packing) and a place that holds
+//! named byte strings. Two implementations: a directory on local disk
+//! (`local`), the default, and an S3-compatible bucket (`s3`).
+//!
+//! A key is a blob file's path relative to the blob root, `ab/<name>`,
+//! `ab/<name>.bz2`, `ab/<name>.bz2.idx` or `ab/<name>.manifest` (see
+//! `blobs`). Staging files always lie on local disk, in `DATA/tmp`; a
+//! backend only publishes a finished one.
+//!
+//! Promise of every backend: [`Backend::put`] makes the whole file visible
+//! under its key, or nothing; once it returns with [`Durability::Now`] the
+//! object survives a crash of this process and of the machine (local: the
+//! file and its directory are fsync'd; S3: the store answered 200).
+
+pub mod credentials;
+pub mod local;
+pub mod s3;
+
+use nimbus_common::durable;
+use s3::S3Options;
+use std::fmt;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// When a published object must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Before `put` returns.
+    Now,
+    /// By the next [`Backend::sync`] (chunks, which a manifest waits for).
+    Deferred,
+}
+
+/// An object open for reading: seekable, its length known.
+pub trait Object: Read + Seek + Send {
+    /// Its length in bytes.
+    fn size(&self) -> u64;
+}
+
+/// The blob files' store.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Opens `key`; NotFound if there is no such object.
+    fn open(&self, key: &str) -> io::Result<Box<dyn Object>>;
+
+    /// The whole of a small object (an index, a manifest).
+    fn read_all(&self, key: &str) -> io::Result<Vec<u8>> {
+        let mut o = self.open(key)?;
+        let mut v = Vec::with_capacity(o.size() as usize);
+        o.read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    /// An object's length; NotFound if absent.
+    fn len(&self, key: &str) -> io::Result<u64>;
+
+    /// Publishes the local staging file `from` (complete, verified) as
+    /// `key`, replacing any object there. On success `from` is gone (moved
+    /// or uploaded and removed); on failure it is left to the caller.
+    fn put(&self, from: &Path, key: &str, durability: Durability) -> io::Result<()>;
+
+    /// Publishes many, all durable when it returns (one sync for all where
+    /// the backend can). Stops at the first failure; the files not yet
+    /// published are left to the caller.
+    fn put_all(&self, items: &mut dyn Iterator<Item = (PathBuf, String)>) -> io::Result<()> {
+        for (from, key) in items {
+            self.put(&from, &key, Durability::Now)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every [`Durability::Deferred`] put durable.
+    fn sync(&self) -> io::Result<()>;
+
+    /// Removes `key`, durably; Ok(false) if it was not there.
+    fn remove(&self, key: &str) -> io::Result<bool>;
+
+    /// Calls `visit` with every key, in no particular order.
+    fn list(&self, visit: &mut dyn FnMut(&str)) -> io::Result<()>;
+
+    /// Where it is, for the log (never a secret).
+    fn describe(&self) -> String;
+
+    /// The local directory holding the objects, for a backend on local
+    /// disk (in-place conversions and tests read the files).
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+}
+
+impl crate::vault::AsLen for Box<dyn Object> {
+    fn stored_len(&self) -> io::Result<u64> {
+        Ok(self.size())
+    }
+}
+
+/// The error inside an `io::Error` when the content store could not be
+/// reached or failed on its side (a broken connection, a timeout, 5xx
+/// after the retries): the request may succeed later, and is answered 503.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// Whether `e` is the store being unavailable (see [`Unavailable`]).
+pub fn is_unavailable(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Unavailable>())
+}
+
+/// `DATA/store.json`: which bucket holds this data directory's content,
+/// written when a bucket is first used, so that the directory is never
+/// opened against another store (or local disk) by mistake.
+pub const STORE_MARKER: &str = "store.json";
+
+fn err(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// The bucket named by a data directory's store marker, if it has one.
+pub fn marked_store(data: &Path) -> io::Result<Option<String>> {
+    match std::fs::read(data.join(STORE_MARKER)) {
+        Ok(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("{STORE_MARKER} is damaged: {e}")))?;
+            v["store"]
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| err(format!("{STORE_MARKER} names no store")))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The backend a data directory's content is in: `DATA/blobs`, or the
+/// bucket of `store` (connected and checked). Refuses a bucket other than
+/// the one the directory was set up with, local disk for a directory whose
+/// content is in a bucket, and a bucket for one whose content is on disk.
+pub fn open_configured(data: &Path, store: Option<&S3Options>) -> io::Result<Arc<dyn Backend>> {
+    let marked = marked_store(data)?;
+    let Some(opts) = store else {
+        if let Some(url) = marked {
+            return Err(err(format!(
+                "the content of this data directory is in {url}: start with --store {url} and its --s3-endpoint"
+            )));
+        }
+        return Ok(Arc::new(local::LocalBackend::open(data.join("blobs"))?));
+    };
+    match &marked {
+        Some(url) if *url != opts.url() => {
+            return Err(err(format!(
+                "the content of this data directory is in {url}, not {}",
+                opts.url()
+            )))
+        }
+        Some(_) => {}
+        None => {
+            let local = data.join("blobs");
+            if std::fs::read_dir(&local).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(err(format!(
+                    "this data directory keeps its content on local disk (blobs/); it cannot be moved to {} by a flag",
+                    opts.url()
+                )));
+            }
+        }
+    }
+    let backend = s3::S3Backend::connect(opts.clone(), "blobs/")?;
+    if marked.is_none() {
+        std::fs::create_dir_all(data)?;
+        let body = serde_json::json!({ "store": opts.url() }).to_string();
+        durable::write_atomic(&data.join(STORE_MARKER), |w| w.write_all(body.as_bytes()))?;
+    }
+    Ok(Arc::new(backend))
+}

@@ -1,0 +1,431 @@
+//! Content in an S3-compatible bucket (`--store s3://BUCKET/PREFIX`), on
+//! two real S3 servers on loopback: moto (no signature checks) and s3s-fs
+//! (checks signatures; keeps objects as files). The core scenarios on both;
+//! the faults: wrong credentials, a missing bucket, the store killed
+//! mid-upload, 503 SlowDown for a while; and an encrypted data directory
+//! whose bucket holds only ciphertext.
+
+use crate::fixtures::*;
+use std::process::Command;
+use std::time::Duration;
+
+/// A Nimbus server with its content under `prefix` of the test bucket.
+fn nimbus_on(s3: &S3Server, tmp: &std::path::Path, prefix: &str, extra: &[&str]) -> Server {
+    let cfg = s3.config_file(tmp, SECRET_KEY);
+    let mut args = s3.args(prefix, &s3.endpoint(), &cfg);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args)
+}
+
+/// The same flags, for `nimbus-server check` and `prune`.
+fn store_flags(s3: &S3Server, tmp: &std::path::Path, prefix: &str) -> Vec<String> {
+    let cfg = s3.config_file(tmp, SECRET_KEY);
+    s3.args(prefix, &s3.endpoint(), &cfg)
+}
+
+fn download(server: &Server, path: &str) -> Vec<u8> {
+    let r = server.get(&format!("/download/pc/{path}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.body
+}
+
+fn blob_objects(s3: &S3Server, prefix: &str) -> Vec<(String, u64)> {
+    s3.objects(&format!("{prefix}/blobs/"))
+}
+
+fn core_scenarios(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = nimbus_on(
+        &s3,
+        tmp.path(),
+        "site-a",
+        &["--hot-time", "2", "--hotspot-interval", "1"],
+    );
+    assert!(server
+        .log()
+        .contains("content in bucket s3://nimbus/site-a/"));
+
+    // Backup: a packable text file, random ones, and large ones the
+    // server keeps as chunks.
+    let text_data = text(1 << 20);
+    let photo = noise(300_000, 8);
+    let middle = noise(3 << 20, 10);
+    let big = noise(70 << 20, 12);
+    for (path, data) in [
+        ("notes.txt", &text_data),
+        ("photo.jpg", &photo),
+        ("middle.bin", &middle),
+        ("big.bin", &big),
+    ] {
+        assert_eq!(
+            put_file(server.port, "pc", path, data).status,
+            201,
+            "{path}"
+        );
+    }
+    let objects = blob_objects(&s3, "site-a");
+    assert!(objects.len() >= 4, "{objects:?}");
+    // Chunks over 1 MiB (the tests' threshold) went up in parts.
+    assert!(objects.iter().any(|(_, size)| *size > 1 << 20));
+    if kind == S3Kind::Moto {
+        assert!(s3.multipart_objects("site-a/") > 0);
+    }
+    // Nothing of the content on local disk.
+    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    for (path, data) in [
+        ("notes.txt", &text_data),
+        ("photo.jpg", &photo),
+        ("middle.bin", &middle),
+        ("big.bin", &big),
+    ] {
+        assert!(download(&server, path) == *data, "{path}");
+    }
+
+    // A change: a second version, both kept.
+    let v2 = text(1 << 19);
+    assert_eq!(put_file(server.port, "pc", "notes2.txt", &v2).status, 201);
+    let photo2 = noise(300_000, 20);
+    assert_eq!(
+        put_file(server.port, "pc", "photo.jpg", &photo2).status,
+        201
+    );
+    assert_eq!(download(&server, "photo.jpg"), photo2);
+    let f = server.file("pc", "photo.jpg").unwrap();
+    assert_eq!(f["versions"], 2, "{f}");
+
+    // Range on a hot file, and (once packed, in the bucket) on a packed one.
+    let r = request(
+        server.port,
+        "GET",
+        "/download/pc/big.bin",
+        &[("Range", "bytes=50000000-50000999")],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &big[50_000_000..50_001_000]);
+    wait_for(60, "the text file to be packed", || {
+        server.file("pc", "notes.txt").unwrap()["packed"] == true
+    });
+    let objects = blob_objects(&s3, "site-a");
+    assert!(
+        objects.iter().any(|(k, _)| k.ends_with(".bz2"))
+            && objects.iter().any(|(k, _)| k.ends_with(".bz2.idx")),
+        "{objects:?}"
+    );
+    let r = request(
+        server.port,
+        "GET",
+        "/download/pc/notes.txt",
+        &[("Range", "bytes=700000-700099")],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &text_data[700_000..700_100]);
+
+    // A restart: the catalog is local, the content in the bucket.
+    server.restart();
+    assert_eq!(download(&server, "notes.txt"), text_data);
+    assert!(download(&server, "big.bin") == big);
+    assert!(download(&server, "middle.bin") == middle);
+
+    // kill -9 of Nimbus in the middle of a client's upload (chunks going
+    // to the bucket): after the restart the catalog loads, nothing partial
+    // is listed, and the client completes the file.
+    let src = tmp.path().join("src");
+    let large = noise(40 << 20, 14);
+    write(&src, "large.bin", &large);
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &tmp.path().join("state.json"),
+        &["--settle", "0", "--interval", "0.3"],
+    );
+    let before = blob_objects(&s3, "site-a").len();
+    wait_for(60, "the large upload to be under way", || {
+        blob_objects(&s3, "site-a").len() >= before + 3
+    });
+    server.kill();
+    server.restart();
+    assert!(server
+        .file("pc", "large.bin")
+        .is_none_or(|f| f["size"] == 40 << 20));
+    wait_for(120, "the client to complete the large file", || {
+        server.file("pc", "large.bin").is_some()
+    });
+    assert!(download(&server, "large.bin") == large);
+    let _ = client.kill();
+    let _ = client.wait();
+
+    // Stopped: check reads every object back; prune forgets the old
+    // photo and deletes its object from the bucket.
+    server.terminate();
+    let mut flags = store_flags(&s3, tmp.path(), "site-a");
+    flags.push("check".into());
+    flags.push("--read-data".into());
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = server.command(&args, "");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old_photo = hex(&photo);
+    let has_old_photo = |s3: &S3Server| {
+        blob_objects(s3, "site-a")
+            .iter()
+            .any(|(k, _)| k.ends_with(&old_photo))
+    };
+    assert!(has_old_photo(&s3));
+    let mut flags = store_flags(&s3, tmp.path(), "site-a");
+    flags.extend(["prune".into(), "--keep-last".into(), "1".into()]);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = server.command(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !has_old_photo(&s3),
+        "prune removed the old version's object"
+    );
+    server.restart();
+    assert_eq!(download(&server, "photo.jpg"), photo2);
+}
+
+#[test]
+fn core_scenarios_on_moto() {
+    core_scenarios(S3Kind::Moto);
+}
+
+#[test]
+fn core_scenarios_on_s3s_fs() {
+    core_scenarios(S3Kind::S3sFs);
+}
+
+/// Runs `nimbus-server` on a bucket; it must stop at once, non-zero.
+fn refused_start(s3: &S3Server, url: &str, secret: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = s3.config_file(tmp.path(), secret);
+    let out = Command::new(server_bin())
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(tmp.path().join("data"))
+        .args([
+            "--store",
+            url,
+            "--s3-endpoint",
+            &s3.endpoint(),
+            "--s3-path-style",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stderr.contains(secret),
+        "the secret is in the log: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Nothing was set up.
+    assert!(!tmp.path().join("data/store.json").exists());
+    stderr
+}
+
+#[test]
+fn wrong_credentials_or_a_missing_bucket_stop_the_start_with_a_clear_error() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let e = refused_start(&s3, "s3://nimbus/x", "not-the-secret");
+    assert!(e.contains("secret key is wrong"), "{e}");
+    let e = refused_start(&s3, "s3://no-such-bucket/x", SECRET_KEY);
+    assert!(e.contains("does not exist"), "{e}");
+    // And with no credentials at all.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(server_bin())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", tmp.path())
+        .args(["--data"])
+        .arg(tmp.path().join("data"))
+        .args(["--store", "s3://nimbus/x", "--s3-endpoint", &s3.endpoint()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs credentials"));
+    // The environment works as well as the config file.
+    let mut server = Command::new(server_bin())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(tmp.path().join("data"))
+        .args(["--store", "s3://nimbus/x", "--s3-endpoint", &s3.endpoint()])
+        .arg("--s3-path-style")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // The data directory now belongs to that bucket: local disk, or
+    // another prefix, is refused.
+    for other in [vec![], vec!["--store", "s3://nimbus/y"]] {
+        let out = Command::new(server_bin())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(tmp.path().join("data"))
+            .args(&other)
+            .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains("is in s3://nimbus/x/"), "{e}");
+    }
+}
+
+#[test]
+fn the_store_killed_mid_upload_loses_nothing_and_the_client_completes() {
+    let mut s3 = S3Server::start(S3Kind::S3sFs);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = nimbus_on(&s3, tmp.path(), "site", &[]);
+    let src = tmp.path().join("src");
+    write(&src, "first.txt", b"stored before the store went down");
+    let big = noise(48 << 20, 30);
+    write(&src, "big.bin", &big);
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &tmp.path().join("state.json"),
+        &["--settle", "0", "--interval", "0.5"],
+    );
+    wait_for(60, "the first file and part of the big one", || {
+        server.file("pc", "first.txt").is_some() && blob_objects(&s3, "site").len() >= 4
+    });
+    s3.kill();
+    // While the store is down: an upload is refused with 503, nothing of
+    // it becomes visible, downloads say the store is unavailable.
+    let r = put_file(server.port, "pc", "during.txt", b"while the store is down");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    assert!(server.file("pc", "during.txt").is_none());
+    assert!(server.file("pc", "big.bin").is_none());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.file("pc", "big.bin").is_none());
+    s3.restart();
+    wait_for(120, "the client to complete the big file", || {
+        server.file("pc", "big.bin").is_some()
+    });
+    assert!(download(&server, "big.bin") == big);
+    assert_eq!(
+        download(&server, "first.txt"),
+        b"stored before the store went down"
+    );
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(server.log().contains("answered 503"), "{}", server.log());
+}
+
+#[test]
+fn slowdown_answers_are_retried_and_a_long_outage_fails_cleanly() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let proxy = FaultProxy::start(s3.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = s3.config_file(tmp.path(), SECRET_KEY);
+    let args = s3.args("p", &proxy.endpoint(), &cfg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+
+    // A few 503 SlowDown: retried with backoff, the client sees 201.
+    proxy.fail.store(3, std::sync::atomic::Ordering::SeqCst);
+    let data = noise(200_000, 40);
+    assert_eq!(put_file(server.port, "pc", "a.bin", &data).status, 201);
+    assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(download(&server, "a.bin"), data);
+
+    // An outage longer than the retries: 503 to the client, nothing kept.
+    proxy.fail.store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let other = noise(100_000, 42);
+    let r = put_file(server.port, "pc", "b.bin", &other);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(server.file("pc", "b.bin").is_none());
+    assert!(!blob_objects(&s3, "p")
+        .iter()
+        .any(|(k, _)| k.ends_with(&hex(&other))));
+    // Back: the same upload succeeds.
+    proxy.fail.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(put_file(server.port, "pc", "b.bin", &other).status, 201);
+    assert_eq!(download(&server, "b.bin"), other);
+}
+
+#[test]
+fn an_encrypted_data_directory_puts_only_ciphertext_in_the_bucket() {
+    const MARK: &[u8] = b"PLAINTEXT-MARKER-7f3a";
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Set up encrypted first (its key file beside it), as the fixture's
+    // encrypted servers are.
+    nimbus_server::vault::open(
+        &data,
+        &nimbus_server::vault::UnlockOptions {
+            encryption: true,
+            key_file: Some(key_file_of(&data)),
+        },
+    )
+    .unwrap();
+    let cfg = s3.config_file(tmp.path(), SECRET_KEY);
+    let mut args = s3.args("enc", &s3.endpoint(), &cfg);
+    args.extend([
+        "--hot-time".into(),
+        "2".into(),
+        "--hotspot-interval".into(),
+        "1".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_on(&data, &args);
+    let mut content = Vec::new();
+    for _ in 0..20_000 {
+        content.extend_from_slice(MARK);
+        content.extend_from_slice(b" a line of a log that packs well\n");
+    }
+    assert_eq!(
+        put_file(server.port, "pc", "PLAINTEXT-MARKER-7f3a.txt", &content).status,
+        201
+    );
+    let second = [MARK.repeat(100_000), noise(1 << 20, 50)].concat();
+    assert_eq!(put_file(server.port, "pc", "c.bin", &second).status, 201);
+    wait_for(60, "the log to be packed", || {
+        server.file("pc", "PLAINTEXT-MARKER-7f3a.txt").unwrap()["packed"] == true
+    });
+    let objects = blob_objects(&s3, "enc");
+    assert!(objects.len() >= 3, "{objects:?}");
+    let plain_hash = hex(&content);
+    for (key, _) in &objects {
+        assert!(
+            !key.contains(&plain_hash),
+            "a plain content hash names {key}"
+        );
+        let bytes = s3.get(key);
+        let found = bytes.windows(MARK.len()).any(|w| w == MARK);
+        assert!(!found, "{key} holds the marker");
+        assert!(
+            !bytes.windows(4).any(|w| w == b"BZh9"),
+            "{key} holds a visible bzip2 stream"
+        );
+    }
+    // And byte for byte back through the server.
+    assert_eq!(download(&server, "PLAINTEXT-MARKER-7f3a.txt"), content);
+    assert!(download(&server, "c.bin") == second);
+}
