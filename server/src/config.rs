@@ -147,6 +147,11 @@ pub struct Args {
     /// $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials]
     #[arg(long, value_name = "FILE", global = true)]
     pub s3_credentials: Option<PathBuf>,
+    /// With content in a bucket: seconds between shipments of the catalog
+    /// journal to it (and at shutdown); a server rebuilt from the bucket
+    /// lacks at most the last interval's records. [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub ship_interval: Option<u64>,
 }
 
 /// A switch given as on or off.
@@ -194,6 +199,11 @@ pub enum Command {
     /// passphrase, prints a recovery key, and seals everything. Killed, it
     /// finishes when run again; nothing serves the directory until then.
     Encrypt,
+    /// Rebuild the catalog of an empty data directory from the bucket
+    /// alone (--store s3://..., with its endpoint and credentials): the
+    /// last snapshot and journal segments shipped there, the accounts and
+    /// key slots. Then start the server on it with the same --store.
+    Recover,
     /// Verify the catalog against the stored content: every version's
     /// content must be there. Exits 1 when something is missing or corrupt.
     /// The server must be stopped.
@@ -304,6 +314,7 @@ struct FileConfig {
     s3_multipart_threshold: Option<u64>,
     /// Size of each part (bytes, at least 5 MiB). [default: 16 MiB]
     s3_part_size: Option<u64>,
+    ship_interval: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -338,6 +349,8 @@ pub struct Config {
     pub unlock: crate::vault::UnlockOptions,
     /// Where content lives: `None` in DATA/blobs, or a bucket.
     pub store: Option<S3Options>,
+    /// Seconds between shipments of the catalog to the bucket.
+    pub ship_interval: u64,
 }
 
 impl Config {
@@ -381,6 +394,7 @@ impl Default for Config {
             metrics_token: None,
             unlock: Default::default(),
             store: None,
+            ship_interval: 60,
         }
     }
 }
@@ -514,6 +528,10 @@ impl Config {
                 key_file: args.key_file.or(file.key_file),
             },
             store: None,
+            ship_interval: args
+                .ship_interval
+                .or(file.ship_interval)
+                .unwrap_or(d.ship_interval),
         };
         let mut c = c;
         if let Some(url) = args.store.or(file.store) {
@@ -556,6 +574,7 @@ impl Config {
             ("--body-timeout", c.body_timeout),
             ("--send-timeout", c.send_timeout),
             ("--keepalive-timeout", c.keepalive_timeout),
+            ("--ship-interval", c.ship_interval),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

@@ -294,6 +294,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         config.pack_threads,
     );
     let pruner = maintenance::Pruner::start(dm, config.clone());
+    let shipper = maintenance::Shipper::start(dm, config.ship_interval);
 
     let ctx = http::serve(
         server,
@@ -313,6 +314,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     hotspot.stop();
     if let Err(e) = dm.compact() {
         error!("could not write the catalog snapshot at shutdown (the journal is intact): {e}");
+    }
+    if let Some(s) = shipper {
+        s.stop();
+        match dm.ship_catalog() {
+            Ok(r) => info!("catalog shipped to the bucket: {r:?}"),
+            Err(e) => error!("could not ship the catalog to the bucket at shutdown: {e}"),
+        }
     }
     info!("stopped");
     Ok(())

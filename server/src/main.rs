@@ -46,6 +46,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(e.to_string()),
             },
         },
+        Some(Command::Recover) => recover(&config, &unlock),
         Some(Command::Encrypt) => {
             nimbus_server::keycmd::encrypt(&config.data, &config.unlock).map_err(|e| e.to_string())
         }
@@ -61,4 +62,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `nimbus-server --data NEWDIR --store s3://... recover`
+fn recover(config: &nimbus_server::config::Config, unlock: &UnlockOptions) -> Result<(), String> {
+    let Some(opts) = &config.store else {
+        return Err(
+            "recover rebuilds from a bucket: give --store s3://BUCKET/PREFIX and its --s3-endpoint"
+                .into(),
+        );
+    };
+    let r = nimbus_server::store::ship::recover_catalog(&config.data, opts)
+        .map_err(|e| format!("recover: {e}"))?;
+    if let Some(at) = r.gap_after {
+        eprintln!(
+            "nimbus-server: the journal segments in the bucket stop after record {at} (a gap): later ones were not used"
+        );
+    }
+    // Load it as the server will, and say what is there.
+    let (v, _) = vault::open(&config.data, unlock).map_err(|e| e.to_string())?;
+    let dm = nimbus_server::store::DataManager::open_configured(&config.data, v, Some(opts))
+        .map_err(|e| e.to_string())?;
+    let s = dm.stats();
+    println!(
+        "recovered {} from {}: snapshot {}, {} journal segment(s), up to record {}; {} files, {} blobs ({} missing)",
+        config.data.display(),
+        opts.url(),
+        r.snapshot.map_or("none".to_string(), |n| format!("at record {n}")),
+        r.segments,
+        r.seq,
+        s.files,
+        s.blobs,
+        s.missing
+    );
+    Ok(())
 }

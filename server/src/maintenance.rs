@@ -188,3 +188,43 @@ impl Pruner {
         let _ = self.thread.join();
     }
 }
+
+/// Ships the catalog to the bucket every `interval` (content in a bucket
+/// only; see `store::ship`), and once more when stopped.
+pub struct Shipper {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Shipper {
+    pub fn start(dm: &'static DataManager, interval: u64) -> Option<Shipper> {
+        if !dm.ships_catalog() {
+            return None;
+        }
+        info!("shipping the catalog to the bucket every {interval}s");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name("ship".into())
+            .spawn(move || loop {
+                let until = Instant::now() + Duration::from_secs(interval);
+                while Instant::now() < until {
+                    if flag.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+                }
+                if let Err(e) = dm.ship_catalog() {
+                    error!("shipping the catalog to the bucket failed (will retry): {e}");
+                }
+            })
+            .expect("spawn ship thread");
+        Some(Shipper { stop, thread })
+    }
+
+    /// Stops the thread; the caller ships the final state.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}

@@ -62,10 +62,35 @@ pub struct Journal {
     poisoned: bool,
 }
 
+/// The catalog's files in `dir`, for shipping them elsewhere: the
+/// snapshot, then the journals in replay order.
+pub fn snapshot_file(dir: &Path) -> PathBuf {
+    dir.join(SNAPSHOT)
+}
+
+/// The journals in replay order (the one a sliced snapshot set aside,
+/// then the live one).
+pub fn journal_files(dir: &Path) -> [PathBuf; 2] {
+    [dir.join(PREV), dir.join(JOURNAL)]
+}
+
+/// The sequence number of one complete journal line (without its
+/// newline); None if it does not parse (or open).
+pub fn line_seq(vault: &Vault, line: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    let json = vault.open_line(Obj::Journal, line)?;
+    serde_json::from_slice::<Seq>(&json).ok().map(|s| s.seq)
+}
+
 /// Summary of what [`load`] found, for the start-up log.
 pub struct LoadReport {
     pub replayed: u64,
     pub torn_bytes: u64,
+    /// The sequence number the snapshot was written at (0: none).
+    pub snapshot_seq: u64,
     /// Seconds spent reading the snapshot, replaying the journal, and
     /// deriving what is not stored (owners).
     pub times: [f64; 3],
@@ -114,6 +139,7 @@ pub fn load(dir: &Path, vault: &Vault) -> Result<(Catalog, Journal, LoadReport),
     }
 
     let snapshot_secs = started.elapsed().as_secs_f64();
+    let snapshot_seq = catalog.seq;
     let journal_path = dir.join(JOURNAL);
     // A snapshot written in slices did not finish (or its old journal was
     // not yet removed): the records before it come first.
@@ -159,6 +185,7 @@ pub fn load(dir: &Path, vault: &Vault) -> Result<(Catalog, Journal, LoadReport),
         LoadReport {
             replayed,
             torn_bytes: total_len - good_len,
+            snapshot_seq,
             times: [snapshot_secs, replay_secs, derive_secs],
         },
     ))

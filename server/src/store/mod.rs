@@ -21,6 +21,7 @@ mod pack;
 mod prune;
 mod read;
 mod recover;
+pub mod ship;
 pub mod snapshot;
 mod write;
 
@@ -118,6 +119,12 @@ pub struct DataManager {
     /// written whole never lands in the middle of one written in slices.
     /// Taken before the journal lock.
     compaction: Mutex<()>,
+    /// The sequence number of the snapshot on disk (0: none yet).
+    snapshot_seq: std::sync::atomic::AtomicU64,
+    /// With content in a bucket: where the catalog is shipped (`meta/`
+    /// under the prefix), and what of it is there (see `ship`).
+    meta: Option<std::sync::Arc<dyn backend::Backend>>,
+    ship: Mutex<ship::Shipped>,
 }
 
 static GLOBAL: OnceCell<DataManager> = OnceCell::new();
@@ -181,7 +188,14 @@ impl DataManager {
                 source,
             })?;
         info!("content in {}", backend.describe());
-        Self::open_on(data_dir, vault, backend)
+        let mut dm = Self::open_on(data_dir, vault, backend)?;
+        if let Some(opts) = store {
+            dm.set_meta(opts).map_err(|source| OpenError::Store {
+                dir: data_dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(dm)
     }
 
     /// [`DataManager::open_with`], the content in `backend` (see
@@ -223,6 +237,9 @@ impl DataManager {
             gc: RwLock::new(()),
             compaction: Mutex::new(()),
             chunks: Default::default(),
+            snapshot_seq: report.snapshot_seq.into(),
+            meta: None,
+            ship: Default::default(),
         })
     }
 

@@ -240,6 +240,8 @@ impl DataManager {
             });
         self.write().set_compacting(false);
         written?;
+        self.snapshot_seq
+            .store(seq, std::sync::atomic::Ordering::SeqCst);
         self.lock_journal().finish_rotation()?;
         Ok(longest)
     }

@@ -287,6 +287,8 @@ impl DataManager {
         if moved > 0 {
             let cat = self.read();
             journal.compact(&cat)?;
+            self.snapshot_seq
+                .store(cat.seq, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(moved)
     }

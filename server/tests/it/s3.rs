@@ -429,3 +429,110 @@ fn an_encrypted_data_directory_puts_only_ciphertext_in_the_bucket() {
     assert_eq!(download(&server, "PLAINTEXT-MARKER-7f3a.txt"), content);
     assert!(download(&server, "c.bin") == second);
 }
+
+/// `nimbus-server --data DIR --store ... recover`.
+fn recover_into(
+    s3: &S3Server,
+    tmp: &std::path::Path,
+    prefix: &str,
+    data: &std::path::Path,
+) -> String {
+    let cfg = s3.config_file(tmp, SECRET_KEY);
+    let mut cmd = Command::new(server_bin());
+    cmd.arg("--data").arg(data);
+    // Encrypted: the key file kept apart from the lost machine.
+    if key_file_of(data).exists() {
+        cmd.arg("--key-file").arg(key_file_of(data));
+    }
+    let out = cmd
+        .args(s3.args(prefix, &s3.endpoint(), &cfg))
+        .arg("recover")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn rebuilt_from_the_bucket(kind: S3Kind, encrypted: bool) {
+    let s3 = S3Server::start(kind);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    if encrypted {
+        nimbus_server::vault::open(
+            &data,
+            &nimbus_server::vault::UnlockOptions {
+                encryption: true,
+                key_file: Some(key_file_of(&data)),
+            },
+        )
+        .unwrap();
+    }
+    let cfg = s3.config_file(tmp.path(), SECRET_KEY);
+    let mut args = s3.args("home", &s3.endpoint(), &cfg);
+    args.extend(["--ship-interval".to_string(), "1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Server::start_on(&data, &args);
+
+    // Backed up, then a clean stop (which ships the last snapshot).
+    let a = text(200_000);
+    let b = noise(3 << 20, 60);
+    assert_eq!(put_file(server.port, "pc", "docs/a.txt", &a).status, 201);
+    assert_eq!(put_file(server.port, "pc", "b.bin", &b).status, 201);
+    server.terminate();
+    // Then more, and the server dies (kill -9) after a shipment.
+    server.restart();
+    let c = noise(500_000, 61);
+    assert_eq!(put_file(server.port, "pc", "c.bin", &c).status, 201);
+    let a2 = text(300_000);
+    assert_eq!(put_file(server.port, "pc", "docs/a.txt", &a2).status, 201);
+    std::thread::sleep(Duration::from_secs(3));
+    server.kill();
+
+    // The machine is gone: a new data directory, only the bucket (and,
+    // encrypted, the key file).
+    let new = tmp.path().join("rebuilt");
+    if encrypted {
+        std::fs::copy(key_file_of(&data), key_file_of(&new)).unwrap();
+    }
+    let out = recover_into(&s3, tmp.path(), "home", &new);
+    assert!(out.contains("recovered"), "{out}");
+    assert!(out.contains("3 files"), "{out}");
+    assert!(out.contains("(0 missing)"), "{out}");
+    // A second recover into it is refused: it holds a catalog now.
+    let again = Command::new(server_bin())
+        .arg("--data")
+        .arg(&new)
+        .args(unlock_args(&new, &[]))
+        .args(s3.args("home", &s3.endpoint(), &cfg))
+        .arg("recover")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a catalog"));
+
+    let server = Server::start_on(&new, &args);
+    assert_eq!(download(&server, "b.bin"), b);
+    assert_eq!(download(&server, "c.bin"), c);
+    assert_eq!(download(&server, "docs/a.txt"), a2);
+    let f = server.file("pc", "docs/a.txt").unwrap();
+    assert_eq!(f["versions"], 2, "{f}");
+    // The first version too.
+    let r = server.get("/download/pc/docs/a.txt?version=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, a);
+}
+
+#[test]
+fn a_server_rebuilt_from_the_bucket_alone_serves_every_file() {
+    rebuilt_from_the_bucket(S3Kind::S3sFs, false);
+}
+
+#[test]
+fn an_encrypted_server_rebuilt_from_the_bucket_and_its_key_serves_every_file() {
+    rebuilt_from_the_bucket(S3Kind::Moto, true);
+}
