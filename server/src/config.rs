@@ -314,6 +314,11 @@ struct FileConfig {
     s3_multipart_threshold: Option<u64>,
     /// Size of each part (bytes, at least 5 MiB). [default: 16 MiB]
     s3_part_size: Option<u64>,
+    /// Seconds a request to the store may wait for its answer, or to send
+    /// its body. [default: 30]
+    s3_timeout: Option<u64>,
+    /// Tries after the first of an idempotent request. [default: 5]
+    s3_retries: Option<u32>,
     ship_interval: Option<u64>,
 }
 
@@ -557,9 +562,9 @@ impl Config {
                 credentials,
                 multipart_threshold: file.s3_multipart_threshold.unwrap_or(64 << 20),
                 part_size: file.s3_part_size.unwrap_or(16 << 20).max(5 << 20),
-                retries: 5,
+                retries: file.s3_retries.unwrap_or(5),
                 connect_timeout: std::time::Duration::from_secs(5),
-                io_timeout: std::time::Duration::from_secs(30),
+                io_timeout: std::time::Duration::from_secs(file.s3_timeout.unwrap_or(30).max(1)),
                 pool: c.workers * 2,
             });
         }

@@ -536,3 +536,53 @@ fn a_server_rebuilt_from_the_bucket_alone_serves_every_file() {
 fn an_encrypted_server_rebuilt_from_the_bucket_and_its_key_serves_every_file() {
     rebuilt_from_the_bucket(S3Kind::Moto, true);
 }
+
+#[test]
+fn a_store_that_hangs_times_out_and_holds_no_worker() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let proxy = FaultProxy::start(s3.port);
+    let tmp = tempfile::tempdir().unwrap();
+    // A one-second timeout and one retry, so the test is short.
+    let cfg = tmp.path().join("s3.json");
+    let body = serde_json::json!({
+        "s3-access-key-id": ACCESS_KEY,
+        "s3-secret-access-key": SECRET_KEY,
+        "s3-timeout": 1,
+        "s3-retries": 1,
+    });
+    std::fs::write(&cfg, body.to_string()).unwrap();
+    let args = s3.args("slow", &proxy.endpoint(), &cfg);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--workers", "2"]);
+    let server = Server::start(&args);
+    assert_eq!(put_file(server.port, "pc", "before.txt", b"fine").status, 201);
+
+    proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    // More uploads than workers, each held by a hanging store.
+    let port = server.port;
+    let started = std::time::Instant::now();
+    let uploads: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                put_file(port, "pc", &format!("hung{i}.bin"), &noise(50_000, 70 + i)).status
+            })
+        })
+        .collect();
+    // Meanwhile everything that does not need the store is served.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    assert!(server.file("pc", "before.txt").is_some());
+    assert!(t.elapsed() < Duration::from_secs(2), "the listing waited");
+    for u in uploads {
+        let status = u.join().unwrap();
+        assert!(status == 503, "{status}");
+    }
+    // Each request gave up after its timeouts, not the store's whim.
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    for i in 0..4 {
+        assert!(server.file("pc", &format!("hung{i}.bin")).is_none());
+    }
+    proxy.stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(put_file(server.port, "pc", "after.txt", b"fine again").status, 201);
+    assert_eq!(download(&server, "after.txt"), b"fine again");
+}
