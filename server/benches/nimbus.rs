@@ -19,6 +19,7 @@ mod encryption;
 #[path = "../tests/it/fixtures/mod.rs"]
 mod fixtures;
 mod front;
+mod s3;
 mod scale;
 mod versus;
 
@@ -262,6 +263,12 @@ fn main() {
         // NIMBUS_BENCH_ONLY=encryption: only encryption at rest beside none.
         Ok("encryption") => {
             encryption::run(w, &mut rows);
+            println!("{}", render(&rows));
+            return;
+        }
+        // NIMBUS_BENCH_ONLY=s3: only content on s3s-fs beside local disk.
+        Ok("s3") => {
+            s3::run(w, &mut rows);
             println!("{}", render(&rows));
             return;
         }
@@ -598,6 +605,7 @@ fn main() {
     drop(srv);
 
     encryption::run(w, &mut rows);
+    s3::run(w, &mut rows);
 
     // 5. Catalog: recording upload 100,000 costs what upload 100 did.
     eprintln!("bench: catalog, 100,000 recorded versions");

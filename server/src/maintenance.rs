@@ -157,12 +157,8 @@ impl Pruner {
             .spawn(move || {
                 let interval = Duration::from_secs(config.prune_interval);
                 loop {
-                    let until = Instant::now() + interval;
-                    while Instant::now() < until {
-                        if flag.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+                    if !sleep_unless_stopped(&flag, interval) {
+                        return;
                     }
                     let now = unix_now();
                     match dm.prune(
@@ -207,12 +203,8 @@ impl Shipper {
         let thread = thread::Builder::new()
             .name("ship".into())
             .spawn(move || loop {
-                let until = Instant::now() + Duration::from_secs(interval);
-                while Instant::now() < until {
-                    if flag.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+                if !sleep_unless_stopped(&flag, Duration::from_secs(interval)) {
+                    return;
                 }
                 if let Err(e) = dm.ship_catalog() {
                     error!("shipping the catalog to the bucket failed (will retry): {e}");
@@ -227,4 +219,17 @@ impl Shipper {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.thread.join();
     }
+}
+
+/// Sleeps `interval`, waking every 200 ms to look at `stop`; false if it
+/// was set.
+fn sleep_unless_stopped(stop: &AtomicBool, interval: Duration) -> bool {
+    let until = Instant::now() + interval;
+    while Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+    }
+    !stop.load(Ordering::SeqCst)
 }

@@ -65,6 +65,12 @@ fn generate(data: &Path, files: usize) -> Generated {
     generate_with(data, files, &nimbus_server::vault::Vault::plain())
 }
 
+/// A catalog of `files` files (twice each: two versions) in `data`, as
+/// [`generate`] makes it, for other groups (the S3 recovery).
+pub fn generate_catalog(data: &Path, files: usize) {
+    generate(data, files);
+}
+
 /// [`generate`], written through `vault`.
 fn generate_with(data: &Path, files: usize, vault: &nimbus_server::vault::Vault) -> Generated {
     let t = Instant::now();

@@ -34,6 +34,19 @@ fn blob_objects(s3: &S3Server, prefix: &str) -> Vec<(String, u64)> {
     s3.objects(&format!("{prefix}/blobs/"))
 }
 
+/// Sets `data` up encrypted at rest, its key file beside it, as the
+/// fixture's encrypted servers are.
+fn set_up_encrypted(data: &std::path::Path) {
+    nimbus_server::vault::open(
+        data,
+        &nimbus_server::vault::UnlockOptions {
+            encryption: true,
+            key_file: Some(key_file_of(data)),
+        },
+    )
+    .unwrap();
+}
+
 fn core_scenarios(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let tmp = tempfile::tempdir().unwrap();
@@ -375,16 +388,7 @@ fn an_encrypted_data_directory_puts_only_ciphertext_in_the_bucket() {
     let s3 = S3Server::start(S3Kind::S3sFs);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    // Set up encrypted first (its key file beside it), as the fixture's
-    // encrypted servers are.
-    nimbus_server::vault::open(
-        &data,
-        &nimbus_server::vault::UnlockOptions {
-            encryption: true,
-            key_file: Some(key_file_of(&data)),
-        },
-    )
-    .unwrap();
+    set_up_encrypted(&data);
     let cfg = s3.config_file(tmp.path(), SECRET_KEY);
     let mut args = s3.args("enc", &s3.endpoint(), &cfg);
     args.extend([
@@ -463,14 +467,7 @@ fn rebuilt_from_the_bucket(kind: S3Kind, encrypted: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     if encrypted {
-        nimbus_server::vault::open(
-            &data,
-            &nimbus_server::vault::UnlockOptions {
-                encryption: true,
-                key_file: Some(key_file_of(&data)),
-            },
-        )
-        .unwrap();
+        set_up_encrypted(&data);
     }
     let cfg = s3.config_file(tmp.path(), SECRET_KEY);
     let mut args = s3.args("home", &s3.endpoint(), &cfg);
@@ -555,7 +552,10 @@ fn a_store_that_hangs_times_out_and_holds_no_worker() {
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["--workers", "2"]);
     let server = Server::start(&args);
-    assert_eq!(put_file(server.port, "pc", "before.txt", b"fine").status, 201);
+    assert_eq!(
+        put_file(server.port, "pc", "before.txt", b"fine").status,
+        201
+    );
 
     proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
     // More uploads than workers, each held by a hanging store.
@@ -578,11 +578,20 @@ fn a_store_that_hangs_times_out_and_holds_no_worker() {
         assert!(status == 503, "{status}");
     }
     // Each request gave up after its timeouts, not the store's whim.
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
     for i in 0..4 {
         assert!(server.file("pc", &format!("hung{i}.bin")).is_none());
     }
-    proxy.stall.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(put_file(server.port, "pc", "after.txt", b"fine again").status, 201);
+    proxy
+        .stall
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        put_file(server.port, "pc", "after.txt", b"fine again").status,
+        201
+    );
     assert_eq!(download(&server, "after.txt"), b"fine again");
 }
