@@ -73,6 +73,7 @@ pub fn run(w: &Path, rows: &mut Vec<Row>) {
         }
     }
     let (l, s) = (local.unwrap(), bucket.unwrap());
+    let first = rows.len();
     rows.push(row(
         "S3 (s3s-fs on loopback): 1 GiB upload, client to server (bucket / local disk)",
         format!(
@@ -98,6 +99,8 @@ pub fn run(w: &Path, rows: &mut Vec<Row>) {
         "target: under 150 ms".into(),
         format!("{:.2}", s.range_ms / l.range_ms.max(0.001)),
     ));
+    // Shown now too: the recovery below may fail on its own.
+    eprintln!("{}", render(&rows[first..]));
     let _ = std::fs::remove_dir_all(&big_dir);
 
     // Rebuilding a 100,000-file catalog from the bucket alone.
@@ -111,6 +114,10 @@ pub fn run(w: &Path, rows: &mut Vec<Row>) {
     let args: Vec<&str> = store.iter().map(String::as_str).collect();
     // Started on it and stopped: the stop ships the snapshot.
     let mut srv = fixtures::Server::start_on(&data, &args);
+    // Loaded (it answers) before it is stopped: SIGTERM before the
+    // catalog is loaded ends it without a shipment.
+    let r = fixtures::request(srv.port, "GET", "/api/v1/admin/health", &[], b"");
+    assert!(r.status == 200 || r.status == 401);
     assert!(srv.terminate().success());
     let new = w.join("s3-recover-new");
     let t = Instant::now();

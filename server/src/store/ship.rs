@@ -145,7 +145,7 @@ impl DataManager {
         // A snapshot newer than the bucket's.
         let snap_seq = self.snapshot_seq.load(std::sync::atomic::Ordering::SeqCst);
         let snap_path = journal::snapshot_file(&cat_dir);
-        if snap_seq > 0 && st.snapshot.is_none_or(|s| s < snap_seq) && snap_path.exists() {
+        if st.snapshot.is_none_or(|s| s < snap_seq) && snap_path.exists() {
             let tmp = self.staged_copy(&fs::read(&snap_path)?, "snapshot")?;
             Self::ship_file(meta, &tmp, &snapshot_key(snap_seq))?;
             st.snapshot = Some(snap_seq);
