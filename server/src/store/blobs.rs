@@ -194,11 +194,6 @@ impl Shelf {
         self.backend.local_root().map(|root| root.join(key))
     }
 
-    /// The backend, for the log and for what works on local disk only.
-    pub fn backend(&self) -> &dyn Backend {
-        &*self.backend
-    }
-
     /// Reads a small sealed object whole.
     fn read_small(&self, key: &str, obj: Obj<'_>) -> io::Result<Vec<u8>> {
         self.vault.open_bytes(self.backend.read_all(key)?, obj)
@@ -456,19 +451,24 @@ impl LocalBlobs {
         let guard = TempGuard(Some(staged.path));
         // The index first: a reader never sees a framed .bz2 without it.
         if let Some(index) = staged.index {
-            let index = TempGuard(Some(index));
-            self.backend.put(
-                index.0.as_ref().expect("not defused"),
+            self.put_staged(
+                TempGuard(Some(index)),
                 &self.index_key(&staged.hash),
                 Durability::Now,
             )?;
-            index.defuse();
         }
-        self.backend.put(
-            guard.0.as_ref().expect("not defused"),
+        self.put_staged(
+            guard,
             &self.key_of(&staged.hash, staged.form),
             Durability::Now,
-        )?;
+        )
+    }
+
+    /// Puts the staging file of `guard` as `key`; on failure the guard
+    /// removes it.
+    fn put_staged(&self, guard: TempGuard, key: &str, durability: Durability) -> io::Result<()> {
+        self.backend
+            .put(guard.0.as_ref().expect("not defused"), key, durability)?;
         guard.defuse();
         Ok(())
     }
@@ -502,13 +502,8 @@ impl LocalBlobs {
     /// empty, which the commit's hash check finds.
     pub fn publish_unsynced(&self, staged: Vec<Staged>) -> io::Result<()> {
         for s in staged {
-            let guard = TempGuard(Some(s.path));
-            self.backend.put(
-                guard.0.as_ref().expect("not defused"),
-                &self.key_of(&s.hash, BlobForm::Hot),
-                Durability::Deferred,
-            )?;
-            guard.defuse();
+            let key = self.key_of(&s.hash, BlobForm::Hot);
+            self.put_staged(TempGuard(Some(s.path)), &key, Durability::Deferred)?;
         }
         Ok(())
     }
@@ -526,13 +521,7 @@ impl LocalBlobs {
         file.write_all(&self.vault.seal_bytes(Obj::Manifest(hash), &m.encode(hash)))?;
         file.sync_all()?;
         drop(file);
-        self.backend.put(
-            guard.0.as_ref().expect("not defused"),
-            &self.manifest_key(hash),
-            Durability::Now,
-        )?;
-        guard.defuse();
-        Ok(())
+        self.put_staged(guard, &self.manifest_key(hash), Durability::Now)
     }
 
     /// Removes the manifest of `hash` (durably), if there is one.

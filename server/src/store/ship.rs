@@ -99,12 +99,17 @@ impl DataManager {
         self.meta.is_some()
     }
 
-    fn staged_copy(&self, bytes: &[u8], what: &str) -> io::Result<PathBuf> {
-        let path = self.dir.join("tmp").join(format!(
+    /// A new staging file in `DATA/tmp` for what is shipped.
+    fn staging_path(&self, what: &str) -> PathBuf {
+        self.dir.join("tmp").join(format!(
             "ship-{what}-{}{}",
             std::process::id(),
             durable::TEMP_SUFFIX
-        ));
+        ))
+    }
+
+    fn staged_copy(&self, bytes: &[u8], what: &str) -> io::Result<PathBuf> {
+        let path = self.staging_path(what);
         let mut f = File::create(&path)?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -146,7 +151,13 @@ impl DataManager {
         let snap_seq = self.snapshot_seq.load(std::sync::atomic::Ordering::SeqCst);
         let snap_path = journal::snapshot_file(&cat_dir);
         if st.snapshot.is_none_or(|s| s < snap_seq) && snap_path.exists() {
-            let tmp = self.staged_copy(&fs::read(&snap_path)?, "snapshot")?;
+            // A second name for the snapshot (the put consumes it), not a
+            // copy in memory: it grows with the catalog.
+            let tmp = self.staging_path("snapshot");
+            let _ = fs::remove_file(&tmp);
+            if fs::hard_link(&snap_path, &tmp).is_err() {
+                fs::copy(&snap_path, &tmp)?;
+            }
             Self::ship_file(meta, &tmp, &snapshot_key(snap_seq))?;
             st.snapshot = Some(snap_seq);
             st.seq = st.seq.max(snap_seq);
@@ -154,8 +165,11 @@ impl DataManager {
         }
 
         // The journal lines after what the bucket holds: read under the
-        // journal lock, so only complete, fsync'd lines.
-        let (mut lines, mut first, mut last) = (Vec::new(), None, 0u64);
+        // journal lock, so only complete, fsync'd lines; written straight
+        // to a staging file, not gathered in memory.
+        let segment = self.staging_path("journal");
+        let mut lines = io::BufWriter::new(File::create(&segment)?);
+        let (mut first, mut last) = (None, 0u64);
         {
             let _journal = self.lock_journal();
             for path in journal::journal_files(&cat_dir) {
@@ -177,16 +191,21 @@ impl DataManager {
                     if seq > st.seq && seq > last {
                         first.get_or_insert(seq);
                         last = seq;
-                        lines.extend_from_slice(&line);
+                        lines.write_all(&line)?;
                     }
                 }
             }
         }
+        let lines = lines.into_inner().map_err(|e| e.into_error())?;
         if let Some(first) = first {
-            let tmp = self.staged_copy(&lines, "journal")?;
-            Self::ship_file(meta, &tmp, &segment_key(first, last))?;
+            lines.sync_all()?;
+            drop(lines);
+            Self::ship_file(meta, &segment, &segment_key(first, last))?;
             st.seq = last;
             report.segment = Some((first, last));
+        } else {
+            drop(lines);
+            let _ = fs::remove_file(&segment);
         }
 
         // Side files that changed.
