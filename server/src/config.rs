@@ -319,6 +319,9 @@ struct FileConfig {
     s3_timeout: Option<u64>,
     /// Tries after the first of an idempotent request. [default: 5]
     s3_retries: Option<u32>,
+    /// Bytes of local disk keeping copies of the objects stored last (the
+    /// commit of an upload reads them back; 0: none). [default: 2 GiB]
+    s3_cache_size: Option<u64>,
     ship_interval: Option<u64>,
 }
 
@@ -566,6 +569,7 @@ impl Config {
                 connect_timeout: std::time::Duration::from_secs(5),
                 io_timeout: std::time::Duration::from_secs(file.s3_timeout.unwrap_or(30).max(1)),
                 pool: c.workers * 2,
+                cache_bytes: file.s3_cache_size.unwrap_or(2 << 30),
             });
         }
         for (name, v) in [

@@ -322,6 +322,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
             Err(e) => error!("could not ship the catalog to the bucket at shutdown: {e}"),
         }
     }
+    if let Err(e) = dm.close_store() {
+        warn!("the local copies of the store's objects are not marked sound ({e}); the next start empties them");
+    }
     info!("stopped");
     Ok(())
 }

@@ -99,7 +99,12 @@ pub fn check_command(
     read_data: bool,
 ) -> Result<bool, MaintenanceError> {
     let _lock = DataLock::acquire(data)?;
-    let dm = DataManager::open_configured(data, vault, store)?;
+    // The bucket itself is checked, not the local copies of its objects.
+    let store = store.cloned().map(|o| S3Options {
+        cache_bytes: 0,
+        ..o
+    });
+    let dm = DataManager::open_configured(data, vault, store.as_ref())?;
     let started = Instant::now();
     let report = dm.check(read_data);
     let stats = dm.stats();

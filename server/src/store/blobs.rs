@@ -152,6 +152,11 @@ impl LocalBlobs {
 }
 
 impl Shelf {
+    /// Whether reads go to another machine (see [`Backend::is_remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.backend.is_remote()
+    }
+
     /// The name of a blob's files on disk (see the module's layout), as
     /// [`LocalBlobs::recover`] reports it.
     pub fn disk_key(&self, hash: &ContentHash) -> ContentHash {
@@ -501,9 +506,21 @@ impl LocalBlobs {
     /// them waits for. Until then a power cut may leave a chunk short or
     /// empty, which the commit's hash check finds.
     pub fn publish_unsynced(&self, staged: Vec<Staged>) -> io::Result<()> {
-        for s in staged {
-            let key = self.key_of(&s.hash, BlobForm::Hot);
-            self.put_staged(TempGuard(Some(s.path)), &key, Durability::Deferred)?;
+        let guards: Vec<(TempGuard, String)> = staged
+            .into_iter()
+            .map(|s| {
+                let key = self.key_of(&s.hash, BlobForm::Hot);
+                (TempGuard(Some(s.path)), key)
+            })
+            .collect();
+        let items: Vec<(PathBuf, String)> = guards
+            .iter()
+            .map(|(g, key)| (g.0.clone().expect("not defused"), key.clone()))
+            .collect();
+        // On failure the guards remove what was not put.
+        self.backend.put_many(&items, Durability::Deferred)?;
+        for (g, _) in guards {
+            g.defuse();
         }
         Ok(())
     }
@@ -511,6 +528,11 @@ impl LocalBlobs {
     /// Makes every chunk published unsynced durable (one `syncfs` on Linux).
     pub fn sync(&self) -> io::Result<()> {
         self.backend.sync()
+    }
+
+    /// The process is done with the content (see [`Backend::close`]).
+    pub fn close(&self) -> io::Result<()> {
+        self.backend.close()
     }
 
     /// Publishes the manifest of `hash` durably (written in `tmp/`, fsync'd,

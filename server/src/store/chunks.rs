@@ -20,7 +20,9 @@ use super::manifest::Manifest;
 use super::*;
 use nimbus_common::hash::Hasher;
 use nimbus_common::wire::{CHUNK_MAX, MAX_MANIFEST_CHUNKS};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 
 /// Longest chunk accepted (twice the client's maximum, for other chunkers).
 pub const MAX_CHUNK_BYTES: u64 = 2 * CHUNK_MAX as u64;
@@ -376,60 +378,122 @@ impl DataManager {
     }
 }
 
+/// Chunks a reader of a remote store fetches ahead of the one being read
+/// (each a whole chunk in memory, at most `MAX_CHUNK_BYTES`): a store
+/// answers every GET after a round trip, which the fetches ahead overlap.
+const READ_AHEAD: usize = 4;
+
+/// A chunk being fetched ahead: its bytes, from a thread of its own.
+type Fetching = mpsc::Receiver<io::Result<Vec<u8>>>;
+
 /// Reads chunks one after another, each opened when reached in whichever
-/// form it has then (hot, or packed from the frame holding the offset).
+/// form it has then (hot, or packed from the frame holding the offset); on
+/// a remote store the next few are fetched ahead.
 struct ChunkReader {
     shelf: Shelf,
     chunks: Vec<(ContentHash, u32)>,
     next: usize,
     /// Bytes to leave out at the start of the next chunk opened.
     skip: u64,
+    /// Bytes not yet planned: the next chunks' share of the range.
+    unplanned: u64,
     /// Bytes still to give.
     left: u64,
     current: Option<(Box<dyn Read + Send>, u64)>,
+    ahead: VecDeque<(Fetching, u64)>,
+    read_ahead: usize,
 }
 
 impl ChunkReader {
     fn new(shelf: Shelf, chunks: Vec<(ContentHash, u32)>, first: usize, len: u64) -> ChunkReader {
+        let read_ahead = if shelf.is_remote() { READ_AHEAD } else { 0 };
         ChunkReader {
             shelf,
             chunks,
             next: first,
             skip: 0,
+            unplanned: len,
             left: len,
             current: None,
+            ahead: VecDeque::new(),
+            read_ahead,
         }
     }
 
+    /// The next chunk of the range and the part of it to give, if any.
+    fn plan_next(&mut self) -> Option<(ContentHash, u64, u64)> {
+        if self.unplanned == 0 {
+            return None;
+        }
+        let (hash, len) = self.chunks.get(self.next).copied()?;
+        self.next += 1;
+        let skip = std::mem::take(&mut self.skip).min(len as u64);
+        let want = (len as u64 - skip).min(self.unplanned);
+        self.unplanned -= want;
+        Some((hash, skip, want))
+    }
+
     fn open_next(&mut self) -> io::Result<bool> {
-        let Some((hash, len)) = self.chunks.get(self.next).copied() else {
+        if self.read_ahead == 0 {
+            let Some((hash, skip, want)) = self.plan_next() else {
+                return Ok(false);
+            };
+            self.current = Some((open_chunk(&self.shelf, &hash, skip, want)?, want));
+            return Ok(true);
+        }
+        while self.ahead.len() <= self.read_ahead {
+            let Some((hash, skip, want)) = self.plan_next() else {
+                break;
+            };
+            let (tx, rx) = mpsc::sync_channel(1);
+            let shelf = self.shelf.clone();
+            std::thread::spawn(move || {
+                let fetched = open_chunk(&shelf, &hash, skip, want).and_then(|r| {
+                    let mut bytes = Vec::with_capacity(want as usize);
+                    r.take(want).read_to_end(&mut bytes)?;
+                    Ok(bytes)
+                });
+                // The reader may be gone (the download was cut off).
+                let _ = tx.send(fetched);
+            });
+            self.ahead.push_back((rx, want));
+        }
+        let Some((rx, want)) = self.ahead.pop_front() else {
             return Ok(false);
         };
-        self.next += 1;
-        let (skip, want) = (self.skip, (len as u64 - self.skip).min(self.left));
-        self.skip = 0;
-        // Packing publishes the new form before removing the old, and so
-        // does unpacking: one of a few tries finds it.
-        for form in [
-            BlobForm::Hot,
-            BlobForm::Packed,
-            BlobForm::Hot,
-            BlobForm::Packed,
-        ] {
-            match self.shelf.read(&hash, form, skip, want) {
-                Ok(r) => {
-                    self.current = Some((r, want));
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("chunk {hash} is missing from disk"),
-        ))
+        let bytes = rx
+            .recv()
+            .map_err(|_| io::Error::other("a chunk's fetch ended without an answer"))??;
+        self.current = Some((Box::new(io::Cursor::new(bytes)), want));
+        Ok(true)
     }
+}
+
+/// Opens `want` bytes from `skip` of the chunk `hash`, in the form it has.
+fn open_chunk(
+    shelf: &Shelf,
+    hash: &ContentHash,
+    skip: u64,
+    want: u64,
+) -> io::Result<Box<dyn Read + Send>> {
+    // Packing publishes the new form before removing the old, and so does
+    // unpacking: one of a few tries finds it.
+    for form in [
+        BlobForm::Hot,
+        BlobForm::Packed,
+        BlobForm::Hot,
+        BlobForm::Packed,
+    ] {
+        match shelf.read(hash, form, skip, want) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("chunk {hash} is missing from disk"),
+    ))
 }
 
 impl Read for ChunkReader {

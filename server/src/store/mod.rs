@@ -269,6 +269,12 @@ impl DataManager {
     }
 
     /// The data directory.
+    /// The process is done with the content store (a clean shutdown):
+    /// what a backend keeps beside the store is synced and marked sound.
+    pub fn close_store(&self) -> io::Result<()> {
+        self.blobs.close()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.dir
     }

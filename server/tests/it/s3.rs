@@ -12,7 +12,12 @@ use std::time::Duration;
 /// A Nimbus server with its content under `prefix` of the test bucket.
 fn nimbus_on(s3: &S3Server, tmp: &std::path::Path, prefix: &str, extra: &[&str]) -> Server {
     let cfg = s3.config_file(tmp, SECRET_KEY);
-    let mut args = s3.args(prefix, &s3.endpoint(), &cfg);
+    nimbus_with(s3, &cfg, prefix, extra)
+}
+
+/// [`nimbus_on`] with the config file `cfg`.
+fn nimbus_with(s3: &S3Server, cfg: &std::path::Path, prefix: &str, extra: &[&str]) -> Server {
+    let mut args = s3.args(prefix, &s3.endpoint(), cfg);
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start(&args)
@@ -47,12 +52,19 @@ fn set_up_encrypted(data: &std::path::Path) {
     .unwrap();
 }
 
-fn core_scenarios(kind: S3Kind) {
+/// With `cache` bytes of local copies of recent objects (0: none, so that
+/// every read is a GET from the store).
+fn core_scenarios(kind: S3Kind, cache: u64) {
     let s3 = S3Server::start(kind);
     let tmp = tempfile::tempdir().unwrap();
-    let mut server = nimbus_on(
-        &s3,
+    let cfg = s3.config_with(
         tmp.path(),
+        SECRET_KEY,
+        serde_json::json!({ "s3-cache-size": cache }),
+    );
+    let mut server = nimbus_with(
+        &s3,
+        &cfg,
         "site-a",
         &["--hot-time", "2", "--hotspot-interval", "1"],
     );
@@ -85,8 +97,15 @@ fn core_scenarios(kind: S3Kind) {
     if kind == S3Kind::Moto {
         assert!(s3.multipart_objects("site-a/") > 0);
     }
-    // Nothing of the content on local disk.
+    // Nothing of the content on local disk, but for the copies asked for.
     assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    let copies = files_under(&server.data.join("cache/objects"));
+    if cache == 0 {
+        assert!(copies.is_empty(), "{copies:?}");
+    } else {
+        assert!(!copies.is_empty());
+        assert!(copies.iter().map(|(_, n)| n).sum::<u64>() <= cache);
+    }
     for (path, data) in [
         ("notes.txt", &text_data),
         ("photo.jpg", &photo),
@@ -211,12 +230,15 @@ fn core_scenarios(kind: S3Kind) {
 
 #[test]
 fn core_scenarios_on_moto() {
-    core_scenarios(S3Kind::Moto);
+    // Every read a GET from the store.
+    core_scenarios(S3Kind::Moto, 0);
 }
 
 #[test]
 fn core_scenarios_on_s3s_fs() {
-    core_scenarios(S3Kind::S3sFs);
+    // With local copies of the objects stored last, smaller than the
+    // content, so that reads go to the copies and to the store.
+    core_scenarios(S3Kind::S3sFs, 24 << 20);
 }
 
 /// Runs `nimbus-server` on a bucket; it must stop at once, non-zero.
@@ -594,4 +616,98 @@ fn a_store_that_hangs_times_out_and_holds_no_worker() {
         201
     );
     assert_eq!(download(&server, "after.txt"), b"fine again");
+}
+
+/// Every file under `dir` (recursively) and its size.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(m) = e.metadata() {
+            out.push((path, m.len()));
+        }
+    }
+    out
+}
+
+#[test]
+fn local_copies_of_recent_objects_are_trusted_after_a_clean_stop_only() {
+    let mut s3 = S3Server::start(S3Kind::S3sFs);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = nimbus_on(&s3, tmp.path(), "copies", &[]);
+    let big = noise(12 << 20, 40);
+    // Sent by the client (its chunks, then a manifest whose commit reads
+    // them back) and by a plain PUT (cut by the server).
+    let src = tmp.path().join("src");
+    write(&src, "client.bin", &big);
+    assert_ok(&client_once(
+        &server.url(),
+        &src,
+        "pc",
+        &tmp.path().join("state.json"),
+        &[],
+    ));
+    let small = noise(700_000, 42);
+    assert_eq!(put_file(server.port, "pc", "small.bin", &small).status, 201);
+    let copies = server.data.join("cache/objects");
+    let held: u64 = files_under(&copies).iter().map(|(_, n)| n).sum();
+    assert!(held >= 12 << 20, "{held} bytes of copies");
+
+    // A clean stop marks the copies sound; after a start they answer
+    // reads even while the store is down.
+    assert!(server.terminate().success());
+    assert!(server.data.join("cache/clean").exists());
+    server.restart();
+    assert!(!server.data.join("cache/clean").exists());
+    s3.kill();
+    assert!(download(&server, "client.bin") == big);
+    assert_eq!(download(&server, "small.bin"), small);
+    s3.restart();
+
+    // `check --read-data` reads the bucket, not the copies: an object
+    // damaged in the store is found though its copy is sound.
+    assert!(server.terminate().success());
+    let (victim, _) = files_under(&s3.root.join(BUCKET).join("copies/blobs"))
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut damaged = original.clone();
+    damaged[1000] ^= 0x55;
+    std::fs::write(&victim, &damaged).unwrap();
+    let mut flags = store_flags(&s3, tmp.path(), "copies");
+    flags.extend(["check".into(), "--read-data".into()]);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = server.command(&args, "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("pc: client.bin version 1"), "{said}");
+    std::fs::write(&victim, &original).unwrap();
+    let out = server.command(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // After kill -9 the copies are not trusted (they were never synced):
+    // damaged behind the server's back, they are dropped at the start and
+    // every byte comes from the store.
+    server.restart();
+    assert!(download(&server, "small.bin") == small);
+    server.kill();
+    let left = files_under(&copies);
+    assert!(!left.is_empty());
+    for (path, len) in &left {
+        std::fs::write(path, vec![0xAA; *len as usize]).unwrap();
+    }
+    server.restart();
+    assert!(files_under(&copies).is_empty());
+    assert!(download(&server, "client.bin") == big);
+    assert_eq!(download(&server, "small.bin"), small);
 }

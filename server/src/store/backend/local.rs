@@ -62,11 +62,16 @@ impl Object for LocalObject {
     }
 }
 
+/// Opens the local file `path` as an [`Object`].
+pub(super) fn open_file(path: &Path) -> io::Result<Box<dyn Object>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    Ok(Box::new(LocalObject { file, len }))
+}
+
 impl Backend for LocalBackend {
     fn open(&self, key: &str) -> io::Result<Box<dyn Object>> {
-        let file = File::open(self.path(key))?;
-        let len = file.metadata()?.len();
-        Ok(Box::new(LocalObject { file, len }))
+        open_file(&self.path(key))
     }
 
     fn read_all(&self, key: &str) -> io::Result<Vec<u8>> {
@@ -161,7 +166,7 @@ impl Backend for LocalBackend {
 /// Makes `paths` (files or directories on the file system of `dir`)
 /// durable: on Linux with one `syncfs` of that file system, elsewhere by
 /// syncing each.
-fn sync_all_of<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+pub(super) fn sync_all_of<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;

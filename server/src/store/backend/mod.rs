@@ -13,6 +13,7 @@
 //! object survives a crash of this process and of the machine (local: the
 //! file and its directory are fsync'd; S3: the store answered 200).
 
+pub mod cache;
 pub mod credentials;
 pub mod local;
 pub mod s3;
@@ -70,6 +71,17 @@ pub trait Backend: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Publishes each of `items` as [`Backend::put`] does; a remote
+    /// backend sends several at once. On failure (the first one is
+    /// returned) the files of the puts that did not succeed are left to the
+    /// caller.
+    fn put_many(&self, items: &[(PathBuf, String)], durability: Durability) -> io::Result<()> {
+        for (from, key) in items {
+            self.put(from, key, durability)?;
+        }
+        Ok(())
+    }
+
     /// Makes every [`Durability::Deferred`] put durable.
     fn sync(&self) -> io::Result<()>;
 
@@ -82,10 +94,61 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Where it is, for the log (never a secret).
     fn describe(&self) -> String;
 
+    /// The process is done with the store (a clean shutdown): what the
+    /// backend keeps beside it may be made durable and marked sound.
+    fn close(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Whether every read is a round trip to another machine (worth
+    /// fetching ahead).
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// The local directory holding the objects, for a backend on local
     /// disk (in-place conversions and tests read the files).
     fn local_root(&self) -> Option<&Path> {
         None
+    }
+}
+
+/// Runs `put` over `items` on up to `threads` threads, each taking the next
+/// item; after a failure no new item is started. The first failure.
+pub(crate) fn in_parallel(
+    items: &[(PathBuf, String)],
+    threads: usize,
+    put: &(dyn Fn(&Path, &str) -> io::Result<()> + Sync),
+) -> io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().try_for_each(|(from, key)| put(from, key));
+    }
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<io::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((from, key)) = items.get(i) else {
+                    return;
+                };
+                if let Err(e) = put(from, key) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    next.store(items.len(), Ordering::Relaxed);
+                    return;
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -171,7 +234,13 @@ pub fn open_configured(data: &Path, store: Option<&S3Options>) -> io::Result<Arc
             }
         }
     }
-    let backend = s3::S3Backend::connect(opts.clone(), "blobs/")?;
+    let bucket = s3::S3Backend::connect(opts.clone(), "blobs/")?;
+    let backend = cache::CachedBackend::open(
+        data.join("cache"),
+        Arc::new(bucket),
+        opts.cache_bytes,
+        cache::Mode::Use,
+    )?;
     if marked.is_none() {
         std::fs::create_dir_all(data)?;
         let body = serde_json::json!({ "store": opts.url() }).to_string();

@@ -84,6 +84,9 @@ pub struct S3Options {
     pub io_timeout: Duration,
     /// Idle connections kept open to the store.
     pub pool: usize,
+    /// Bytes of local disk (`DATA/cache`) holding copies of the objects
+    /// stored last (see `cache`); 0: none.
+    pub cache_bytes: u64,
 }
 
 impl S3Options {
@@ -682,6 +685,10 @@ impl Backend for S3Backend {
     fn sync(&self) -> io::Result<()> {
         // Every put was acknowledged by the store: nothing waits.
         Ok(())
+    }
+
+    fn is_remote(&self) -> bool {
+        true
     }
 
     /// S3 does not say whether the object was there: Ok(true) whenever the
