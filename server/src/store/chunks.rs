@@ -383,6 +383,9 @@ impl DataManager {
 /// answers every GET after a round trip, which the fetches ahead overlap.
 const READ_AHEAD: usize = 4;
 
+/// See [`ChunkReader::stream_before_ahead`].
+const STREAM_BEFORE_AHEAD: u64 = 256 * 1024;
+
 /// A chunk being fetched ahead: its bytes, from a thread of its own.
 type Fetching = mpsc::Receiver<io::Result<Vec<u8>>>;
 
@@ -402,6 +405,11 @@ struct ChunkReader {
     current: Option<(Box<dyn Read + Send>, u64)>,
     ahead: VecDeque<(Fetching, u64)>,
     read_ahead: usize,
+    /// Bytes the streamed chunk gives before the fetches ahead start
+    /// (or its end): started with it, they share the store's bandwidth and
+    /// delay the first bytes of a download (a Range request's) by tens of
+    /// milliseconds.
+    stream_before_ahead: Option<u64>,
 }
 
 impl ChunkReader {
@@ -417,6 +425,7 @@ impl ChunkReader {
             current: None,
             ahead: VecDeque::new(),
             read_ahead,
+            stream_before_ahead: None,
         }
     }
 
@@ -434,16 +443,32 @@ impl ChunkReader {
     }
 
     fn open_next(&mut self) -> io::Result<bool> {
-        if self.read_ahead == 0 {
+        // The first chunk (and each one not fetched ahead) is streamed, so
+        // the first byte comes after one round trip, not a whole chunk.
+        let Some((rx, want)) = self.ahead.pop_front() else {
             let Some((hash, skip, want)) = self.plan_next() else {
                 return Ok(false);
             };
             self.current = Some((open_chunk(&self.shelf, &hash, skip, want)?, want));
+            if self.read_ahead > 0 {
+                self.stream_before_ahead = Some(STREAM_BEFORE_AHEAD);
+            }
             return Ok(true);
-        }
-        while self.ahead.len() <= self.read_ahead {
+        };
+        self.fetch_ahead();
+        let bytes = rx
+            .recv()
+            .map_err(|_| io::Error::other("a chunk's fetch ended without an answer"))??;
+        self.current = Some((Box::new(io::Cursor::new(bytes)), want));
+        Ok(true)
+    }
+
+    /// Starts fetching the chunks after the current one, up to
+    /// `read_ahead` of them, each whole, on a thread of its own.
+    fn fetch_ahead(&mut self) {
+        while self.ahead.len() < self.read_ahead {
             let Some((hash, skip, want)) = self.plan_next() else {
-                break;
+                return;
             };
             let (tx, rx) = mpsc::sync_channel(1);
             let shelf = self.shelf.clone();
@@ -458,14 +483,6 @@ impl ChunkReader {
             });
             self.ahead.push_back((rx, want));
         }
-        let Some((rx, want)) = self.ahead.pop_front() else {
-            return Ok(false);
-        };
-        let bytes = rx
-            .recv()
-            .map_err(|_| io::Error::other("a chunk's fetch ended without an answer"))??;
-        self.current = Some((Box::new(io::Cursor::new(bytes)), want));
-        Ok(true)
     }
 }
 
@@ -525,6 +542,14 @@ impl Read for ChunkReader {
             self.left -= n as u64;
             if *want == 0 {
                 self.current = None;
+            }
+            if let Some(until) = self.stream_before_ahead {
+                let until = until.saturating_sub(n as u64);
+                self.stream_before_ahead = Some(until);
+                if until == 0 || self.current.is_none() {
+                    self.stream_before_ahead = None;
+                    self.fetch_ahead();
+                }
             }
             return Ok(n);
         }
