@@ -202,7 +202,9 @@ pub enum Command {
     /// Rebuild the catalog of an empty data directory from the bucket
     /// alone (--store s3://..., with its endpoint and credentials): the
     /// last snapshot and journal segments shipped there, the accounts and
-    /// key slots. Then start the server on it with the same --store.
+    /// key slots. The new directory takes the bucket's prefix over (the
+    /// old one no longer starts on it). Then start the server on it with
+    /// the same --store. Killed, it finishes when run again.
     Recover,
     /// Verify the catalog against the stored content: every version's
     /// content must be there. Exits 1 when something is missing or corrupt.

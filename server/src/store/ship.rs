@@ -258,8 +258,12 @@ pub struct Recovered {
 pub fn recover_catalog(data: &Path, opts: &S3Options) -> io::Result<Recovered> {
     let cat_dir = data.join("catalog");
     let holds = |p: PathBuf| fs::metadata(p).is_ok_and(|m| m.len() > 0);
-    if holds(journal::snapshot_file(&cat_dir))
-        || journal::journal_files(&cat_dir).into_iter().any(holds)
+    let takeover = data.join(backend::TAKEOVER);
+    // A recover that did not finish is done again, over what it wrote.
+    let unfinished = takeover.exists();
+    if !unfinished
+        && (holds(journal::snapshot_file(&cat_dir))
+            || journal::journal_files(&cat_dir).into_iter().any(holds))
     {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
@@ -270,6 +274,11 @@ pub fn recover_catalog(data: &Path, opts: &S3Options) -> io::Result<Recovered> {
         ));
     }
     let meta = backend::s3::S3Backend::connect(opts.clone(), "meta/")?;
+    if !unfinished {
+        fs::create_dir_all(data)?;
+        let id = backend::new_owner_id();
+        durable::write_atomic(&takeover, |w| w.write_all(id.as_bytes()))?;
+    }
     let keys = list_meta(&meta)?;
     let snapshot = keys
         .iter()
@@ -324,6 +333,7 @@ pub fn recover_catalog(data: &Path, opts: &S3Options) -> io::Result<Recovered> {
             Err(e) => return Err(e),
         }
     }
+    backend::finish_takeover(data, opts)?;
     backend::open_configured(data, Some(opts))?;
     Ok(Recovered {
         snapshot,

@@ -711,3 +711,122 @@ fn local_copies_of_recent_objects_are_trusted_after_a_clean_stop_only() {
     assert!(download(&server, "client.bin") == big);
     assert_eq!(download(&server, "small.bin"), small);
 }
+
+#[test]
+fn a_kill_9_in_the_middle_of_a_shipment_leaves_a_bucket_a_new_server_rebuilds_from() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let proxy = FaultProxy::start(s3.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = s3.config_file(tmp.path(), SECRET_KEY);
+    let mut args = s3.args("site", &proxy.endpoint(), &cfg);
+    args.extend(["--ship-interval".to_string(), "1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let data = tmp.path().join("data");
+    let mut server = Server::start_on(&data, &args);
+    let segments = |s3: &S3Server| {
+        s3.objects("site/meta/")
+            .iter()
+            .filter(|(k, _)| k.contains("/journal-"))
+            .count()
+    };
+
+    // Shipped: a first lot.
+    let first: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| {
+            (
+                format!("first/{i}.bin"),
+                noise(200_000 + i * 1000, 70 + i as u64),
+            )
+        })
+        .collect();
+    for (path, bytes) in &first {
+        assert_eq!(put_file(server.port, "pc", path, bytes).status, 201);
+    }
+    wait_for(30, "a journal segment in the bucket", || segments(&s3) > 0);
+    let shipped = segments(&s3);
+
+    // A second lot, whose shipment is held at the store; Nimbus is killed
+    // with the segment's PUT in flight.
+    *proxy.stall_matching.lock().unwrap() = Some("/meta/journal-".into());
+    let second: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| {
+            (
+                format!("second/{i}.bin"),
+                noise(300_000 + i * 1000, 90 + i as u64),
+            )
+        })
+        .collect();
+    for (path, bytes) in &second {
+        assert_eq!(put_file(server.port, "pc", path, bytes).status, 201);
+    }
+    wait_for(30, "a shipment to be under way", || {
+        proxy.held.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    server.kill();
+    *proxy.stall_matching.lock().unwrap() = None;
+    assert_eq!(segments(&s3), shipped, "the held segment never landed");
+
+    // The machine is lost: rebuilt from the bucket, it has the first lot
+    // whole, and of the second only files that are whole.
+    let new = tmp.path().join("rebuilt");
+    let out = recover_into(&s3, tmp.path(), "site", &new);
+    assert!(out.contains("(0 missing)"), "{out}");
+    let direct = s3.args("site", &s3.endpoint(), &cfg);
+    let direct: Vec<&str> = direct.iter().map(String::as_str).collect();
+    let mut rebuilt = Server::start_on(&new, &direct);
+    for (path, bytes) in &first {
+        assert!(download(&rebuilt, path) == *bytes, "{path}");
+    }
+    for (path, bytes) in &second {
+        if rebuilt.file("pc", path).is_some() {
+            assert!(download(&rebuilt, path) == *bytes, "{path}");
+        }
+    }
+    assert!(rebuilt.terminate().success());
+
+    // The bucket is the rebuilt directory's now: the old one, were its
+    // machine to come back, must not start on it (its start would remove
+    // the objects its catalog does not name, the rebuilt one's).
+    let refused = |dir: &std::path::Path| {
+        let out = Command::new(server_bin())
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .args(&direct)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let e = refused(&data);
+    assert!(e.contains("is now kept by another data directory"), "{e}");
+    // Nor may a new directory start on a prefix in use.
+    let e = refused(&tmp.path().join("stranger"));
+    assert!(
+        e.contains("is in use by another Nimbus data directory"),
+        "{e}"
+    );
+    // The rebuilt one goes on, with all of the first lot.
+    let mut rebuilt = Server::start_on(&new, &direct);
+    for (path, bytes) in &first {
+        assert!(download(&rebuilt, path) == *bytes, "{path}");
+    }
+    assert!(rebuilt.terminate().success());
+
+    // A recover cut short (its takeover mark left, part of the catalog
+    // written) does not start; run again, it finishes and takes over.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir_all(cut.join("catalog")).unwrap();
+    std::fs::write(cut.join("takeover"), "0123456789abcdef").unwrap();
+    std::fs::write(cut.join("catalog/snapshot.json"), "{\"partial\":").unwrap();
+    let e = refused(&cut);
+    assert!(e.contains("did not finish"), "{e}");
+    let out = recover_into(&s3, tmp.path(), "site", &cut);
+    assert!(out.contains("(0 missing)"), "{out}");
+    assert!(!cut.join("takeover").exists());
+    let server = Server::start_on(&cut, &direct);
+    for (path, bytes) in &first {
+        assert!(download(&server, path) == *bytes, "{path}");
+    }
+    let e = refused(&new);
+    assert!(e.contains("is now kept by another data directory"), "{e}");
+}

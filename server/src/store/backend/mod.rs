@@ -186,20 +186,134 @@ fn err(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// The bucket named by a data directory's store marker, if it has one.
-pub fn marked_store(data: &Path) -> io::Result<Option<String>> {
+/// `PREFIX/meta/owner` in the bucket: the id of the one data directory
+/// whose catalog names the prefix's objects (`"owner"` in its store
+/// marker). Only that directory may start on the prefix: any other would
+/// remove the objects its own catalog does not name, the owner's content.
+pub const OWNER_KEY: &str = "owner";
+
+/// `DATA/takeover`: written by `recover` before anything else, holding the
+/// id it gives the directory; removed once the bucket names that id. While
+/// it is there the directory does not start (its catalog may be partial).
+pub const TAKEOVER: &str = "takeover";
+
+/// A data directory's store marker.
+struct Marker {
+    store: String,
+    owner: Option<String>,
+}
+
+fn read_marker(data: &Path) -> io::Result<Option<Marker>> {
     match std::fs::read(data.join(STORE_MARKER)) {
         Ok(bytes) => {
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| err(format!("{STORE_MARKER} is damaged: {e}")))?;
-            v["store"]
+            let store = v["store"]
                 .as_str()
-                .map(|s| Some(s.to_string()))
-                .ok_or_else(|| err(format!("{STORE_MARKER} names no store")))
+                .ok_or_else(|| err(format!("{STORE_MARKER} names no store")))?;
+            Ok(Some(Marker {
+                store: store.to_string(),
+                owner: v["owner"].as_str().map(str::to_string),
+            }))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+fn write_marker(data: &Path, store: &str, owner: &str) -> io::Result<()> {
+    std::fs::create_dir_all(data)?;
+    let body = serde_json::json!({ "store": store, "owner": owner }).to_string();
+    durable::write_atomic(&data.join(STORE_MARKER), |w| w.write_all(body.as_bytes()))
+}
+
+/// The bucket named by a data directory's store marker, if it has one.
+pub fn marked_store(data: &Path) -> io::Result<Option<String>> {
+    Ok(read_marker(data)?.map(|m| m.store))
+}
+
+/// A fresh owner id: 16 random bytes in hex.
+pub fn new_owner_id() -> String {
+    use rand_core::RngCore;
+    let mut b = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The owner id the bucket's `meta/` names, if any.
+fn bucket_owner(meta: &dyn Backend) -> io::Result<Option<String>> {
+    match meta.read_all(OWNER_KEY) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the bucket's `meta/owner` say `owner`.
+fn set_bucket_owner(data: &Path, meta: &dyn Backend, owner: &str) -> io::Result<()> {
+    let tmp = data.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
+    let staged = durable::temp_path_for(&tmp.join("owner"));
+    std::fs::write(&staged, owner.as_bytes())?;
+    let r = meta.put(&staged, OWNER_KEY, Durability::Now);
+    let _ = std::fs::remove_file(&staged);
+    r
+}
+
+/// Checks that this data directory owns the bucket's prefix, claiming a
+/// prefix nobody owns yet (a first start, or a directory from before
+/// owners): the local marker first, so that a crash between leaves a
+/// directory that claims it again at its next start.
+/// A directory new to the bucket (no marker) claims only a prefix that
+/// holds nothing (`holds`: whether it does).
+fn check_owner(
+    data: &Path,
+    url: &str,
+    marker: Option<Marker>,
+    meta: &dyn Backend,
+    holds: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<()> {
+    let fresh = marker.is_none();
+    let in_use = || {
+        err(format!(
+            "{url} is in use by another Nimbus data directory: give this one a prefix of its \
+             own (s3://BUCKET/OTHER-PREFIX), or take the content over with `recover` into an \
+             empty data directory"
+        ))
+    };
+    match (marker.and_then(|m| m.owner), bucket_owner(meta)?) {
+        (Some(mine), Some(theirs)) if mine == theirs => Ok(()),
+        (Some(_), Some(_)) => Err(err(format!(
+            "{url} is now kept by another data directory (a server recovered from the bucket \
+             took it over): this one is out of date and must not start on it, or it would \
+             delete the other's content. To serve from this machine again, recover into an \
+             empty data directory"
+        ))),
+        (None, Some(_)) => Err(in_use()),
+        (Some(mine), None) => set_bucket_owner(data, meta, &mine),
+        (None, None) => {
+            if fresh && holds()? {
+                return Err(in_use());
+            }
+            let mine = new_owner_id();
+            write_marker(data, url, &mine)?;
+            set_bucket_owner(data, meta, &mine)
+        }
+    }
+}
+
+/// Ends a `recover` into `data`: its marker names the bucket and the id of
+/// `DATA/takeover`, the bucket's `meta/owner` that id (the directory the
+/// bucket had before is out of date from now on), and the takeover file
+/// goes. Run after the catalog is written.
+pub fn finish_takeover(data: &Path, opts: &S3Options) -> io::Result<()> {
+    let path = data.join(TAKEOVER);
+    let id = std::fs::read_to_string(&path)?.trim().to_string();
+    let meta = s3::S3Backend::connect(opts.clone(), "meta/")?;
+    write_marker(data, &opts.url(), &id)?;
+    set_bucket_owner(data, &meta, &id)?;
+    std::fs::remove_file(&path)?;
+    durable::sync_dir(data)
 }
 
 /// The backend a data directory's content is in: `DATA/blobs`, or the
@@ -207,7 +321,8 @@ pub fn marked_store(data: &Path) -> io::Result<Option<String>> {
 /// the one the directory was set up with, local disk for a directory whose
 /// content is in a bucket, and a bucket for one whose content is on disk.
 pub fn open_configured(data: &Path, store: Option<&S3Options>) -> io::Result<Arc<dyn Backend>> {
-    let marked = marked_store(data)?;
+    let marker = read_marker(data)?;
+    let marked = marker.as_ref().map(|m| m.store.clone());
     let Some(opts) = store else {
         if let Some(url) = marked {
             return Err(err(format!(
@@ -234,17 +349,22 @@ pub fn open_configured(data: &Path, store: Option<&S3Options>) -> io::Result<Arc
             }
         }
     }
+    if data.join(TAKEOVER).exists() {
+        return Err(err(format!(
+            "a recover into {} did not finish: run the same `recover` again",
+            data.display()
+        )));
+    }
     let bucket = s3::S3Backend::connect(opts.clone(), "blobs/")?;
+    let meta = s3::S3Backend::connect(opts.clone(), "meta/")?;
+    check_owner(data, &opts.url(), marker, &meta, || {
+        Ok(bucket.holds_anything()? || meta.holds_anything()?)
+    })?;
     let backend = cache::CachedBackend::open(
         data.join("cache"),
         Arc::new(bucket),
         opts.cache_bytes,
         cache::Mode::Use,
     )?;
-    if marked.is_none() {
-        std::fs::create_dir_all(data)?;
-        let body = serde_json::json!({ "store": opts.url() }).to_string();
-        durable::write_atomic(&data.join(STORE_MARKER), |w| w.write_all(body.as_bytes()))?;
-    }
     Ok(Arc::new(backend))
 }

@@ -198,6 +198,19 @@ impl S3Backend {
         Ok(backend)
     }
 
+    /// Whether any object lies under the prefix (one LIST of one key).
+    pub fn holds_anything(&self) -> io::Result<bool> {
+        let c = &self.client;
+        let mut one = ListObjectsV2::new(&c.bucket, Some(&c.creds));
+        one.with_prefix(c.root.clone());
+        one.with_max_keys(1);
+        let url = one.sign(SIGNED_FOR);
+        let r = c.call("LIST", &c.root, true, || {
+            c.agent.request_url("GET", &url).call()
+        })?;
+        Ok(!ListPage::parse(&r.into_string()?).objects.is_empty())
+    }
+
     fn check(&self) -> io::Result<()> {
         let c = &self.client;
         // A listing of one key under the prefix: unlike a HEAD of the
