@@ -29,6 +29,9 @@ fn credentials(w: &Path, cache: Option<u64>) -> PathBuf {
 }
 
 fn measure(w: &Path, tag: &str, store: &[String], big_dir: &Path) -> Figures {
+    // The last measurement's writes flushed first: each starts with no
+    // dirty pages to write back (a run after two bucket runs had 4 GiB).
+    let _ = Command::new("sync").status();
     let data = w.join(format!("data-s3-{tag}"));
     let args: Vec<&str> = store.iter().map(String::as_str).collect();
     let srv = Srv::start(&data, &args);
