@@ -6,7 +6,7 @@ DIR ?= backup
 LISTEN ?= 127.0.0.1:9090
 DATA ?= nimbus-data
 
-.PHONY: all build release run test fmt-check clippy layers unit encrypted windows windows-test wine-test-if-installed bench screenshots clean
+.PHONY: all build release run test fmt-check clippy layers unit encrypted windows windows-test wine-test-if-installed bench screenshots dist dist-test clean
 
 all: build
 
@@ -122,6 +122,17 @@ bench:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic borgbackup; }
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p nimbus-server --bench nimbus
+
+# Release artifacts in dist/: static musl binaries of the server and the
+# client for x86_64 and aarch64 Linux, the Windows client, SHA-256 sums
+# (server/packaging/dist.sh says what it needs; .ci/run installs it).
+dist:
+	bash server/packaging/dist.sh
+
+# Checks dist/: static and stripped, sums, --version, and the aarch64 pair
+# backing up and restoring under qemu-aarch64-static.
+dist-test:
+	bash server/packaging/dist-test.sh
 
 # Refreshes docs/screenshots/ (main pages at laptop and phone width) with the
 # browser test, which needs chromium and chromium-driver (see .ci/run).

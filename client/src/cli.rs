@@ -20,7 +20,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Parser, Debug)]
 #[command(
     name = "nimbus-client",
-    version,
+    version = nimbus_common::VERSION,
     about = "Backs up a folder to a Nimbus server and keeps it backed up: every new or \
              changed file is sent within seconds, and nothing is marked done until the \
              server has acknowledged it.",

@@ -14,6 +14,15 @@
 //! - [`time`]: unix seconds as RFC 3339 UTC, and the times users type.
 //! - [`logger`]: the `log` facade's stderr logger both programs install.
 
+/// The version both programs print: the package version and the git
+/// commit they were built from (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NIMBUS_COMMIT"),
+    ")"
+);
+
 pub mod chunking;
 pub mod durable;
 pub mod hash;

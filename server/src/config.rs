@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug, Default)]
 #[command(
     name = "nimbus-server",
-    version,
+    version = nimbus_common::VERSION,
     about = "Nimbus backup server: keeps every version of every file its clients send, \
              content-addressed, packs cold files with bzip2, and serves them over HTTP.",
     after_help = "With no arguments it serves http://127.0.0.1:9090 with data in ./nimbus-data.\n\

@@ -27,6 +27,32 @@ fn config_file_sets_the_same_keys_as_flags() {
 }
 
 #[test]
+fn both_programs_print_their_version_and_commit() {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    for (name, bin) in [
+        ("nimbus-server", server_bin()),
+        ("nimbus-client", client_bin()),
+    ] {
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let want = format!("{name} {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(text.starts_with(&want), "{name} --version said: {text}");
+        if let Some(commit) = &commit {
+            // NIMBUS_COMMIT, when a packager sets it, names the commit instead.
+            if std::env::var("NIMBUS_COMMIT").is_err() {
+                assert_eq!(text.trim_end(), format!("{want}{commit})"));
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_configuration_is_reported_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.json");
