@@ -21,18 +21,77 @@ for arch in x86_64 aarch64; do
     for bin in nimbus-server nimbus-client; do
         f="$bin-$version-$arch-linux"
         [ -f "$f" ] || fail "$f is missing"
-        if readelf -lW "$f" | grep -q 'INTERP'; then fail "$f has a program interpreter"; fi
-        if readelf -dW "$f" | grep -q 'NEEDED'; then fail "$f needs shared libraries"; fi
-        if readelf -SW "$f" | grep -q '\.debug_'; then fail "$f is not stripped"; fi
+        # Read whole before grep (grep -q closing the pipe early would fail
+        # readelf with SIGPIPE, and pipefail would turn a match into a pass).
+        elf=$(readelf -lW "$f")
+        if grep -q 'INTERP' <<< "$elf"; then fail "$f has a program interpreter"; fi
+        elf=$(readelf -dW "$f")
+        if grep -q 'NEEDED' <<< "$elf"; then fail "$f needs shared libraries"; fi
+        elf=$(readelf -SW "$f")
+        if grep -q '\.debug_' <<< "$elf"; then fail "$f is not stripped"; fi
         echo "$f: static, stripped, $(stat -c %s "$f") bytes"
     done
 done
-file "nimbus-client-$version-x86_64-windows.exe" | grep -q 'PE32+ executable' ||
+kind=$(file "nimbus-client-$version-x86_64-windows.exe")
+grep -q 'PE32+ executable' <<< "$kind" ||
     fail "the Windows client is not a PE32+ executable"
 for bin in nimbus-server nimbus-client; do
     v=$("./$bin-$version-x86_64-linux" --version)
     [ "$v" = "$bin $version (commit $commit)" ] || fail "$bin --version says: $v"
 done
+
+# The Debian packages: their contents, then the server package installed,
+# upgraded and purged in a scratch root (dpkg --root; the maintainer
+# scripts honour DPKG_ROOT and touch nothing outside it).
+for a in amd64 arm64; do
+    for p in server client; do
+        [ -f "nimbus-${p}_$version-1_$a.deb" ] || fail "nimbus-${p}_$version-1_$a.deb is missing"
+    done
+    list=$(dpkg-deb -c "nimbus-server_$version-1_$a.deb")
+    for want in ./usr/bin/nimbus-server ./lib/systemd/system/nimbus-server.service ./etc/nimbus/server.json; do
+        grep -q " $want\$" <<< "$list" || fail "the $a server package lacks $want"
+    done
+    list=$(dpkg-deb -c "nimbus-client_$version-1_$a.deb")
+    grep -q ' ./usr/bin/nimbus-client$' <<< "$list" ||
+        fail "the $a client package lacks ./usr/bin/nimbus-client"
+    [ "$(dpkg-deb -f "nimbus-server_$version-1_$a.deb" Architecture)" = "$a" ] ||
+        fail "the $a server package names another architecture"
+done
+info=$(dpkg-deb -I "nimbus-server_$version-1_amd64.deb")
+grep -q 'conffiles' <<< "$info" || fail "the server package marks no conffile"
+root=$(mktemp -d)
+mkdir -p "$root/etc" "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status" "$root/var/lib/dpkg/available"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+echo 'root:x:0:' > "$root/etc/group"
+echo 'root:*:19000:0:99999:7:::' > "$root/etc/shadow"
+echo 'root:*::' > "$root/etc/gshadow"
+dpkg_root() {
+    dpkg --root="$root" --force-script-chrootless --force-not-root --force-depends \
+        --log=/dev/null "$@" > "$root.log" 2>&1 || { cat "$root.log" >&2; fail "dpkg $*"; }
+}
+host_passwd=$(sha256sum < /etc/passwd)
+dpkg_root -i "nimbus-server_$version-1_amd64.deb"
+grep -q '^nimbus:x:[0-9]*:[0-9]*::/var/lib/nimbus:/usr/sbin/nologin$' "$root/etc/passwd" ||
+    fail "the package did not create the system user nimbus"
+uid=$(awk -F: '$1 == "nimbus" { print $3 }' "$root/etc/passwd")
+[ "$(stat -c '%u %a' "$root/var/lib/nimbus")" = "$uid 700" ] ||
+    fail "/var/lib/nimbus is not the nimbus user's alone"
+grep -q '^ExecStart=/usr/bin/nimbus-server --config /etc/nimbus/server.json$' \
+    "$root/lib/systemd/system/nimbus-server.service" || fail "the unit does not start the packaged binary"
+[ "$("$root/usr/bin/nimbus-server" --version)" = "nimbus-server $version (commit $commit)" ] ||
+    fail "the packaged server does not run"
+echo 'a backup' > "$root/var/lib/nimbus/kept"
+echo '{"listen": "0.0.0.0:9191", "data": "/var/lib/nimbus"}' > "$root/etc/nimbus/server.json"
+dpkg_root -i "nimbus-server_$version-1_amd64.deb"   # an upgrade (a reinstall)
+[ "$(grep -c '^nimbus:' "$root/etc/passwd")" = 1 ] || fail "the upgrade added a second user"
+grep -q 9191 "$root/etc/nimbus/server.json" || fail "the upgrade overwrote the edited config"
+dpkg_root --purge nimbus-server
+[ ! -e "$root/usr/bin/nimbus-server" ] || fail "the purge left the binary"
+[ -f "$root/var/lib/nimbus/kept" ] || fail "the purge deleted the backups"
+[ "$(sha256sum < /etc/passwd)" = "$host_passwd" ] || fail "the scripts changed the host's /etc/passwd"
+rm -rf "$root" "$root.log"
+echo "debian packages: contents listed; installed, upgraded and purged in a scratch root, backups kept"
 
 # The aarch64 pair under user-mode emulation.
 qemu=qemu-aarch64-static
