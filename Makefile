@@ -124,12 +124,13 @@ bench:
 	$(CARGO) bench -p nimbus-server --bench nimbus
 
 # Release artifacts in dist/: static musl binaries of the server and the
-# client for x86_64 and aarch64 Linux, the Windows client, .deb packages of
-# both (server/packaging/deb.sh), SHA-256 sums
+# client for x86_64 and aarch64 Linux, the Windows client, .deb and .rpm
+# packages of both (server/packaging/deb.sh, rpm.sh), SHA-256 sums
 # (server/packaging/dist.sh says what it needs; .ci/run installs it).
 dist:
 	bash server/packaging/dist.sh
 	bash server/packaging/deb.sh
+	bash server/packaging/rpm.sh
 
 # Checks dist/: static and stripped, sums, --version, and the aarch64 pair
 # backing up and restoring under qemu-aarch64-static.

@@ -93,6 +93,44 @@ dpkg_root --purge nimbus-server
 rm -rf "$root" "$root.log"
 echo "debian packages: contents listed; installed, upgraded and purged in a scratch root, backups kept"
 
+# The .rpm packages: architecture, contents, config file, scriptlets (each
+# parsed by sh -n; the user made before the files land; no scriptlet
+# deleting the backups), a payload CentOS 7's rpm 4.11 reads (gzip,
+# SHA-256 digests), and the packaged server runs.
+for a in x86_64 aarch64; do
+    for p in server client; do
+        f="nimbus-$p-$version-1.$a.rpm"
+        [ -f "$f" ] || fail "$f is missing"
+        [ "$(rpm -qp --qf '%{ARCH} %{VERSION}-%{RELEASE}' "$f")" = "$a $version-1" ] ||
+            fail "$f names another architecture or version"
+        [ "$(rpm -qp --qf '%{PAYLOADCOMPRESSOR} %{FILEDIGESTALGO}' "$f")" = "gzip 8" ] ||
+            fail "$f has a payload CentOS 7 cannot read"
+        list=$(rpm -qpl "$f")
+        grep -qx "/usr/bin/nimbus-$p" <<< "$list" || fail "$f lacks /usr/bin/nimbus-$p"
+    done
+    f="nimbus-server-$version-1.$a.rpm"
+    list=$(rpm -qpl "$f")
+    grep -qx /usr/lib/systemd/system/nimbus-server.service <<< "$list" || fail "$f lacks the unit"
+    [ "$(rpm -qp --configfiles "$f")" = /etc/nimbus/server.json ] || fail "$f: config file not marked"
+    for tag in PREIN POSTIN PREUN POSTUN; do
+        script=$(rpm -qp --qf "%{$tag}" "$f")
+        [ "$script" != "(none)" ] || fail "$f has no $tag scriptlet"
+        sh -n <<< "$script" || fail "$f: the $tag scriptlet does not parse"
+        if grep -q 'rm .*/var/lib/nimbus' <<< "$script"; then fail "$f: $tag deletes the backups"; fi
+    done
+    grep -q 'useradd --system' <<< "$(rpm -qp --qf '%{PREIN}' "$f")" ||
+        fail "$f does not create its user before its files land"
+done
+for s in postinst prerm postrm; do
+    sh -n "../server/packaging/deb/server.$s" || fail "deb/server.$s does not parse"
+done
+x=$(mktemp -d)
+(cd "$x" && rpm2cpio "$OLDPWD/nimbus-server-$version-1.x86_64.rpm" | cpio -idm --quiet)
+[ "$("$x/usr/bin/nimbus-server" --version)" = "nimbus-server $version (commit $commit)" ] ||
+    fail "the server of the rpm does not run"
+rm -rf "$x"
+echo "rpm packages: architecture, contents, config file and scriptlets checked; the packaged server runs"
+
 # The aarch64 pair under user-mode emulation.
 qemu=qemu-aarch64-static
 command -v "$qemu" >/dev/null || qemu=qemu-aarch64
