@@ -131,6 +131,52 @@ x=$(mktemp -d)
 rm -rf "$x"
 echo "rpm packages: architecture, contents, config file and scriptlets checked; the packaged server runs"
 
+# The container images: the OCI layout's configuration (non-root user,
+# port, volume, architecture), its size compressed, the docker-archive
+# readable, and the x86_64 image's root file system run as the image says
+# (chroot into it as user 65532, the entrypoint and command of its config)
+# answering /healthz and writing its data in /data.
+for pair in x86_64:amd64 aarch64:arm64; do
+    arch=${pair%%:*}
+    f="nimbus-server-$version-$arch-oci.tar"
+    [ -f "$f" ] || fail "$f is missing"
+    size=$(stat -c %s "$f")
+    [ "$size" -lt 10000000 ] || fail "$f is $size bytes, over 10 MB"
+    cfg=$(skopeo inspect --config "oci-archive:$f")
+    python3 - "$cfg" "${pair##*:}" <<'PY' || fail "$f: configuration"
+import json, sys
+c = json.loads(sys.argv[1]); want_arch = sys.argv[2]
+k = c["config"]
+assert c["architecture"] == want_arch and c["os"] == "linux", (c["architecture"], c["os"])
+assert k["User"] == "65532:65532", k["User"]
+assert list(k["ExposedPorts"]) == ["9090/tcp"], k["ExposedPorts"]
+assert list(k["Volumes"]) == ["/data"], k["Volumes"]
+assert k["Entrypoint"] == ["/nimbus-server"], k["Entrypoint"]
+assert k["Cmd"] == ["--listen", "0.0.0.0:9090", "--data", "/data"], k["Cmd"]
+PY
+    d="nimbus-server-$version-$arch-docker.tar"
+    tags=$(skopeo inspect "docker-archive:$d")
+    grep -q "\"Architecture\": \"${pair##*:}\"" <<< "$tags" || fail "$d is not readable as a docker archive"
+    echo "$f: $size bytes; non-root, port 9090, volume /data"
+done
+x=$(mktemp -d)
+mkdir "$x/layout"
+tar -C "$x/layout" -xf "nimbus-server-$version-x86_64-oci.tar"
+umoci unpack --image "$x/layout:$version" "$x/bundle" > /dev/null
+[ "$(find "$x/bundle/rootfs" -type f | wc -l)" -le 4 ] || fail "the image holds more than the binary, certificates and passwd/group"
+[ "$(stat -c %u "$x/bundle/rootfs/data")" = 65532 ] || fail "/data is not the image user's"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+chroot --userspec=65532:65532 "$x/bundle/rootfs" /nimbus-server --listen "127.0.0.1:$port" --data /data \
+    > "$x/out" 2> "$x/err" &
+ctr=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > "$x/health" 2>/dev/null && break; sleep 0.2; done
+kill "$ctr"; wait "$ctr" 2>/dev/null || true
+[ "$(cat "$x/health" 2>/dev/null)" = ok ] || { cat "$x/err" >&2; fail "the image's server did not answer /healthz"; }
+[ -d "$x/bundle/rootfs/data/catalog" ] || fail "the image's server kept no catalog in /data"
+[ "$(stat -c %u "$x/bundle/rootfs/data/catalog")" = 65532 ] || fail "the catalog is not the image user's"
+rm -rf "$x"
+echo "container: the image's root file system runs as user 65532 and answers /healthz"
+
 # The aarch64 pair under user-mode emulation.
 qemu=qemu-aarch64-static
 command -v "$qemu" >/dev/null || qemu=qemu-aarch64
