@@ -125,14 +125,15 @@ bench:
 
 # Release artifacts in dist/: static musl binaries of the server and the
 # client for x86_64 and aarch64 Linux, the Windows client, .deb and .rpm
-# packages of both, the server's container image (server/packaging/deb.sh,
-# rpm.sh, container.sh), SHA-256 sums
+# packages of both, the server's container image and Synology package
+# (server/packaging/deb.sh, rpm.sh, container.sh, spk.sh), SHA-256 sums
 # (server/packaging/dist.sh says what it needs; .ci/run installs it).
 dist:
 	bash server/packaging/dist.sh
 	bash server/packaging/deb.sh
 	bash server/packaging/rpm.sh
 	bash server/packaging/container.sh
+	bash server/packaging/spk.sh
 
 # Checks dist/: static and stripped, sums, --version, and the aarch64 pair
 # backing up and restoring under qemu-aarch64-static.

@@ -177,6 +177,78 @@ kill "$ctr"; wait "$ctr" 2>/dev/null || true
 rm -rf "$x"
 echo "container: the image's root file system runs as user 65532 and answers /healthz"
 
+# The Synology packages: the layout DSM 7 reads (INFO with its checksum,
+# package.tgz, scripts, conf, icons), the binary's architecture, and the
+# x86_64 package's scripts run as DSM runs them, as an unprivileged package
+# user: install, start, status, the first password in the log, an upgrade
+# (stop, new files, start) that keeps the data, stop.
+for pair in x86_64:X86-64 armv8:AArch64; do
+    synoarch=${pair%%:*}
+    f="nimbus-$version-$synoarch.spk"
+    [ -f "$f" ] || fail "$f is missing"
+    list=$(tar -tf "$f")
+    for want in INFO package.tgz scripts/preinst scripts/postinst scripts/preuninst \
+        scripts/postuninst scripts/preupgrade scripts/postupgrade scripts/start-stop-status \
+        conf/privilege conf/resource PACKAGE_ICON.PNG PACKAGE_ICON_256.PNG; do
+        grep -qx "$want" <<< "$list" || fail "$f lacks $want"
+    done
+    x=$(mktemp -d)
+    tar -C "$x" -xf "$f"
+    for field in 'package="nimbus"' "version=\"$version-1\"" 'os_min_ver="7.0-40000"' "arch=\"$synoarch\"" \
+        'maintainer="' 'description="'; do
+        grep -q "^$field" "$x/INFO" || fail "$f: INFO lacks $field"
+    done
+    grep -qx "checksum=\"$(md5sum "$x/package.tgz" | cut -d' ' -f1)\"" "$x/INFO" ||
+        fail "$f: the INFO checksum is not package.tgz's MD5"
+    python3 - "$x" <<'PY' || fail "$f: conf or icons"
+import json, struct, sys
+d = sys.argv[1]
+assert json.load(open(d + "/conf/privilege"))["defaults"]["run-as"] == "package"
+assert json.load(open(d + "/conf/resource"))["port-config"]["protocol-file"] == "nimbus.sc"
+for name, size in (("PACKAGE_ICON.PNG", 64), ("PACKAGE_ICON_256.PNG", 256)):
+    head = open(d + "/" + name, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (size, size), name
+PY
+    mkdir "$x/target"
+    tar -C "$x/target" -xzf "$x/package.tgz"
+    grep -q 'dst.ports="9090/tcp"' "$x/target/nimbus.sc" || fail "$f: the port file does not declare 9090"
+    machine=$(readelf -h "$x/target/bin/nimbus-server")
+    grep -q "Machine:.*${pair##*:}" <<< "$machine" || fail "$f holds a binary for another machine"
+    if [ "$synoarch" = x86_64 ]; then
+        var="$x/var"
+        mkdir "$var"
+        chown 65533:65533 "$var"
+        chmod 0755 "$x"
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        dsm() {
+            env SYNOPKG_PKGDEST="$x/target" SYNOPKG_PKGVAR="$var" SYNOPKG_TEMP_LOGFILE="$var/wizard" \
+                NIMBUS_PORT="$port" setpriv --reuid=65533 --regid=65533 --clear-groups "$@"
+        }
+        dsm "$x/scripts/preinst" && dsm "$x/scripts/postinst" || fail "$f: install scripts"
+        grep -q 'package log' "$var/wizard" || fail "$f: postinst does not say where the password is"
+        dsm "$x/scripts/start-stop-status" start || fail "$f: start"
+        for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && break; sleep 0.2; done
+        dsm "$x/scripts/start-stop-status" status || fail "$f: status after start is not running"
+        curl -sf "http://127.0.0.1:$port/healthz" > /dev/null || fail "$f: the started server does not answer"
+        log=$(dsm "$x/scripts/start-stop-status" log)
+        grep -q 'created the first account: user admin, password ' "$log" ||
+            fail "$f: the package log does not show the first password"
+        # An upgrade: DSM stops the package, replaces its files, keeps PKGVAR.
+        dsm "$x/scripts/start-stop-status" stop
+        dsm "$x/scripts/preupgrade" && dsm "$x/scripts/postupgrade" || fail "$f: upgrade scripts"
+        rm -rf "$x/target" && mkdir "$x/target" && tar -C "$x/target" -xzf "$x/package.tgz"
+        dsm "$x/scripts/start-stop-status" start || fail "$f: start after the upgrade"
+        for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && break; sleep 0.2; done
+        [ "$(grep -c 'created the first account' "$log")" = 1 ] || fail "$f: the upgrade lost the accounts"
+        [ -d "$var/data/catalog" ] || fail "$f: no catalog in SYNOPKG_PKGVAR"
+        dsm "$x/scripts/start-stop-status" stop
+        if dsm "$x/scripts/start-stop-status" status; then fail "$f: status after stop says running"; fi
+        [ "$(stat -c %u "$var/data/catalog")" = 65533 ] || fail "$f: the data is not the package user's"
+    fi
+    rm -rf "$x"
+    echo "$f: DSM 7 layout, checksum, $synoarch binary$([ "$synoarch" = x86_64 ] && echo '; started, upgraded and stopped as the package user')"
+done
+
 # The aarch64 pair under user-mode emulation.
 qemu=qemu-aarch64-static
 command -v "$qemu" >/dev/null || qemu=qemu-aarch64
