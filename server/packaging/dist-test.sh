@@ -10,6 +10,27 @@ cd "$(dirname "$0")/../.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 fail() { echo "dist-test: $*" >&2; exit 1; }
+# backup_and_restore URL PASSWORD DIR LABEL CLIENT...: the client (a command,
+# qemu first for the aarch64 one) logs in as admin, backs a small tree up
+# to URL and restores it, byte for byte.
+backup_and_restore() {
+    local url=$1 password=$2 dir=$3 label=$4
+    shift 4
+    mkdir -p "$dir/tree/sub"
+    head -c 3000000 /dev/urandom > "$dir/tree/sub/random.bin"
+    printf 'backed up by the %s client\n' "$label" > "$dir/tree/hello.txt"
+    touch -d '1 minute ago' "$dir/tree/hello.txt" "$dir/tree/sub/random.bin"
+    printf '%s\n' "$password" | "$@" login --server "$url" --user admin \
+        --password-stdin --name "$label" --config "$dir/client.json" > /dev/null ||
+        fail "the $label client could not log in"
+    "$@" --server "$url" --dir "$dir/tree" --name "$label" --config "$dir/client.json" \
+        --state "$dir/state.json" --once --settle 0 > "$dir/backup.log" 2>&1 ||
+        { cat "$dir/backup.log" >&2; fail "the $label client's backup failed"; }
+    "$@" restore --server "$url" --config "$dir/client.json" --from "$label" \
+        --to "$dir/restored" > "$dir/restore.log" 2>&1 ||
+        { cat "$dir/restore.log" >&2; fail "the $label client's restore failed"; }
+    diff -r "$dir/tree" "$dir/restored" || fail "the tree the $label client restored differs"
+}
 
 cd dist
 for f in *; do
@@ -170,12 +191,16 @@ chroot --userspec=65532:65532 "$x/bundle/rootfs" /nimbus-server --listen "127.0.
     > "$x/out" 2> "$x/err" &
 ctr=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > "$x/health" 2>/dev/null && break; sleep 0.2; done
+[ "$(cat "$x/health" 2>/dev/null)" = ok ] || { kill "$ctr"; cat "$x/err" >&2; fail "the image's server did not answer /healthz"; }
+sleep 0.3
+password=$(sed -n 's/^created the first account: user admin, password //p' "$x/out")
+(backup_and_restore "http://127.0.0.1:$port" "$password" "$x" container "$PWD/nimbus-client-$version-x86_64-linux") ||
+    { kill "$ctr"; exit 1; }
 kill "$ctr"; wait "$ctr" 2>/dev/null || true
-[ "$(cat "$x/health" 2>/dev/null)" = ok ] || { cat "$x/err" >&2; fail "the image's server did not answer /healthz"; }
 [ -d "$x/bundle/rootfs/data/catalog" ] || fail "the image's server kept no catalog in /data"
 [ "$(stat -c %u "$x/bundle/rootfs/data/catalog")" = 65532 ] || fail "the catalog is not the image user's"
 rm -rf "$x"
-echo "container: the image's root file system runs as user 65532 and answers /healthz"
+echo "container: the image's root file system runs as user 65532, answers /healthz and serves the x86_64 client's backup and restore"
 
 # The Synology packages: the layout DSM 7 reads (INFO with its checksum,
 # package.tgz, scripts, conf, icons), the binary's architecture, and the
@@ -263,19 +288,6 @@ for _ in $(seq 100); do grep -q '^listening on' "$work/out" 2>/dev/null && break
 grep -q '^listening on' "$work/out" || { cat "$work/err" >&2; fail "the aarch64 server did not start"; }
 sleep 0.3
 password=$(sed -n 's/^created the first account: user admin, password //p' "$work/out")
-mkdir -p "$work/tree/sub"
-head -c 3000000 /dev/urandom > "$work/tree/sub/random.bin"
-printf 'backed up by the aarch64 client\n' > "$work/tree/hello.txt"
-touch -d '1 minute ago' "$work/tree/hello.txt" "$work/tree/sub/random.bin"
-url="http://127.0.0.1:$port"
-printf '%s\n' "$password" | "$qemu" "$client" login --server "$url" --user admin \
-    --password-stdin --name arm --config "$work/client.json" > /dev/null
-"$qemu" "$client" --server "$url" --dir "$work/tree" --name arm --config "$work/client.json" \
-    --state "$work/state.json" --once --settle 0 > "$work/backup.log" 2>&1 ||
-    { cat "$work/backup.log" >&2; fail "the aarch64 client's backup failed"; }
-"$qemu" "$client" restore --server "$url" --config "$work/client.json" --from arm \
-    --to "$work/restored" > "$work/restore.log" 2>&1 ||
-    { cat "$work/restore.log" >&2; fail "the aarch64 client's restore failed"; }
-diff -r "$work/tree" "$work/restored" || fail "the restored tree differs"
+backup_and_restore "http://127.0.0.1:$port" "$password" "$work" arm "$qemu" "$client"
 echo "aarch64 under $qemu: the server served a backup and its restore, byte for byte"
 echo "dist-test: all passed"
