@@ -85,6 +85,22 @@ enum Cmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Register this machine with an enrollment code from the server's page
+    /// ("Add a machine") instead of a password, and keep its token.
+    #[command(
+        after_help = "Example:\n  nimbus-client enroll --server http://backup-vm:9090 7KQ2-M9XD-4HWT-B1ZE\n\
+                      A code works once, for 24 hours; make a new one on the page if it has expired."
+    )]
+    Enroll {
+        #[command(flatten)]
+        to: ServerArgs,
+        /// The code shown on the page (case and dashes do not matter).
+        #[arg(value_name = "CODE")]
+        code: String,
+        /// Name of this machine on the server. [default: the host name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
     /// Restore files and folders as they were at a time (default: now).
     #[command(
         after_help = "Examples:\n  nimbus-client restore --server URL --at 2026-11-20 --to ~/restored\n  \
@@ -208,6 +224,10 @@ pub fn main() -> ExitCode {
             server = to.server.clone();
             run_login(&to, user, name, password_stdin)
         }
+        Some(Cmd::Enroll { to, code, name }) => {
+            server = to.server.clone();
+            run_enroll(&to, &code, name)
+        }
         Some(Cmd::InstallService(s)) => service::run(s).map(|text| {
             println!("{text}");
             ExitCode::SUCCESS
@@ -232,6 +252,24 @@ pub fn main() -> ExitCode {
 
 fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn run_enroll(to: &ServerArgs, code: &str, name: Option<String>) -> Result<ExitCode, ClientError> {
+    let server = to.url()?;
+    let machine = name.unwrap_or_else(host_name);
+    let config = to.config_path();
+    nimbus_common::paths::validate_client_name(&machine)
+        .map_err(|e| ClientError::Usage(format!("--name {machine:?}: {e}")))?;
+    let agent = to.agent(Duration::from_secs(10), Duration::from_secs(60))?;
+    let l = login::enroll(&agent, &server, code.trim(), &machine, &config)?;
+    println!(
+        "enrolled machine {:?} of {} on {server} (device {}); token kept in {}",
+        l.machine,
+        l.user,
+        l.device,
+        config.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_login(

@@ -117,10 +117,51 @@ pub fn login(
         machine: machine.to_string(),
     })
     .expect("serialisable");
+    obtain_token(
+        agent,
+        server,
+        nimbus_common::wire::LOGIN_ROUTE,
+        &body,
+        config_path,
+    )
+}
+
+/// Trades an enrollment code (made on the server's "Add a machine" page)
+/// for a device token, and stores it as [`login`] does.
+pub fn enroll(
+    agent: &ureq::Agent,
+    server: &str,
+    code: &str,
+    machine: &str,
+    config_path: &Path,
+) -> Result<Login, ClientError> {
+    let body = serde_json::to_string(&nimbus_common::wire::EnrollRequest {
+        code: code.to_string(),
+        machine: machine.to_string(),
+    })
+    .expect("serialisable");
+    obtain_token(
+        agent,
+        server,
+        nimbus_common::wire::ENROLL_ROUTE,
+        &body,
+        config_path,
+    )
+}
+
+/// POSTs `body` to `route`, and keeps the device token of the answer in
+/// the config file under `server`.
+fn obtain_token(
+    agent: &ureq::Agent,
+    server: &str,
+    route: &str,
+    body: &str,
+    config_path: &Path,
+) -> Result<Login, ClientError> {
     let resp = agent
-        .post(&format!("{server}{}", nimbus_common::wire::LOGIN_ROUTE))
+        .post(&format!("{server}{route}"))
         .set("Content-Type", "application/json")
-        .send_string(&body);
+        .send_string(body);
     let login: Login = match resp {
         Ok(r) => {
             serde_json::from_reader(std::io::Read::take(r.into_reader(), 1 << 16)).map_err(|e| {
@@ -136,6 +177,9 @@ pub fn login(
             .unwrap_or_else(|_| format!("HTTP {status}"));
             return Err(ClientError::LoginRefused(match (status, wait) {
                 (429, Some(w)) => format!("too many failed attempts; try again in {w} s"),
+                _ if route == nimbus_common::wire::ENROLL_ROUTE => {
+                    format!("enrollment refused ({status}): {message}")
+                }
                 _ => format!("login refused ({status}): {message}"),
             }));
         }

@@ -1,13 +1,21 @@
-//! `nimbus-client install-service`: on Windows, a Task Scheduler task that
-//! starts the client at logon, starts it again within five minutes if it
-//! is not running (never a second copy), and restarts it if it fails.
-//! Elsewhere it points to the systemd and launchd definitions in
-//! `docs/deploy/`.
+//! `nimbus-client install-service`: makes the client start with the
+//! user's session and restart if it stops, with the system's own service
+//! manager, for the user alone (no administrator rights):
 //!
-//! The task is registered with `schtasks /Create /XML`, from a definition
-//! built here (`--print` shows it).
+//! - Windows: a Task Scheduler task that starts the client at logon, starts
+//!   it again within five minutes if it is not running (never a second
+//!   copy), and restarts it if it fails; registered with `schtasks /Create
+//!   /XML` from a definition built here.
+//! - Linux: a systemd user unit, `nimbus-client.service` in
+//!   `~/.config/systemd/user/`, enabled and started with `systemctl --user`.
+//! - macOS: a launchd agent, `~/Library/LaunchAgents/org.nimbus.client.plist`,
+//!   loaded with `launchctl`.
+//!
+//! `--print` shows the definition instead of installing it; `--remove`
+//! takes it away.
 
 use crate::ClientError;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,7 +36,7 @@ pub struct ServiceArgs {
     /// Also trust these PEM certificates for https:// servers.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
-    /// Name of the scheduled task.
+    /// Name of the scheduled task (Windows).
     #[arg(long, value_name = "NAME", default_value = "Nimbus backup")]
     pub task_name: String,
     /// Print the task definition (XML) instead of registering it.
@@ -41,9 +49,9 @@ pub struct ServiceArgs {
 
 /// Runs the command; Ok(what was done, for the user).
 pub fn run(a: ServiceArgs) -> Result<String, ClientError> {
+    let manager = Manager::here();
     if a.remove {
-        return schtasks(&["/Delete", "/TN", &a.task_name, "/F"])
-            .map(|()| format!("removed the scheduled task {:?}", a.task_name));
+        return manager.remove(&a);
     }
     let (server, dir) = (a.server.clone().unwrap(), a.dir.clone().unwrap());
     let dir = std::path::absolute(&dir)
@@ -68,27 +76,259 @@ pub fn run(a: ServiceArgs) -> Result<String, ClientError> {
     if let Some(n) = &a.name {
         args.extend(["--name".to_string(), n.clone()]);
     }
+    let description = format!("Backs up {} to {server} (Nimbus)", dir.display());
+    let exe = path_text(&exe)?;
+    match manager {
+        Manager::TaskScheduler => install_task(&a, &exe, &args, &description),
+        Manager::Systemd => {
+            let unit = systemd_unit(&exe, &args, &description);
+            if a.print {
+                return Ok(unit);
+            }
+            install_unit(&unit)
+        }
+        Manager::Launchd => {
+            let log = dirs::home_dir()
+                .unwrap_or_default()
+                .join("Library/Logs/nimbus-client.log");
+            let plist = launchd_plist(&exe, &args, &path_text(&log)?);
+            if a.print {
+                return Ok(plist);
+            }
+            install_agent(&plist)
+        }
+    }
+}
+
+/// The service manager of this system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Manager {
+    TaskScheduler,
+    Systemd,
+    Launchd,
+}
+
+/// The systemd user unit's name.
+const UNIT: &str = "nimbus-client.service";
+/// The launchd agent's label.
+const AGENT: &str = "org.nimbus.client";
+
+impl Manager {
+    fn here() -> Manager {
+        if cfg!(windows) {
+            Manager::TaskScheduler
+        } else if cfg!(target_os = "macos") {
+            Manager::Launchd
+        } else {
+            Manager::Systemd
+        }
+    }
+
+    fn remove(self, a: &ServiceArgs) -> Result<String, ClientError> {
+        match self {
+            Manager::TaskScheduler => schtasks(&["/Delete", "/TN", &a.task_name, "/F"])
+                .map(|()| format!("removed the scheduled task {:?}", a.task_name)),
+            Manager::Systemd => {
+                let file = unit_path();
+                systemctl(&["disable", "--now", UNIT])?;
+                remove_file(&file)?;
+                systemctl(&["daemon-reload"])?;
+                Ok(format!("stopped and removed {}", file.display()))
+            }
+            Manager::Launchd => {
+                let file = agent_path();
+                let _ = run_tool("launchctl", &["unload", "-w", &path_text(&file)?]);
+                remove_file(&file)?;
+                Ok(format!("stopped and removed {}", file.display()))
+            }
+        }
+    }
+}
+
+fn remove_file(file: &Path) -> Result<(), ClientError> {
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ClientError::Local(format!("{}: {e}", file.display()))),
+    }
+}
+
+/// Where the systemd user unit goes: `$XDG_CONFIG_HOME/systemd/user/`.
+fn unit_path() -> PathBuf {
+    dirs::config_dir()
+        .unwrap_or_else(|| PathBuf::from(".config"))
+        .join("systemd/user")
+        .join(UNIT)
+}
+
+fn agent_path() -> PathBuf {
+    dirs::home_dir()
+        .unwrap_or_default()
+        .join("Library/LaunchAgents")
+        .join(format!("{AGENT}.plist"))
+}
+
+/// Writes a file the service manager reads (atomically: a manager reading
+/// it meanwhile sees the old one or the new one).
+fn write_definition(file: &Path, text: &str) -> Result<(), ClientError> {
+    let err = |e: std::io::Error| ClientError::Local(format!("{}: {e}", file.display()));
+    std::fs::create_dir_all(file.parent().expect("a file in a folder")).map_err(err)?;
+    nimbus_common::durable::write_atomic(file, |w| w.write_all(text.as_bytes())).map_err(err)
+}
+
+fn install_unit(unit: &str) -> Result<String, ClientError> {
+    let file = unit_path();
+    write_definition(&file, unit)?;
+    let enabled =
+        systemctl(&["daemon-reload"]).and_then(|()| systemctl(&["enable", "--now", UNIT]));
+    match enabled {
+        Ok(()) => Ok(format!(
+            "wrote {} and started it: this client now runs whenever you are logged in, and \
+             restarts if it stops (`loginctl enable-linger` keeps it running while you are not). \
+             Follow it with: journalctl --user -u nimbus-client -f; remove it with: \
+             nimbus-client install-service --remove",
+            file.display()
+        )),
+        Err(e) => Err(ClientError::Setup(format!(
+            "wrote {}, but could not start it ({e}); with no systemd user session here, \
+             run the client from your own startup script instead",
+            file.display()
+        ))),
+    }
+}
+
+fn install_agent(plist: &str) -> Result<String, ClientError> {
+    let file = agent_path();
+    write_definition(&file, plist)?;
+    let path = path_text(&file)?;
+    // A loaded agent is replaced, not doubled.
+    let _ = run_tool("launchctl", &["unload", &path]);
+    run_tool("launchctl", &["load", "-w", &path]).map(|()| {
+        format!(
+            "wrote {} and loaded it: this client now runs whenever you are logged in, and \
+             restarts if it stops; remove it with: nimbus-client install-service --remove",
+            file.display()
+        )
+    })
+}
+
+fn systemctl(args: &[&str]) -> Result<(), ClientError> {
+    let mut all = vec!["--user"];
+    all.extend_from_slice(args);
+    run_tool("systemctl", &all)
+}
+
+fn run_tool(tool: &str, args: &[&str]) -> Result<(), ClientError> {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .map_err(|e| ClientError::Setup(format!("cannot run {tool}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ClientError::Setup(format!(
+            "{tool} {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The systemd user unit. Arguments are quoted as systemd splits
+/// `ExecStart`, with `%` and `$` doubled so that none is expanded.
+pub fn systemd_unit(exe: &str, args: &[String], description: &str) -> String {
+    let quote = |a: &str| {
+        let escaped = a
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('%', "%%")
+            .replace('$', "$$");
+        format!("\"{escaped}\"")
+    };
+    let line: Vec<String> = std::iter::once(exe)
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect();
+    let one_line = |s: &str| s.replace(['\n', '\r'], " ").replace('%', "%%");
+    format!(
+        "# Made by nimbus-client install-service; remove with\n\
+         # nimbus-client install-service --remove\n\
+         [Unit]\n\
+         Description={}\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         ExecStart={}\n\
+         Restart=on-failure\n\
+         RestartSec=10\n\
+         # Exit codes 2 and 3: a setup error or a revoked device; fix it first.\n\
+         RestartPreventExitStatus=2 3\n\
+         Nice=10\n\
+         IOSchedulingClass=idle\n\
+         \n\
+         [Install]\n\
+         WantedBy=default.target\n",
+        one_line(description),
+        line.join(" ")
+    )
+}
+
+/// The launchd agent.
+pub fn launchd_plist(exe: &str, args: &[String], log: &str) -> String {
+    let strings: String = std::iter::once(exe)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| format!("    <string>{}</string>\n", xml_escape(a)))
+        .collect();
+    let log = xml_escape(log);
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+  <key>Label</key>
+  <string>{AGENT}</string>
+  <key>ProgramArguments</key>
+  <array>
+{strings}  </array>
+  <key>RunAtLoad</key>
+  <true/>
+  <key>KeepAlive</key>
+  <dict>
+    <key>SuccessfulExit</key>
+    <false/>
+  </dict>
+  <key>ThrottleInterval</key>
+  <integer>10</integer>
+  <key>ProcessType</key>
+  <string>Background</string>
+  <key>LowPriorityIO</key>
+  <true/>
+  <key>StandardOutPath</key>
+  <string>{log}</string>
+  <key>StandardErrorPath</key>
+  <string>{log}</string>
+</dict>
+</plist>
+"#
+    )
+}
+
+fn install_task(
+    a: &ServiceArgs,
+    exe: &str,
+    args: &[String],
+    description: &str,
+) -> Result<String, ClientError> {
     let user = match (std::env::var("USERDOMAIN"), std::env::var("USERNAME")) {
         (Ok(d), Ok(u)) if !d.is_empty() => Some(format!("{d}\\{u}")),
         (_, Ok(u)) => Some(u),
         _ => None,
     };
-    let xml = task_xml(
-        &path_text(&exe)?,
-        &args,
-        user.as_deref(),
-        &format!("Backs up {} to {server} (Nimbus)", dir.display()),
-    );
+    let xml = task_xml(exe, args, user.as_deref(), description);
     if a.print {
         return Ok(xml);
-    }
-    if !cfg!(windows) {
-        return Err(ClientError::Usage(
-            "install-service registers a Windows scheduled task. On Linux use the systemd \
-                    user unit docs/deploy/nimbus-client.service, on macOS the launchd agent \
-                    docs/deploy/org.nimbus.client.plist (see README)"
-                .into(),
-        ));
     }
     let file = crate::login::app_dir(false).join("nimbus-task.xml");
     std::fs::create_dir_all(file.parent().unwrap())
@@ -252,6 +492,46 @@ mod tests {
         assert_eq!(windows_quote(r#"say "hi""#), r#""say \"hi\"""#);
         assert_eq!(windows_quote(r#"a\"b c"#), r#""a\\\"b c""#);
         assert_eq!(windows_quote(""), r#""""#);
+    }
+
+    #[test]
+    fn the_systemd_unit_runs_the_client_with_its_arguments_unexpanded() {
+        let unit = systemd_unit(
+            "/home/ann/.local/bin/nimbus-client",
+            &[
+                "--server".into(),
+                "http://nas:9090".into(),
+                "--dir".into(),
+                "/home/ann/My \"100%\" $HOME".into(),
+            ],
+            "Backs up 100% of it",
+        );
+        for want in [
+            r#"ExecStart="/home/ann/.local/bin/nimbus-client" "--server" "http://nas:9090" "--dir" "/home/ann/My \"100%%\" $$HOME""#,
+            "Description=Backs up 100%% of it",
+            "Restart=on-failure",
+            "RestartPreventExitStatus=2 3",
+            "WantedBy=default.target",
+        ] {
+            assert!(unit.contains(want), "{want} missing from\n{unit}");
+        }
+    }
+
+    #[test]
+    fn the_launchd_agent_runs_the_client_at_login() {
+        let plist = launchd_plist(
+            "/Users/ann/.local/bin/nimbus-client",
+            &["--dir".into(), "/Users/ann/A & B".into()],
+            "/Users/ann/Library/Logs/nimbus-client.log",
+        );
+        for want in [
+            "<string>org.nimbus.client</string>",
+            "    <string>/Users/ann/.local/bin/nimbus-client</string>\n    <string>--dir</string>\n    <string>/Users/ann/A &amp; B</string>\n  </array>",
+            "<key>RunAtLoad</key>\n  <true/>",
+            "<string>/Users/ann/Library/Logs/nimbus-client.log</string>",
+        ] {
+            assert!(plist.contains(want), "{want} missing from\n{plist}");
+        }
     }
 
     #[test]

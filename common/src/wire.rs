@@ -37,8 +37,33 @@ pub struct LoginReply {
     pub token: String,
 }
 
+/// The body of `POST /api/v1/enroll`: an enrollment code made on the
+/// server's page ("Add a machine") instead of a name and password. The
+/// answer is a [`LoginReply`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub machine: String,
+}
+
+/// One client program the server offers (`GET /api/v1/clients`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBuildInfo {
+    /// `windows`, `linux` or `macos`.
+    pub os: String,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    pub version: String,
+    /// Its download path on the server: `/clients/{file}`.
+    pub url: String,
+    pub size: u64,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
 /// The routes both sides name (docs/PROTOCOL.md has them all).
 pub const LOGIN_ROUTE: &str = "/api/v1/login";
+pub const ENROLL_ROUTE: &str = "/api/v1/enroll";
 pub const STATUS_ROUTE: &str = "/api/v1/status";
 /// The listing, and the prefix of the file routes: `{FILES_ROUTE}/{machine}/{path}`.
 pub const FILES_ROUTE: &str = "/api/v1/files";

@@ -20,6 +20,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod enrollment;
+pub use enrollment::{normalise_code, Enrollment, ENROLLMENT_TTL};
+
 const FILE: &str = "accounts.json";
 const LOCK: &str = "accounts.lock";
 const FORMAT: u32 = 1;
@@ -94,6 +97,9 @@ pub struct Accounts {
     pub devices: Vec<Device>,
     #[serde(default)]
     pub invites: Vec<Invite>,
+    /// Codes that enroll a machine without its owner's password.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrollments: Vec<Enrollment>,
     /// Names of removed accounts whose machines' backups remain, with the
     /// time of removal: no new account may take such a name, so that
     /// nobody inherits another person's data through it (the catalog is
@@ -143,6 +149,12 @@ pub enum AccountError {
     InviteInvalid,
     #[error("no invite {0:?}")]
     NoSuchInvite(String),
+    #[error("this enrollment code is not valid: it was used, withdrawn, has expired (codes last 24 hours) or was mistyped; make a new one on the server's page (Add a machine)")]
+    EnrollmentInvalid,
+    #[error("no open enrollment code {0:?}")]
+    NoSuchEnrollment(String),
+    #[error("too many open enrollment codes; withdraw some or let them expire")]
+    TooManyEnrollments,
 }
 
 /// The accounts of one data directory.
@@ -378,30 +390,12 @@ impl AccountStore {
         user: &str,
         machine: &str,
     ) -> Result<(Device, String), AccountError> {
-        let token = random_token();
-        let device = Device {
-            id: random_hex(6),
-            user: user.to_string(),
-            machine: machine.to_string(),
-            token_hash: token_hash(&token),
-            created_at: unix_now(),
-            revoked: false,
-        };
         self.update(|a| {
             if !a.users.contains_key(user) {
                 return Err(AccountError::NoSuchUser(user.to_string()));
             }
-            for d in a
-                .devices
-                .iter_mut()
-                .filter(|d| d.user == user && d.machine == machine)
-            {
-                d.revoked = true;
-            }
-            a.devices.push(device.clone());
-            Ok(())
-        })?;
-        Ok((device, token))
+            Ok(new_device(a, user, machine))
+        })
     }
 
     /// Revokes one of `user`'s devices.
@@ -560,6 +554,29 @@ impl Accounts {
             device: device.clone(),
         })
     }
+}
+
+/// Adds a device for `user`'s `machine` with a new token, revoking the
+/// machine's earlier devices (its new login replaces the old token).
+fn new_device(a: &mut Accounts, user: &str, machine: &str) -> (Device, String) {
+    let token = random_token();
+    let device = Device {
+        id: random_hex(6),
+        user: user.to_string(),
+        machine: machine.to_string(),
+        token_hash: token_hash(&token),
+        created_at: unix_now(),
+        revoked: false,
+    };
+    for d in a
+        .devices
+        .iter_mut()
+        .filter(|d| d.user == user && d.machine == machine)
+    {
+        d.revoked = true;
+    }
+    a.devices.push(device.clone());
+    (device, token)
 }
 
 /// Tokens are 256 random bits; storing their BLAKE3 hash is enough (no

@@ -68,6 +68,10 @@ pub struct Args {
     /// Largest accepted upload, in bytes; larger ones get 413. [default: 68719476736 (64 GiB)]
     #[arg(long, value_name = "N")]
     pub max_upload_bytes: Option<u64>,
+    /// Folder of client programs offered on "Add a machine" (the
+    /// nimbus-client-VERSION-ARCH-OS[.exe] files of make dist). [default: none]
+    #[arg(long, value_name = "DIR")]
+    pub clients_dir: Option<PathBuf>,
     /// Take the client's address from X-Forwarded-For (set this only behind
     /// a reverse proxy that sets that header; see docs/deploy/).
     #[arg(long)]
@@ -294,6 +298,7 @@ struct FileConfig {
     hotspot_interval: Option<u64>,
     pack_threads: Option<usize>,
     max_upload_bytes: Option<u64>,
+    clients_dir: Option<PathBuf>,
     trust_proxy: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -344,6 +349,8 @@ pub struct Config {
     pub hotspot_interval: u64,
     pub pack_threads: usize,
     pub max_upload_bytes: u64,
+    /// Where the client programs offered for download are.
+    pub clients_dir: Option<PathBuf>,
     pub trust_proxy: bool,
     /// Certificate chain and key files; both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -394,6 +401,7 @@ impl Default for Config {
             hotspot_interval: 60,
             pack_threads: 1,
             max_upload_bytes: 64 << 30,
+            clients_dir: None,
             trust_proxy: false,
             tls: None,
             registration: Registration::Closed,
@@ -482,6 +490,7 @@ impl Config {
                 .max_upload_bytes
                 .or(file.max_upload_bytes)
                 .unwrap_or(d.max_upload_bytes),
+            clients_dir: args.clients_dir.or(file.clients_dir),
             trust_proxy: args.trust_proxy || file.trust_proxy.unwrap_or(d.trust_proxy),
             tls: match (
                 args.tls_cert.or(file.tls_cert),

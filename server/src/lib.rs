@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod archive;
+pub mod client_builds;
 pub mod clients;
 pub mod config;
 pub mod hotspot;

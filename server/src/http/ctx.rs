@@ -18,6 +18,8 @@ pub struct Ctx {
     pub uploads: crate::uploads::Uploads,
     /// Last contact and last report of each client machine.
     pub clients: crate::clients::Clients,
+    /// The client programs offered for download.
+    pub builds: crate::client_builds::ClientBuilds,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
@@ -54,6 +56,7 @@ impl Ctx {
             ),
             uploads,
             clients: crate::clients::Clients::open(&config.data, dm.vault().clone()),
+            builds: crate::client_builds::ClientBuilds::new(config.clients_dir.clone()),
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

@@ -4,7 +4,9 @@
 //! [`FileTarget`](crate::space::FileTarget) (writable only for the device's
 //! own machine).
 
-use super::api::{account, admin, archive, batch, chunks, download, files, metrics, uploads};
+use super::api::{
+    account, admin, archive, batch, builds, chunks, download, files, metrics, uploads,
+};
 use super::auth::require;
 use super::core::request::machine_segment;
 use super::core::{ApiError, Handled, Reply};
@@ -64,6 +66,25 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
                 _ => allow(POST),
             }
         }
+        ["api", "v1", "enroll"] => {
+            return match method {
+                Post => account::enroll(ctx, req),
+                _ => allow(POST),
+            }
+        }
+        // Client programs: the same for everyone, fetched before a login.
+        ["api", "v1", "clients"] => {
+            return match method {
+                Get | Head => builds::list(ctx),
+                _ => allow(READ),
+            }
+        }
+        ["clients", file] => {
+            return match method {
+                Get | Head => builds::download(ctx, req, file),
+                _ => allow(READ),
+            }
+        }
         _ => {}
     }
 
@@ -118,6 +139,18 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Get | Head => pages::register::page(ctx, req),
             Post => pages::register::submit(ctx, req),
             _ => allow("GET, HEAD, POST"),
+        },
+        ["add-machine"] => match method {
+            Get | Head => pages::add_machine::page(ctx, req, who),
+            _ => allow(READ),
+        },
+        ["add-machine", "codes"] => match method {
+            Post => pages::add_machine::create_code(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["add-machine", "codes", id, "revoke"] => match method {
+            Post => pages::add_machine::revoke_code(ctx, req, who, id),
+            _ => allow(POST),
         },
         ["devices", id, "revoke"] => match method {
             Post => pages::login::revoke_device(ctx, req, who, id),

@@ -21,6 +21,7 @@ mod crash;
 mod curl;
 mod download;
 mod encryption;
+mod enrollment;
 mod history;
 mod hostile;
 mod https;

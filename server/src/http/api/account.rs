@@ -1,5 +1,6 @@
 //! A machine's account routes: `POST /api/v1/login` (a device token for a
-//! name, password and machine), `GET /api/v1/devices`, `GET
+//! name, password and machine), `POST /api/v1/enroll` (one for an
+//! enrollment code and machine), `GET /api/v1/devices`, `GET
 //! /api/v1/session`, `DELETE /api/v1/devices/{id}`.
 
 use crate::http::auth::csrf::check_csrf_header;
@@ -8,7 +9,7 @@ use crate::http::core::body::small_body;
 use crate::http::core::{ApiError, Handled, Reply};
 use crate::http::ctx::Ctx;
 use nimbus_common::time::format_utc;
-use nimbus_common::wire::{LoginReply, LoginRequest};
+use nimbus_common::wire::{EnrollRequest, LoginReply, LoginRequest};
 use serde::Serialize;
 use tiny_http::Request;
 
@@ -36,6 +37,32 @@ pub fn login(ctx: &Ctx, req: &mut Request) -> Handled {
         200,
         &LoginReply {
             user,
+            machine: device.machine,
+            device: device.id,
+            token,
+        },
+    ))
+}
+
+/// `POST /api/v1/enroll`: an enrollment code and machine in, device token
+/// out. The code is never logged.
+pub fn enroll(ctx: &Ctx, req: &mut Request) -> Handled {
+    let addr = ctx.peer().addr(req);
+    let body = small_body(req, MAX_LOGIN_BODY)?;
+    let r: EnrollRequest = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad("bad_json", "body must be JSON {\"code\", \"machine\"}"))?;
+    nimbus_common::paths::validate_client_name(&r.machine)?;
+    let (device, token) = ctx.auth.enroll(&r.code, &r.machine, &addr)?;
+    log::info!(
+        "{} enrolled machine {:?} with a code (device {})",
+        device.user,
+        device.machine,
+        device.id
+    );
+    Ok(Reply::json(
+        200,
+        &LoginReply {
+            user: device.user,
             machine: device.machine,
             device: device.id,
             token,

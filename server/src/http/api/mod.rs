@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod archive;
 pub mod batch;
+pub mod builds;
 pub mod chunks;
 pub mod download;
 pub mod files;

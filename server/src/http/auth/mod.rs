@@ -128,6 +128,31 @@ impl Auth {
         }
     }
 
+    /// Trades an enrollment code for a device of its user, with the login
+    /// limits per address: Ok(device, token).
+    pub fn enroll(
+        &self,
+        code: &str,
+        machine: &str,
+        addr: &str,
+    ) -> Result<(crate::accounts::Device, String), ApiError> {
+        let addr_key = format!("addr:{addr}");
+        if let Err(retry_after) = self.limiter.check(&addr_key) {
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
+        match self.store().enroll(code, machine) {
+            Ok(done) => {
+                self.limiter.succeeded(&addr_key);
+                Ok(done)
+            }
+            Err(e @ AccountError::EnrollmentInvalid) => {
+                self.limiter.failed(&addr_key);
+                Err(ApiError::Unauthorized(e.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Revokes `who`'s device `id`; another user's device is 404, like a
     /// missing one. A machine's own token may revoke only that machine:
     /// malware on one machine must not lock the owner's other machines out.

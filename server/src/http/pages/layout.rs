@@ -90,6 +90,7 @@ fn top(who: &Identity, query: &str) -> Markup {
                 @if let Some((_, csrf)) = &who.session {
                     " " (post_button("/logout", csrf, "Log out"))
                 }
+                " " a href="/add-machine" { "Add a machine" }
                 @if who.role == Role::Admin {
                     " " a href="/admin" { "All clients" }
                 }
@@ -146,9 +147,8 @@ pub use nimbus_common::wire::{
 pub fn nothing_yet() -> Markup {
     html! {
         p {
-            "Nothing is backed up yet. On a machine, run "
-            code { "nimbus-client login --server URL --user NAME" }
-            ", then " code { "nimbus-client --server URL --dir FOLDER" } "."
+            "Nothing is backed up yet. " a href="/add-machine" { "Add a machine" }
+            ": download the client there and start it with two commands."
         }
     }
 }

@@ -3,6 +3,7 @@
 //! script adds local times, sorting in place and uploads). Never imports
 //! `api/`.
 
+pub mod add_machine;
 pub mod admin;
 pub mod browse;
 pub mod home;
