@@ -550,3 +550,161 @@ fn with_javascript_off_pages_still_list_sort_search_and_download() {
         })
     });
 }
+
+/// A new user on a new machine, from the server's page to a running
+/// backup: logs in, opens "Add a machine", gets the client for the
+/// detected system (Chromium here says Linux x86_64), downloads it and
+/// checks its bytes and SHA-256 against the clients folder, makes an
+/// enrollment code, and then runs the three lines the page shows, as shown,
+/// in a shell whose home is a new temporary one: the download, `enroll`,
+/// and `install-service`, whose systemd user unit is then started as
+/// systemd would start it (`systemctl` itself is a stand-in that records
+/// its calls: this machine has no user session manager). The files put in
+/// ~/Documents arrive on the server under the user's new machine.
+#[test]
+fn a_new_user_goes_from_the_page_to_a_running_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clients = tmp.path().join("clients");
+    std::fs::create_dir(&clients).unwrap();
+    let program = std::fs::read(client_bin()).unwrap();
+    let build = clients.join("nimbus-client-0.1.0-x86_64-linux");
+    std::fs::write(&build, &program).unwrap();
+    std::fs::write(
+        clients.join("nimbus-client-0.1.0-x86_64-windows.exe"),
+        b"MZ",
+    )
+    .unwrap();
+    let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+    add_user(&server, "carol", "carol's password");
+    let origin = server.url();
+
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{origin}/"));
+    b.find("input[name=user]").type_text("carol");
+    b.find("input[name=password]").type_text("carol's password");
+    b.find("form.login button").click();
+    b.wait_for_text("Logged in as <b>carol</b>");
+    assert!(b.source().contains("Nothing is backed up yet"));
+    b.link("Add a machine").click();
+    b.wait_for_text("For this Linux machine (x86_64)");
+
+    // The offered download is the file in the clients folder, byte for byte.
+    let link = b.find("#client-download");
+    assert_eq!(
+        link.attr("href").as_deref(),
+        Some("/clients/nimbus-client-0.1.0-x86_64-linux")
+    );
+    let shown_sum = b.find("#client-sha256").text();
+    let downloads = tmp.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    b.allow_downloads(&downloads);
+    link.click();
+    let saved = downloads.join("nimbus-client-0.1.0-x86_64-linux");
+    wait_for(60, "the client download", || {
+        std::fs::metadata(&saved).is_ok_and(|m| m.len() == program.len() as u64)
+    });
+    assert_eq!(std::fs::read(&saved).unwrap(), program);
+    let sum = sha256_of(&program);
+    assert_eq!(shown_sum, sum);
+
+    // A code, filled into the commands.
+    b.find("form[action='/add-machine/codes'] button").click();
+    b.wait_for_text("it is not shown again");
+    let code = b.find("#enroll-code").attr("value").unwrap();
+    assert_eq!(code.len(), 19, "{code}");
+    let commands = b.find("#commands").text();
+    let lines: Vec<&str> = commands.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{commands}");
+    assert!(lines[1].contains(&code), "{commands}");
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        for (width, height, kind) in [(1280, 800, "laptop"), (390, 844, "phone")] {
+            b.resize(width, height);
+            b.screenshot(&dir.join(format!("add-machine-{kind}.png")));
+        }
+    }
+
+    // The machine: a new home, a Documents folder, and the three lines.
+    let home = tmp.path().join("home");
+    write(&home, "Documents/letters/first.txt", b"dear nimbus");
+    write(&home, "Documents/photo.jpg", &noise(300_000, 5));
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = tmp.path().join("systemctl.calls");
+    let fake = bin.join("systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shell = |line: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for line in &lines {
+        shell(line);
+    }
+    let installed = home.join(".local/bin/nimbus-client");
+    assert_eq!(std::fs::read(&installed).unwrap(), program);
+    let called = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        called,
+        "--user daemon-reload\n--user enable --now nimbus-client.service\n"
+    );
+
+    // systemd starts the unit: its ExecStart, split as systemd splits it.
+    let unit =
+        std::fs::read_to_string(home.join(".config/systemd/user/nimbus-client.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let words: Vec<String> = exec
+        .split("\" \"")
+        .map(|w| w.trim_matches('"').to_string())
+        .collect();
+    assert_eq!(words[0], installed.to_str().unwrap());
+    let mut service = std::process::Command::new(&words[0])
+        .args(&words[1..])
+        .env_clear()
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let machine = gethostname();
+    let carol = browser_login(&server, "carol", "carol's password");
+    let folder = format!("/browse/{}/", form_encode(&machine));
+    wait_for(60, "the backup of ~/Documents", || {
+        let page = get_with_cookie(&server, &folder, &carol).text();
+        page.contains("photo.jpg") && page.contains("letters/")
+    });
+    let page = get_with_cookie(&server, &format!("{folder}letters/"), &carol).text();
+    assert!(page.contains("first.txt"), "{page}");
+    service.kill().unwrap();
+    service.wait().unwrap();
+    b.goto(&format!("{origin}/"));
+    b.wait_for_text(&format!("{machine}</a>"));
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn gethostname() -> String {
+    let out = std::process::Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

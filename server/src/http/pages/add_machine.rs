@@ -208,7 +208,7 @@ fn steps(os: Os, b: &ClientBuild, server: &str, code: Option<&str>) -> Markup {
         ),
         Os::Linux => (
             "In a terminal:",
-            "The last command installs a systemd user service (nimbus-client.service) that starts at login and restarts if it stops; `loginctl enable-linger` keeps it running while you are logged out.",
+            "The last command installs a systemd user service (nimbus-client.service) that starts at login and restarts if it stops; loginctl enable-linger keeps it running while you are logged out.",
         ),
         Os::Macos => (
             "In Terminal:",

@@ -35,7 +35,7 @@ ul.uploads li.failed .msg{color:#c33}ul.uploads li.done .msg{color:#2a7}progress
 button{padding:.3rem .7rem;border:1px solid var(--line);border-radius:6px;background:#fff;cursor:pointer}\
 form.bar{margin:.8rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\
 form.inline{display:inline;margin-left:.6rem}form.login{display:grid;gap:.6rem;max-width:20rem}\
-form.login input{display:block;width:100%;padding:.35rem}\
+form.login input{display:block;width:100%;padding:.35rem}pre.commands{white-space:pre-wrap;word-break:break-all;background:var(--head);border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem}code.sum{word-break:break-all}a.button{display:inline-block;padding:.4rem .9rem;border-radius:6px;background:var(--accent);color:#fff;text-decoration:none}\
 @media (max-width:640px){main{padding:0 .7rem 1.5rem}header{padding:.6rem .7rem}\
 form.search{margin-left:0;width:100%}form.search input{flex:1;min-width:0}\
 table{display:block;overflow-x:auto;white-space:nowrap}th,td{padding:.35rem .45rem}}";

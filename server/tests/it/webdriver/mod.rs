@@ -258,6 +258,15 @@ impl Element<'_> {
         );
     }
 
+    /// The element's rendered text.
+    pub fn text(&self) -> String {
+        self.browser
+            .call("GET", &format!("/element/{}/text", self.id), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn attr(&self, name: &str) -> Option<String> {
         self.browser
             .call(
