@@ -3,7 +3,7 @@
 
 use crate::backup::{sleep_unless_stopped, Backup};
 use crate::ClientError;
-use crate::{api, login, restore, service, state, tls};
+use crate::{activity, api, login, restore, service, state, tls};
 use clap::{Parser, Subcommand};
 use log::{error, info, warn};
 use std::path::PathBuf;
@@ -100,6 +100,14 @@ enum Cmd {
         /// Name of this machine on the server. [default: the host name]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+    },
+    /// What the backup running on this machine is doing: its last pass,
+    /// pending files, errors, the server's last answer (read from the
+    /// running client's files; the server is not asked).
+    Status {
+        /// The backup's state file, when it runs with --state. [default: every backup of this user]
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Restore files and folders as they were at a time (default: now).
     #[command(
@@ -228,6 +236,7 @@ pub fn main() -> ExitCode {
             server = to.server.clone();
             run_enroll(&to, &code, name)
         }
+        Some(Cmd::Status { state }) => run_status(state.as_deref()),
         Some(Cmd::InstallService(s)) => service::run(s).map(|text| {
             println!("{text}");
             ExitCode::SUCCESS
@@ -252,6 +261,33 @@ pub fn main() -> ExitCode {
 
 fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Exit code 0 when a backup is running, 1 when none is.
+fn run_status(state: Option<&std::path::Path>) -> Result<ExitCode, ClientError> {
+    let files = activity::find(state);
+    let reports: Vec<(String, bool)> = files.iter().filter_map(|f| activity::describe(f)).collect();
+    if reports.is_empty() {
+        println!(
+            "no backup has run here{}",
+            match state {
+                Some(s) => format!(" with the state file {}", s.display()),
+                None => format!(
+                    " as this user (nothing in {})",
+                    login::app_dir(true).display()
+                ),
+            }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    for (text, _) in &reports {
+        print!("{text}");
+    }
+    Ok(if reports.iter().any(|(_, alive)| *alive) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn run_enroll(to: &ServerArgs, code: &str, name: Option<String>) -> Result<ExitCode, ClientError> {
@@ -461,13 +497,18 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         stop.clone(),
         args.jobs,
     );
+    let mut activity = activity::Recorder::new(&backup.state_path, &server, &name, &dir_text);
     let interval = Duration::from_secs_f64(args.interval);
     let heartbeat = Duration::from_secs_f64(args.heartbeat);
     let mut backoff = interval;
     let mut down_since: Option<Instant> = None;
     let mut last_report: Option<Instant> = None;
     loop {
+        if activity.now.doing != activity::Doing::Idle {
+            activity.doing(activity::Doing::Backing, None);
+        }
         let sum = backup.pass();
+        activity.pass(&sum);
         if sum.did_something() {
             println!("{}", sum.line());
         }
@@ -475,7 +516,12 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             && sum.auth_problem.is_none()
             && (sum.did_something() || last_report.is_none_or(|t| t.elapsed() >= heartbeat))
         {
-            match backup.api.report(&status_report(&sum)) {
+            let answer = backup.api.report(&status_report(&sum));
+            activity.heartbeat(match &answer {
+                Ok(()) => "report accepted".to_string(),
+                Err(e) => format!("report refused: {e}"),
+            });
+            match answer {
                 Ok(()) => last_report = Some(Instant::now()),
                 // An older server without the route, or a hiccup: the next
                 // pass tries again; backing up matters more.

@@ -2,11 +2,12 @@
 //! keeps watching it (polling) and backs up every new or changed file; and
 //! restores what the server holds. `main.rs` only calls [`cli::main`].
 //!
-//! Layers, bottom up: [`scan`] (the folder) and [`state`] (what the server
-//! acknowledged), [`tls`] and [`api`] (talking to the server), [`login`],
+//! Layers, bottom up: [`scan`] (the folder), [`state`] (what the server
+//! acknowledged) and [`activity`] (what the running client is doing), [`tls`] and [`api`] (talking to the server), [`login`],
 //! [`backup`] and [`restore`] (the jobs), [`service`] (starting at logon),
 //! [`cli`] (arguments and exit codes).
 
+pub mod activity;
 pub mod api;
 pub mod backup;
 pub mod cli;

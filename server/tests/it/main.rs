@@ -17,6 +17,7 @@ mod catalog;
 mod chromium;
 mod chunks;
 mod client_edges;
+mod client_status;
 mod crash;
 mod curl;
 mod download;
