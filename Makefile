@@ -23,7 +23,7 @@ release:
 run: release
 	@mkdir -p "$(DIR)" "$(DATA)"
 	@set -u; out="$(DATA)/.make-run-stdout.$$$$"; \
-	./target/release/nimbus-server --listen "$(LISTEN)" --data "$(DATA)" > "$$out" & srv=$$!; \
+	./target/release/nimbus-server --listen "$(LISTEN)" --data "$(DATA)" $(if $(wildcard dist/nimbus-client-*),--clients-dir dist) > "$$out" & srv=$$!; \
 	trap 'kill $$srv $${cli:-} 2>/dev/null; rm -f "$$out"; wait 2>/dev/null; echo; echo "stopped"' INT TERM EXIT; \
 	for i in $$(seq 50); do grep -q "^listening on" "$$out" 2>/dev/null && break; kill -0 $$srv 2>/dev/null || break; sleep 0.1; done; \
 	if ! kill -0 $$srv 2>/dev/null; then echo "the server did not start (is $(LISTEN) in use? try make run LISTEN=127.0.0.1:9191)"; exit 1; fi; \
