@@ -9,6 +9,9 @@
 #     directory /var/lib/nimbus, which no removal or purge deletes.
 #   nimbus-client_VERSION-1_{amd64,arm64}.deb: /usr/bin/nimbus-client and the
 #     user unit of docs/deploy/ as an example.
+#   nimbus-server-clients_VERSION-1_all.deb: every client build of dist/ in
+#     /usr/share/nimbus/clients, the folder the server's config offers on
+#     "Add a machine" (recommended by nimbus-server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
@@ -40,6 +43,7 @@ Maintainer: Nimbus developers <nimbus@localhost>
 Section: admin
 Priority: optional
 Depends: passwd
+Recommends: nimbus-server-clients (= $version-1)
 Installed-Size: $(du -k -s "$root" | cut -f1)
 Description: self-hosted backup server for a family's or a small office's machines
  Keeps every version of every file its clients send, stores identical
@@ -68,6 +72,27 @@ Description: backup client for a Nimbus server
 CONTROL
     dpkg-deb --root-owner-group -Zxz --build "$root" "dist/nimbus-client_$version-1_$debarch.deb" > /dev/null
 done
+
+root="$work/clients"
+for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe; do
+    install -D -m 0644 "$f" "$root/usr/share/nimbus/clients/$(basename "$f")"
+done
+install -d "$root/DEBIAN"
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: nimbus-server-clients
+Version: $version-1
+Architecture: all
+Maintainer: Nimbus developers <nimbus@localhost>
+Section: admin
+Priority: optional
+Installed-Size: $(du -k -s "$root" | cut -f1)
+Description: Nimbus client programs that a Nimbus server offers for download
+ The Windows and Linux (x86_64, aarch64) builds of nimbus-client, in
+ /usr/share/nimbus/clients, where nimbus-server's default configuration
+ offers them on its "Add a machine" page.
+CONTROL
+dpkg-deb --root-owner-group -Zxz --build "$root" "dist/nimbus-server-clients_$version-1_all.deb" > /dev/null
+
 cd dist
 for f in *.deb; do
     sha256sum "$f" > "$f.sha256"

@@ -102,6 +102,29 @@ grep -q '^ExecStart=/usr/bin/nimbus-server --config /etc/nimbus/server.json$' \
     "$root/lib/systemd/system/nimbus-server.service" || fail "the unit does not start the packaged binary"
 [ "$("$root/usr/bin/nimbus-server" --version)" = "nimbus-server $version (commit $commit)" ] ||
     fail "the packaged server does not run"
+# The client builds package, and the packaged server offering them.
+dpkg_root -i "nimbus-server-clients_$version-1_all.deb"
+grep -q '"clients-dir": "/usr/share/nimbus/clients"' "$root/etc/nimbus/server.json" ||
+    fail "the server's config does not offer the packaged clients"
+builds=(nimbus-client-$version-x86_64-linux nimbus-client-$version-aarch64-linux nimbus-client-$version-x86_64-windows.exe)
+for b in "${builds[@]}"; do
+    cmp -s "$b" "$root/usr/share/nimbus/clients/$b" || fail "the clients package does not hold $b as built"
+done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$root/usr/bin/nimbus-server" --listen "127.0.0.1:$port" --data "$root/offer-test" \
+    --clients-dir "$root/usr/share/nimbus/clients" > /dev/null 2> "$root/offer.err" &
+srv=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && break; sleep 0.2; done
+offered=$(curl -sf "http://127.0.0.1:$port/api/v1/clients") || { kill "$srv"; cat "$root/offer.err" >&2; fail "the packaged server lists no clients"; }
+for b in "${builds[@]}"; do
+    sum=$(sha256sum < "$b" | cut -d' ' -f1)
+    grep -q "\"url\":\"/clients/$b\",\"size\":$(stat -c %s "$b"),\"sha256\":\"$sum\"" <<< "$offered" ||
+        { kill "$srv"; fail "the packaged server does not offer $b with its sum: $offered"; }
+done
+curl -sf "http://127.0.0.1:$port/clients/${builds[0]}" | cmp -s - "${builds[0]}" ||
+    { kill "$srv"; fail "the packaged server's download differs from ${builds[0]}"; }
+kill "$srv"; wait "$srv" 2>/dev/null || true
+rm -rf "$root/offer-test"
 echo 'a backup' > "$root/var/lib/nimbus/kept"
 echo '{"listen": "0.0.0.0:9191", "data": "/var/lib/nimbus"}' > "$root/etc/nimbus/server.json"
 dpkg_root -i "nimbus-server_$version-1_amd64.deb"   # an upgrade (a reinstall)
@@ -112,7 +135,7 @@ dpkg_root --purge nimbus-server
 [ -f "$root/var/lib/nimbus/kept" ] || fail "the purge deleted the backups"
 [ "$(sha256sum < /etc/passwd)" = "$host_passwd" ] || fail "the scripts changed the host's /etc/passwd"
 rm -rf "$root" "$root.log"
-echo "debian packages: contents listed; installed, upgraded and purged in a scratch root, backups kept"
+echo "debian packages: contents listed; installed, upgraded and purged in a scratch root, backups kept; the clients package's builds offered by the packaged server with their sums"
 
 # The .rpm packages: architecture, contents, config file, scriptlets (each
 # parsed by sh -n; the user made before the files land; no scriptlet
@@ -144,6 +167,12 @@ for a in x86_64 aarch64; do
 done
 for s in postinst prerm postrm; do
     sh -n "../server/packaging/deb/server.$s" || fail "deb/server.$s does not parse"
+done
+f="nimbus-server-clients-$version-1.noarch.rpm"
+[ "$(rpm -qp --qf '%{ARCH} %{VERSION}-%{RELEASE}' "$f")" = "noarch $version-1" ] || fail "$f: wrong architecture or version"
+list=$(rpm -qpl "$f")
+for b in "${builds[@]}"; do
+    grep -qx "/usr/share/nimbus/clients/$b" <<< "$list" || fail "$f lacks $b"
 done
 x=$(mktemp -d)
 (cd "$x" && rpm2cpio "$OLDPWD/nimbus-server-$version-1.x86_64.rpm" | cpio -idm --quiet)

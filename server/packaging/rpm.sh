@@ -30,6 +30,18 @@ for arch in x86_64 aarch64; do
         cp "$work/top/RPMS/$arch/nimbus-$p-$version-1.$arch.rpm" dist/
     done
 done
+
+# Every client build, for the server's "Add a machine" page.
+stage="$work/clients"
+for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe; do
+    install -D -m 0644 "$f" "$stage/usr/share/nimbus/clients/$(basename "$f")"
+done
+rpmbuild --quiet -bb --target noarch \
+    --define "_topdir $work/top" --define "version $version" \
+    --define "stage $stage" "$here/nimbus-server-clients.spec" > "$work/rpmbuild.log" 2>&1 ||
+    { cat "$work/rpmbuild.log" >&2; exit 1; }
+cp "$work/top/RPMS/noarch/nimbus-server-clients-$version-1.noarch.rpm" dist/
+
 cd dist
 for f in *.rpm; do
     sha256sum "$f" > "$f.sha256"
