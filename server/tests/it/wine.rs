@@ -242,6 +242,40 @@ fn the_windows_exe_backs_up_and_restores_against_the_linux_server() {
     assert!(out.status.success(), "{}", text_of(&out));
     assert!(!task.exists());
 
+    // What the last backup did, from the .exe's own files; it has ended.
+    let out = wine.client(&["status"], "");
+    let said = text_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("not running:") && said.contains("stopped at"),
+        "{said}"
+    );
+    assert!(said.contains("as \"winpc\""), "{said}");
+
+    // Another machine enrolled with a code from the page, no password.
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let csrf = csrf_of(&get_with_cookie(&server, "/add-machine", &session).text());
+    let page = post_form(
+        &server,
+        "/add-machine/codes",
+        &format!("csrf={csrf}"),
+        Some(&session),
+    )
+    .text();
+    let code = page
+        .split("id=\"enroll-code\" readonly size=\"24\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no code in {page}"))
+        .to_string();
+    let out = wine.client(&["enroll", "--server", &url, &code, "--name", "winpc2"], "");
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("enrolled machine \"winpc2\""),
+        "{}",
+        text_of(&out)
+    );
+
     // Files from a Linux machine whose names Windows cannot hold: skipped
     // and reported, or restored under safe names with --rename-invalid.
     for (path, body) in [
