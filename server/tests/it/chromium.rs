@@ -604,7 +604,7 @@ fn a_new_user_goes_from_the_page_to_a_running_backup() {
         std::fs::metadata(&saved).is_ok_and(|m| m.len() == program.len() as u64)
     });
     assert_eq!(std::fs::read(&saved).unwrap(), program);
-    let sum = sha256_of(&program);
+    let sum = sha256_hex(&program);
     assert_eq!(shown_sum, sum);
 
     // A code, filled into the commands.
@@ -694,14 +694,6 @@ fn a_new_user_goes_from_the_page_to_a_running_backup() {
     service.wait().unwrap();
     b.goto(&format!("{origin}/"));
     b.wait_for_text(&format!("{machine}</a>"));
-}
-
-fn sha256_of(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn gethostname() -> String {

@@ -318,11 +318,3 @@ fn without_a_clients_dir_the_page_says_how_to_offer_clients() {
     );
     assert_eq!(r.text(), "[]");
 }
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}

@@ -6,7 +6,7 @@
 
 use crate::client_builds::ClientBuild;
 use crate::http::api::download::content_disposition;
-use crate::http::core::range::{self, RangeRequest};
+use crate::http::core::range;
 use crate::http::core::request::header;
 use crate::http::core::{ApiError, Body, Handled, Reply};
 use crate::http::ctx::Ctx;
@@ -47,25 +47,14 @@ pub fn download(ctx: &Ctx, req: &Request, file: &str) -> Handled {
     if header(req, "If-None-Match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
         return Ok(base(304));
     }
-    let if_range_ok = header(req, "If-Range").is_none_or(|ir| ir.trim() == etag);
-    let range = if if_range_ok {
-        range::parse(header(req, "Range"), size)
-    } else {
-        RangeRequest::Full
-    };
-    let (status, start, len) = match range {
-        RangeRequest::Full => (200, 0, size),
-        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
-        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
-    };
-    let mut reply = base(status)
+    let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)
+        .map_err(|()| ApiError::RangeNotSatisfiable { size })?;
+    let (start, len) = (part.start, part.len);
+    let mut reply = base(part.status)
         .header("Content-Type", "application/octet-stream")
         .header("Content-Disposition", content_disposition(&build.file));
-    if status == 206 {
-        reply = reply.header(
-            "Content-Range",
-            format!("bytes {}-{}/{}", start, start + len - 1, size),
-        );
+    if let Some(r) = part.content_range(size) {
+        reply = reply.header("Content-Range", r);
     }
     if *req.method() == Method::Head {
         return Ok(reply.body(Body::Stream(Box::new(io::empty()), len)));

@@ -2,7 +2,7 @@
 //! version or a past one, with Range, If-Range and a strong ETag; packed
 //! files are decompressed as they stream.
 
-use crate::http::core::range::{self, RangeRequest};
+use crate::http::core::range;
 use crate::http::core::request::{at_param, header, query_param};
 use crate::http::core::{ApiError, Body, Handled, Reply};
 use crate::http::ctx::Ctx;
@@ -44,26 +44,14 @@ pub fn download(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
         return Ok(base(304));
     }
 
-    let if_range_ok = header(req, "If-Range").is_none_or(|ir| ir.trim() == etag);
-    let range = if if_range_ok {
-        range::parse(header(req, "Range"), size)
-    } else {
-        RangeRequest::Full
-    };
-    let (status, start, len) = match range {
-        RangeRequest::Full => (200, 0, size),
-        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
-        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
-    };
-
-    let mut reply = base(status)
+    let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)
+        .map_err(|()| ApiError::RangeNotSatisfiable { size })?;
+    let (start, len) = (part.start, part.len);
+    let mut reply = base(part.status)
         .header("Content-Type", content_type(name))
         .header("Content-Disposition", content_disposition(name));
-    if status == 206 {
-        reply = reply.header(
-            "Content-Range",
-            format!("bytes {}-{}/{}", start, start + len - 1, size),
-        );
+    if let Some(r) = part.content_range(size) {
+        reply = reply.header("Content-Range", r);
     }
     if *req.method() == Method::Head {
         return Ok(reply.body(Body::Stream(Box::new(io::empty()), len)));

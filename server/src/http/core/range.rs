@@ -67,6 +67,58 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
     }
 }
 
+/// The part of a representation a request gets: the whole (`200`) or one
+/// range (`206`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Selected {
+    pub status: u16,
+    pub start: u64,
+    pub len: u64,
+}
+
+impl Selected {
+    /// The `Content-Range` of a `206`.
+    pub fn content_range(&self, size: u64) -> Option<String> {
+        (self.status == 206).then(|| {
+            format!(
+                "bytes {}-{}/{}",
+                self.start,
+                self.start + self.len - 1,
+                size
+            )
+        })
+    }
+}
+
+/// What a request with these `Range` and `If-Range` headers gets of a
+/// representation of `size` bytes whose strong ETag is `etag`: an
+/// `If-Range` naming another version means the whole; `Err(())` is `416`.
+pub fn select(
+    range: Option<&str>,
+    if_range: Option<&str>,
+    etag: &str,
+    size: u64,
+) -> Result<Selected, ()> {
+    let wanted = if if_range.is_none_or(|ir| ir.trim() == etag) {
+        parse(range, size)
+    } else {
+        RangeRequest::Full
+    };
+    match wanted {
+        RangeRequest::Full => Ok(Selected {
+            status: 200,
+            start: 0,
+            len: size,
+        }),
+        RangeRequest::Partial { start, end } => Ok(Selected {
+            status: 206,
+            start,
+            len: end - start + 1,
+        }),
+        RangeRequest::Unsatisfiable => Err(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +136,17 @@ mod tests {
             parse(Some("bytes= 2 - 3 "), 10),
             Partial { start: 2, end: 3 }
         );
+    }
+
+    #[test]
+    fn if_range_of_another_version_gets_the_whole() {
+        let part = select(Some("bytes=2-3"), Some("\"a\""), "\"a\"", 10).unwrap();
+        assert_eq!((part.status, part.start, part.len), (206, 2, 2));
+        assert_eq!(part.content_range(10).as_deref(), Some("bytes 2-3/10"));
+        let whole = select(Some("bytes=2-3"), Some("\"b\""), "\"a\"", 10).unwrap();
+        assert_eq!((whole.status, whole.start, whole.len), (200, 0, 10));
+        assert_eq!(whole.content_range(10), None);
+        assert_eq!(select(Some("bytes=20-"), None, "\"a\"", 10), Err(()));
     }
 
     #[test]
