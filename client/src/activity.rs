@@ -78,6 +78,10 @@ pub struct Activity {
     /// The time and answer of the last status report to the server.
     #[serde(default)]
     pub last_heartbeat: Option<(i64, String)>,
+    /// A newer version the server offers for this system, from its answer
+    /// to the last report.
+    #[serde(default)]
+    pub offered: Option<String>,
 }
 
 /// The activity file of a state file.
@@ -160,6 +164,14 @@ impl Recorder {
             (None, None) => (Doing::Idle, None),
         };
         self.doing(doing, problem);
+    }
+
+    /// The server's offer in its answer to a report (written with it).
+    pub fn offered(&mut self, version: Option<String>) {
+        if self.now.offered != version {
+            self.now.offered = version;
+            self.save();
+        }
     }
 
     pub fn heartbeat(&mut self, answer: String) {
@@ -301,9 +313,14 @@ pub fn describe(path: &Path) -> Option<(String, bool)> {
     );
     line(
         &mut s,
-        "updates",
-        "this client does not update itself yet; install new versions from the server's page"
-            .into(),
+        "update",
+        match &a.offered {
+            Some(v) => format!(
+                "version {v} is waiting on the server: this client does not install it by \
+                 itself yet; download it from the server's page (Add a machine)"
+            ),
+            None => "none newer on the server".into(),
+        },
     );
     Some((s, alive))
 }

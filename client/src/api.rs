@@ -177,7 +177,12 @@ impl Api {
 
     /// Tells the server how this machine is doing (after a pass, or as a
     /// heartbeat while idle).
-    pub fn report(&self, report: &StatusReport) -> Result<(), ApiError> {
+    /// Sends a status report; the answer names a newer client the server
+    /// offers for this system, if any.
+    pub fn report(
+        &self,
+        report: &StatusReport,
+    ) -> Result<Option<nimbus_common::wire::ClientBuildInfo>, ApiError> {
         let body = serde_json::to_string(report).expect("serialisable");
         let result = honour_busy(|| {
             self.authorized(self.agent.post(&format!(
@@ -188,7 +193,19 @@ impl Api {
             .set("Content-Type", "application/json")
             .send_string(&body)
         });
-        check(result).map(|_| ())
+        let resp = check(result)?;
+        if resp.status() != 200 {
+            return Ok(None);
+        }
+        // An answer not understood is no offer: reporting is what matters.
+        Ok(
+            serde_json::from_reader::<_, nimbus_common::wire::StatusAnswer>(std::io::Read::take(
+                resp.into_reader(),
+                1 << 16,
+            ))
+            .ok()
+            .and_then(|a| a.newer),
+        )
     }
 
     /// A GET of `path_and_query` (which starts with `/`) with the token.

@@ -518,11 +518,14 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         {
             let answer = backup.api.report(&status_report(&sum));
             activity.heartbeat(match &answer {
-                Ok(()) => "report accepted".to_string(),
+                Ok(_) => "report accepted".to_string(),
                 Err(e) => format!("report refused: {e}"),
             });
+            if let Ok(offer) = &answer {
+                activity.offered(offer.as_ref().map(|b| b.version.clone()));
+            }
             match answer {
-                Ok(()) => last_report = Some(Instant::now()),
+                Ok(_) => last_report = Some(Instant::now()),
                 // An older server without the route, or a hiccup: the next
                 // pass tries again; backing up matters more.
                 Err(e) => {

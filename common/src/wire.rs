@@ -61,6 +61,13 @@ pub struct ClientBuildInfo {
     pub sha256: String,
 }
 
+/// The `200` answer to a status report when the server offers a newer
+/// client for the reporting machine's system (`204`, no body, otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub newer: Option<ClientBuildInfo>,
+}
+
 /// The routes both sides name (docs/PROTOCOL.md has them all).
 pub const LOGIN_ROUTE: &str = "/api/v1/login";
 pub const ENROLL_ROUTE: &str = "/api/v1/enroll";

@@ -99,3 +99,57 @@ fn status_tells_what_the_running_client_does_without_asking_the_server() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("ended without stopping"), "{text}");
 }
+
+#[test]
+fn a_newer_client_on_the_server_is_offered_in_the_report_answer_and_shown_by_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clients = tmp.path().join("clients");
+    std::fs::create_dir(&clients).unwrap();
+    let arch = std::env::consts::ARCH;
+    let newer = format!("nimbus-client-99.1.0-{arch}-linux");
+    std::fs::write(clients.join(&newer), b"a newer build").unwrap();
+    std::fs::write(
+        clients.join(format!("nimbus-client-0.0.1-{arch}-linux")),
+        b"older",
+    )
+    .unwrap();
+    let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+
+    // The protocol: 200 with the offer for that system, 204 without one.
+    let bearer = bearer(server.port, "pc");
+    let report = |os: &str, version: &str| {
+        request(
+            server.port,
+            "POST",
+            "/api/v1/status",
+            &[("Authorization", &bearer)],
+            format!(r#"{{"version": "{version}", "os": "{os}"}}"#).as_bytes(),
+        )
+    };
+    let r = report(&format!("linux {arch}"), "0.1.0");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let offer = &r.json()["newer"];
+    assert_eq!(offer["version"], "99.1.0");
+    assert_eq!(offer["url"], format!("/clients/{newer}"));
+    assert_eq!(offer["sha256"], sha256_hex(b"a newer build").as_str());
+    assert_eq!(report(&format!("linux {arch}"), "99.1.0").status, 204);
+    assert_eq!(report("windows x86_64", "0.1.0").status, 204);
+    assert_eq!(report("plan9 mips", "0.1.0").status, 204);
+
+    // The running client learns it with its heartbeat; status says so.
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"x");
+    let mut client = spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--settle", "0", "--heartbeat", "1"],
+    );
+    wait_for(30, "the offer in status", || {
+        status(&state)
+            .1
+            .contains("version 99.1.0 is waiting on the server")
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+}

@@ -26,8 +26,28 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
     let report: crate::clients::Report = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
     crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
+    let newer = newer_build(ctx, &report);
     ctx.clients
         .report(who.machine(machine).as_str(), report)
         .map_err(ApiError::from)?;
-    Ok(Reply::new(204))
+    Ok(match newer {
+        Some(b) => Reply::json(
+            200,
+            &nimbus_common::wire::StatusAnswer {
+                newer: Some(super::builds::info(&b)),
+            },
+        ),
+        None => Reply::new(204),
+    })
+}
+
+/// The newest build for the reporting machine's system (its `os` is "OS
+/// ARCH", as Rust names them), if it is newer than the one reporting.
+fn newer_build(ctx: &Ctx, r: &crate::clients::Report) -> Option<crate::client_builds::ClientBuild> {
+    let (os, arch) = r.os.split_once(' ')?;
+    let os = crate::client_builds::Os::parse(os)?;
+    ctx.builds.newest(os, arch).filter(|b| {
+        crate::client_builds::compare_versions(&b.version, &r.version)
+            == std::cmp::Ordering::Greater
+    })
 }
