@@ -363,19 +363,7 @@ fn path_text(p: &Path) -> Result<String, ClientError> {
 }
 
 fn schtasks(args: &[&str]) -> Result<(), ClientError> {
-    let out = Command::new("schtasks")
-        .args(args)
-        .output()
-        .map_err(|e| ClientError::Setup(format!("cannot run schtasks: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(ClientError::Setup(format!(
-            "schtasks failed: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    run_tool("schtasks", args)
 }
 
 /// The Task Scheduler definition.

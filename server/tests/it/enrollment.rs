@@ -9,23 +9,11 @@ use std::process::{Command, Output};
 
 /// The page's new code, and the id of its withdraw form.
 fn make_code(server: &Server, session: &str, user: Option<&str>) -> (String, String) {
-    let page = get_with_cookie(server, "/add-machine", session).text();
-    let before = code_ids(&page);
-    let mut form = format!("csrf={}", csrf_of(&page));
-    if let Some(u) = user {
-        form.push_str(&format!("&user={}", form_encode(u)));
-    }
-    let r = post_form(server, "/add-machine/codes", &form, Some(session));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let page = r.text();
-    let code = page
-        .split("id=\"enroll-code\" readonly size=\"24\" value=\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {page}"))
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let before = code_ids(&get_with_cookie(server, "/add-machine", session).text());
+    let extra = user
+        .map(|u| format!("&user={}", form_encode(u)))
+        .unwrap_or_default();
+    let (code, page) = make_enrollment_code(server, session, &extra);
     assert!(
         page.contains(&format!("enroll --server http://127.0.0.1 {code}")),
         "the commands carry the code: {page}"

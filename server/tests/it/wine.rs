@@ -254,20 +254,7 @@ fn the_windows_exe_backs_up_and_restores_against_the_linux_server() {
 
     // Another machine enrolled with a code from the page, no password.
     let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
-    let csrf = csrf_of(&get_with_cookie(&server, "/add-machine", &session).text());
-    let page = post_form(
-        &server,
-        "/add-machine/codes",
-        &format!("csrf={csrf}"),
-        Some(&session),
-    )
-    .text();
-    let code = page
-        .split("id=\"enroll-code\" readonly size=\"24\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no code in {page}"))
-        .to_string();
+    let (code, _) = make_enrollment_code(&server, &session, "");
     let out = wine.client(&["enroll", "--server", &url, &code, "--name", "winpc2"], "");
     assert!(out.status.success(), "{}", text_of(&out));
     assert!(

@@ -5,7 +5,7 @@
 //! machine fetches its client before it has any login.
 
 use crate::client_builds::ClientBuild;
-use crate::http::api::download::content_disposition;
+use crate::http::api::download::{content_disposition, etag_matches};
 use crate::http::core::range;
 use crate::http::core::request::header;
 use crate::http::core::{ApiError, Body, Handled, Reply};
@@ -44,7 +44,7 @@ pub fn download(ctx: &Ctx, req: &Request, file: &str) -> Handled {
             .header("Cache-Control", "no-cache")
             .header("X-Checksum-Sha256", build.sha256.clone())
     };
-    if header(req, "If-None-Match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+    if header(req, "If-None-Match").is_some_and(|v| etag_matches(v, &etag)) {
         return Ok(base(304));
     }
     let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)

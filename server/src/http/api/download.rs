@@ -66,7 +66,8 @@ pub fn download(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
     Ok(reply.body(Body::Stream(reader, len)))
 }
 
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+/// Whether an `If-None-Match` value names `etag` (or is `*`).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(|t| t.trim().trim_start_matches("W/"))
