@@ -82,6 +82,9 @@ pub struct Activity {
     /// to the last report.
     #[serde(default)]
     pub offered: Option<String>,
+    /// What self-update last did or why it did not (`update::Updater`).
+    #[serde(default)]
+    pub update: Option<String>,
 }
 
 /// The activity file of a state file.
@@ -102,7 +105,11 @@ impl Recorder {
             path: path_for(state),
             now: Activity {
                 pid: std::process::id(),
-                version: nimbus_common::VERSION.to_string(),
+                version: format!(
+                    "{} (commit {})",
+                    crate::update::VERSION,
+                    nimbus_common::COMMIT
+                ),
                 server: server.to_string(),
                 machine: machine.to_string(),
                 dir: dir.to_string(),
@@ -170,6 +177,14 @@ impl Recorder {
     pub fn offered(&mut self, version: Option<String>) {
         if self.now.offered != version {
             self.now.offered = version;
+            self.save();
+        }
+    }
+
+    /// What self-update says now (written when it changes).
+    pub fn update_note(&mut self, note: Option<String>) {
+        if self.now.update != note {
+            self.now.update = note;
             self.save();
         }
     }
@@ -314,12 +329,10 @@ pub fn describe(path: &Path) -> Option<(String, bool)> {
     line(
         &mut s,
         "update",
-        match &a.offered {
-            Some(v) => format!(
-                "version {v} is waiting on the server: this client does not install it by \
-                 itself yet; download it from the server's page (Add a machine)"
-            ),
-            None => "none newer on the server".into(),
+        match (&a.update, &a.offered) {
+            (Some(note), _) => note.clone(),
+            (None, Some(v)) => format!("version {v} is offered by the server"),
+            (None, None) => "none newer on the server".into(),
         },
     );
     Some((s, alive))

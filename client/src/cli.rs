@@ -3,7 +3,7 @@
 
 use crate::backup::{sleep_unless_stopped, Backup};
 use crate::ClientError;
-use crate::{activity, api, login, restore, service, state, tls};
+use crate::{activity, api, login, restore, service, state, tls, update};
 use clap::{Parser, Subcommand};
 use log::{error, info, warn};
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Parser, Debug)]
 #[command(
     name = "nimbus-client",
-    version = nimbus_common::VERSION,
+    version = update::long_version(),
     about = "Backs up a folder to a Nimbus server and keeps it backed up: every new or \
              changed file is sent within seconds, and nothing is marked done until the \
              server has acknowledged it.",
@@ -67,6 +67,14 @@ struct Args {
     /// (so the admin sees the machine is alive).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     heartbeat: f64,
+    /// Do not install the newer versions the server offers (a build
+    /// without a release key never does).
+    #[arg(long)]
+    no_self_update: bool,
+    /// Seconds a newly installed version has, from its first start, to
+    /// reach the server before the previous one is put back.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    update_probation: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,7 +411,7 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
 
 fn status_report(sum: &crate::backup::Summary) -> nimbus_common::wire::StatusReport {
     nimbus_common::wire::StatusReport {
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: update::VERSION.to_string(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         scanned: sum.scanned as u64,
         uploaded: sum.uploaded as u64,
@@ -498,12 +506,29 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         args.jobs,
     );
     let mut activity = activity::Recorder::new(&backup.state_path, &server, &name, &dir_text);
+    let mut updater = update::Updater::new(
+        &server,
+        args.to
+            .agent(Duration::from_secs(5), Duration::from_secs(120))?,
+        Duration::from_secs(args.update_probation),
+        args.no_self_update
+            .then(|| "self-update is off (--no-self-update)".to_string()),
+    );
+    updater.start();
+    activity.update_note(updater.note.clone());
     let interval = Duration::from_secs_f64(args.interval);
     let heartbeat = Duration::from_secs_f64(args.heartbeat);
     let mut backoff = interval;
     let mut down_since: Option<Instant> = None;
     let mut last_report: Option<Instant> = None;
     loop {
+        if let Some(restart) = updater.overdue() {
+            activity.update_note(updater.note.clone());
+            let e = restart.now();
+            return Err(ClientError::Setup(format!(
+                "cannot start the previous version again: {e}"
+            )));
+        }
         if activity.now.doing != activity::Doing::Idle {
             activity.doing(activity::Doing::Backing, None);
         }
@@ -522,7 +547,22 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
                 Err(e) => format!("report refused: {e}"),
             });
             if let Ok(offer) = &answer {
+                updater.reached_server();
                 activity.offered(offer.as_ref().map(|b| b.version.clone()));
+                let restart = offer.as_ref().and_then(|o| updater.consider(o));
+                activity.update_note(updater.note.clone());
+                match restart {
+                    // Once: this run ends as it would; the next one is the
+                    // new version.
+                    Some(_) if args.once => {}
+                    Some(restart) => {
+                        let e = restart.now();
+                        return Err(ClientError::Setup(format!(
+                            "cannot start the new version: {e}"
+                        )));
+                    }
+                    None => {}
+                }
             }
             match answer {
                 Ok(_) => last_report = Some(Instant::now()),

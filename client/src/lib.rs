@@ -4,7 +4,8 @@
 //!
 //! Layers, bottom up: [`scan`] (the folder), [`state`] (what the server
 //! acknowledged) and [`activity`] (what the running client is doing), [`tls`] and [`api`] (talking to the server), [`login`],
-//! [`backup`] and [`restore`] (the jobs), [`service`] (starting at logon),
+//! [`backup`] and [`restore`] (the jobs), [`update`] (replacing itself with
+//! a signed newer build), [`service`] (starting at logon),
 //! [`cli`] (arguments and exit codes).
 
 pub mod activity;
@@ -18,5 +19,6 @@ pub mod scan;
 pub mod service;
 pub mod state;
 pub mod tls;
+pub mod update;
 
 pub use error::ClientError;

@@ -20,7 +20,7 @@ pub fn agent(
         .timeout_connect(connect)
         .timeout_read(io)
         .timeout_write(io)
-        .user_agent(concat!("nimbus-client/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("nimbus-client/", env!("NIMBUS_CLIENT_VERSION")));
     // A new connection for every request: the benchmark's reference for
     // what keeping connections alive saves (and a way to rule it out when
     // a proxy in between mishandles kept-alive connections).

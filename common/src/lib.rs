@@ -12,10 +12,15 @@
 //! - [`durable`]: crash-safe file replacement (temp file, fsync, rename,
 //!   directory fsync), used for every file whose loss would lose data.
 //! - [`time`]: unix seconds as RFC 3339 UTC, and the times users type.
+//! - [`update`]: client updates: what a release signature signs, and how
+//!   versions are ordered.
 //! - [`logger`]: the `log` facade's stderr logger both programs install.
 
 /// The version both programs print: the package version and the git
 /// commit they were built from (see `build.rs`).
+/// The git commit the programs were built from.
+pub const COMMIT: &str = env!("NIMBUS_COMMIT");
+
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
@@ -30,4 +35,5 @@ pub mod localpath;
 pub mod logger;
 pub mod paths;
 pub mod time;
+pub mod update;
 pub mod wire;

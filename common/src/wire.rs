@@ -59,6 +59,10 @@ pub struct ClientBuildInfo {
     pub size: u64,
     /// Lower-case hex.
     pub sha256: String,
+    /// The release signature of (file name, sha256), 128 hex digits, when
+    /// the build was signed (`common::update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The `200` answer to a status report when the server offers a newer

@@ -2,7 +2,8 @@
 //! and, later, for clients to update themselves: the files `make dist`
 //! makes, found in the directory given by `--clients-dir`, named
 //! `nimbus-client-VERSION-ARCH-OS[.exe]` (`ARCH` x86_64 or aarch64, `OS`
-//! linux, windows or macos). Other files there are ignored.
+//! linux, windows or macos), each with its release signature in
+//! `FILE.sig` when `make dist` signed it. Other files there are ignored.
 //!
 //! The directory is read on every listing (it holds a handful of files),
 //! so a new build dropped in is offered at once; SHA-256 sums are computed
@@ -64,6 +65,13 @@ pub struct ClientBuild {
     pub size: u64,
     /// Lower-case hex.
     pub sha256: String,
+    /// The release signature (hex) from `FILE.sig` beside it, if any.
+    pub signature: Option<String>,
+}
+
+/// Whether `name` is the file name of a client build.
+pub fn is_build_name(name: &str) -> bool {
+    parse_name(name).is_some()
 }
 
 /// What a build's file name says, if it names one.
@@ -90,19 +98,7 @@ fn parse_name(name: &str) -> Option<(String, &'static str, Os)> {
     ok.then(|| (version.to_string(), arch, os))
 }
 
-/// Orders versions as numbers where they are numbers: 0.10.0 after 0.9.1,
-/// 1.0.0 after 1.0.0-rc1.
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    fn key(v: &str) -> (Vec<u64>, bool, String) {
-        let (core, pre) = match v.split_once('-') {
-            Some((c, p)) => (c, Some(p)),
-            None => (v, None),
-        };
-        let nums = core.split('.').map(|p| p.parse().unwrap_or(0)).collect();
-        (nums, pre.is_none(), pre.unwrap_or("").to_string())
-    }
-    key(a).cmp(&key(b))
-}
+pub use nimbus_common::update::compare_versions;
 
 /// The directory of builds and the sums computed so far.
 pub struct ClientBuilds {
@@ -149,7 +145,12 @@ impl ClientBuilds {
             let Some(sha256) = self.sum(&entry.path(), &name, &meta) else {
                 continue;
             };
+            let signature = std::fs::read_to_string(dir.join(format!("{name}.sig")))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| s.len() == 128 && s.bytes().all(|b| b.is_ascii_hexdigit()));
             out.push(ClientBuild {
+                signature,
                 file: name,
                 version,
                 arch,
@@ -171,6 +172,24 @@ impl ClientBuilds {
         self.list()
             .into_iter()
             .find(|b| b.os == os && b.arch == arch)
+    }
+
+    /// The build an update target names for an OS and architecture.
+    pub fn offered(
+        &self,
+        os: Os,
+        arch: &str,
+        target: &crate::updates::Target,
+    ) -> Option<ClientBuild> {
+        use crate::updates::Target;
+        match target {
+            Target::Hold => None,
+            Target::Latest => self.newest(os, arch),
+            Target::Version(v) => self
+                .list()
+                .into_iter()
+                .find(|b| b.os == os && b.arch == arch && &b.version == v),
+        }
     }
 
     /// The newest build of each OS and architecture that has one.

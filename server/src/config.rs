@@ -219,6 +219,24 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// For whoever makes releases (make dist does): print the public half
+    /// of the release signing key in FILE, making the key first if FILE
+    /// does not exist. Clients built with that public key
+    /// (NIMBUS_UPDATE_KEY) install only builds signed with the key.
+    ReleaseKey {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// For whoever makes releases: sign client builds with the release key,
+    /// writing BUILD.sig beside each (the server offers it with the build).
+    ReleaseSign {
+        /// The release key file (see release-key).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Client builds, named nimbus-client-VERSION-ARCH-OS[.exe].
+        #[arg(value_name = "BUILD", required = true)]
+        builds: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

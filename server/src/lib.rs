@@ -10,9 +10,11 @@ pub mod hotspot;
 pub mod http;
 pub mod keycmd;
 pub mod maintenance;
+pub mod release;
 pub mod retention;
 pub mod space;
 pub mod store;
+pub mod updates;
 pub mod uploads;
 pub mod usercmd;
 pub mod vault;
@@ -48,6 +50,8 @@ pub enum RunError {
     Lock(#[from] maintenance::MaintenanceError),
     #[error(transparent)]
     Vault(#[from] vault::VaultError),
+    #[error("cannot read the client update policy: {0}")]
+    Updates(std::io::Error),
     #[error("cannot open the uploads in progress under {}: {source}", dir.display())]
     Uploads {
         dir: std::path::PathBuf,
@@ -182,6 +186,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             source,
         }
     })?;
+    let updates = updates::Updates::open(&config.data, vault.clone()).map_err(RunError::Updates)?;
     match uploads.recover(dm) {
         0 => {}
         n => info!("{n} upload(s) received completely before the last stop are now recorded"),
@@ -299,7 +304,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     let ctx = http::serve(
         server,
-        http::Ctx::new(dm, &config, accounts, uploads, Some(hotspot.unpacker())),
+        http::Ctx::new(
+            dm,
+            &config,
+            accounts,
+            (uploads, updates),
+            Some(hotspot.unpacker()),
+        ),
         config.workers,
         config.queue,
         stop,

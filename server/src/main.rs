@@ -53,6 +53,12 @@ fn main() -> ExitCode {
         Some(Command::Key { action }) => {
             nimbus_server::keycmd::run(&config.data, &unlock, action).map_err(|e| e.to_string())
         }
+        Some(Command::ReleaseKey { file }) => nimbus_server::release::key_command(&file)
+            .map(|public| println!("{public}"))
+            .map_err(|e| e.to_string()),
+        Some(Command::ReleaseSign { key, builds }) => {
+            nimbus_server::release::sign_command(&key, &builds).map_err(|e| e.to_string())
+        }
         None => nimbus_server::run(config).map_err(|e| e.to_string()),
     };
     match result {

@@ -20,6 +20,8 @@ pub struct Ctx {
     pub clients: crate::clients::Clients,
     /// The client programs offered for download.
     pub builds: crate::client_builds::ClientBuilds,
+    /// Which client version each machine is offered.
+    pub updates: crate::updates::Updates,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
@@ -41,7 +43,7 @@ impl Ctx {
         dm: &'static DataManager,
         config: &crate::Config,
         accounts: crate::accounts::AccountStore,
-        uploads: crate::uploads::Uploads,
+        (uploads, updates): (crate::uploads::Uploads, crate::updates::Updates),
         unpacker: Option<crate::hotspot::Unpacker>,
     ) -> Ctx {
         Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             uploads,
             clients: crate::clients::Clients::open(&config.data, dm.vault().clone()),
             builds: crate::client_builds::ClientBuilds::new(config.clients_dir.clone()),
+            updates,
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

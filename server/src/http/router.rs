@@ -173,6 +173,10 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             _ => allow(POST),
         },
         ["admin", "invites", ..] => allow(POST),
+        ["admin", "updates"] => match method {
+            Post => pages::admin::set_update(ctx, req, who),
+            _ => allow(POST),
+        },
 
         // Contents.
         ["download", machine, rest @ ..] if !rest.is_empty() => match method {

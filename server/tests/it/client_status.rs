@@ -148,7 +148,7 @@ fn a_newer_client_on_the_server_is_offered_in_the_report_answer_and_shown_by_sta
     wait_for(30, "the offer in status", || {
         status(&state)
             .1
-            .contains("version 99.1.0 is waiting on the server")
+            .contains("version 99.1.0 is offered; self-update is off: this client was built without a release key")
     });
     client.kill().unwrap();
     client.wait().unwrap();

@@ -26,9 +26,10 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
     let report: crate::clients::Report = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_json", format!("the report is not valid: {e}")))?;
     crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
-    let newer = newer_build(ctx, &report);
+    let key = who.machine(machine);
+    let newer = newer_build(ctx, key.as_str(), &report);
     ctx.clients
-        .report(who.machine(machine).as_str(), report)
+        .report(key.as_str(), report)
         .map_err(ApiError::from)?;
     Ok(match newer {
         Some(b) => Reply::json(
@@ -41,13 +42,19 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
     })
 }
 
-/// The newest build for the reporting machine's system (its `os` is "OS
-/// ARCH", as Rust names them), if it is newer than the one reporting.
-fn newer_build(ctx: &Ctx, r: &crate::clients::Report) -> Option<crate::client_builds::ClientBuild> {
+/// The build the update policy offers the reporting machine (its `os` is
+/// "OS ARCH", as Rust names them), if it is newer than the one reporting.
+fn newer_build(
+    ctx: &Ctx,
+    machine: &str,
+    r: &crate::clients::Report,
+) -> Option<crate::client_builds::ClientBuild> {
     let (os, arch) = r.os.split_once(' ')?;
     let os = crate::client_builds::Os::parse(os)?;
-    ctx.builds.newest(os, arch).filter(|b| {
-        crate::client_builds::compare_versions(&b.version, &r.version)
-            == std::cmp::Ordering::Greater
-    })
+    ctx.builds
+        .offered(os, arch, &ctx.updates.policy().target_for(machine).0)
+        .filter(|b| {
+            crate::client_builds::compare_versions(&b.version, &r.version)
+                == std::cmp::Ordering::Greater
+        })
 }

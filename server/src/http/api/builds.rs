@@ -23,6 +23,7 @@ pub fn info(b: &ClientBuild) -> ClientBuildInfo {
         url: format!("/clients/{}", b.file),
         size: b.size,
         sha256: b.sha256.clone(),
+        signature: b.signature.clone(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `GET /admin`: what admins see. Every machine of every user with its
 //! status (never contents: downloads stay the owner's), the server's
 //! health, and invite links: `POST /admin/invites` makes one (shown once),
-//! `POST /admin/invites/{id}/revoke` withdraws one.
+//! `POST /admin/invites/{id}/revoke` withdraws one; and which client
+//! version each machine is offered (`POST /admin/updates`: pins and staged
+//! rollouts, see `crate::updates`).
 
 use super::layout::{human_size, maybe_time, post_button, user_page};
 use crate::accounts::AccountError;
@@ -36,6 +38,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
         count(Status::Browser),
     );
     let invites = invites_section(ctx, who)?;
+    let updates = updates_section(ctx, who, &list)?;
     let content = html! {
         h1 { "Clients" }
         @if let Some(link) = new_invite {
@@ -59,6 +62,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
             } }
             tbody { @for c in &list { (client_row(c)) } }
         }
+        (updates)
         (health_section(&health(ctx)))
         (invites)
     };
@@ -152,6 +156,124 @@ fn invites_section(ctx: &Ctx, who: &Identity) -> Result<Markup, ApiError> {
             } } }
         }
     })
+}
+
+/// The update policy: one row for the fleet, one per user and one per
+/// machine, each with what it is set to, what that makes the server offer,
+/// and a form to change it.
+fn updates_section(ctx: &Ctx, who: &Identity, list: &[ClientView]) -> Result<Markup, ApiError> {
+    use crate::updates::Target;
+    let policy = ctx.updates.policy();
+    let builds = ctx.builds.list();
+    let mut versions: Vec<&str> = builds.iter().map(|b| b.version.as_str()).collect();
+    versions.sort_by(|a, b| crate::client_builds::compare_versions(b, a));
+    versions.dedup();
+    let users: Vec<String> = ctx.auth.accounts.current()?.users.keys().cloned().collect();
+    let csrf = who.session.as_ref().map(|(_, c)| c.clone());
+    let form = |scope: String, set: Option<&Target>, inherit: bool| -> Markup {
+        let chosen = set.map(|t| t.as_str().to_string()).unwrap_or_default();
+        html! {
+            @if let Some(csrf) = &csrf {
+                form method="post" action="/admin/updates" class="inline" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="scope" value=(scope);
+                    select name="target" {
+                        @if inherit { option value="inherit" selected[chosen.is_empty()] { "as above" } }
+                        option value="latest" selected[chosen == "latest" || (!inherit && chosen.is_empty())] { "newest" }
+                        option value="hold" selected[chosen == "hold"] { "no update" }
+                        @for v in &versions { option value=(v) selected[chosen == *v] { (v) } }
+                    }
+                    button type="submit" { "Set" }
+                }
+            }
+        }
+    };
+    let offered = |key: &str, c: &ClientView| -> String {
+        let (target, from) = policy.target_for(key);
+        let build =
+            c.os.as_deref()
+                .and_then(|os| os.split_once(' '))
+                .and_then(|(os, arch)| Some((crate::client_builds::Os::parse(os)?, arch)))
+                .and_then(|(os, arch)| ctx.builds.offered(os, arch, &target));
+        let newer = match (&build, &c.version) {
+            (Some(b), Some(v)) => {
+                crate::client_builds::compare_versions(&b.version, v) == std::cmp::Ordering::Greater
+            }
+            _ => false,
+        };
+        let what = match (&build, newer) {
+            (Some(b), true) => format!("{} (offered now)", b.version),
+            (Some(_), false) | (None, _) if target == Target::Hold => "no update".into(),
+            _ => "nothing newer".into(),
+        };
+        format!("{what}; {} set for the {from}", target.describe())
+    };
+    Ok(html! {
+        h2 { "Client updates" }
+        p {
+            "Clients update themselves to the version offered here (signed builds only). "
+            "For a staged rollout, set the fleet to the version it runs and chosen machines to the newest."
+        }
+        table.updates id="updates" {
+            thead { tr { th { "Who" } th { "Runs" } th { "Offered" } th { "Setting" } } }
+            tbody {
+                tr {
+                    td { "All machines" } td { "-" }
+                    td { (policy.fleet.clone().unwrap_or(Target::Latest).describe()) }
+                    td { (form("fleet".into(), policy.fleet.as_ref(), false)) }
+                }
+                @for u in &users {
+                    tr {
+                        td { "Machines of " (u) } td { "-" }
+                        td { @match policy.users.get(u) { Some(t) => (t.describe()), None => "as the fleet" } }
+                        td { (form(format!("user:{u}"), policy.users.get(u), true)) }
+                    }
+                }
+                @for c in list.iter().filter(|c| c.version.is_some()) {
+                    @let key = format!("{}/{}", c.user, c.machine);
+                    tr data-machine=(key) {
+                        td { (key) }
+                        td.version { (c.version.as_deref().unwrap_or("-")) }
+                        td.offered { (offered(&key, c)) }
+                        td { (form(format!("machine:{key}"), policy.machines.get(&key), true)) }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `POST /admin/updates`: `scope` (`fleet`, `user:NAME`,
+/// `machine:USER/MACHINE`) and `target` (`latest`, `hold`, a version, or
+/// `inherit` to clear the scope's own setting).
+pub fn set_update(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
+    use crate::updates::{Scope, Target};
+    let form = read_form(req)?;
+    let who = require_admin_session(who)?;
+    check_csrf(&who, form.get("csrf").map(String::as_str))?;
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    let scope = Scope::parse(field("scope")).ok_or_else(|| {
+        ApiError::bad(
+            "bad_scope",
+            "scope is fleet, user:NAME or machine:USER/MACHINE",
+        )
+    })?;
+    let target = match field("target") {
+        "inherit" => None,
+        t => Some(Target::parse(t).ok_or_else(|| {
+            ApiError::bad("bad_target", "target is latest, hold, inherit or a version")
+        })?),
+    };
+    ctx.updates
+        .set(&scope, target.clone())
+        .map_err(ApiError::from)?;
+    log::info!(
+        "{} set client updates for {:?} to {}",
+        who.user,
+        scope,
+        target.as_ref().map_or("inherit", |t| t.as_str())
+    );
+    Ok(Reply::new(303).header("Location", "/admin#updates"))
 }
 
 /// "36 h", "2 d", "90 s": for the dashboard's wording.
