@@ -6,7 +6,7 @@ DIR ?= backup
 LISTEN ?= 127.0.0.1:9090
 DATA ?= nimbus-data
 
-.PHONY: all build release run test fmt-check clippy layers unit encrypted windows windows-test wine-test-if-installed bench screenshots dist dist-test clean
+.PHONY: all build release run test fmt-check clippy layers unit encrypted update-test windows windows-test wine-test-if-installed bench screenshots dist dist-test clean
 
 all: build
 
@@ -84,7 +84,23 @@ PLAIN_LAYOUT_ONLY = --skip chunks::two_machines_share_chunks_and_check_names_a_d
 encrypted:
 	NIMBUS_TEST_ENCRYPTION=1 $(CARGO) test -p nimbus-server --test it -- $(ENCRYPTED_CORE) $(PLAIN_LAYOUT_ONLY)
 
-test: fmt-check clippy layers unit encrypted wine-test-if-installed
+test: fmt-check clippy layers unit encrypted update-test wine-test-if-installed
+
+# Self-update end to end (server/tests/it/self_update.rs): two client
+# builds that trust the test release key of server/tests/keys (never a
+# release's), this version and the same code as version 9.9.9, copied
+# aside; then the plain client is built again for everything else.
+UPDATE_TEST = target/update-test
+TEST_UPDATE_KEY = $(shell cat server/tests/keys/update-test.pub)
+update-test:
+	@mkdir -p $(UPDATE_TEST)
+	NIMBUS_UPDATE_KEY=$(TEST_UPDATE_KEY) $(CARGO) build -p nimbus-client
+	cp target/debug/nimbus-client $(UPDATE_TEST)/nimbus-client-old
+	NIMBUS_UPDATE_KEY=$(TEST_UPDATE_KEY) NIMBUS_BUILD_VERSION=9.9.9 $(CARGO) build -p nimbus-client
+	cp target/debug/nimbus-client $(UPDATE_TEST)/nimbus-client-new
+	$(CARGO) build -p nimbus-client
+	NIMBUS_UPDATE_OLD=$(CURDIR)/$(UPDATE_TEST)/nimbus-client-old NIMBUS_UPDATE_NEW=$(CURDIR)/$(UPDATE_TEST)/nimbus-client-new \
+		$(CARGO) test -p nimbus-server --test it -- --ignored self_update::
 
 # The Windows client: nimbus-client.exe for x86_64-pc-windows-gnu (needs
 # `rustup target add x86_64-pc-windows-gnu` and Debian's

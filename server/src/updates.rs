@@ -87,7 +87,9 @@ impl Scope {
                 .then(|| Scope::User(u.to_string()));
         }
         let key = text.strip_prefix("machine:")?;
-        MachineKey::parse(key).map(|_| Scope::Machine(key.to_string()))
+        let (user, machine) = key.split_once('/')?;
+        let valid = |n| nimbus_common::paths::validate_client_name(n).is_ok();
+        (valid(user) && valid(machine)).then(|| Scope::Machine(key.to_string()))
     }
 }
 

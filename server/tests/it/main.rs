@@ -33,6 +33,7 @@ mod proxy;
 mod registration;
 mod retention;
 mod s3;
+mod self_update;
 mod server_cli;
 mod uploads;
 mod wine;
