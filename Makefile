@@ -117,14 +117,24 @@ windows:
 # Runs the .exe under Wine against the Linux server (server/tests/it/wine.rs).
 # The two helpers are test scaffolding, never shipped: a stand-in for the
 # ProcessPrng that Wine 8 lacks, and a program that holds a file open.
-windows-test: windows
-	@mkdir -p $(WINE_HELPERS)
+# The .exe under test trusts the test release key (as in update-test), and
+# a copy built as 9.9.9 is what it updates itself to; $(WIN_EXE) is built
+# plain again at the end.
+WIN_TEST_OLD = $(UPDATE_TEST)/nimbus-client-old.exe
+WIN_TEST_NEW = $(UPDATE_TEST)/nimbus-client-new.exe
+windows-test:
+	@mkdir -p $(WINE_HELPERS) $(UPDATE_TEST)
 	$(MINGW_CC) -shared -O2 -o $(WINE_HELPERS)/bcryptprimitives.dll client/tests/wine/bcryptprimitives.c -ladvapi32
 	$(MINGW_CC) -municode -O2 -o $(WINE_HELPERS)/holdopen.exe client/tests/wine/holdopen.c
-	NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
+	NIMBUS_UPDATE_KEY=$(TEST_UPDATE_KEY) NIMBUS_BUILD_VERSION=9.9.9 $(CARGO) build --release -p nimbus-client --target $(WIN_TARGET)
+	cp $(WIN_EXE) $(WIN_TEST_NEW)
+	NIMBUS_UPDATE_KEY=$(TEST_UPDATE_KEY) $(CARGO) build --release -p nimbus-client --target $(WIN_TARGET)
+	cp $(WIN_EXE) $(WIN_TEST_OLD)
+	$(MAKE) windows
+	NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_TEST_OLD) NIMBUS_WINDOWS_EXE_NEW=$(CURDIR)/$(WIN_TEST_NEW) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
 		$(CARGO) test -p nimbus-server --test it -- --ignored wine::
-	NIMBUS_TEST_ENCRYPTION=1 NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
-		$(CARGO) test -p nimbus-server --test it -- --ignored wine::
+	NIMBUS_TEST_ENCRYPTION=1 NIMBUS_WINDOWS_EXE=$(CURDIR)/$(WIN_TEST_OLD) NIMBUS_WINE_DIR=$(CURDIR)/$(WINE_HELPERS) \
+		$(CARGO) test -p nimbus-server --test it -- --ignored wine::the_windows_exe_backs_up
 
 wine-test-if-installed:
 	@if command -v wine >/dev/null 2>&1; then $(MAKE) windows-test; \

@@ -472,6 +472,31 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
     let state_path = args
         .state
         .unwrap_or_else(|| state::default_path(&server, &dir_text, &name));
+    // One loop per state: a second one (a scheduled task firing while a
+    // restarted client runs) has nothing to do and ends successfully;
+    // `--once` cannot say all is backed up, so it is an error there.
+    let _lock = match state::lock(&state_path, Duration::from_secs(15)) {
+        Ok(l) => l,
+        Err(state::LockError::Held) if args.once => {
+            return Err(ClientError::Local(format!(
+                "another nimbus-client is already backing up with {}",
+                state_path.display()
+            )))
+        }
+        Err(state::LockError::Held) => {
+            info!(
+                "another nimbus-client is already backing up with {}; nothing to do",
+                state_path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(state::LockError::Io(e)) => {
+            return Err(ClientError::Local(format!(
+                "cannot lock {}: {e}",
+                state_path.with_extension("lock").display()
+            )))
+        }
+    };
     let state = state::State::load(&state_path, &server, &dir_text, &name)
         .map_err(|e| ClientError::Local(e.to_string()))?;
 

@@ -151,3 +151,44 @@ mod tests {
             .is_empty());
     }
 }
+
+/// One backup loop per state file: an exclusive lock on `STATE.lock`,
+/// held while the loop runs (released by the system when the process ends
+/// or `exec`s, so a restart after an update takes it again).
+pub struct StateLock {
+    _file: fs::File,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another client process holds it.
+    Held,
+    Io(io::Error),
+}
+
+/// Takes the lock of `state`, waiting up to `wait` for a process that is
+/// handing over to its successor (a Windows restart after an update).
+pub fn lock(state: &Path, wait: std::time::Duration) -> Result<StateLock, LockError> {
+    let path = state.with_extension("lock");
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(LockError::Io)?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(LockError::Io)?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(StateLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err(LockError::Held),
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+    }
+}

@@ -12,7 +12,7 @@
 //! the new program, run with `--version`, says it is that version.
 //!
 //! The steps, each safe to crash in:
-//! 1. download beside the program (`.NAME.download`), synced;
+//! 1. download beside the program (`.new-NAME`), synced;
 //! 2. write the marker `NAME.update.json` ("installed", from and to);
 //! 3. keep the running program as `NAME.previous` (a hard link on Unix;
 //!    on Windows, where a running `.exe` cannot be replaced but can be
@@ -107,6 +107,12 @@ pub enum UpdateError {
     Download(String),
     #[error("cannot replace {}: {}", .0.display(), .1)]
     Replace(PathBuf, io::Error),
+    #[error(
+        "this user cannot write {} (installed by a package?): update it with the package \
+         manager, or run the client from a folder of your own",
+        .0.display()
+    )]
+    NotWritable(PathBuf),
 }
 
 /// How the program restarts after an update or a rollback.
@@ -380,7 +386,8 @@ impl Updater {
         // or foreign build costs no download.
         let key = RELEASE_KEY.expect("checked by self.off");
         verify(key, &file, &offer.sha256, offer.signature.as_deref())?;
-        let tmp = sibling(&self.exe, ".", ".download");
+        // Named to run as a program on every system (`.exe` kept).
+        let tmp = sibling(&self.exe, ".new-", "");
         let got = self.download(&offer.url, offer.size, &tmp);
         let checked = got.and_then(|sum| {
             if sum != offer.sha256 {
@@ -416,8 +423,12 @@ impl Updater {
             .call()
             .map_err(|e| UpdateError::Download(e.to_string()))?;
         let mut body = resp.into_reader().take(size + 1);
-        let mut out =
-            std::fs::File::create(tmp).map_err(|e| UpdateError::Replace(tmp.to_path_buf(), e))?;
+        let mut out = std::fs::File::create(tmp).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                UpdateError::NotWritable(tmp.parent().unwrap_or(tmp).to_path_buf())
+            }
+            _ => UpdateError::Replace(tmp.to_path_buf(), e),
+        })?;
         let mut hash = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;

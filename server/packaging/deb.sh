@@ -74,7 +74,9 @@ CONTROL
 done
 
 root="$work/clients"
-for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe; do
+# With their release signatures, when make dist signed them.
+for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe \
+    $(ls dist/nimbus-client-"$version"-*.sig 2>/dev/null); do
     install -D -m 0644 "$f" "$root/usr/share/nimbus/clients/$(basename "$f")"
 done
 install -d "$root/DEBIAN"

@@ -56,10 +56,23 @@ done
 kind=$(file "nimbus-client-$version-x86_64-windows.exe")
 grep -q 'PE32+ executable' <<< "$kind" ||
     fail "the Windows client is not a PE32+ executable"
-for bin in nimbus-server nimbus-client; do
-    v=$("./$bin-$version-x86_64-linux" --version)
-    [ "$v" = "$bin $version (commit $commit)" ] || fail "$bin --version says: $v"
-done
+v=$("./nimbus-server-$version-x86_64-linux" --version)
+[ "$v" = "nimbus-server $version (commit $commit)" ] || fail "nimbus-server --version says: $v"
+# Signed (NIMBUS_SIGNING_KEY_FILE): the clients trust the key and each
+# build has its signature (which the packaged server offers, below; the
+# client's checking of it is make update-test's); unsigned: self-update is
+# off.
+if [ -n "${NIMBUS_SIGNING_KEY_FILE:-}" ]; then
+    updates="on (signed builds)"
+    for b in nimbus-client-$version-x86_64-linux nimbus-client-$version-aarch64-linux nimbus-client-$version-x86_64-windows.exe; do
+        [ -f "$b.sig" ] || fail "$b is not signed"
+    done
+else
+    updates="off (built without a release key)"
+fi
+v=$("./nimbus-client-$version-x86_64-linux" --version)
+[ "$v" = "nimbus-client $version (commit $commit); self-update $updates" ] ||
+    fail "nimbus-client --version says: $v"
 
 # The Debian packages: their contents, then the server package installed,
 # upgraded and purged in a scratch root (dpkg --root; the maintainer
@@ -120,6 +133,10 @@ for b in "${builds[@]}"; do
     sum=$(sha256sum < "$b" | cut -d' ' -f1)
     grep -q "\"url\":\"/clients/$b\",\"size\":$(stat -c %s "$b"),\"sha256\":\"$sum\"" <<< "$offered" ||
         { kill "$srv"; fail "the packaged server does not offer $b with its sum: $offered"; }
+    if [ -f "$b.sig" ]; then
+        grep -q "\"sha256\":\"$sum\",\"signature\":\"$(tr -d '\n' < "$b.sig")\"" <<< "$offered" ||
+            { kill "$srv"; fail "the packaged server does not offer $b's signature: $offered"; }
+    fi
 done
 curl -sf "http://127.0.0.1:$port/clients/${builds[0]}" | cmp -s - "${builds[0]}" ||
     { kill "$srv"; fail "the packaged server's download differs from ${builds[0]}"; }

@@ -14,6 +14,13 @@
 # aarch64 in any case, so the pure-Rust backend of bzip2 0.6 would remove
 # no tool from the build, and the C library is the one the packs on disk
 # were written and benchmarked with.
+#
+# Signing: with NIMBUS_SIGNING_KEY_FILE naming the release key (made once
+# with `nimbus-server release-key FILE`; keep it off the server), the
+# clients are built trusting its public key (NIMBUS_UPDATE_KEY) and every
+# client build gets BUILD.sig: the clients then update themselves to the
+# builds a server offers, and only to those. Without it, the clients are
+# built with self-update off (their --version says so).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,6 +34,19 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
 out=dist
 rm -rf "$out"
 mkdir -p "$out"
+unset NIMBUS_UPDATE_KEY NIMBUS_BUILD_VERSION
+signer=
+if [ -n "${NIMBUS_SIGNING_KEY_FILE:-}" ]; then
+    [ -f "$NIMBUS_SIGNING_KEY_FILE" ] ||
+        { echo "NIMBUS_SIGNING_KEY_FILE=$NIMBUS_SIGNING_KEY_FILE does not exist (make one with: nimbus-server release-key FILE)" >&2; exit 1; }
+    cargo build --locked --profile dist --target x86_64-unknown-linux-musl -p nimbus-server
+    signer=target/x86_64-unknown-linux-musl/dist/nimbus-server
+    NIMBUS_UPDATE_KEY=$("$signer" release-key "$NIMBUS_SIGNING_KEY_FILE")
+    export NIMBUS_UPDATE_KEY
+    echo "clients trust the release key $NIMBUS_UPDATE_KEY"
+else
+    echo "NIMBUS_SIGNING_KEY_FILE is not set: the clients are built with self-update off"
+fi
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     arch=${target%%-*}
     cargo build --locked --profile dist --target "$target" -p nimbus-server -p nimbus-client
@@ -37,8 +57,13 @@ done
 cargo build --locked --profile dist --target x86_64-pc-windows-gnu -p nimbus-client
 cp target/x86_64-pc-windows-gnu/dist/nimbus-client.exe "$out/nimbus-client-$version-x86_64-windows.exe"
 
+if [ -n "$signer" ]; then
+    "$signer" release-sign --key "$NIMBUS_SIGNING_KEY_FILE" "$out"/nimbus-client-"$version"-*
+fi
+
 cd "$out"
 for f in *; do
+    case $f in *.sig) continue ;; esac
     sha256sum "$f" > "$f.sha256"
 done
 ls -l

@@ -33,7 +33,9 @@ done
 
 # Every client build, for the server's "Add a machine" page.
 stage="$work/clients"
-for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe; do
+# With their release signatures, when make dist signed them.
+for f in dist/nimbus-client-"$version"-*-linux dist/nimbus-client-"$version"-*-windows.exe \
+    $(ls dist/nimbus-client-"$version"-*.sig 2>/dev/null); do
     install -D -m 0644 "$f" "$stage/usr/share/nimbus/clients/$(basename "$f")"
 done
 rpmbuild --quiet -bb --target noarch \

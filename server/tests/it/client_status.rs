@@ -153,3 +153,46 @@ fn a_newer_client_on_the_server_is_offered_in_the_report_answer_and_shown_by_sta
     client.kill().unwrap();
     client.wait().unwrap();
 }
+
+/// One backup loop per state file: a second client started on it (a
+/// scheduled task firing while a restarted client runs) ends with nothing
+/// done, successfully; with --once it cannot say all is backed up and
+/// fails. Neither touches the state.
+#[test]
+fn a_second_client_on_the_same_state_has_nothing_to_do() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"first");
+    let mut first = spawn_client(&server.url(), &src, &state, &["--settle", "0"]);
+    wait_for(30, "the first client backing up", || {
+        server.file("pc", "a.txt").is_some()
+    });
+    let before = std::fs::read(&state).unwrap();
+    let out = client_command(&server.url(), &src, "pc", &state, &[])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("another nimbus-client is already backing up"),
+        "{said}"
+    );
+    let out = client_once(&server.url(), &src, "pc", &state, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("another nimbus-client is already backing up"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Its lock went with the process: the next client starts at once.
+    let out = client_once(&server.url(), &src, "pc", &state, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -256,7 +256,7 @@ fn an_unsigned_or_wrongly_signed_or_altered_offer_is_refused_and_the_old_client_
         // Refused (the signature is checked before the download), nothing
         // replaced, nothing left beside the program.
         assert!(
-            !m.exe.with_file_name(".nimbus-client.download").exists(),
+            !m.exe.with_file_name(".new-nimbus-client").exists(),
             "{case}"
         );
         assert!(

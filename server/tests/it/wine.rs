@@ -11,7 +11,9 @@
 //! Needs Wine, mingw and the Windows target: `make windows-test` builds
 //! the .exe and the test helpers and runs this (`make test` does when Wine
 //! is installed, and `.ci/run` installs it), passing their places in
-//! NIMBUS_WINDOWS_EXE and NIMBUS_WINE_DIR.
+//! NIMBUS_WINDOWS_EXE and NIMBUS_WINE_DIR. The .exe trusts the test
+//! release key, and NIMBUS_WINDOWS_EXE_NEW is the same code built as
+//! version 9.9.9: the running .exe replaces itself with it.
 
 use crate::fixtures::*;
 use std::io::{BufRead, BufReader};
@@ -299,4 +301,74 @@ fn the_windows_exe_backs_up_and_restores_against_the_linux_server() {
     assert!(out.status.success(), "{}", text_of(&out));
     assert_eq!(std::fs::read(odd.join("CON_.txt")).unwrap(), b"device");
     assert_eq!(std::fs::read(odd.join("docs/a_b.txt")).unwrap(), b"colon");
+}
+
+#[test]
+#[ignore = "needs Wine, mingw and the Windows target; run by make windows-test"]
+fn the_running_windows_exe_replaces_itself_with_a_signed_newer_build() {
+    use crate::self_update::{publish, Signed};
+    let tmp = tempfile::tempdir().unwrap();
+    let new = PathBuf::from(
+        std::env::var_os("NIMBUS_WINDOWS_EXE_NEW")
+            .expect("NIMBUS_WINDOWS_EXE_NEW names the 9.9.9 build (run: make windows-test)"),
+    );
+    let clients = tmp.path().join("clients");
+    let name = publish(&clients, &new, "9.9.9", "windows", Signed::ByTheReleaseKey);
+    assert!(name.ends_with("-windows.exe"), "{name}");
+    let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+    let url = server.url();
+    let wine = Wine::new(tmp.path());
+    let exe = wine.bin.join("nimbus-client.exe");
+    let old = std::fs::read(&exe).unwrap();
+    let out = wine.client(
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            ADMIN,
+            "--name",
+            "winup",
+            "--password-stdin",
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    let src = tmp.path().join("src");
+    write(&src, "a.txt", b"from windows");
+    let mut child = wine
+        .command("nimbus-client.exe")
+        .args(["--server", &url, "--dir", &win(&src), "--name", "winup"])
+        .args(["--settle", "0", "--heartbeat", "1", "--interval", "0.5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reported = || {
+        let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["machine"] == "winup")
+            .and_then(|c| c["version"].as_str().map(str::to_string))
+    };
+    wait_for(180, "the new version reported from Wine", || {
+        reported().as_deref() == Some("9.9.9")
+    });
+    // The running .exe was renamed aside and the new one put in its place.
+    assert_eq!(std::fs::read(&exe).unwrap(), std::fs::read(&new).unwrap());
+    assert_eq!(
+        std::fs::read(wine.bin.join("nimbus-client.exe.previous")).unwrap(),
+        old
+    );
+    write(&src, "b.txt", b"sent by 9.9.9");
+    wait_for(60, "a file backed up by the new version", || {
+        server.file("winup", "b.txt").is_some()
+    });
+    wait_for(30, "the update confirmed", || {
+        !wine.bin.join("nimbus-client.exe.update.json").exists()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
 }
