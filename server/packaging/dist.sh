@@ -63,7 +63,6 @@ fi
 
 cd "$out"
 for f in *; do
-    case $f in *.sig) continue ;; esac
     sha256sum "$f" > "$f.sha256"
 done
 ls -l

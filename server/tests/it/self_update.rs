@@ -72,6 +72,40 @@ pub fn publish(clients: &Path, program: &Path, version: &str, os: &str, signed: 
     name
 }
 
+/// The two builds under test, and a server offering the new one.
+struct Release {
+    new: PathBuf,
+    old: String,
+    old_bytes: Vec<u8>,
+}
+
+impl Release {
+    fn new() -> Release {
+        Release {
+            new: build("NIMBUS_UPDATE_NEW"),
+            old: old_version(),
+            old_bytes: std::fs::read(build("NIMBUS_UPDATE_OLD")).unwrap(),
+        }
+    }
+
+    /// Puts the new build in `tmp/clients`, signed as asked.
+    fn offer_new(&self, tmp: &Path, signed: Signed) -> String {
+        publish(
+            &tmp.join("clients"),
+            &self.new,
+            NEW_VERSION,
+            "linux",
+            signed,
+        )
+    }
+
+    /// A server offering `tmp/clients`.
+    fn server(&self, tmp: &Path) -> Server {
+        let clients = tmp.join("clients");
+        Server::start(&["--clients-dir", clients.to_str().unwrap()])
+    }
+}
+
 /// A machine of the test: its own copy of the old client program.
 struct Machine {
     exe: PathBuf,
@@ -129,7 +163,7 @@ impl Machine {
 }
 
 /// The version the server last heard from `admin/NAME`.
-fn reported_version(server: &Server, name: &str) -> Option<String> {
+pub fn reported_version(server: &Server, name: &str) -> Option<String> {
     let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
     assert_eq!(r.status, 200);
     r.json()
@@ -166,19 +200,12 @@ fn alive(child: &mut Child) -> bool {
 #[test]
 #[ignore = "needs the client builds of make update-test"]
 fn a_running_client_replaces_itself_with_a_signed_newer_build_and_reports_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clients = tmp.path().join("clients");
-    let new = build("NIMBUS_UPDATE_NEW");
-    publish(
-        &clients,
-        &new,
-        NEW_VERSION,
-        "linux",
-        Signed::ByTheReleaseKey,
-    );
-    let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+    let (tmp, r) = (tempfile::tempdir().unwrap(), Release::new());
+    let new = &r.new;
+    r.offer_new(tmp.path(), Signed::ByTheReleaseKey);
+    let server = r.server(tmp.path());
     let m = Machine::new(tmp.path(), "pc");
-    let old = old_version();
+    let old = &r.old;
     let mut child = m.spawn(&server, &[]);
     wait_for(60, "the new version reported", || {
         reported_version(&server, "pc").as_deref() == Some(NEW_VERSION)
@@ -188,7 +215,7 @@ fn a_running_client_replaces_itself_with_a_signed_newer_build_and_reports_it() {
         alive(&mut child),
         "the client stopped instead of restarting"
     );
-    assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(&new).unwrap());
+    assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(new).unwrap());
     assert!(m
         .version_on_disk()
         .starts_with(&format!("nimbus-client {NEW_VERSION} ")));
@@ -218,11 +245,9 @@ fn a_running_client_replaces_itself_with_a_signed_newer_build_and_reports_it() {
 #[test]
 #[ignore = "needs the client builds of make update-test"]
 fn an_unsigned_or_wrongly_signed_or_altered_offer_is_refused_and_the_old_client_keeps_running() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, r) = (tempfile::tempdir().unwrap(), Release::new());
     let clients = tmp.path().join("clients");
-    let new = build("NIMBUS_UPDATE_NEW");
-    let old_bytes = std::fs::read(build("NIMBUS_UPDATE_OLD")).unwrap();
-    let old = old_version();
+    let (old, old_bytes) = (&r.old, r.old_bytes.clone());
     for (i, (case, signed)) in [
         ("unsigned", Signed::Not),
         ("signed by another key", Signed::ByAnotherKey),
@@ -232,7 +257,7 @@ fn an_unsigned_or_wrongly_signed_or_altered_offer_is_refused_and_the_old_client_
     .enumerate()
     {
         let _ = std::fs::remove_dir_all(&clients);
-        let name = publish(&clients, &new, NEW_VERSION, "linux", signed);
+        let name = r.offer_new(tmp.path(), signed);
         if case == "altered after signing" {
             // A compromised server swaps the bytes (and their sum) under a
             // valid signature.
@@ -240,7 +265,7 @@ fn an_unsigned_or_wrongly_signed_or_altered_offer_is_refused_and_the_old_client_
             bytes.extend_from_slice(b"appended by an attacker");
             std::fs::write(clients.join(&name), bytes).unwrap();
         }
-        let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+        let server = r.server(tmp.path());
         let m = Machine::new(tmp.path(), &format!("m{i}"));
         let mut child = m.spawn(&server, &[]);
         wait_for(30, "the refusal in status", || {
@@ -280,19 +305,10 @@ fn an_unsigned_or_wrongly_signed_or_altered_offer_is_refused_and_the_old_client_
 #[test]
 #[ignore = "needs the client builds of make update-test"]
 fn a_new_version_that_cannot_reach_the_server_is_rolled_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clients = tmp.path().join("clients");
-    let new = build("NIMBUS_UPDATE_NEW");
-    let old_bytes = std::fs::read(build("NIMBUS_UPDATE_OLD")).unwrap();
-    let old = old_version();
-    publish(
-        &clients,
-        &new,
-        NEW_VERSION,
-        "linux",
-        Signed::ByTheReleaseKey,
-    );
-    let mut server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+    let (tmp, r) = (tempfile::tempdir().unwrap(), Release::new());
+    let (new, old, old_bytes) = (&r.new, &r.old, r.old_bytes.clone());
+    r.offer_new(tmp.path(), Signed::ByTheReleaseKey);
+    let mut server = r.server(tmp.path());
     let m = Machine::new(tmp.path(), "pc");
     // A run with --once installs the update and ends; the next run is the
     // new version.
@@ -308,7 +324,7 @@ fn a_new_version_that_cannot_reach_the_server_is_rolled_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(&new).unwrap());
+    assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(new).unwrap());
     // The server goes away; the new version cannot reach it in time.
     server.kill();
     let mut child = m.spawn(&server, &["--update-probation", "3"]);
@@ -339,27 +355,19 @@ fn a_new_version_that_cannot_reach_the_server_is_rolled_back() {
 #[test]
 #[ignore = "needs the client builds of make update-test"]
 fn a_pinned_machine_stays_and_a_staged_rollout_updates_only_the_chosen_machines() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clients = tmp.path().join("clients");
-    let new = build("NIMBUS_UPDATE_NEW");
-    let old = old_version();
+    let (tmp, r) = (tempfile::tempdir().unwrap(), Release::new());
+    let old = &r.old;
     // The old version is a build on the server too: the fleet can be
     // pinned to it.
     publish(
-        &clients,
+        &tmp.path().join("clients"),
         &build("NIMBUS_UPDATE_OLD"),
-        &old,
+        old,
         "linux",
         Signed::ByTheReleaseKey,
     );
-    publish(
-        &clients,
-        &new,
-        NEW_VERSION,
-        "linux",
-        Signed::ByTheReleaseKey,
-    );
-    let server = Server::start(&["--clients-dir", clients.to_str().unwrap()]);
+    r.offer_new(tmp.path(), Signed::ByTheReleaseKey);
+    let server = r.server(tmp.path());
     let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
     let set = |scope: &str, target: &str| {
         let csrf = csrf_of(&get_with_cookie(&server, "/admin", &session).text());
@@ -385,7 +393,7 @@ fn a_pinned_machine_stays_and_a_staged_rollout_updates_only_the_chosen_machines(
 
     // The fleet stays on the version it runs; "early" is chosen for the
     // new one; "held" is pinned even if the fleet moves on later.
-    set("fleet", &old);
+    set("fleet", old);
     set("machine:admin/early", "latest");
     set("machine:admin/held", "hold");
     let early = Machine::new(tmp.path(), "early");
@@ -435,4 +443,51 @@ fn a_pinned_machine_stays_and_a_staged_rollout_updates_only_the_chosen_machines(
     for c in children {
         stop(c);
     }
+}
+
+#[test]
+#[ignore = "needs the client builds of make update-test"]
+fn a_client_killed_at_any_step_of_its_update_always_leaves_a_program_that_runs() {
+    let (tmp, r) = (tempfile::tempdir().unwrap(), Release::new());
+    let (new, old) = (&r.new, &r.old);
+    r.offer_new(tmp.path(), Signed::ByTheReleaseKey);
+    let server = r.server(tmp.path());
+    let m = Machine::new(tmp.path(), "pc");
+    let mut delay = std::time::Duration::from_millis(5);
+    let mut kills = 0;
+    loop {
+        let mut child = m.spawn(&server, &[]);
+        std::thread::sleep(delay);
+        // kill -9; after an exec it is the same process.
+        let _ = child.kill();
+        let _ = child.wait();
+        kills += 1;
+        // Whatever the step, the program at its path runs, as one of the
+        // two versions.
+        let v = m.version_on_disk();
+        assert!(
+            v.starts_with(&format!("nimbus-client {old} "))
+                || v.starts_with(&format!("nimbus-client {NEW_VERSION} ")),
+            "after a kill at {delay:?}: {v:?}"
+        );
+        let done = reported_version(&server, "pc").as_deref() == Some(NEW_VERSION)
+            && !m.exe.with_file_name("nimbus-client.update.json").exists();
+        if done {
+            break;
+        }
+        delay *= 2;
+        assert!(delay.as_secs() < 60, "the update never completed");
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} kill(s) landed before the update completed"
+    );
+    assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(new).unwrap());
+    // The backup went on across all of it.
+    write(&m.src, "later.txt", b"after the kills");
+    let child = m.spawn(&server, &[]);
+    wait_for(30, "a file backed up after the kills", || {
+        server.file("pc", "later.txt").is_some()
+    });
+    stop(child);
 }

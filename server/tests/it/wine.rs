@@ -57,6 +57,15 @@ impl Wine {
         c
     }
 
+    /// `nimbus-client.exe login` as the first admin, the password on stdin.
+    fn login(&self, url: &str, machine: &str) -> Output {
+        let args = ["login", "--server", url, "--user", ADMIN, "--name", machine];
+        self.client(
+            &[&args[..], &["--password-stdin"]].concat(),
+            &format!("{ADMIN_PASSWORD}\n"),
+        )
+    }
+
     fn client(&self, args: &[&str], stdin: &str) -> Output {
         let mut c = self.command("nimbus-client.exe");
         c.args(args);
@@ -115,19 +124,7 @@ fn the_windows_exe_backs_up_and_restores_against_the_linux_server() {
     assert!(win(&src.join(&deep)).len() > 260);
 
     // Log in; the token lands in %APPDATA%\Nimbus, the user's profile.
-    let out = wine.client(
-        &[
-            "login",
-            "--server",
-            &url,
-            "--user",
-            ADMIN,
-            "--name",
-            "winpc",
-            "--password-stdin",
-        ],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
+    let out = wine.login(&url, "winpc");
     assert!(out.status.success(), "{}", text_of(&out));
     // The token file is restricted to the user (icacls; Wine's accepts it).
     assert!(
@@ -320,19 +317,7 @@ fn the_running_windows_exe_replaces_itself_with_a_signed_newer_build() {
     let wine = Wine::new(tmp.path());
     let exe = wine.bin.join("nimbus-client.exe");
     let old = std::fs::read(&exe).unwrap();
-    let out = wine.client(
-        &[
-            "login",
-            "--server",
-            &url,
-            "--user",
-            ADMIN,
-            "--name",
-            "winup",
-            "--password-stdin",
-        ],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
+    let out = wine.login(&url, "winup");
     assert!(out.status.success(), "{}", text_of(&out));
     let src = tmp.path().join("src");
     write(&src, "a.txt", b"from windows");
@@ -344,15 +329,7 @@ fn the_running_windows_exe_replaces_itself_with_a_signed_newer_build() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reported = || {
-        let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["machine"] == "winup")
-            .and_then(|c| c["version"].as_str().map(str::to_string))
-    };
+    let reported = || crate::self_update::reported_version(&server, "winup");
     wait_for(180, "the new version reported from Wine", || {
         reported().as_deref() == Some("9.9.9")
     });
