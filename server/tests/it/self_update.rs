@@ -63,11 +63,7 @@ pub fn publish(clients: &Path, program: &Path, version: &str, os: &str, signed: 
         .arg(clients.join(&name))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(clients.join(format!("{name}.sig")).exists());
     name
 }
@@ -319,11 +315,7 @@ fn a_new_version_that_cannot_reach_the_server_is_rolled_back() {
         )
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(std::fs::read(&m.exe).unwrap(), std::fs::read(new).unwrap());
     // The server goes away; the new version cannot reach it in time.
     server.kill();
