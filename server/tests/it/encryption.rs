@@ -559,7 +559,13 @@ fn encrypt_killed_at_any_point_finishes_when_run_again_and_loses_nothing() {
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", all_text(&out));
+            // The kill before may have landed after that run finished its
+            // work but before it exited: then this run finds it done.
+            assert!(
+                out.status.success() || all_text(&out).contains("already encrypted"),
+                "{}",
+                all_text(&out)
+            );
             break;
         }
         let _ = child.kill();
