@@ -61,6 +61,8 @@ pub struct Api {
     client: String,
     /// `Authorization` header value, when this machine has logged in.
     auth: Option<String>,
+    /// The upload limit every body with file content keeps to.
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl Api {
@@ -70,6 +72,7 @@ impl Api {
             base: server.trim_end_matches('/').to_string(),
             client: client.to_string(),
             auth: token.map(|t| format!("Bearer {t}")),
+            throttle: Default::default(),
         }
     }
 
@@ -119,7 +122,8 @@ impl Api {
         let resp = check(honour_busy(|| {
             self.authorized(self.agent.post(url))
                 .set("Content-Type", content_type)
-                .send_bytes(body)
+                .set("Content-Length", &body.len().to_string())
+                .send(self.throttle.reader(body))
         }))?;
         read_json::<R>(resp).map_err(|e| ApiError::Unavailable(format!("unreadable answer: {e}")))
     }
@@ -253,7 +257,7 @@ impl Api {
             .set(HEADER_MTIME, &mtime.to_string())
             .set("Content-Length", &size.to_string())
             .set("Content-Type", "application/octet-stream")
-            .send(reader);
+            .send(self.throttle.reader(reader));
         if let Some(f) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(f);
         }

@@ -58,6 +58,8 @@ pub struct Summary {
     pub auth_problem: Option<crate::ClientError>,
     /// Failed files and why, for `--once`'s report.
     pub failures: Vec<String>,
+    /// The pass was outside every backup window: it only looked.
+    pub outside_window: bool,
 }
 
 impl Summary {
@@ -77,9 +79,10 @@ impl Summary {
             self.unchanged,
             self.pending,
             self.errors,
-            match &self.server_problem {
-                Some(p) => format!(" (stopped early: {p})"),
-                None => String::new(),
+            match (&self.server_problem, self.outside_window) {
+                (Some(p), _) => format!(" (stopped early: {p})"),
+                (None, true) => " (outside the backup window: nothing sent)".to_string(),
+                (None, false) => String::new(),
             }
         )
     }
@@ -102,6 +105,10 @@ pub struct Backup {
     /// Files the server refused (4xx), by (size, mtime): not sent again, and
     /// not hashed again every pass, until they change.
     refused: Refused,
+    /// What the walk leaves out (the policy's exclusions and largest file).
+    pub filter: crate::scan::Filter,
+    /// Whether this pass may send (inside a backup window).
+    pub may_upload: bool,
 }
 
 /// Files the server refused, by path: (size, mtime in ns, why).
@@ -128,6 +135,8 @@ impl Backup {
             first_seen: HashMap::new(),
             reported: HashSet::new(),
             refused: HashMap::new(),
+            filter: crate::scan::Filter::none(),
+            may_upload: true,
         }
     }
 
@@ -137,9 +146,24 @@ impl Backup {
     /// come in.
     pub fn pass(&mut self) -> Summary {
         let mut sum = Summary::default();
-        let scan = scan::scan(&self.root);
+        let scan = scan::scan(&self.root, &self.filter);
         sum.scanned = scan.files.len();
         let unsure = self.note_skipped(scan.skipped, &mut sum);
+        if !self.may_upload {
+            // Outside the windows: what waits is counted, nothing is sent.
+            sum.outside_window = true;
+            sum.pending = scan
+                .files
+                .iter()
+                .filter(|f| {
+                    self.state
+                        .files
+                        .get(&f.rel)
+                        .is_none_or(|e| (e.size, e.mtime_ns) != (f.size, f.mtime_ns))
+                })
+                .count();
+            return sum;
+        }
         let mut dirty = self.record_deletions(&scan.files, &unsure, &mut sum);
         if sum.server_problem.is_none() && sum.auth_problem.is_none() {
             let jobs = self.plan(scan.files, &mut sum);
@@ -191,6 +215,9 @@ impl Backup {
                     .iter()
                     .any(|u| nimbus_common::paths::is_within(rel, u))
             })
+            // Still there, but left out (excluded now, or too large): not
+            // deleted, its versions stay as they are.
+            .filter(|rel| !self.still_there(rel))
             .cloned()
             .collect();
         let mut dirty = false;
@@ -225,6 +252,19 @@ impl Backup {
             }
         }
         dirty
+    }
+
+    /// Whether the file the state knows as `rel` is still in the folder.
+    fn still_there(&self, rel: &str) -> bool {
+        let root = self.root.to_string_lossy();
+        nimbus_common::localpath::to_local(
+            nimbus_common::localpath::Style::HOST,
+            false,
+            &root,
+            rel,
+            false,
+        )
+        .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
     }
 
     /// The files to send now (with the content the state knows for each):

@@ -3,7 +3,7 @@
 
 use crate::backup::{sleep_unless_stopped, Backup};
 use crate::ClientError;
-use crate::{activity, api, login, restore, service, state, tls, update};
+use crate::{activity, api, login, policy, restore, service, state, tls, update};
 use clap::{Parser, Subcommand};
 use log::{error, info, warn};
 use std::path::PathBuf;
@@ -46,12 +46,27 @@ struct Args {
     /// Name of this machine on the server. [default: the host name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// Seconds between passes over the folder.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
-    interval: f64,
+    /// Seconds between passes over the folder. [default: the server's
+    /// policy, else 3]
+    #[arg(long, value_name = "SECS")]
+    interval: Option<f64>,
     /// A file is sent only after it has been unmodified this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
-    settle: f64,
+    /// [default: the server's policy, else 2]
+    #[arg(long, value_name = "SECS")]
+    settle: Option<f64>,
+    /// Leave out files and folders matching PATTERN (gitignore syntax,
+    /// relative to --dir), besides the server policy's exclusions and the
+    /// .nimbusignore files in the folder. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Do not back up files larger than this many bytes. [default: the
+    /// server's policy, else no limit]
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// Send at most this many bytes per second, all uploads together (0:
+    /// no limit). [default: the server's policy, else no limit]
+    #[arg(long, value_name = "BYTES")]
+    upload_limit: Option<u64>,
     /// State file recording what the server has acknowledged.
     /// [default: one per server and folder in %APPDATA%\\Nimbus on Windows, ~/.local/share/nimbus on Linux]
     #[arg(long, value_name = "FILE")]
@@ -409,7 +424,10 @@ fn run_restore(args: RestoreArgs) -> Result<ExitCode, ClientError> {
     })
 }
 
-fn status_report(sum: &crate::backup::Summary) -> nimbus_common::wire::StatusReport {
+fn status_report(
+    sum: &crate::backup::Summary,
+    policy: Option<String>,
+) -> nimbus_common::wire::StatusReport {
     nimbus_common::wire::StatusReport {
         version: update::VERSION.to_string(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -425,6 +443,7 @@ fn status_report(sum: &crate::backup::Summary) -> nimbus_common::wire::StatusRep
             }
             f
         }),
+        policy,
     }
 }
 
@@ -438,7 +457,7 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             "--heartbeat must be a positive number of seconds".into(),
         ));
     }
-    if !(args.interval.is_finite() && args.interval > 0.0) {
+    if args.interval.is_some_and(|i| !(i.is_finite() && i > 0.0)) {
         return Err(ClientError::Usage(
             "--interval must be a positive number of seconds".into(),
         ));
@@ -446,7 +465,7 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
     if args.jobs == 0 {
         return Err(ClientError::Usage("--jobs must be at least 1".into()));
     }
-    if !(args.settle.is_finite() && args.settle >= 0.0) {
+    if args.settle.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
         return Err(ClientError::Usage(
             "--settle must be zero or more seconds".into(),
         ));
@@ -499,6 +518,18 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
     };
     let state = state::State::load(&state_path, &server, &dir_text, &name)
         .map_err(|e| ClientError::Local(e.to_string()))?;
+    let mut policy = policy::Policy::load(
+        policy::Flags {
+            interval: args.interval,
+            settle: args.settle,
+            max_file_size: args.max_file_size,
+            upload_limit: args.upload_limit,
+            excludes: args.exclude.clone(),
+        },
+        &dir,
+        &state_path,
+    )
+    .map_err(ClientError::Usage)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -521,12 +552,17 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         login.as_ref().map(|l| l.token.clone()),
         agent,
     );
+    // The first pass already leaves out what the policy excludes.
+    if let Err(e) = policy.refresh(&api) {
+        warn!("could not fetch the server's policy ({e}); applying the last one kept");
+    }
+    policy.check_flags().map_err(ClientError::Usage)?;
     let mut backup = Backup::new(
         dir,
         api,
         state,
         state_path,
-        Duration::from_secs_f64(args.settle),
+        policy.settle(),
         stop.clone(),
         args.jobs,
     );
@@ -541,9 +577,8 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
     );
     updater.start();
     activity.update_note(updater.note.clone());
-    let interval = Duration::from_secs_f64(args.interval);
     let heartbeat = Duration::from_secs_f64(args.heartbeat);
-    let mut backoff = interval;
+    let mut backoff = policy.interval();
     let mut down_since: Option<Instant> = None;
     let mut last_report: Option<Instant> = None;
     loop {
@@ -557,6 +592,16 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         if activity.now.doing != activity::Doing::Idle {
             activity.doing(activity::Doing::Backing, None);
         }
+        // The policy as it stands now (it may have changed at the last
+        // heartbeat, and windows open and close).
+        let interval = policy.interval();
+        backup.settle = policy.settle();
+        let filter = policy.filter();
+        if !filter.same_as(&backup.filter) {
+            backup.filter = filter;
+        }
+        backup.may_upload = policy.may_upload();
+        backup.api.throttle.set_rate(policy.rate());
         let sum = backup.pass();
         activity.pass(&sum);
         if sum.did_something() {
@@ -566,7 +611,12 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             && sum.auth_problem.is_none()
             && (sum.did_something() || last_report.is_none_or(|t| t.elapsed() >= heartbeat))
         {
-            let answer = backup.api.report(&status_report(&sum));
+            let answer = backup.api.report(&status_report(&sum, policy.version()));
+            if answer.is_ok() {
+                if let Err(e) = policy.refresh(&backup.api) {
+                    warn!("could not fetch the server's policy: {e}");
+                }
+            }
             activity.heartbeat(match &answer {
                 Ok(_) => "report accepted".to_string(),
                 Err(e) => format!("report refused: {e}"),
@@ -635,6 +685,13 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             None => {
                 down_since = None;
                 backoff = interval;
+                if args.once && sum.outside_window {
+                    eprintln!(
+                        "not backed up: outside the server policy's backup windows ({} file(s) waiting)",
+                        sum.pending
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
                 if args.once && sum.pending == 0 {
                     if sum.errors == 0 {
                         return Ok(ExitCode::SUCCESS);

@@ -14,10 +14,12 @@ pub mod backup;
 pub mod cli;
 pub mod error;
 pub mod login;
+pub mod policy;
 pub mod restore;
 pub mod scan;
 pub mod service;
 pub mod state;
+pub mod throttle;
 pub mod tls;
 pub mod update;
 

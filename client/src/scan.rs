@@ -1,12 +1,16 @@
 //! Walking the backed-up folder: every regular file below it, as a
 //! `/`-separated relative path with its size and mtime. Symbolic links are
 //! not followed; names that are not UTF-8 or that the protocol cannot carry
-//! are reported and skipped.
+//! are reported and skipped. The policy's exclusions and `.nimbusignore`
+//! files leave files and whole folders out.
 
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use nimbus_common::localpath::{self, Style};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
-use walkdir::WalkDir;
+
+/// Per-folder exclusion files the walk honours (gitignore syntax).
+pub const IGNORE_FILE: &str = ".nimbusignore";
 
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -30,15 +34,71 @@ pub struct Scan {
     pub skipped: Vec<Skipped>,
 }
 
-pub fn scan(root: &Path) -> Scan {
+/// What the walk leaves out: the policy's (and flags') exclusion patterns,
+/// in gitignore syntax relative to the folder, and files above a size.
+/// `.nimbusignore` files inside the folder are honoured as well.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    excludes: Gitignore,
+    max_file_size: Option<u64>,
+    /// The patterns, to tell whether two filters differ.
+    patterns: Vec<String>,
+}
+
+impl Filter {
+    pub fn none() -> Filter {
+        Filter {
+            excludes: Gitignore::empty(),
+            max_file_size: None,
+            patterns: Vec::new(),
+        }
+    }
+
+    /// A pattern that is not valid gitignore syntax is reported and left out.
+    pub fn new(root: &Path, patterns: &[String], max_file_size: Option<u64>) -> Filter {
+        let mut b = GitignoreBuilder::new(root);
+        for p in patterns {
+            if let Err(e) = b.add_line(None, p) {
+                log::warn!("exclusion {p:?} left out: {e}");
+            }
+        }
+        let excludes = b.build().unwrap_or_else(|e| {
+            log::warn!("exclusions left out: {e}");
+            Gitignore::empty()
+        });
+        Filter {
+            excludes,
+            max_file_size,
+            patterns: patterns.to_vec(),
+        }
+    }
+
+    pub fn same_as(&self, other: &Filter) -> bool {
+        self.patterns == other.patterns && self.max_file_size == other.max_file_size
+    }
+}
+
+pub fn scan(root: &Path, filter: &Filter) -> Scan {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    for entry in WalkDir::new(root).follow_links(false).sort_by_file_name() {
+    let excludes = filter.excludes.clone();
+    let walk = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| {
+            e.depth() == 0
+                || !excludes
+                    .matched(e.path(), e.file_type().is_some_and(|t| t.is_dir()))
+                    .is_ignore()
+        })
+        .build();
+    for entry in walk {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let path = e
-                    .path()
+                let path = error_path(&e)
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| root.display().to_string());
                 let why = e
@@ -49,7 +109,9 @@ pub fn scan(root: &Path) -> Scan {
                 continue;
             }
         };
-        let ft = entry.file_type();
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
         if ft.is_dir() {
             continue;
         }
@@ -76,11 +138,24 @@ pub fn scan(root: &Path) -> Scan {
             Err(e) => {
                 skipped.push(Skipped::Error {
                     path: shown,
-                    why: e.to_string(),
+                    why: e
+                        .io_error()
+                        .map(|io| io.to_string())
+                        .unwrap_or_else(|| e.to_string()),
                 });
                 continue;
             }
         };
+        if let Some(max) = filter.max_file_size.filter(|&m| meta.len() > m) {
+            skipped.push(Skipped::Permanent {
+                path: shown,
+                why: format!(
+                    "{} bytes, larger than the policy's maximum file size ({max} bytes)",
+                    meta.len()
+                ),
+            });
+            continue;
+        }
         files.push(Found {
             rel,
             path: entry.path().to_path_buf(),
@@ -89,6 +164,18 @@ pub fn scan(root: &Path) -> Scan {
         });
     }
     Scan { files, skipped }
+}
+
+/// The path an error of the walk is about, if it names one.
+fn error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Partial(errs) => errs.iter().find_map(error_path),
+        _ => None,
+    }
 }
 
 /// Modification time in nanoseconds since the epoch (negative before 1970).
@@ -126,13 +213,51 @@ mod tests {
         std::fs::write(root.join("top"), b"").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(root.join("top"), root.join("link")).unwrap();
-        let s = scan(root);
+        let s = scan(root, &Filter::none());
         let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, ["a/b/c.txt", "top"]);
         #[cfg(unix)]
         assert!(
             matches!(&s.skipped[..], [Skipped::Permanent { why, .. }] if why.contains("symbolic"))
         );
+    }
+
+    #[test]
+    fn exclusions_nimbusignore_files_and_the_size_limit_leave_files_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (p, d) in [
+            ("keep.txt", &b"k"[..]),
+            ("big.bin", &[0u8; 100][..]),
+            ("a.ost", b"o"),
+            ("sub/a.ost", b"o"),
+            ("node_modules/x/y.js", b"j"),
+            ("sub/deep/node_modules/z.js", b"j"),
+            ("sub/keep.md", b"m"),
+            ("sub/.nimbusignore", b"*.md\n!keep.md\nscratch/\n"),
+            ("sub/scratch/tmp.txt", b"t"),
+            ("sub/other.md", b"m"),
+            ("/anchored/x", b"x"),
+        ] {
+            let p = root.join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, d).unwrap();
+        }
+        let f = Filter::new(
+            root,
+            &["*.ost".into(), "node_modules/".into(), "/anchored".into()],
+            Some(50),
+        );
+        let s = scan(root, &f);
+        let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, ["keep.txt", "sub/.nimbusignore", "sub/keep.md"]);
+        assert!(
+            matches!(&s.skipped[..], [Skipped::Permanent { why, .. }] if why.contains("maximum file size")),
+            "{:?}",
+            s.skipped
+        );
+        // Without the policy, the .nimbusignore file still applies.
+        assert_eq!(scan(root, &Filter::none()).files.len(), 9);
     }
 
     #[cfg(unix)]
@@ -143,7 +268,7 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xff")), b"x").unwrap();
         std::fs::write(root.join("back\\slash"), b"x").unwrap();
-        let s = scan(root);
+        let s = scan(root, &Filter::none());
         assert!(s.files.is_empty());
         assert_eq!(s.skipped.len(), 2);
     }

@@ -14,6 +14,8 @@
 //! - [`time`]: unix seconds as RFC 3339 UTC, and the times users type.
 //! - [`update`]: client updates: what a release signature signs, and how
 //!   versions are ordered.
+//! - [`policy`]: the backup policy a server gives its clients, and its
+//!   backup windows.
 //! - [`logger`]: the `log` facade's stderr logger both programs install.
 
 /// The version both programs print: the package version and the git
@@ -34,6 +36,7 @@ pub mod hash;
 pub mod localpath;
 pub mod logger;
 pub mod paths;
+pub mod policy;
 pub mod time;
 pub mod update;
 pub mod wire;

@@ -242,7 +242,15 @@ pub struct StatusReport {
     /// The last error of the last pass, if it had any.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The version of the server's backup policy the client applies
+    /// (`GET /api/v1/policy`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
+
+/// Where a client fetches its backup policy
+/// ([`crate::policy::Effective`], with an `ETag`).
+pub const POLICY_ROUTE: &str = "/api/v1/policy";
 
 /// Body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

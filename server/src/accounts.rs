@@ -664,10 +664,10 @@ pub fn random_password() -> String {
 }
 
 /// An exclusive advisory lock on a file, released on drop.
-struct FileLock<'a>(&'a File);
+pub(crate) struct FileLock<'a>(&'a File);
 
 impl<'a> FileLock<'a> {
-    fn exclusive(file: &'a File) -> io::Result<FileLock<'a>> {
+    pub(crate) fn exclusive(file: &'a File) -> io::Result<FileLock<'a>> {
         file.lock()?;
         Ok(FileLock(file))
     }

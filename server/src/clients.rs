@@ -32,6 +32,7 @@ pub fn validate(r: &Report) -> Result<(), String> {
     };
     short("version", &r.version, 64)?;
     short("os", &r.os, 64)?;
+    short("policy", r.policy.as_deref().unwrap_or(""), 64)?;
     match &r.last_error {
         Some(e) if e.len() > 2000 => Err("last_error must be at most 2000 bytes".into()),
         _ => Ok(()),

@@ -183,6 +183,20 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Show and change the backup policy clients apply (see the README's
+    /// "Backup policy"). Safe while a server runs on the same data
+    /// directory: it picks the change up at the next heartbeat.
+    #[command(after_help = "Examples:\n  \
+                  nimbus-server policy show fleet\n  \
+                  nimbus-server policy set fleet excludes '[\"*.iso\", \"Downloads/\"]'\n  \
+                  nimbus-server policy set user:ann windows '[\"mon-fri 19:00-07:00\", \"weekends 00:00-24:00\"]'\n  \
+                  nimbus-server policy set machine:ann/laptop upload_limit 1000000\n  \
+                  nimbus-server policy lock max_file_size\n  \
+                  nimbus-server policy effective ann/laptop")]
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Apply the retention policy now: forget the versions it does not keep
     /// and delete content nothing references any more. The server must be
     /// stopped (a running server prunes by itself every --prune-interval).
@@ -257,6 +271,50 @@ pub enum KeyAction {
     Remove { slot: u32 },
     /// Change the passphrase of a passphrase slot.
     Passwd { slot: u32 },
+}
+
+/// SCOPE is `fleet`, `user:NAME` or `machine:USER/MACHINE`; FIELD one of
+/// interval, settle, max_file_size, excludes, os_excludes, windows,
+/// upload_limit, limits.
+#[derive(Subcommand, Debug)]
+pub enum PolicyAction {
+    /// Print a layer's own settings and the locked fields.
+    Show {
+        #[arg(value_name = "SCOPE", default_value = "fleet")]
+        scope: String,
+    },
+    /// Print what a machine (USER/MACHINE) applies, every layer resolved.
+    Effective {
+        #[arg(value_name = "USER/MACHINE")]
+        machine: String,
+    },
+    /// Set one field of a layer; VALUE is JSON (a bare word is a string).
+    Set {
+        #[arg(value_name = "SCOPE")]
+        scope: String,
+        #[arg(value_name = "FIELD")]
+        field: String,
+        #[arg(value_name = "VALUE")]
+        value: String,
+    },
+    /// Clear one field of a layer (the layer below applies again).
+    Unset {
+        #[arg(value_name = "SCOPE")]
+        scope: String,
+        #[arg(value_name = "FIELD")]
+        field: String,
+    },
+    /// Lock fields: only the fleet's value applies, and clients refuse
+    /// flags that would change them.
+    Lock {
+        #[arg(value_name = "FIELD", required = true)]
+        fields: Vec<String>,
+    },
+    /// Unlock fields.
+    Unlock {
+        #[arg(value_name = "FIELD", required = true)]
+        fields: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,6 +10,8 @@ pub mod hotspot;
 pub mod http;
 pub mod keycmd;
 pub mod maintenance;
+pub mod policies;
+pub mod policycmd;
 pub mod release;
 pub mod retention;
 pub mod space;
@@ -52,6 +54,8 @@ pub enum RunError {
     Vault(#[from] vault::VaultError),
     #[error("cannot read the client update policy: {0}")]
     Updates(std::io::Error),
+    #[error("cannot open the backup policy: {0}")]
+    Policies(#[from] policies::PolicyError),
     #[error("cannot open the uploads in progress under {}: {source}", dir.display())]
     Uploads {
         dir: std::path::PathBuf,
@@ -187,6 +191,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
     })?;
     let updates = updates::Updates::open(&config.data, vault.clone()).map_err(RunError::Updates)?;
+    let policies = policies::Policies::open(&config.data, vault.clone())?;
     match uploads.recover(dm) {
         0 => {}
         n => info!("{n} upload(s) received completely before the last stop are now recorded"),
@@ -308,7 +313,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             dm,
             &config,
             accounts,
-            (uploads, updates),
+            (uploads, updates, policies),
             Some(hotspot.unpacker()),
         ),
         config.workers,

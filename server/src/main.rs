@@ -29,6 +29,9 @@ fn main() -> ExitCode {
             nimbus_server::usercmd::run(&config.data, config.store.as_ref(), v, action)
                 .map_err(|e| e.to_string())
         }),
+        Some(Command::Policy { action }) => vault().map_err(|e| e.to_string()).and_then(|v| {
+            nimbus_server::policycmd::run(&config.data, v, action).map_err(|e| e.to_string())
+        }),
         Some(Command::Prune { dry_run }) => vault().map_err(|e| e.to_string()).and_then(|v| {
             nimbus_server::maintenance::prune_command(&config, v, dry_run)
                 .map_err(|e| e.to_string())

@@ -22,6 +22,8 @@ pub struct Ctx {
     pub builds: crate::client_builds::ClientBuilds,
     /// Which client version each machine is offered.
     pub updates: crate::updates::Updates,
+    /// The backup policy every client applies.
+    pub policies: crate::policies::Policies,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
@@ -43,7 +45,11 @@ impl Ctx {
         dm: &'static DataManager,
         config: &crate::Config,
         accounts: crate::accounts::AccountStore,
-        (uploads, updates): (crate::uploads::Uploads, crate::updates::Updates),
+        (uploads, updates, policies): (
+            crate::uploads::Uploads,
+            crate::updates::Updates,
+            crate::policies::Policies,
+        ),
         unpacker: Option<crate::hotspot::Unpacker>,
     ) -> Ctx {
         Ctx {
@@ -60,6 +66,7 @@ impl Ctx {
             clients: crate::clients::Clients::open(&config.data, dm.vault().clone()),
             builds: crate::client_builds::ClientBuilds::new(config.clients_dir.clone()),
             updates,
+            policies,
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

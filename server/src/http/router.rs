@@ -5,7 +5,7 @@
 //! own machine).
 
 use super::api::{
-    account, admin, archive, batch, builds, chunks, download, files, metrics, uploads,
+    account, admin, archive, batch, builds, chunks, download, files, metrics, policy, uploads,
 };
 use super::auth::require;
 use super::core::request::machine_segment;
@@ -254,6 +254,22 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Post => admin::report(ctx, req, &me()?),
             _ => allow(POST),
         },
+        ["api", "v1", "policy"] => match method {
+            Get | Head => policy::effective(ctx, req, &me()?),
+            _ => allow(READ),
+        },
+        ["api", "v1", "policies", "locked"] => match method {
+            Put => policy::set_locked(ctx, req, &me()?),
+            _ => allow("PUT"),
+        },
+        ["api", "v1", "policies", rest @ ..] => {
+            let scope = policy::scope(rest)?;
+            match method {
+                Get | Head => policy::layer(ctx, &me()?, &scope),
+                Put => policy::set_layer(ctx, req, &me()?, &scope),
+                _ => allow("GET, HEAD, PUT"),
+            }
+        }
         ["api", "v1", "admin", "clients"] => match method {
             Get | Head => admin::clients_json(ctx, &me()?),
             _ => allow(READ),

@@ -29,6 +29,7 @@ mod https;
 mod isolation;
 mod old_data;
 mod packing;
+mod policy;
 mod proxy;
 mod registration;
 mod retention;

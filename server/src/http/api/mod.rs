@@ -11,4 +11,5 @@ pub mod chunks;
 pub mod download;
 pub mod files;
 pub mod metrics;
+pub mod policy;
 pub mod uploads;

@@ -56,7 +56,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
         }
         table.clients {
             thead { tr {
-                th { "Status" } th { "User" } th { "Machine" } th { "Client" }
+                th { "Status" } th { "User" } th { "Machine" } th { "Client" } th { "Policy" }
                 th { "Last contact (UTC)" } th { "Last file backed up" } th { "At (UTC)" }
                 th { "Files" } th { "Size" } th { "Stored" } th { "Last error" }
             } }
@@ -86,6 +86,13 @@ fn client_row(c: &ClientView) -> Markup {
                 @match (&c.version, &c.os) {
                     (Some(v), Some(os)) => { (v) " on " (os) }
                     _ => "-",
+                }
+            }
+            td.policy {
+                @match &c.policy {
+                    Some(p) if *p == c.policy_now => { code { (p) } }
+                    Some(p) => { code { (p) } " (" code { (c.policy_now) } " at its next heartbeat)" }
+                    None => "-",
                 }
             }
             td { (maybe_time(c.last_contact)) }

@@ -49,6 +49,11 @@ pub struct ClientView {
     /// What the client last reported about itself.
     pub version: Option<String>,
     pub os: Option<String>,
+    /// The backup policy version the client last said it applies, and
+    /// the one the server gives it now (they differ until its next
+    /// heartbeat).
+    pub policy: Option<String>,
+    pub policy_now: String,
     pub errors: u64,
     pub last_error: Option<String>,
     pub last_file: Option<String>,
@@ -91,6 +96,7 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
         })
         .unwrap_or_default();
     let now = nimbus_common::time::unix_now();
+    let policies = ctx.policies.current().unwrap_or_default();
     summaries
         .into_values()
         .map(|s| {
@@ -116,6 +122,8 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
                 last_contact,
                 version: known(report.version),
                 os: known(report.os),
+                policy: report.policy,
+                policy_now: policies.effective(&s.key).version,
                 errors: report.errors,
                 last_error: report.last_error,
                 last_file: s.last_file,

@@ -1,0 +1,373 @@
+//! The backup policy the server gives its clients: settings for the whole
+//! fleet (the admin's defaults, some of which the admin may lock), for a
+//! user's machines, and for one machine. The most specific layer that sets
+//! a field wins, except that a locked field is always the fleet's, and
+//! exclusions add up from every layer.
+//!
+//! Kept in `DATA/policy.json`, rewritten atomically (and synced) under an
+//! exclusive lock on `DATA/policy.lock`, so `nimbus-server policy` may
+//! change it while a server runs: the server re-reads it when it changes
+//! on disk. A missing file is the default policy (the default exclusions,
+//! nothing else set).
+
+use crate::accounts::FileLock;
+use crate::space::MachineKey;
+use crate::updates::Scope;
+use crate::vault::{Obj, Vault};
+use nimbus_common::policy::{self, Effective, Settings, FIELDS};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+const FILE: &str = "policy.json";
+const LOCK: &str = "policy.lock";
+
+/// The policy as stored: every layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    #[serde(default)]
+    pub fleet: Settings,
+    /// Fields users and machines may not change (nor a client's flags).
+    #[serde(default)]
+    pub locked: BTreeSet<String>,
+    #[serde(default)]
+    pub users: BTreeMap<String, Settings>,
+    /// By `user/machine`.
+    #[serde(default)]
+    pub machines: BTreeMap<String, Settings>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{field} is locked by the admin")]
+    Locked { field: String },
+    #[error("cannot read or write the policy: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Stored {
+    /// The fleet's settings with the defaults filled in where it sets none.
+    pub fn fleet_with_defaults(&self) -> Settings {
+        let mut f = self.fleet.clone();
+        if f.excludes.is_none() {
+            f.excludes = Some(policy::default_excludes());
+        }
+        if f.os_excludes.is_none() {
+            f.os_excludes = Some(policy::default_os_excludes());
+        }
+        f
+    }
+
+    pub fn layer(&self, scope: &Scope) -> Settings {
+        match scope {
+            Scope::Fleet => self.fleet.clone(),
+            Scope::User(u) => self.users.get(u).cloned().unwrap_or_default(),
+            Scope::Machine(m) => self.machines.get(m).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// What `machine` (`user/machine`) applies.
+    pub fn effective(&self, machine: &str) -> Effective {
+        let fleet = self.fleet_with_defaults();
+        let user = MachineKey::parse(machine)
+            .and_then(|k| self.users.get(k.user()))
+            .cloned()
+            .unwrap_or_default();
+        let mine = self.machines.get(machine).cloned().unwrap_or_default();
+        // Most specific first; a locked field only from the fleet.
+        let layers: [&Settings; 3] = [&mine, &user, &fleet];
+        let pick = |field: &str| -> Settings {
+            let mut out = Settings::default();
+            let from = if self.locked.contains(field) {
+                Some(&fleet)
+            } else {
+                layers.iter().copied().find(|l| l.has(field))
+            };
+            if let Some(l) = from {
+                out.take_field(l, field);
+            }
+            out
+        };
+        let mut e = Effective {
+            interval: pick("interval").interval,
+            settle: pick("settle").settle,
+            max_file_size: pick("max_file_size").max_file_size,
+            windows: pick("windows").windows.unwrap_or_default(),
+            upload_limit: pick("upload_limit").upload_limit,
+            limits: pick("limits").limits.unwrap_or_default(),
+            locked: self.locked.iter().cloned().collect(),
+            ..Effective::default()
+        };
+        // Exclusions add up, the fleet's first.
+        let added: Vec<&Settings> = if self.locked.contains("excludes") {
+            vec![&fleet]
+        } else {
+            vec![&fleet, &user, &mine]
+        };
+        for l in &added {
+            for p in l.excludes.iter().flatten() {
+                if !e.excludes.contains(p) {
+                    e.excludes.push(p.clone());
+                }
+            }
+        }
+        let added: Vec<&Settings> = if self.locked.contains("os_excludes") {
+            vec![&fleet]
+        } else {
+            vec![&fleet, &user, &mine]
+        };
+        for l in &added {
+            for (os, list) in l.os_excludes.iter().flatten() {
+                let to = e.os_excludes.entry(os.clone()).or_default();
+                for p in list {
+                    if !to.contains(p) {
+                        to.push(p.clone());
+                    }
+                }
+            }
+        }
+        e.stamp()
+    }
+}
+
+/// Who is changing the policy: the admin may change any layer and the
+/// locks; a user only their own machines' and user layer, and no locked
+/// field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Editor<'a> {
+    Admin,
+    User(&'a str),
+}
+
+pub struct Policies {
+    dir: PathBuf,
+    vault: Vault,
+    cached: RwLock<(Option<Stamp>, Arc<Stored>)>,
+}
+
+type Stamp = (Option<std::time::SystemTime>, u64, u64);
+
+impl Policies {
+    /// Opens the policy of a data directory; a file that cannot be read is
+    /// an error (starting on the default would undo the admin's locks).
+    pub fn open(data: &Path, vault: Vault) -> Result<Policies, PolicyError> {
+        let p = Policies {
+            dir: data.to_path_buf(),
+            vault,
+            cached: RwLock::new((None, Arc::new(Stored::default()))),
+        };
+        p.current()?;
+        Ok(p)
+    }
+
+    fn stamp(&self) -> Option<Stamp> {
+        let m = std::fs::metadata(self.dir.join(FILE)).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        Some((m.modified().ok(), m.len(), ino))
+    }
+
+    fn load(&self) -> Result<Stored, PolicyError> {
+        let path = self.dir.join(FILE);
+        match self.vault.read_object(&path, Obj::Policy) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| PolicyError::Invalid(format!("{FILE} is not a valid policy: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Stored::default()),
+            Err(e) => Err(PolicyError::Io(e)),
+        }
+    }
+
+    /// The policy as it is on disk now (re-read when it changed).
+    pub fn current(&self) -> Result<Arc<Stored>, PolicyError> {
+        let stamp = self.stamp();
+        {
+            let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+            if c.0.is_some() && c.0 == stamp {
+                return Ok(c.1.clone());
+            }
+        }
+        let fresh = Arc::new(self.load()?);
+        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = (stamp, fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Changes the policy under the lock and writes it durably before it
+    /// takes effect; `change` sees what is on disk now. Nothing is written
+    /// when it fails or the result does not validate.
+    pub fn update(
+        &self,
+        change: impl FnOnce(&mut Stored) -> Result<(), PolicyError>,
+    ) -> Result<Arc<Stored>, PolicyError> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK))?;
+        let _guard = FileLock::exclusive(&lock)?;
+        let mut next = self.load()?;
+        change(&mut next)?;
+        next.fleet.validate().map_err(PolicyError::Invalid)?;
+        for s in next.users.values().chain(next.machines.values()) {
+            s.validate().map_err(PolicyError::Invalid)?;
+        }
+        self.vault
+            .write_atomic(&self.dir.join(FILE), Obj::Policy, true, |w| {
+                serde_json::to_writer_pretty(&mut *w, &next).map_err(io::Error::other)
+            })?;
+        let stamp = self.stamp();
+        let next = Arc::new(next);
+        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = (stamp, next.clone());
+        Ok(next)
+    }
+
+    /// Replaces the settings of `scope` by `editor` (see [`Editor`]).
+    pub fn set_layer(
+        &self,
+        editor: Editor,
+        scope: &Scope,
+        settings: Settings,
+    ) -> Result<Arc<Stored>, PolicyError> {
+        settings.validate().map_err(PolicyError::Invalid)?;
+        self.update(|s| {
+            if let Editor::User(me) = editor {
+                check_own(me, scope)?;
+                let before = s.layer(scope);
+                for f in FIELDS {
+                    let changed = before.has(f) != settings.has(f) || {
+                        let (mut a, mut b) = (Settings::default(), Settings::default());
+                        a.take_field(&before, f);
+                        b.take_field(&settings, f);
+                        a != b
+                    };
+                    if changed && s.locked.contains(f) {
+                        return Err(PolicyError::Locked {
+                            field: f.to_string(),
+                        });
+                    }
+                }
+            }
+            match scope {
+                Scope::Fleet => s.fleet = settings,
+                Scope::User(u) if settings == Settings::default() => {
+                    s.users.remove(u);
+                }
+                Scope::User(u) => {
+                    s.users.insert(u.clone(), settings);
+                }
+                Scope::Machine(m) if settings == Settings::default() => {
+                    s.machines.remove(m);
+                }
+                Scope::Machine(m) => {
+                    s.machines.insert(m.clone(), settings);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets the locked fields (the admin's).
+    pub fn set_locked(&self, locked: BTreeSet<String>) -> Result<Arc<Stored>, PolicyError> {
+        if let Some(f) = locked.iter().find(|f| !FIELDS.contains(&f.as_str())) {
+            return Err(PolicyError::Invalid(format!(
+                "{f:?} is not a setting (one of {})",
+                FIELDS.join(", ")
+            )));
+        }
+        self.update(|s| {
+            s.locked = locked;
+            Ok(())
+        })
+    }
+}
+
+/// A user's own scopes: their user layer and their machines'.
+fn check_own(me: &str, scope: &Scope) -> Result<(), PolicyError> {
+    let own = match scope {
+        Scope::Fleet => false,
+        Scope::User(u) => u == me,
+        Scope::Machine(m) => MachineKey::parse(m).is_some_and(|k| k.user() == me),
+    };
+    if own {
+        Ok(())
+    } else {
+        Err(PolicyError::Invalid(
+            "only the admin changes the policy of the fleet or of another user's machines".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> Settings {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn layers_resolve_most_specific_first_and_locks_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Policies::open(dir.path(), Vault::plain()).unwrap();
+        let e = p.current().unwrap().effective("ann/pc");
+        assert!(e.excludes.contains(&"node_modules/".to_string()));
+        assert!(e.os_excludes["windows"].contains(&"$RECYCLE.BIN/".to_string()));
+        p.set_layer(
+            Editor::Admin,
+            &Scope::Fleet,
+            settings(r#"{"interval": 30, "excludes": ["*.iso"], "upload_limit": 1000}"#),
+        )
+        .unwrap();
+        p.set_layer(
+            Editor::User("ann"),
+            &Scope::Machine("ann/pc".into()),
+            settings(r#"{"interval": 5, "excludes": ["*.ost"]}"#),
+        )
+        .unwrap();
+        let p = Policies::open(dir.path(), Vault::plain()).unwrap();
+        let e = p.current().unwrap().effective("ann/pc");
+        assert_eq!(e.interval, Some(5.0));
+        assert_eq!(e.excludes, ["*.iso", "*.ost"]);
+        assert_eq!(e.upload_limit, Some(1000));
+        assert_eq!(
+            p.current().unwrap().effective("bob/pc").interval,
+            Some(30.0)
+        );
+        let before = e.version.clone();
+        p.set_locked(["interval".to_string()].into()).unwrap();
+        let e = p.current().unwrap().effective("ann/pc");
+        assert_eq!(e.interval, Some(30.0), "locked: the fleet's");
+        assert_ne!(e.version, before);
+        // A user cannot change a locked field, nor another's machine.
+        let err = p
+            .set_layer(
+                Editor::User("ann"),
+                &Scope::Machine("ann/pc".into()),
+                settings(r#"{"interval": 1, "excludes": ["*.ost"]}"#),
+            )
+            .unwrap_err();
+        assert!(matches!(err, PolicyError::Locked { .. }), "{err}");
+        assert!(p
+            .set_layer(
+                Editor::User("ann"),
+                &Scope::Machine("bob/pc".into()),
+                Settings::default()
+            )
+            .is_err());
+        // ... but may change what is not locked.
+        p.set_layer(
+            Editor::User("ann"),
+            &Scope::Machine("ann/pc".into()),
+            settings(r#"{"interval": 5, "excludes": []}"#),
+        )
+        .unwrap();
+        assert_eq!(p.current().unwrap().effective("ann/pc").excludes, ["*.iso"]);
+        assert!(p.set_locked(["colour".to_string()].into()).is_err());
+    }
+}

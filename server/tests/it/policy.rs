@@ -1,0 +1,300 @@
+//! The backup policy: set on the server (from the shell and over HTTP),
+//! fetched by a running client with its heartbeat, and applied: exclusions,
+//! windows, the upload limit, a lock that refuses a client's flag, and the
+//! policy kept for when the server is away.
+
+use crate::fixtures::*;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A watching client, stopped when the test ends (passed or not).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn policy(server: &Server, args: &[&str]) -> String {
+    let mut all = vec!["policy"];
+    all.extend_from_slice(args);
+    let out = server.command(&all, "");
+    assert_ok(&out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The version the server gives `machine` now.
+fn effective_version(server: &Server, machine: &str) -> String {
+    let text = policy(server, &["effective", machine]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
+/// What the dashboard says machine `pc` applies.
+fn applied(server: &Server) -> Option<String> {
+    let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["machine"] == "pc")
+        .and_then(|c| c["policy"].as_str().map(str::to_string))
+}
+
+fn wait_applied(server: &Server) {
+    let want = effective_version(server, "admin/pc");
+    wait_for(30, &format!("the client to apply policy {want}"), || {
+        applied(server).as_deref() == Some(want.as_str())
+    });
+}
+
+/// The local hour now, as the client reads it (the machine's time zone).
+fn local_hour() -> u32 {
+    let out = Command::new("date").arg("+%H").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_policy_set_on_the_server_reaches_a_running_client_and_takes_effect() {
+    // The upload limit is timed: not with other tests loading both cores.
+    let _alone = alone();
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"first");
+    write(&src, "mail/outlook.ost", b"version one");
+    // The default exclusions hold from the first pass.
+    write(&src, "web/node_modules/lib/index.js", b"module");
+    let _client = Running(spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--settle", "0", "--interval", "0.3", "--heartbeat", "1"],
+    ));
+    wait_for(30, "the first files backed up", || {
+        server.file("pc", "mail/outlook.ost").is_some() && server.file("pc", "a.txt").is_some()
+    });
+    wait_applied(&server);
+    assert!(server.file("pc", "web/node_modules/lib/index.js").is_none());
+
+    // An exclusion, set from the shell while server and client run.
+    policy(
+        &server,
+        &[
+            "set",
+            "machine:admin/pc",
+            "excludes",
+            r#"["*.ost", "scratch/"]"#,
+        ],
+    );
+    wait_applied(&server);
+    write(&src, "mail/outlook.ost", b"version two, not sent");
+    write(&src, "scratch/tmp.bin", b"scratch");
+    write(&src, "b.txt", b"sent");
+    wait_for(30, "b.txt backed up", || {
+        server.file("pc", "b.txt").is_some()
+    });
+    // Another pass or two, for anything that would follow.
+    std::thread::sleep(Duration::from_secs(1));
+    let ost = server.file("pc", "mail/outlook.ost").unwrap();
+    assert_eq!(ost["versions"], 1, "no new version of an excluded file");
+    assert_ne!(
+        ost["deleted"], true,
+        "an excluded file is not deleted: {ost}"
+    );
+    assert!(server.file("pc", "scratch/tmp.bin").is_none());
+
+    // A window that excludes now: changes wait, scanning goes on.
+    let h = local_hour();
+    let window = format!("daily {:02}:00-{:02}:00", (h + 2) % 24, (h + 3) % 24);
+    policy(
+        &server,
+        &[
+            "set",
+            "machine:admin/pc",
+            "windows",
+            &format!(r#"["{window}"]"#),
+        ],
+    );
+    wait_applied(&server);
+    write(&src, "c.txt", b"waits for the window");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        server.file("pc", "c.txt").is_none(),
+        "uploaded outside the window"
+    );
+    policy(&server, &["unset", "machine:admin/pc", "windows"]);
+    wait_for(30, "c.txt backed up once the window is lifted", || {
+        server.file("pc", "c.txt").is_some()
+    });
+
+    // An upload limit of 1 MB/s: 10 MB take about 10 s.
+    policy(&server, &["set", "user:admin", "upload_limit", "1000000"]);
+    wait_applied(&server);
+    let big = noise(10_000_000, 7);
+    let started = Instant::now();
+    write(&src, "big.bin", &big);
+    wait_for(60, "big.bin backed up", || {
+        server.file("pc", "big.bin").is_some()
+    });
+    let took = started.elapsed().as_secs_f64();
+    eprintln!("10 MB at a 1 MB/s limit: {took:.2} s");
+    assert!(
+        (9.0..=12.0).contains(&took),
+        "10 MB at 1 MB/s took {took:.1} s"
+    );
+    assert_eq!(download(&server, "big.bin"), big);
+}
+
+/// The current content of `path` of machine `pc`.
+fn download(server: &Server, path: &str) -> Vec<u8> {
+    let r = request(
+        server.port,
+        "GET",
+        &format!("/download/pc/{path}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.body
+}
+
+#[test]
+fn a_locked_setting_refuses_the_flag_even_with_the_server_away() {
+    let mut server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"a");
+    policy(&server, &["set", "fleet", "interval", "2"]);
+    let locked = policy(&server, &["lock", "interval", "max_file_size"]);
+    assert!(locked.contains("interval, max_file_size"), "{locked}");
+    // A lock names only real settings.
+    let out = server.command(&["policy", "lock", "colour"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a setting"));
+
+    let out = client_once(&server.url(), &src, "pc", &state, &[]);
+    assert_ok(&out);
+    let out = client_once(&server.url(), &src, "pc", &state, &["--interval", "9"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--interval") && err.contains("locked"),
+        "{err}"
+    );
+
+    // The server away, the kept policy still locks it.
+    assert!(server.terminate().success());
+    let out = client_once(
+        &server.url(),
+        &src,
+        "pc",
+        &state,
+        &["--max-file-size", "10"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-file-size"));
+    // Unlocked, the flag is the client's again.
+    server.restart();
+    policy(&server, &["unlock", "interval", "max_file_size"]);
+    let out = client_once(&server.url(), &src, "pc", &state, &["--interval", "9"]);
+    assert_ok(&out);
+}
+
+#[test]
+fn policies_over_http_are_checked_and_users_keep_to_their_own_machines() {
+    let server = Server::start(&[]);
+    add_user(&server, "ann", "ann-password-1");
+    let ann = api_login(server.port, "ann", "ann-password-1", "laptop");
+    assert_eq!(ann.status, 200, "{}", ann.text());
+    let ann = format!("Bearer {}", ann.json()["token"].as_str().unwrap());
+    let put = |auth: &str, target: &str, body: &str| {
+        request(
+            server.port,
+            "PUT",
+            target,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let admin = bearer(server.port, "pc");
+    // The admin locks the largest file size for everyone.
+    let r = put(
+        &admin,
+        "/api/v1/policies/fleet",
+        r#"{"max_file_size": 1000000}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = put(&admin, "/api/v1/policies/locked", r#"["max_file_size"]"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Ann sets her machine's window; not the fleet's, not a locked field,
+    // not another user's machine.
+    let r = put(
+        &ann,
+        "/api/v1/policies/machines/ann/laptop",
+        r#"{"windows": ["mon-fri 19:00-07:00"], "excludes": ["*.iso"]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (target, body, status) in [
+        ("/api/v1/policies/fleet", "{}", 403),
+        ("/api/v1/policies/machines/admin/pc", "{}", 403),
+        ("/api/v1/policies/locked", "[]", 403),
+        (
+            "/api/v1/policies/machines/ann/laptop",
+            r#"{"max_file_size": 5}"#,
+            403,
+        ),
+        (
+            "/api/v1/policies/machines/ann/laptop",
+            r#"{"windows": ["mon 9-5"]}"#,
+            400,
+        ),
+        (
+            "/api/v1/policies/machines/ann/laptop",
+            r#"{"colour": 1}"#,
+            400,
+        ),
+        ("/api/v1/policies/machines/ann/laptop", "not json", 400),
+        ("/api/v1/policies/machines/ann/..", "{}", 400),
+        ("/api/v1/policies/machines/ann", "{}", 404),
+    ] {
+        let r = put(&ann, target, body);
+        assert_eq!(r.status, status, "{target} {body}: {}", r.text());
+        assert!(!r.text().contains(&*server.data.to_string_lossy()));
+    }
+    // What the laptop applies, and a 304 for the same again.
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/policy",
+        &[("Authorization", &ann)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["max_file_size"], 1000000);
+    assert_eq!(e["windows"][0], "mon-fri 19:00-07:00");
+    assert!(e["excludes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "*.iso"));
+    assert_eq!(e["locked"][0], "max_file_size");
+    let etag = format!("\"{}\"", e["version"].as_str().unwrap());
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/policy",
+        &[("Authorization", &ann), ("If-None-Match", &etag)],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+    // The admin's machine does not get Ann's window.
+    let r = request(server.port, "GET", "/api/v1/policy", &[], b"");
+    assert_eq!(r.json()["windows"].as_array().unwrap().len(), 0);
+}
