@@ -156,6 +156,11 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Post => pages::login::revoke_device(ctx, req, who, id),
             _ => allow(POST),
         },
+        ["policy"] => match method {
+            Get | Head => pages::policy::page(ctx, req, &me()?),
+            Post => pages::policy::save(ctx, req, who),
+            _ => allow("GET, HEAD, POST"),
+        },
         ["admin"] => match method {
             Get | Head => pages::admin::page(ctx, &me()?),
             _ => allow(READ),

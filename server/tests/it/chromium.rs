@@ -700,3 +700,74 @@ fn gethostname() -> String {
     let out = std::process::Command::new("hostname").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn the_admin_edits_a_policy_on_the_page_and_sees_the_client_apply_it() {
+    let server = Server::start(&[]);
+    let origin = server.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"first");
+    let mut client = spawn_client(
+        &origin,
+        &src,
+        &state,
+        &["--settle", "0", "--interval", "0.3", "--heartbeat", "1"],
+    );
+    wait_for(30, "a.txt backed up", || {
+        server.file("pc", "a.txt").is_some()
+    });
+
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    b.link("Backup policy").click();
+    b.wait_for_text("All machines");
+    b.link("admin/pc").click();
+    b.wait_for_text("What admin/pc applies");
+    b.find("textarea[name=excludes]")
+        .type_text("*.skip\nscratch/");
+    b.find("input[name=upload_limit]").type_text("5000000");
+    b.find("#policy-form button[type=submit]").click();
+    b.wait_for_text("Saved. Clients apply it at their next heartbeat.");
+    let shown = b.find("pre.effective").text();
+    assert!(
+        shown.contains("*.skip") && shown.contains("5000000"),
+        "{shown}"
+    );
+
+    // Within a heartbeat the client applies it, and the dashboard says so.
+    b.goto(&format!("{origin}/policy?scope=machine%3Aadmin%2Fpc"));
+    wait_for(30, "the page to show the policy applied", || {
+        b.goto(&format!("{origin}/policy?scope=machine%3Aadmin%2Fpc"));
+        b.find("#applied").text().contains("applies it.")
+    });
+    b.goto(&format!("{origin}/admin"));
+    let cell = b.find("tr.ok td.policy").text();
+    assert!(
+        !cell.is_empty() && !cell.contains("next heartbeat"),
+        "{cell}"
+    );
+    write(&src, "b.skip", b"left out");
+    write(&src, "b.txt", b"sent");
+    wait_for(30, "b.txt backed up", || {
+        server.file("pc", "b.txt").is_some()
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(server.file("pc", "b.skip").is_none());
+
+    // A window that is not one is refused with the reason, nothing saved.
+    b.goto(&format!("{origin}/policy?scope=machine%3Aadmin%2Fpc"));
+    b.find("textarea[name=windows]").type_text("mon 9-5");
+    b.find("#policy-form button[type=submit]").click();
+    b.wait_for_text("is not a window");
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        for (width, height, kind) in [(1280, 1400, "laptop"), (390, 844, "phone")] {
+            b.resize(width, height);
+            b.goto(&format!("{origin}/policy?scope=machine%3Aadmin%2Fpc"));
+            b.screenshot(&dir.join(format!("policy-{kind}.png")));
+        }
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+}

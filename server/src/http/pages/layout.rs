@@ -91,6 +91,7 @@ fn top(who: &Identity, query: &str) -> Markup {
                     " " (post_button("/logout", csrf, "Log out"))
                 }
                 " " a href="/add-machine" { "Add a machine" }
+                " " a href="/policy" { "Backup policy" }
                 @if who.role == Role::Admin {
                     " " a href="/admin" { "All clients" }
                 }

@@ -9,5 +9,6 @@ pub mod browse;
 pub mod home;
 pub mod layout;
 pub mod login;
+pub mod policy;
 pub mod register;
 pub mod versions;
