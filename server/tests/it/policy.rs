@@ -298,3 +298,59 @@ fn policies_over_http_are_checked_and_users_keep_to_their_own_machines() {
     let r = request(server.port, "GET", "/api/v1/policy", &[], b"");
     assert_eq!(r.json()["windows"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_policy_change_killed_at_any_point_leaves_the_old_or_the_new() {
+    let mut server = Server::start(&[]);
+    policy(&server, &["set", "fleet", "interval", "1"]);
+    let interval = |server: &Server| -> f64 {
+        let text = policy(server, &["effective", "admin/pc"]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["interval"].as_f64().unwrap()
+    };
+    let mut before = 1.0;
+    let mut delay = Duration::from_micros(300);
+    let mut finished = 0;
+    let mut killed = 0;
+    for n in 2..200 {
+        let mut child = Command::new(server_bin())
+            .arg("--data")
+            .arg(&server.data)
+            .args(unlock_args(&server.data, &[]))
+            .args(["policy", "set", "fleet", "interval", &n.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "policy set failed: {status}");
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // It loads, and holds the old value or the new.
+        let now = interval(&server);
+        assert!(
+            now == before || now == n as f64,
+            "{now} after {before} -> {n}"
+        );
+        before = now;
+        delay = delay * 21 / 20;
+        if finished >= 5 {
+            break;
+        }
+    }
+    eprintln!("policy set: {killed} killed, {finished} finished");
+    assert!(killed >= 3, "no kill landed before the command finished");
+    assert!(finished >= 3, "the command never finished");
+    assert!(before > 1.0, "no change landed");
+    // The running server serves what is on disk.
+    let r = request(server.port, "GET", "/api/v1/policy", &[], b"");
+    assert_eq!(r.json()["interval"].as_f64(), Some(before));
+    server.kill();
+    server.restart();
+    assert_eq!(interval(&server), before);
+}
