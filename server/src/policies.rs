@@ -287,14 +287,18 @@ impl Policies {
     }
 }
 
-/// A user's own scopes: their user layer and their machines'.
-fn check_own(me: &str, scope: &Scope) -> Result<(), PolicyError> {
-    let own = match scope {
+/// Whether `scope` is one of `user`'s own: their user layer or one of
+/// their machines' (the fleet's is the admin's).
+pub fn owns(user: &str, scope: &Scope) -> bool {
+    match scope {
         Scope::Fleet => false,
-        Scope::User(u) => u == me,
-        Scope::Machine(m) => MachineKey::parse(m).is_some_and(|k| k.user() == me),
-    };
-    if own {
+        Scope::User(u) => u == user,
+        Scope::Machine(m) => MachineKey::parse(m).is_some_and(|k| k.user() == user),
+    }
+}
+
+fn check_own(me: &str, scope: &Scope) -> Result<(), PolicyError> {
+    if owns(me, scope) {
         Ok(())
     } else {
         Err(PolicyError::Invalid(

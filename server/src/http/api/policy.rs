@@ -122,15 +122,7 @@ pub fn set_locked(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Ha
 }
 
 fn may_edit(who: &Identity, scope: &Scope) -> Result<(), ApiError> {
-    if who.role == crate::accounts::Role::Admin {
-        return Ok(());
-    }
-    let own = match scope {
-        Scope::Fleet => false,
-        Scope::User(u) => *u == who.user,
-        Scope::Machine(m) => m.split_once('/').is_some_and(|(u, _)| u == who.user),
-    };
-    if own {
+    if who.role == crate::accounts::Role::Admin || crate::policies::owns(&who.user, scope) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(

@@ -71,13 +71,7 @@ fn chosen_scope(ctx: &Ctx, who: &Identity, text: Option<&str>) -> Result<Scope, 
         None if is_admin(who) => Scope::Fleet,
         None => Scope::User(who.user.clone()),
     };
-    let own = match &scope {
-        _ if is_admin(who) => true,
-        Scope::Fleet => false,
-        Scope::User(u) => *u == who.user,
-        Scope::Machine(m) => m.split_once('/').is_some_and(|(u, _)| u == who.user),
-    };
-    if !own {
+    if !is_admin(who) && !crate::policies::owns(&who.user, &scope) {
         return Err(ApiError::Forbidden(
             "only the admin sees the policy of the fleet or of other users' machines".into(),
         ));
