@@ -58,11 +58,22 @@ pub struct Summary {
     pub auth_problem: Option<crate::ClientError>,
     /// Failed files and why, for `--once`'s report.
     pub failures: Vec<String>,
+    /// The same, for the status report.
+    pub problems: Vec<nimbus_common::wire::Problem>,
     /// The pass was outside every backup window: it only looked.
     pub outside_window: bool,
 }
 
 impl Summary {
+    /// Notes a file (or folder) that could not be backed up.
+    fn fail(&mut self, path: &str, why: &str) {
+        self.failures.push(format!("{path}: {why}"));
+        self.problems.push(nimbus_common::wire::Problem {
+            path: path.to_string(),
+            message: why.to_string(),
+        });
+    }
+
     pub fn did_something(&self) -> bool {
         self.uploaded + self.deleted + self.errors + self.pending > 0
             || self.server_problem.is_some()
@@ -190,7 +201,7 @@ impl Backup {
                 Skipped::Error { path, why } => {
                     warn!("cannot read {path}: {why}; retrying next pass");
                     sum.errors += 1;
-                    sum.failures.push(format!("{path}: {why}"));
+                    sum.fail(path, why);
                     // The folder itself (missing, unreadable): nothing is sure.
                     unsure.push(scan::relative(&self.root, Path::new(path)).unwrap_or_default());
                 }
@@ -245,7 +256,7 @@ impl Backup {
                     FileError::Refused(why) | FileError::File(why) => {
                         warn!("{rel}: deletion not recorded: {why}; retrying next pass");
                         sum.errors += 1;
-                        sum.failures.push(format!("{rel}: {why}"));
+                        sum.fail(&rel, &why);
                     }
                     FileError::Stopped => break,
                 },
@@ -286,7 +297,7 @@ impl Backup {
             if let Some((size, mtime_ns, why)) = self.refused.get(&f.rel) {
                 if (*size, *mtime_ns) == (f.size, f.mtime_ns) {
                     sum.errors += 1;
-                    sum.failures.push(format!("{}: {why}", f.rel));
+                    sum.fail(&f.rel, why);
                     continue;
                 }
             }
@@ -427,7 +438,7 @@ fn acknowledge(
         Err(FileError::File(why)) => {
             warn!("{}: {why}; retrying next pass", f.path.display());
             sum.errors += 1;
-            sum.failures.push(format!("{}: {why}", f.rel));
+            sum.fail(&f.rel, &why);
         }
         Err(FileError::Refused(why)) => {
             warn!(
@@ -435,7 +446,7 @@ fn acknowledge(
                 f.path.display()
             );
             sum.errors += 1;
-            sum.failures.push(format!("{}: {why}", f.rel));
+            sum.fail(&f.rel, &why);
             refused.insert(f.rel, (f.size, f.mtime_ns, why));
         }
         Err(FileError::Server(why)) => {

@@ -444,6 +444,19 @@ fn status_report(
             f
         }),
         policy,
+        problems: sum.problems[sum
+            .problems
+            .len()
+            .saturating_sub(nimbus_common::wire::MAX_PROBLEMS)..]
+            .iter()
+            .map(|p| {
+                let cut = |s: &str, max: usize| s[..s.floor_char_boundary(max)].to_string();
+                nimbus_common::wire::Problem {
+                    path: cut(&p.path, 4096),
+                    message: cut(&p.message, 1000),
+                }
+            })
+            .collect(),
     }
 }
 

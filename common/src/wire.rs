@@ -246,6 +246,21 @@ pub struct StatusReport {
     /// (`GET /api/v1/policy`), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The last pass's failed files (at most [`MAX_PROBLEMS`], the last
+    /// ones), so errors can be told apart and some ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// The most problems one status report carries.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// A file the last pass could not back up, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
 }
 
 /// Where a client fetches its backup policy

@@ -33,6 +33,16 @@ pub fn validate(r: &Report) -> Result<(), String> {
     short("version", &r.version, 64)?;
     short("os", &r.os, 64)?;
     short("policy", r.policy.as_deref().unwrap_or(""), 64)?;
+    if r.problems.len() > nimbus_common::wire::MAX_PROBLEMS {
+        return Err(format!(
+            "at most {} problems",
+            nimbus_common::wire::MAX_PROBLEMS
+        ));
+    }
+    for p in &r.problems {
+        short("a problem's path", &p.path, 4096)?;
+        short("a problem's message", &p.message, 2000)?;
+    }
     match &r.last_error {
         Some(e) if e.len() > 2000 => Err("last_error must be at most 2000 bytes".into()),
         _ => Ok(()),

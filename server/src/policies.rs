@@ -38,12 +38,93 @@ pub struct Stored {
     /// By `user/machine`.
     #[serde(default)]
     pub machines: BTreeMap<String, Settings>,
+    /// Reported errors that do not count against a machine's status.
+    #[serde(default)]
+    pub ignored_errors: Vec<IgnoreRule>,
+}
+
+/// Reported errors to ignore: by path pattern, and optionally by message,
+/// for one machine or every machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreRule {
+    /// `user/machine`; none for every machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// Over the whole path: `*` is any run of characters (`/` too), `?`
+    /// one character; e.g. `*.ost`.
+    pub path: String,
+    /// Only errors whose message contains this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl IgnoreRule {
+    /// Names the rule (to remove it): from its content.
+    pub fn id(&self) -> String {
+        let json = serde_json::to_vec(self).expect("serialisable");
+        nimbus_common::hash::ContentHash::of_bytes(&json).to_hex()[..12].to_string()
+    }
+
+    pub fn matches(&self, machine: &str, p: &nimbus_common::wire::Problem) -> bool {
+        self.machine.as_deref().is_none_or(|m| m == machine)
+            && wildcard(&self.path, &p.path)
+            && self
+                .message
+                .as_deref()
+                .is_none_or(|m| p.message.contains(m))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let line = |name: &str, v: &str| {
+            if v.is_empty() || v.len() > 1000 || v.chars().any(char::is_control) {
+                Err(format!("{name} must be one line of at most 1000 bytes"))
+            } else {
+                Ok(())
+            }
+        };
+        line("path", &self.path)?;
+        if let Some(m) = &self.message {
+            line("message", m)?;
+        }
+        if let Some(m) = &self.machine {
+            if Scope::parse(&format!("machine:{m}")).is_none() {
+                return Err(format!("{m:?} is not USER/MACHINE"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `*` any run of characters, `?` one; everything else itself.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotYours(String),
     #[error("{field} is locked by the admin")]
     Locked { field: String },
     #[error("cannot read or write the policy: {0}")]
@@ -61,6 +142,11 @@ impl Stored {
             f.os_excludes = Some(policy::default_os_excludes());
         }
         f
+    }
+
+    /// Whether a problem `machine` reported is ignored.
+    pub fn ignored(&self, machine: &str, p: &nimbus_common::wire::Problem) -> bool {
+        self.ignored_errors.iter().any(|r| r.matches(machine, p))
     }
 
     pub fn layer(&self, scope: &Scope) -> Settings {
@@ -272,6 +358,36 @@ impl Policies {
         })
     }
 
+    /// Adds a rule: the admin any, a user only for their own machines.
+    pub fn add_ignore(&self, editor: Editor, rule: IgnoreRule) -> Result<Arc<Stored>, PolicyError> {
+        rule.validate().map_err(PolicyError::Invalid)?;
+        may_ignore(editor, &rule)?;
+        self.update(|s| {
+            if s.ignored_errors.len() >= 1000 {
+                return Err(PolicyError::Invalid("at most 1000 ignore rules".into()));
+            }
+            if !s.ignored_errors.contains(&rule) {
+                s.ignored_errors.push(rule);
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes the rule named `id` (see [`IgnoreRule::id`]); false when
+    /// there is none.
+    pub fn remove_ignore(&self, editor: Editor, id: &str) -> Result<bool, PolicyError> {
+        let mut found = false;
+        self.update(|s| {
+            if let Some(i) = s.ignored_errors.iter().position(|r| r.id() == id) {
+                may_ignore(editor, &s.ignored_errors[i])?;
+                s.ignored_errors.remove(i);
+                found = true;
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     /// Sets the locked fields (the admin's).
     pub fn set_locked(&self, locked: BTreeSet<String>) -> Result<Arc<Stored>, PolicyError> {
         if let Some(f) = locked.iter().find(|f| !FIELDS.contains(&f.as_str())) {
@@ -297,11 +413,22 @@ pub fn owns(user: &str, scope: &Scope) -> bool {
     }
 }
 
+/// A user adds and removes rules for their own machines only.
+fn may_ignore(editor: Editor, rule: &IgnoreRule) -> Result<(), PolicyError> {
+    match (editor, &rule.machine) {
+        (Editor::Admin, _) => Ok(()),
+        (Editor::User(me), Some(m)) if owns(me, &Scope::Machine(m.clone())) => Ok(()),
+        _ => Err(PolicyError::NotYours(
+            "only the admin ignores errors of every machine or of another user's".into(),
+        )),
+    }
+}
+
 fn check_own(me: &str, scope: &Scope) -> Result<(), PolicyError> {
     if owns(me, scope) {
         Ok(())
     } else {
-        Err(PolicyError::Invalid(
+        Err(PolicyError::NotYours(
             "only the admin changes the policy of the fleet or of another user's machines".into(),
         ))
     }
@@ -313,6 +440,47 @@ mod tests {
 
     fn settings(json: &str) -> Settings {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn ignore_rules_match_paths_and_messages() {
+        assert!(wildcard("*.ost", "mail/Outlook.ost"));
+        assert!(wildcard("a?c", "abc") && !wildcard("a?c", "abbc"));
+        assert!(wildcard("*", "") && !wildcard("*.ost", "a.ost.bak"));
+        assert!(wildcard("*cache*/*.tmp", "x/cache1/y.tmp"));
+        let p = |path: &str, message: &str| nimbus_common::wire::Problem {
+            path: path.into(),
+            message: message.into(),
+        };
+        let rule = IgnoreRule {
+            machine: Some("ann/pc".into()),
+            path: "*.ost".into(),
+            message: Some("used by another process".into()),
+        };
+        assert!(rule.matches("ann/pc", &p("o.ost", "it is used by another process")));
+        assert!(!rule.matches("bob/pc", &p("o.ost", "it is used by another process")));
+        assert!(!rule.matches("ann/pc", &p("o.ost", "permission denied")));
+        let dir = tempfile::tempdir().unwrap();
+        let policies = Policies::open(dir.path(), Vault::plain()).unwrap();
+        assert!(policies
+            .add_ignore(
+                Editor::User("bob"),
+                IgnoreRule {
+                    machine: None,
+                    ..rule.clone()
+                }
+            )
+            .is_err());
+        policies
+            .add_ignore(Editor::User("ann"), rule.clone())
+            .unwrap();
+        assert!(!policies.remove_ignore(Editor::Admin, "nosuchid").unwrap());
+        assert!(policies
+            .remove_ignore(Editor::User("bob"), &rule.id())
+            .is_err());
+        assert!(policies
+            .remove_ignore(Editor::User("ann"), &rule.id())
+            .unwrap());
     }
 
     #[test]

@@ -161,6 +161,14 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Post => pages::policy::save(ctx, req, who),
             _ => allow("GET, HEAD, POST"),
         },
+        ["policy", "ignored"] => match method {
+            Post => pages::policy::add_ignored(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["policy", "ignored", id, "remove"] => match method {
+            Post => pages::policy::remove_ignored(ctx, req, who, id),
+            _ => allow(POST),
+        },
         ["admin"] => match method {
             Get | Head => pages::admin::page(ctx, &me()?),
             _ => allow(READ),
@@ -262,6 +270,15 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         ["api", "v1", "policy"] => match method {
             Get | Head => policy::effective(ctx, req, &me()?),
             _ => allow(READ),
+        },
+        ["api", "v1", "ignored-errors"] => match method {
+            Get | Head => policy::ignored_list(ctx, &me()?),
+            Post => policy::ignored_add(ctx, req, &me()?),
+            _ => allow("GET, HEAD, POST"),
+        },
+        ["api", "v1", "ignored-errors", id] => match method {
+            Delete => policy::ignored_remove(ctx, req, &me()?, id),
+            _ => allow("DELETE"),
         },
         ["api", "v1", "policies", "locked"] => match method {
             Put => policy::set_locked(ctx, req, &me()?),

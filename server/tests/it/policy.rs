@@ -354,3 +354,134 @@ fn a_policy_change_killed_at_any_point_leaves_the_old_or_the_new() {
     server.restart();
     assert_eq!(interval(&server), before);
 }
+
+/// The dashboard's JSON for machine `pc`.
+fn pc_view(server: &Server) -> serde_json::Value {
+    let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["machine"] == "pc")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn ignored_errors_leave_the_status_ok_and_stay_listed() {
+    let server = Server::start(&["--max-upload-bytes", "1000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "ok.txt", b"fine");
+    // Over the server's upload limit: refused, reported as errors.
+    write(&src, "mail/outlook.ost", &noise(5000, 1));
+    write(&src, "video.bin", &noise(5000, 2));
+    let _client = Running(spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--interval", "0.2", "--settle", "0", "--heartbeat", "0.5"],
+    ));
+    wait_for(30, "two errors reported", || {
+        pc_view(&server)["errors"] == 2
+    });
+    let view = pc_view(&server);
+    assert_eq!(view["status"], "errors");
+    assert_eq!(view["problems"].as_array().unwrap().len(), 2, "{view}");
+
+    let add = |auth: Option<&str>, rule: &str| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        request(
+            server.port,
+            "POST",
+            "/api/v1/ignored-errors",
+            &headers,
+            rule.as_bytes(),
+        )
+    };
+    // This machine's .ost files (Outlook holds them open).
+    let r = add(None, r#"{"machine": "admin/pc", "path": "*.ost"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ost_rule = r.json()["id"].as_str().unwrap().to_string();
+    // A message that does not match ignores nothing.
+    let r = add(None, r#"{"path": "*.bin", "message": "no such message"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_for(10, "one error ignored", || pc_view(&server)["ignored"] == 1);
+    let view = pc_view(&server);
+    assert_eq!(view["status"], "errors");
+    assert_eq!(view["errors"], 1);
+    assert!(view["last_error"].as_str().unwrap().contains("video.bin"));
+    // Every machine's .bin refused with a 413.
+    let r = add(None, r#"{"path": "*.bin", "message": "413"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_for(10, "both ignored", || pc_view(&server)["status"] == "ok");
+    let view = pc_view(&server);
+    assert_eq!(
+        (view["errors"].clone(), view["ignored"].clone()),
+        (0.into(), 2.into())
+    );
+    let problems = view["problems"].as_array().unwrap();
+    assert!(problems.iter().all(|p| p["ignored"] == true), "{view}");
+    assert!(problems.iter().any(|p| p["path"] == "mail/outlook.ost"));
+    // Still shown on the dashboard, counted apart.
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/admin", &session).text();
+    assert!(
+        page.contains("2 ignored") && page.contains("mail/outlook.ost"),
+        "{page}"
+    );
+
+    // A user ignores errors of their own machines only; bad rules change
+    // nothing.
+    add_user(&server, "ann", "ann-password-1");
+    let ann = api_login(server.port, "ann", "ann-password-1", "laptop");
+    let ann = format!("Bearer {}", ann.json()["token"].as_str().unwrap());
+    for (rule, status) in [
+        (r#"{"path": "*"}"#, 403),
+        (r#"{"machine": "admin/pc", "path": "*"}"#, 403),
+        (r#"{"machine": "ann/laptop", "path": ""}"#, 400),
+        (r#"{"machine": "ann/../x", "path": "*"}"#, 400),
+        (
+            r#"{"machine": "ann/laptop", "path": "*", "colour": 1}"#,
+            400,
+        ),
+    ] {
+        let r = add(Some(&ann), rule);
+        assert_eq!(r.status, status, "{rule}: {}", r.text());
+    }
+    let r = add(Some(&ann), r#"{"machine": "ann/laptop", "path": "*.tmp"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = request(
+        server.port,
+        "GET",
+        "/api/v1/ignored-errors",
+        &[("Authorization", &ann)],
+        b"",
+    );
+    // Hers and the ones for every machine; not the admin's machine's.
+    assert_eq!(r.json().as_array().unwrap().len(), 3, "{}", r.text());
+    let r = request(
+        server.port,
+        "DELETE",
+        &format!("/api/v1/ignored-errors/{ost_rule}"),
+        &[("Authorization", &ann)],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Removed, the error counts again.
+    let r = request(
+        server.port,
+        "DELETE",
+        &format!("/api/v1/ignored-errors/{ost_rule}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    wait_for(10, "the .ost error to count again", || {
+        pc_view(&server)["status"] == "errors"
+    });
+}

@@ -23,6 +23,7 @@ impl From<PolicyError> for ApiError {
         match e {
             PolicyError::Invalid(m) => ApiError::bad("bad_policy", m),
             PolicyError::Locked { .. } => ApiError::Forbidden(e.to_string()),
+            PolicyError::NotYours(m) => ApiError::Forbidden(m),
             PolicyError::Io(io) => io.into(),
         }
     }
@@ -128,5 +129,51 @@ fn may_edit(who: &Identity, scope: &Scope) -> Result<(), ApiError> {
         Err(ApiError::Forbidden(
             "only the admin sees or changes the fleet's policy or other users' machines'".into(),
         ))
+    }
+}
+
+/// A rule as listed: with its id.
+fn rule_json(r: &crate::policies::IgnoreRule) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).expect("serialisable");
+    v["id"] = r.id().into();
+    v
+}
+
+/// `GET /api/v1/ignored-errors`: the rules that apply to the caller's
+/// machines (the admin: every rule).
+pub fn ignored_list(ctx: &Ctx, who: &Identity) -> Handled {
+    let stored = ctx.policies.current()?;
+    let list: Vec<serde_json::Value> = stored
+        .ignored_errors
+        .iter()
+        .filter(|r| {
+            who.role == crate::accounts::Role::Admin
+                || r.machine.as_deref().is_none_or(|m| {
+                    crate::policies::owns(&who.user, &Scope::Machine(m.to_string()))
+                })
+        })
+        .map(rule_json)
+        .collect();
+    Ok(Reply::json(200, &list).header("Cache-Control", "no-store"))
+}
+
+/// `POST /api/v1/ignored-errors`: adds a rule (`{"machine": "USER/MACHINE"
+/// or absent for every machine, "path": PATTERN, "message": TEXT}`).
+pub fn ignored_add(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handled {
+    check_csrf_header(who, req)?;
+    let body = small_body(req, 16 * 1024)?;
+    let rule: crate::policies::IgnoreRule = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("bad_rule", format!("the rule is not valid: {e}")))?;
+    ctx.policies.add_ignore(editor(who), rule.clone())?;
+    Ok(Reply::json(201, &rule_json(&rule)))
+}
+
+/// `DELETE /api/v1/ignored-errors/{id}`
+pub fn ignored_remove(ctx: &Ctx, req: &tiny_http::Request, who: &Identity, id: &str) -> Handled {
+    check_csrf_header(who, req)?;
+    if ctx.policies.remove_ignore(editor(who), id)? {
+        Ok(Reply::new(204))
+    } else {
+        Err(ApiError::NotFound)
     }
 }

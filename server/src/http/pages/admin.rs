@@ -106,6 +106,12 @@ fn client_row(c: &ClientView) -> Markup {
                     Some(e) if c.errors > 0 => { (c.errors) " error(s): " (e) }
                     _ => "-",
                 }
+                @if c.ignored > 0 {
+                    details.ignored {
+                        summary { (c.ignored) " ignored" }
+                        ul { @for p in c.problems.iter().filter(|p| p.ignored) { li { (p.path) ": " (p.message) } } }
+                    }
+                }
             }
         }
     }

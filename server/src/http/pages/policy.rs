@@ -103,6 +103,7 @@ pub fn page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         }
         @if saved { p.saved role="status" { "Saved. Clients apply it at their next heartbeat." } }
         (form(who, &scope, &stored))
+        (ignored_section(who, &scope, &stored))
         @if let Scope::Machine(m) = &scope {
             (effective(&stored, m, ctx))
         }
@@ -325,4 +326,113 @@ fn settings_of(form: &Form) -> Result<Settings, ApiError> {
     };
     s.validate().map_err(|e| ApiError::bad("bad_policy", e))?;
     Ok(s)
+}
+
+/// The ignore rules of a scope (every machine's for the fleet, a
+/// machine's own), with their remove buttons and the form to add one.
+fn ignored_section(who: &Identity, scope: &Scope, stored: &Stored) -> Markup {
+    let machine = match scope {
+        Scope::Fleet => None,
+        Scope::Machine(m) => Some(m.clone()),
+        Scope::User(_) => return html! {},
+    };
+    let csrf = who.session.as_ref().map(|(_, c)| c.as_str()).unwrap_or("");
+    let may_add = machine.is_some() || is_admin(who);
+    html! {
+        h2 id="ignored" { "Ignored errors" }
+        p {
+            "Errors matching a rule do not turn a machine's status to errors; the dashboard still lists them, counted apart. "
+            "The path pattern covers the whole path (" code { "*" } " any run of characters, " code { "?" } " one); "
+            "the message, if given, must appear in the error."
+        }
+        ul.ignored-rules {
+            @for r in stored.ignored_errors.iter().filter(|r| r.machine == machine) {
+                li {
+                    code { (r.path) }
+                    @if let Some(m) = &r.message { " with “" (m) "”" }
+                    " "
+                    @if may_add {
+                        form method="post" action={ "/policy/ignored/" (r.id()) "/remove" } class="inline" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="scope" value=(scope_text(scope));
+                            button type="submit" { "Remove" }
+                        }
+                    }
+                }
+            }
+        }
+        @if may_add {
+            form method="post" action="/policy/ignored" id="ignore-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="scope" value=(scope_text(scope));
+                label for="ignore-path" { "Path pattern" } " "
+                input type="text" id="ignore-path" name="path" placeholder="*.ost" required;
+                " " label for="ignore-message" { "Message contains (optional)" } " "
+                input type="text" id="ignore-message" name="message" placeholder="used by another process";
+                " " button type="submit" { "Ignore" }
+            }
+        }
+    }
+}
+
+fn back_to(scope: &Scope) -> Reply {
+    let text = scope_text(scope);
+    Reply::new(303).header(
+        "Location",
+        format!(
+            "/policy?scope={}#ignored",
+            utf8_percent_encode(&text, NON_ALPHANUMERIC)
+        ),
+    )
+}
+
+/// `POST /policy/ignored`: `scope` (`fleet` or `machine:...`), `path`,
+/// optional `message`.
+pub fn add_ignored(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled {
+    let form = read_form(req)?;
+    let who = require(who)?;
+    check_csrf(&who, form.get("csrf").map(String::as_str))?;
+    let scope = chosen_scope(ctx, &who, form.get("scope").map(String::as_str))?;
+    let machine = match &scope {
+        Scope::Fleet => None,
+        Scope::Machine(m) => Some(m.clone()),
+        Scope::User(_) => {
+            return Err(ApiError::bad(
+                "bad_scope",
+                "errors are ignored for a machine or for every machine",
+            ))
+        }
+    };
+    let text = |name: &str| {
+        form.get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let rule = crate::policies::IgnoreRule {
+        machine,
+        path: text("path").ok_or_else(|| ApiError::bad("bad_rule", "a path pattern is needed"))?,
+        message: text("message"),
+    };
+    ctx.policies.add_ignore(editor_of(&who), rule)?;
+    Ok(back_to(&scope))
+}
+
+/// `POST /policy/ignored/{id}/remove`
+pub fn remove_ignored(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &str) -> Handled {
+    let form = read_form(req)?;
+    let who = require(who)?;
+    check_csrf(&who, form.get("csrf").map(String::as_str))?;
+    let scope = chosen_scope(ctx, &who, form.get("scope").map(String::as_str))?;
+    if !ctx.policies.remove_ignore(editor_of(&who), id)? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(back_to(&scope))
+}
+
+fn editor_of(who: &Identity) -> Editor<'_> {
+    if is_admin(who) {
+        Editor::Admin
+    } else {
+        Editor::User(&who.user)
+    }
 }

@@ -54,7 +54,12 @@ pub struct ClientView {
     /// heartbeat).
     pub policy: Option<String>,
     pub policy_now: String,
+    /// Errors of the last pass that count (not matched by an ignore rule).
     pub errors: u64,
+    /// Errors of the last pass an ignore rule matched: shown, not counted.
+    pub ignored: u64,
+    /// The last pass's failed files, each marked ignored or not.
+    pub problems: Vec<ProblemView>,
     pub last_error: Option<String>,
     pub last_file: Option<String>,
     pub last_backup_at: Option<i64>,
@@ -63,6 +68,13 @@ pub struct ClientView {
     /// On disk for its current files, after dedup (within the client) and
     /// packing.
     pub stored: u64,
+}
+
+#[derive(Serialize)]
+pub struct ProblemView {
+    pub path: String,
+    pub message: String,
+    pub ignored: bool,
 }
 
 pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
@@ -108,9 +120,20 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
             };
             let report = info.report.unwrap_or_default();
             let browser_only = info.last_contact.is_none() && !devices.contains(&s.key);
+            let problems: Vec<ProblemView> = report
+                .problems
+                .iter()
+                .map(|p| ProblemView {
+                    path: p.path.clone(),
+                    message: p.message.clone(),
+                    ignored: policies.ignored(&s.key, p),
+                })
+                .collect();
+            let ignored = problems.iter().filter(|p| p.ignored).count() as u64;
+            let errors = report.errors.saturating_sub(ignored);
             let status = match last_contact {
                 _ if browser_only => Status::Browser,
-                Some(t) if now - t <= ctx.stale_after as i64 && report.errors == 0 => Status::Ok,
+                Some(t) if now - t <= ctx.stale_after as i64 && errors == 0 => Status::Ok,
                 Some(t) if now - t <= ctx.stale_after as i64 => Status::Errors,
                 _ => Status::Stale,
             };
@@ -124,8 +147,20 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
                 os: known(report.os),
                 policy: report.policy,
                 policy_now: policies.effective(&s.key).version,
-                errors: report.errors,
-                last_error: report.last_error,
+                errors,
+                ignored,
+                problems,
+                // The last error that counts.
+                last_error: match report
+                    .problems
+                    .iter()
+                    .rev()
+                    .find(|p| !policies.ignored(&s.key, p))
+                {
+                    Some(p) => Some(format!("{}: {}", p.path, p.message)),
+                    None if ignored > 0 => None,
+                    None => report.last_error,
+                },
                 last_file: s.last_file,
                 last_backup_at: s.last_backup_at,
                 files: s.files,
