@@ -57,6 +57,13 @@ pub struct ClientInfo {
     /// The last report and when it came.
     pub report: Option<Report>,
     pub reported_at: Option<i64>,
+    /// When it last reported a pass without errors that count (for the
+    /// stale-machine alert).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok: Option<i64>,
+    /// Reports in a row with errors that count.
+    #[serde(default)]
+    pub failing: u32,
 }
 
 pub struct Clients {
@@ -94,8 +101,9 @@ impl Clients {
             .last_contact = Some(unix_now());
     }
 
-    /// Records a report and writes the file.
-    pub fn report(&self, client: &str, report: Report) -> std::io::Result<()> {
+    /// Records a report, of which `counted` errors count (the others an
+    /// ignore rule matched), and writes the file.
+    pub fn report(&self, client: &str, report: Report, counted: u64) -> std::io::Result<()> {
         let now = unix_now();
         {
             let mut map = self.lock();
@@ -103,6 +111,12 @@ impl Clients {
             info.last_contact = Some(now);
             info.report = Some(report);
             info.reported_at = Some(now);
+            if counted == 0 {
+                info.last_ok = Some(now);
+                info.failing = 0;
+            } else {
+                info.failing = info.failing.saturating_add(1);
+            }
         }
         self.save()
     }
@@ -142,11 +156,12 @@ mod tests {
             last_error: Some("a.txt: permission denied".into()),
             ..Report::default()
         };
-        c.report("alice/laptop", r.clone()).unwrap();
+        c.report("alice/laptop", r.clone(), 2).unwrap();
         let back = Clients::open(dir.path(), Vault::plain());
         let info = back.get("alice/laptop").unwrap();
         assert_eq!(info.report, Some(r));
         assert!(info.last_contact.is_some());
+        assert_eq!((info.failing, info.last_ok), (1, None));
         let bad = Report {
             version: "1\n2".into(),
             ..Report::default()

@@ -156,6 +156,11 @@ pub struct Args {
     /// lacks at most the last interval's records. [default: 60]
     #[arg(long, value_name = "SECS")]
     pub ship_interval: Option<u64>,
+    /// Seconds between two looks of the alert watcher at every machine,
+    /// the last check and the disk; a failed delivery waits this long,
+    /// then twice as long each time. [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub alert_interval: Option<u64>,
 }
 
 /// A switch given as on or off.
@@ -406,6 +411,7 @@ struct FileConfig {
     /// commit of an upload reads them back; 0: none). [default: 2 GiB]
     s3_cache_size: Option<u64>,
     ship_interval: Option<u64>,
+    alert_interval: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -444,6 +450,8 @@ pub struct Config {
     pub store: Option<S3Options>,
     /// Seconds between shipments of the catalog to the bucket.
     pub ship_interval: u64,
+    /// Seconds between two looks of the alert watcher.
+    pub alert_interval: u64,
 }
 
 impl Config {
@@ -489,6 +497,7 @@ impl Default for Config {
             unlock: Default::default(),
             store: None,
             ship_interval: 60,
+            alert_interval: 60,
         }
     }
 }
@@ -627,6 +636,10 @@ impl Config {
                 .ship_interval
                 .or(file.ship_interval)
                 .unwrap_or(d.ship_interval),
+            alert_interval: args
+                .alert_interval
+                .or(file.alert_interval)
+                .unwrap_or(d.alert_interval),
         };
         let mut c = c;
         if let Some(url) = args.store.or(file.store) {
@@ -671,6 +684,7 @@ impl Config {
             ("--send-timeout", c.send_timeout),
             ("--keepalive-timeout", c.keepalive_timeout),
             ("--ship-interval", c.ship_interval),
+            ("--alert-interval", c.alert_interval),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

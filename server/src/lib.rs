@@ -2,6 +2,7 @@
 //! line and calls [`run`]; tests and benchmarks use the modules directly.
 
 pub mod accounts;
+pub mod alerts;
 pub mod archive;
 pub mod client_builds;
 pub mod clients;
@@ -56,6 +57,8 @@ pub enum RunError {
     Updates(std::io::Error),
     #[error("cannot open the backup policy: {0}")]
     Policies(#[from] policies::PolicyError),
+    #[error(transparent)]
+    Alerts(#[from] alerts::AlertError),
     #[error("cannot open the uploads in progress under {}: {source}", dir.display())]
     Uploads {
         dir: std::path::PathBuf,
@@ -192,6 +195,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     })?;
     let updates = updates::Updates::open(&config.data, vault.clone()).map_err(RunError::Updates)?;
     let policies = policies::Policies::open(&config.data, vault.clone())?;
+    let alerts = alerts::Alerts::open(&config.data, vault.clone())?;
     match uploads.recover(dm) {
         0 => {}
         n => info!("{n} upload(s) received completely before the last stop are now recorded"),
@@ -307,19 +311,22 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let pruner = maintenance::Pruner::start(dm, config.clone());
     let shipper = maintenance::Shipper::start(dm, config.ship_interval);
 
-    let ctx = http::serve(
-        server,
-        http::Ctx::new(
-            dm,
-            &config,
-            accounts,
-            (uploads, updates, policies),
-            Some(hotspot.unpacker()),
-        ),
-        config.workers,
-        config.queue,
-        stop,
+    let ctx: &'static http::Ctx = Box::leak(Box::new(http::Ctx::new(
+        dm,
+        &config,
+        accounts,
+        (uploads, updates, policies, alerts),
+        Some(hotspot.unpacker()),
+    )));
+    let watcher = alerts::watch::Watcher::start(
+        &ctx.alerts,
+        &config.data,
+        dm.vault().clone(),
+        std::time::Duration::from_secs(config.alert_interval),
+        move || http::machine_states(ctx),
     );
+    http::serve(server, ctx, config.workers, config.queue, stop);
+    watcher.stop();
     if let Err(e) = ctx.clients.save() {
         warn!("could not save the clients' last contact times: {e}");
     }

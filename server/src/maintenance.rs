@@ -104,9 +104,23 @@ pub fn check_command(
         cache_bytes: 0,
         ..o
     });
-    let dm = DataManager::open_configured(data, vault, store.as_ref())?;
+    let dm = DataManager::open_configured(data, vault.clone(), store.as_ref())?;
     let started = Instant::now();
     let report = dm.check(read_data);
+    // Kept for the server's alerts: damage is told to the admin and to the
+    // owners of the machines it touches, until a check finds none.
+    let mut kept = crate::alerts::CheckResult {
+        at: unix_now(),
+        read_data,
+        problems: report.problems.len(),
+        ..Default::default()
+    };
+    for (client, ..) in &report.affected {
+        *kept.machines.entry(client.clone()).or_default() += 1;
+    }
+    if let Err(e) = kept.save(data, &vault) {
+        error!("could not keep the result of this check for the alerts: {e}");
+    }
     let stats = dm.stats();
     for p in &report.problems {
         println!("blob {}: {}", p.hash, p.problem);

@@ -24,6 +24,8 @@ pub struct Ctx {
     pub updates: crate::updates::Updates,
     /// The backup policy every client applies.
     pub policies: crate::policies::Policies,
+    /// Where alerts go, and the conditions being told.
+    pub alerts: crate::alerts::Alerts,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
@@ -45,10 +47,11 @@ impl Ctx {
         dm: &'static DataManager,
         config: &crate::Config,
         accounts: crate::accounts::AccountStore,
-        (uploads, updates, policies): (
+        (uploads, updates, policies, alerts): (
             crate::uploads::Uploads,
             crate::updates::Updates,
             crate::policies::Policies,
+            crate::alerts::Alerts,
         ),
         unpacker: Option<crate::hotspot::Unpacker>,
     ) -> Ctx {
@@ -67,6 +70,7 @@ impl Ctx {
             builds: crate::client_builds::ClientBuilds::new(config.clients_dir.clone()),
             updates,
             policies,
+            alerts,
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

@@ -23,3 +23,4 @@ mod views;
 
 pub use ctx::Ctx;
 pub use pool::{log_start, serve};
+pub use views::status::machine_states;

@@ -25,12 +25,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// context for what shutdown still needs.
 pub fn serve(
     server: Arc<Server>,
-    ctx: Ctx,
+    ctx: &'static Ctx,
     workers: usize,
     queue: usize,
     stop: Arc<AtomicBool>,
-) -> &'static Ctx {
-    let ctx: &'static Ctx = Box::leak(Box::new(ctx));
+) {
     // Two lanes, each with `workers` threads and a queue of `queue`: one
     // for requests whose body is still to be received (uploads), one for
     // the rest. Bodies that arrive slowly (or stop, until --body-timeout)
@@ -93,7 +92,6 @@ pub fn serve(
             warn!("a request was still running at shutdown; it is abandoned (nothing it wrote is visible)");
         }
     }
-    ctx
 }
 
 fn handle(ctx: &Ctx, mut req: Request) {

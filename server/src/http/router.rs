@@ -5,7 +5,8 @@
 //! own machine).
 
 use super::api::{
-    account, admin, archive, batch, builds, chunks, download, files, metrics, policy, uploads,
+    account, admin, alerts, archive, batch, builds, chunks, download, files, metrics, policy,
+    uploads,
 };
 use super::auth::require;
 use super::core::request::machine_segment;
@@ -169,6 +170,34 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Post => pages::policy::remove_ignored(ctx, req, who, id),
             _ => allow(POST),
         },
+        ["alerts"] => match method {
+            Get | Head => pages::alerts::page(ctx, req, &me()?),
+            _ => allow(READ),
+        },
+        ["alerts", "targets"] => match method {
+            Post => pages::alerts::add_target(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["alerts", "targets", id, "remove"] => match method {
+            Post => pages::alerts::remove_target(ctx, req, who, id),
+            _ => allow(POST),
+        },
+        ["alerts", "test"] => match method {
+            Post => pages::alerts::test(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["alerts", "smtp"] => match method {
+            Post => pages::alerts::save_smtp(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["alerts", "when"] => match method {
+            Post => pages::alerts::save_when(ctx, req, who),
+            _ => allow(POST),
+        },
+        ["alerts", "machines"] => match method {
+            Post => pages::alerts::save_machines(ctx, req, who),
+            _ => allow(POST),
+        },
         ["admin"] => match method {
             Get | Head => pages::admin::page(ctx, &me()?),
             _ => allow(READ),
@@ -292,6 +321,27 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
                 _ => allow("GET, HEAD, PUT"),
             }
         }
+        ["api", "v1", "alerts"] => match method {
+            Get | Head => alerts::show(ctx, &me()?),
+            Put => alerts::replace(ctx, req, &me()?),
+            _ => allow("GET, HEAD, PUT"),
+        },
+        ["api", "v1", "alerts", "targets"] => match method {
+            Post => alerts::add_target(ctx, req, &me()?),
+            _ => allow(POST),
+        },
+        ["api", "v1", "alerts", "targets", id] => match method {
+            Delete => alerts::remove_target(ctx, req, &me()?, id),
+            _ => allow("DELETE"),
+        },
+        ["api", "v1", "alerts", "machines", u, m] => match method {
+            Put => alerts::set_machine(ctx, req, &me()?, &format!("{u}/{m}")),
+            _ => allow("PUT"),
+        },
+        ["api", "v1", "alerts", "test"] => match method {
+            Post => alerts::test(ctx, req, &me()?),
+            _ => allow(POST),
+        },
         ["api", "v1", "admin", "clients"] => match method {
             Get | Head => admin::clients_json(ctx, &me()?),
             _ => allow(READ),

@@ -8,6 +8,7 @@ mod webdriver;
 
 mod accounts_cli;
 mod admin;
+mod alerts;
 mod auth;
 mod backup;
 mod bad_input;

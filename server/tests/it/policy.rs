@@ -4,18 +4,8 @@
 //! policy kept for when the server is away.
 
 use crate::fixtures::*;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A watching client, stopped when the test ends (passed or not).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn policy(server: &Server, args: &[&str]) -> String {
     let mut all = vec!["policy"];

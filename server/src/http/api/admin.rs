@@ -28,8 +28,15 @@ pub fn report(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> Handle
     crate::clients::validate(&report).map_err(|e| ApiError::bad("bad_report", e))?;
     let key = who.machine(machine);
     let newer = newer_build(ctx, key.as_str(), &report);
+    let policies = ctx.policies.current()?;
+    let ignored = report
+        .problems
+        .iter()
+        .filter(|p| policies.ignored(key.as_str(), p))
+        .count() as u64;
+    let counted = report.errors.saturating_sub(ignored);
     ctx.clients
-        .report(key.as_str(), report)
+        .report(key.as_str(), report, counted)
         .map_err(ApiError::from)?;
     Ok(match newer {
         Some(b) => Reply::json(

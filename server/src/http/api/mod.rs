@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod archive;
 pub mod batch;
 pub mod builds;

@@ -10,7 +10,7 @@ use crate::http::core::body::small_body;
 use crate::http::core::request::header;
 use crate::http::core::{ApiError, Handled, Reply};
 use crate::http::ctx::Ctx;
-use crate::policies::{Editor, PolicyError};
+use crate::policies::PolicyError;
 use crate::updates::Scope;
 use nimbus_common::policy::Settings;
 use std::collections::BTreeSet;
@@ -63,14 +63,6 @@ pub fn scope(segs: &[&str]) -> Result<Scope, ApiError> {
         .ok_or_else(|| ApiError::bad("bad_scope", "not a valid user or machine name"))
 }
 
-fn editor(who: &Identity) -> Editor<'_> {
-    if who.role == crate::accounts::Role::Admin {
-        Editor::Admin
-    } else {
-        Editor::User(&who.user)
-    }
-}
-
 /// `GET /api/v1/policies/{scope}`: the layer's own settings, what the
 /// layers below give, and the locked fields. A user reads their own
 /// layers only.
@@ -106,7 +98,7 @@ pub fn set_layer(
     let body = small_body(req, MAX_BODY)?;
     let settings: Settings = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_policy", format!("the settings are not valid: {e}")))?;
-    let stored = ctx.policies.set_layer(editor(who), scope, settings)?;
+    let stored = ctx.policies.set_layer(who.editor(), scope, settings)?;
     Ok(Reply::json(200, &stored.layer(scope)))
 }
 
@@ -164,14 +156,14 @@ pub fn ignored_add(ctx: &Ctx, req: &mut tiny_http::Request, who: &Identity) -> H
     let body = small_body(req, 16 * 1024)?;
     let rule: crate::policies::IgnoreRule = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_rule", format!("the rule is not valid: {e}")))?;
-    ctx.policies.add_ignore(editor(who), rule.clone())?;
+    ctx.policies.add_ignore(who.editor(), rule.clone())?;
     Ok(Reply::json(201, &rule_json(&rule)))
 }
 
 /// `DELETE /api/v1/ignored-errors/{id}`
 pub fn ignored_remove(ctx: &Ctx, req: &tiny_http::Request, who: &Identity, id: &str) -> Handled {
     check_csrf_header(who, req)?;
-    if ctx.policies.remove_ignore(editor(who), id)? {
+    if ctx.policies.remove_ignore(who.editor(), id)? {
         Ok(Reply::new(204))
     } else {
         Err(ApiError::NotFound)

@@ -17,6 +17,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Who is changing shared settings (the policy, alerts): the admin
+    /// any, a user their own.
+    pub fn editor(&self) -> crate::policies::Editor<'_> {
+        if self.role == Role::Admin {
+            crate::policies::Editor::Admin
+        } else {
+            crate::policies::Editor::User(&self.user)
+        }
+    }
+
     /// This user's part of the catalog.
     pub fn space(&self) -> UserSpace {
         UserSpace::of(&self.user)

@@ -92,6 +92,7 @@ fn top(who: &Identity, query: &str) -> Markup {
                 }
                 " " a href="/add-machine" { "Add a machine" }
                 " " a href="/policy" { "Backup policy" }
+                " " a href="/alerts" { "Alerts" }
                 @if who.role == Role::Admin {
                     " " a href="/admin" { "All clients" }
                 }

@@ -5,6 +5,7 @@
 
 pub mod add_machine;
 pub mod admin;
+pub mod alerts;
 pub mod browse;
 pub mod home;
 pub mod layout;

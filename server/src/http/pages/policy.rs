@@ -413,7 +413,7 @@ pub fn add_ignored(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handl
         path: text("path").ok_or_else(|| ApiError::bad("bad_rule", "a path pattern is needed"))?,
         message: text("message"),
     };
-    ctx.policies.add_ignore(editor_of(&who), rule)?;
+    ctx.policies.add_ignore(who.editor(), rule)?;
     Ok(back_to(&scope))
 }
 
@@ -423,16 +423,8 @@ pub fn remove_ignored(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &
     let who = require(who)?;
     check_csrf(&who, form.get("csrf").map(String::as_str))?;
     let scope = chosen_scope(ctx, &who, form.get("scope").map(String::as_str))?;
-    if !ctx.policies.remove_ignore(editor_of(&who), id)? {
+    if !ctx.policies.remove_ignore(who.editor(), id)? {
         return Err(ApiError::NotFound);
     }
     Ok(back_to(&scope))
-}
-
-fn editor_of(who: &Identity) -> Editor<'_> {
-    if is_admin(who) {
-        Editor::Admin
-    } else {
-        Editor::User(&who.user)
-    }
 }

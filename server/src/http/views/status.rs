@@ -61,6 +61,10 @@ pub struct ClientView {
     /// The last pass's failed files, each marked ignored or not.
     pub problems: Vec<ProblemView>,
     pub last_error: Option<String>,
+    /// When its client last reported a pass without errors that count.
+    pub last_ok: Option<i64>,
+    /// Reported passes in a row with errors that count.
+    pub failing: u32,
     pub last_file: Option<String>,
     pub last_backup_at: Option<i64>,
     pub files: usize,
@@ -161,12 +165,31 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
                     None if ignored > 0 => None,
                     None => report.last_error,
                 },
+                last_ok: info.last_ok.or(match report.errors {
+                    // Reported before last_ok was kept.
+                    0 => info.reported_at,
+                    _ => None,
+                }),
+                failing: info.failing,
                 last_file: s.last_file,
                 last_backup_at: s.last_backup_at,
                 files: s.files,
                 bytes: s.bytes,
                 stored: s.stored,
             }
+        })
+        .collect()
+}
+
+/// What the alert watcher needs of every machine.
+pub fn machine_states(ctx: &Ctx) -> Vec<crate::alerts::watch::MachineState> {
+    clients(ctx)
+        .into_iter()
+        .map(|c| crate::alerts::watch::MachineState {
+            key: format!("{}/{}", c.user, c.machine),
+            last_ok: c.last_ok,
+            failing: c.failing,
+            browser_only: c.status == Status::Browser,
         })
         .collect()
 }
