@@ -116,8 +116,9 @@ pub struct Backup {
     /// Files the server refused (4xx), by (size, mtime): not sent again, and
     /// not hashed again every pass, until they change.
     refused: Refused,
-    /// What the walk leaves out (the policy's exclusions and largest file).
-    pub filter: crate::scan::Filter,
+    /// The folders backed up: the `--dir` first (with what its walk leaves
+    /// out: the policy's exclusions and largest file), then named ones.
+    pub sources: Vec<scan::Source>,
     /// Whether this pass may send (inside a backup window).
     pub may_upload: bool,
 }
@@ -136,7 +137,7 @@ impl Backup {
         jobs: usize,
     ) -> Backup {
         Backup {
-            root,
+            root: root.clone(),
             api,
             state,
             state_path,
@@ -146,7 +147,11 @@ impl Backup {
             first_seen: HashMap::new(),
             reported: HashSet::new(),
             refused: HashMap::new(),
-            filter: crate::scan::Filter::none(),
+            sources: vec![scan::Source {
+                name: String::new(),
+                path: root.clone(),
+                filter: scan::Filter::none(),
+            }],
             may_upload: true,
         }
     }
@@ -157,12 +162,16 @@ impl Backup {
     /// come in.
     pub fn pass(&mut self) -> Summary {
         let mut sum = Summary::default();
-        let scan = scan::scan(&self.root, &self.filter);
+        let (scan, walked) = scan::scan_sources(&self.sources);
         sum.scanned = scan.files.len();
+        let mut dirty = self.note_folders(walked);
         let unsure = self.note_skipped(scan.skipped, &mut sum);
         if !self.may_upload {
             // Outside the windows: what waits is counted, nothing is sent.
             sum.outside_window = true;
+            if dirty {
+                self.save();
+            }
             sum.pending = scan
                 .files
                 .iter()
@@ -175,7 +184,7 @@ impl Backup {
                 .count();
             return sum;
         }
-        let mut dirty = self.record_deletions(&scan.files, &unsure, &mut sum);
+        dirty |= self.record_deletions(&scan.files, &unsure, &mut sum);
         if sum.server_problem.is_none() && sum.auth_problem.is_none() {
             let jobs = self.plan(scan.files, &mut sum);
             dirty = self.send(jobs, &mut sum, dirty);
@@ -198,12 +207,17 @@ impl Backup {
                         warn!("skipped {path}: {why}");
                     }
                 }
+                Skipped::Folder { path, why } => {
+                    warn!("{path}: {why}");
+                    sum.errors += 1;
+                    sum.fail(path, why);
+                }
                 Skipped::Error { path, why } => {
                     warn!("cannot read {path}: {why}; retrying next pass");
                     sum.errors += 1;
                     sum.fail(path, why);
                     // The folder itself (missing, unreadable): nothing is sure.
-                    unsure.push(scan::relative(&self.root, Path::new(path)).unwrap_or_default());
+                    unsure.push(scan::key_of(&self.sources, Path::new(path)));
                 }
             }
         }
@@ -265,14 +279,55 @@ impl Backup {
         dirty
     }
 
-    /// Whether the file the state knows as `rel` is still in the folder.
+    /// Remembers the named folders walked; a folder that is no longer
+    /// backed up (gone from the policy) leaves the state: its files stay on
+    /// the server as they are, not marked deleted (as an exclusion leaves
+    /// them), and come back at no upload cost if it returns. Returns whether
+    /// the state changed.
+    fn note_folders(&mut self, walked: Vec<String>) -> bool {
+        let named: HashSet<&str> = self
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let retired: Vec<String> = self
+            .state
+            .folders
+            .iter()
+            .filter(|n| !named.contains(n.as_str()))
+            .cloned()
+            .collect();
+        let mut dirty = false;
+        for name in retired {
+            let before = self.state.files.len();
+            self.state
+                .files
+                .retain(|rel, _| !nimbus_common::paths::is_within(rel, &name));
+            info!(
+                "folder {name:?} is no longer backed up; its {} file(s) stay on the server as they are",
+                before - self.state.files.len()
+            );
+            self.state.folders.remove(&name);
+            dirty = true;
+        }
+        for name in walked {
+            dirty |= self.state.folders.insert(name);
+        }
+        dirty
+    }
+
+    /// Whether the file the state knows as `rel` is still in its folder.
     fn still_there(&self, rel: &str) -> bool {
-        let root = self.root.to_string_lossy();
+        let Some((src, inner)) = scan::source_of(&self.sources, rel) else {
+            return false;
+        };
+        let root = src.path.to_string_lossy();
         nimbus_common::localpath::to_local(
             nimbus_common::localpath::Style::HOST,
             false,
             &root,
-            rel,
+            inner,
             false,
         )
         .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))

@@ -59,6 +59,11 @@ struct Args {
     /// .nimbusignore files in the folder. Repeatable.
     #[arg(long, value_name = "PATTERN")]
     exclude: Vec<String>,
+    /// Back up this folder too, under NAME (default: its last part) at the
+    /// top of the machine's files, besides --dir and the server policy's
+    /// folders. Repeatable.
+    #[arg(long, value_name = "[NAME=]PATH")]
+    folder: Vec<String>,
     /// Do not back up files larger than this many bytes. [default: the
     /// server's policy, else no limit]
     #[arg(long, value_name = "BYTES")]
@@ -538,6 +543,7 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             max_file_size: args.max_file_size,
             upload_limit: args.upload_limit,
             excludes: args.exclude.clone(),
+            folders: folder_flags(&args.folder)?,
         },
         &dir,
         &state_path,
@@ -609,9 +615,14 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
         // heartbeat, and windows open and close).
         let interval = policy.interval();
         backup.settle = policy.settle();
-        let filter = policy.filter();
-        if !filter.same_as(&backup.filter) {
-            backup.filter = filter;
+        let sources = policy.sources();
+        let same = sources.len() == backup.sources.len()
+            && sources
+                .iter()
+                .zip(&backup.sources)
+                .all(|(a, b)| a.same_as(b));
+        if !same {
+            backup.sources = sources;
         }
         backup.may_upload = policy.may_upload();
         backup.api.throttle.set_rate(policy.rate());
@@ -728,4 +739,32 @@ fn run(args: Args) -> Result<ExitCode, ClientError> {
             return Ok(ExitCode::from(130));
         }
     }
+}
+
+/// `--folder [NAME=]PATH` values as the policy spells folders.
+fn folder_flags(given: &[String]) -> Result<Vec<nimbus_common::policy::Folder>, ClientError> {
+    let folders: Vec<_> = given
+        .iter()
+        .map(|g| {
+            let (name, path) = match g.split_once('=') {
+                Some((n, p)) => (Some(n.trim().to_string()), p.trim()),
+                None => (None, g.trim()),
+            };
+            let abs = std::path::absolute(path)
+                .map_err(|e| ClientError::Usage(format!("--folder {g}: {e}")))?;
+            Ok(nimbus_common::policy::Folder {
+                path: abs.to_string_lossy().into_owned(),
+                name,
+                excludes: Vec::new(),
+            })
+        })
+        .collect::<Result<_, ClientError>>()?;
+    let check = nimbus_common::policy::Settings {
+        folders: Some(folders.clone()),
+        ..Default::default()
+    };
+    check
+        .validate()
+        .map_err(|e| ClientError::Usage(format!("--folder: {e}")))?;
+    Ok(folders)
 }

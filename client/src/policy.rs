@@ -6,8 +6,9 @@
 
 use crate::api::{Api, ApiError};
 use crate::scan::Filter;
+use crate::scan::Source;
 use log::{error, info, warn};
-use nimbus_common::policy::{Effective, LocalTime};
+use nimbus_common::policy::{Effective, Folder, LocalTime};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct Flags {
     pub max_file_size: Option<u64>,
     pub upload_limit: Option<u64>,
     pub excludes: Vec<String>,
+    /// `--folder [NAME=]PATH`.
+    pub folders: Vec<Folder>,
 }
 
 impl Flags {
@@ -43,6 +46,7 @@ impl Flags {
                 self.upload_limit.is_some(),
             ),
             ("--exclude", "excludes", !self.excludes.is_empty()),
+            ("--folder", "folders", !self.folders.is_empty()),
         ];
         given
             .into_iter()
@@ -192,8 +196,47 @@ impl Policy {
         }
     }
 
-    /// What the walk leaves out.
-    pub fn filter(&self) -> Filter {
+    /// The folders to back up: the `--dir` with [`Policy::filter`], then
+    /// the `--folder`s (unless the admin locked the field) and the
+    /// policy's, each with its own exclusions added; a flag's folder wins
+    /// over the policy's of the same name.
+    pub fn sources(&self) -> Vec<Source> {
+        let mut out = vec![Source {
+            name: String::new(),
+            path: self.root.clone(),
+            filter: self.filter(&[]),
+        }];
+        let mut folders: Vec<&Folder> = Vec::new();
+        if !self.locked("folders") {
+            folders.extend(self.flags.folders.iter());
+        }
+        if let Some(p) = &self.server {
+            folders.extend(p.folders.iter());
+        }
+        for f in folders {
+            let name = f.name();
+            if out.iter().any(|s| s.name.eq_ignore_ascii_case(&name)) {
+                continue;
+            }
+            let Some(path) = expand_home(&f.path) else {
+                warn!("folder {name:?}: no home folder to find {} in", f.path);
+                continue;
+            };
+            out.push(Source {
+                filter: Filter::new_in(&path, self, &f.excludes),
+                name,
+                path,
+            });
+        }
+        out
+    }
+
+    /// What the walk of the `--dir` leaves out, with `more` patterns.
+    pub fn filter(&self, more: &[String]) -> Filter {
+        self.filter_at(&self.root, more)
+    }
+
+    fn filter_at(&self, root: &Path, more: &[String]) -> Filter {
         let mut patterns = self
             .server
             .as_ref()
@@ -207,7 +250,32 @@ impl Policy {
             self.flags.max_file_size,
             self.server.as_ref().and_then(|p| p.max_file_size),
         );
-        Filter::new(&self.root, &patterns, max.filter(|&m| m > 0))
+        patterns.extend(more.iter().cloned());
+        Filter::new(root, &patterns, max.filter(|&m| m > 0))
+    }
+}
+
+impl Filter {
+    /// The filter of a named folder at `root`: the policy's and flags'
+    /// exclusions and size limit, and the folder's own patterns.
+    fn new_in(root: &Path, policy: &Policy, more: &[String]) -> Filter {
+        policy.filter_at(root, more)
+    }
+}
+
+/// `~`, `~/x` or `~\x` in the home folder; other paths as they are.
+fn expand_home(path: &str) -> Option<PathBuf> {
+    match path.strip_prefix('~') {
+        None => Some(PathBuf::from(path)),
+        Some(rest) => {
+            let home = dirs::home_dir()?;
+            let rest = rest.trim_start_matches(['/', '\\']);
+            Some(if rest.is_empty() {
+                home
+            } else {
+                home.join(rest)
+            })
+        }
     }
 }
 

@@ -27,6 +27,10 @@ pub enum Skipped {
     Permanent { path: String, why: String },
     /// An error worth retrying next pass (permissions, I/O).
     Error { path: String, why: String },
+    /// A folder that cannot be backed up as set (its name is taken): an
+    /// error every pass until the policy changes; says nothing about
+    /// which files were deleted.
+    Folder { path: String, why: String },
 }
 
 pub struct Scan {
@@ -164,6 +168,93 @@ pub fn scan(root: &Path, filter: &Filter) -> Scan {
         });
     }
     Scan { files, skipped }
+}
+
+/// A folder the client backs up: the client's own `--dir` (named "",
+/// its files at the top of the machine's tree) or one the policy or a
+/// `--folder` adds, its files under `name/`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub path: PathBuf,
+    pub filter: Filter,
+}
+
+impl Source {
+    pub fn same_as(&self, o: &Source) -> bool {
+        self.name == o.name && self.path == o.path && self.filter.same_as(&o.filter)
+    }
+
+    /// The protocol path of `rel` (relative to this folder).
+    pub fn key(&self, rel: &str) -> String {
+        match self.name.as_str() {
+            "" => rel.to_string(),
+            n if rel.is_empty() => n.to_string(),
+            n => format!("{n}/{rel}"),
+        }
+    }
+}
+
+/// Walks every source (the first is the `--dir`). A named folder whose
+/// name is taken by an entry at the top of the `--dir` is skipped with a
+/// problem, as its files would mix with that entry's. Returns the walk and
+/// the names of the folders walked.
+pub fn scan_sources(sources: &[Source]) -> (Scan, Vec<String>) {
+    let mut all = Scan {
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut walked = Vec::new();
+    let root = sources.first().map(|s| s.path.clone());
+    for src in sources {
+        if !src.name.is_empty() {
+            if let Some(root) = &root {
+                if std::fs::symlink_metadata(root.join(&src.name)).is_ok() {
+                    all.skipped.push(Skipped::Folder {
+                        path: src.path.display().to_string(),
+                        why: format!(
+                            "not backed up: its name {:?} is taken by {} (give it another name in the policy)",
+                            src.name,
+                            root.join(&src.name).display()
+                        ),
+                    });
+                    continue;
+                }
+            }
+            walked.push(src.name.clone());
+        }
+        let s = scan(&src.path, &src.filter);
+        all.files.extend(s.files.into_iter().map(|mut f| {
+            f.rel = src.key(&f.rel);
+            f
+        }));
+        all.skipped.extend(s.skipped);
+    }
+    (all, walked)
+}
+
+/// The protocol path of a local `path` inside one of `sources` (the
+/// named folders first, so a folder inside the `--dir` is not taken for
+/// part of it).
+pub fn key_of(sources: &[Source], path: &Path) -> String {
+    let mut ordered: Vec<&Source> = sources.iter().filter(|s| !s.name.is_empty()).collect();
+    ordered.extend(sources.iter().filter(|s| s.name.is_empty()));
+    for s in ordered {
+        if path.starts_with(&s.path) {
+            return s.key(&relative(&s.path, path).unwrap_or_default());
+        }
+    }
+    String::new()
+}
+
+/// The source a protocol path belongs to, and its path inside it.
+pub fn source_of<'a>(sources: &'a [Source], key: &'a str) -> Option<(&'a Source, &'a str)> {
+    let (first, rest) = key.split_once('/').unwrap_or((key, ""));
+    sources
+        .iter()
+        .find(|s| !s.name.is_empty() && s.name == first)
+        .map(|s| (s, rest))
+        .or_else(|| sources.iter().find(|s| s.name.is_empty()).map(|s| (s, key)))
 }
 
 /// The path an error of the walk is about, if it names one.

@@ -8,7 +8,7 @@
 use nimbus_common::durable;
 use nimbus_common::hash::ContentHash;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,10 @@ pub struct State {
     pub dir: String,
     pub client: String,
     pub files: BTreeMap<String, Entry>,
+    /// The named folders (policy or `--folder`) whose files are in `files`
+    /// under `NAME/`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub folders: BTreeSet<String>,
     // A `partial` map of resumable uploads (written by 0.1 clients before
     // chunks) is ignored: chunks already on the server are never resent.
 }
@@ -52,6 +56,7 @@ impl State {
             dir: dir.to_string(),
             client: client.to_string(),
             files: BTreeMap::new(),
+            folders: BTreeSet::new(),
         }
     }
 

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// The settings' names, as the command line, the page and locks spell them.
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 9] = [
+    "folders",
     "interval",
     "settle",
     "max_file_size",
@@ -33,6 +34,10 @@ pub const OSES: [&str; 3] = ["windows", "macos", "linux"];
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Folders backed up besides the client's `--dir`, each under its name
+    /// at the top of the machine's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folders: Option<Vec<Folder>>,
     /// Seconds between passes over the folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<f64>,
@@ -61,6 +66,116 @@ pub struct Settings {
     pub limits: Option<Vec<RateWindow>>,
 }
 
+/// A folder to back up: where it is on the machine, its name on the
+/// server (the first level of the machine's files) and exclusions for it
+/// alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Folder {
+    /// An absolute path on the machine, or `~` for the home folder
+    /// (`~/Documents`, `~\Documents`).
+    pub path: String,
+    /// Default: the path's last part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Patterns for this folder only, added to the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+}
+
+/// Folders in one policy at most.
+pub const MAX_FOLDERS: usize = 50;
+
+impl Folder {
+    /// Its name on the server.
+    pub fn name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => self
+                .path
+                .trim_end_matches(['/', '\\'])
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('~')
+                .to_string(),
+        }
+    }
+
+    /// Parses the page's line: `[NAME =] PATH [| PATTERN, PATTERN...]`.
+    pub fn parse_line(line: &str) -> Result<Folder, String> {
+        let (main, excludes) = match line.split_once('|') {
+            Some((m, e)) => (
+                m,
+                e.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => (line, Vec::new()),
+        };
+        let (name, path) = match main.split_once('=') {
+            Some((n, p)) => (Some(n.trim().to_string()), p.trim()),
+            None => (None, main.trim()),
+        };
+        let f = Folder {
+            path: path.to_string(),
+            name,
+            excludes,
+        };
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// The page's line for it.
+    pub fn to_line(&self) -> String {
+        let mut out = match &self.name {
+            Some(n) => format!("{n} = {}", self.path),
+            None => self.path.clone(),
+        };
+        if !self.excludes.is_empty() {
+            out.push_str(" | ");
+            out.push_str(&self.excludes.join(", "));
+        }
+        out
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let p = &self.path;
+        let absolute = p.starts_with('/')
+            || p.starts_with('~')
+            || p.starts_with("\\\\")
+            || (p.len() >= 3
+                && p.as_bytes()[0].is_ascii_alphabetic()
+                && p.as_bytes()[1] == b':'
+                && matches!(p.as_bytes()[2], b'\\' | b'/'));
+        if !absolute || p.len() > 4096 || p.chars().any(char::is_control) {
+            return Err(format!(
+                "folders: {p:?} is not an absolute path (or one starting with ~)"
+            ));
+        }
+        let name = self.name();
+        if name.is_empty()
+            || name.len() > 255
+            || name == "."
+            || name == ".."
+            || name.contains(['/', '\\', '|', '='])
+            || name.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "folders: {name:?} cannot name a folder (give one with NAME = PATH)"
+            ));
+        }
+        for e in &self.excludes {
+            if e.trim().is_empty() || e.len() > 1000 || e.contains(['\n', '\r', '\0']) {
+                return Err(format!("folders: {e:?} is not a pattern"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An upload limit inside a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +189,7 @@ impl Settings {
     /// Whether `field` (one of [`FIELDS`]) is set here.
     pub fn has(&self, field: &str) -> bool {
         match field {
+            "folders" => self.folders.is_some(),
             "interval" => self.interval.is_some(),
             "settle" => self.settle.is_some(),
             "max_file_size" => self.max_file_size.is_some(),
@@ -89,6 +205,7 @@ impl Settings {
     /// Clears `field`.
     pub fn clear(&mut self, field: &str) {
         match field {
+            "folders" => self.folders = None,
             "interval" => self.interval = None,
             "settle" => self.settle = None,
             "max_file_size" => self.max_file_size = None,
@@ -104,6 +221,7 @@ impl Settings {
     /// Takes `field` from `other` (set or not).
     pub fn take_field(&mut self, other: &Settings, field: &str) {
         match field {
+            "folders" => self.folders.clone_from(&other.folders),
             "interval" => self.interval = other.interval,
             "settle" => self.settle = other.settle,
             "max_file_size" => self.max_file_size = other.max_file_size,
@@ -151,6 +269,21 @@ impl Settings {
                     ));
                 }
                 patterns("os_excludes", list)?;
+            }
+        }
+        if let Some(folders) = &self.folders {
+            if folders.len() > MAX_FOLDERS {
+                return Err(format!("folders: at most {MAX_FOLDERS}"));
+            }
+            let mut names = std::collections::BTreeSet::new();
+            for f in folders {
+                f.validate()?;
+                if !names.insert(f.name().to_lowercase()) {
+                    return Err(format!(
+                        "folders: two are named {:?} (give one another name with NAME = PATH)",
+                        f.name()
+                    ));
+                }
             }
         }
         if self.windows.as_ref().is_some_and(|w| w.len() > 100)
@@ -209,6 +342,9 @@ pub struct Effective {
     /// Names this policy: it changes with any setting.
     #[serde(default)]
     pub version: String,
+    /// Folders besides `--dir` (older clients ignore the field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<Folder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +581,36 @@ mod tests {
         assert_ne!(a.version, b.version);
         let back: Effective = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn folders_read_from_a_line_and_are_checked() {
+        let f = Folder::parse_line(r"Photos = D:\Pictures | *.raw, cache/").unwrap();
+        assert_eq!(f.name(), "Photos");
+        assert_eq!(f.path, r"D:\Pictures");
+        assert_eq!(f.excludes, vec!["*.raw", "cache/"]);
+        assert_eq!(Folder::parse_line(&f.to_line()).unwrap(), f);
+        let f = Folder::parse_line("~/Documents/").unwrap();
+        assert_eq!(f.name(), "Documents");
+        assert_eq!(
+            Folder::parse_line(r"\\nas\share\Music").unwrap().name(),
+            "Music"
+        );
+        assert!(Folder::parse_line("relative/path").is_err());
+        assert!(
+            Folder::parse_line("~").is_err(),
+            "the home folder needs a name"
+        );
+        assert!(Folder::parse_line("Home = ~").is_ok());
+        assert!(Folder::parse_line("../x = /srv").is_err());
+        let two = Settings {
+            folders: Some(vec![
+                Folder::parse_line("/a/docs").unwrap(),
+                Folder::parse_line("/b/Docs").unwrap(),
+            ]),
+            ..Settings::default()
+        };
+        assert!(two.validate().unwrap_err().contains("two are named"));
     }
 
     #[test]

@@ -180,6 +180,7 @@ impl Stored {
             out
         };
         let mut e = Effective {
+            folders: pick("folders").folders.unwrap_or_default(),
             interval: pick("interval").interval,
             settle: pick("settle").settle,
             max_file_size: pick("max_file_size").max_file_size,

@@ -475,3 +475,146 @@ fn ignored_errors_leave_the_status_ok_and_stay_listed() {
         pc_view(&server)["status"] == "errors"
     });
 }
+
+/// The problems machine `pc` last reported, as "path: message".
+fn problems(server: &Server) -> Vec<String> {
+    let r = request(server.port, "GET", "/api/v1/admin/clients", &[], b"");
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["machine"] == "pc")
+        .map(|c| {
+            c["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| format!("{}: {}", p["path"], p["message"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn folders_set_on_the_server_are_backed_up_by_a_running_client_and_a_removed_one_keeps_its_files() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    let (photos, docs, other) = (
+        tmp.path().join("pictures"),
+        tmp.path().join("docs"),
+        tmp.path().join("other"),
+    );
+    write(&src, "a.txt", b"top");
+    write(&src, "sub/inner.txt", b"the --dir's own sub folder");
+    write(&photos, "2026/beach.jpg", &noise(3000, 7));
+    write(&photos, "2026/beach.raw", b"huge raw file");
+    write(&docs, "report.txt", b"quarterly");
+    write(&other, "x.txt", b"would mix with src/sub");
+    let _client = Running(spawn_client(
+        &server.url(),
+        &src,
+        &state,
+        &["--settle", "0", "--interval", "0.3", "--heartbeat", "1"],
+    ));
+    wait_for(30, "the --dir backed up", || {
+        server.file("pc", "a.txt").is_some()
+    });
+
+    // Three folders, set from the shell while the client runs: one named
+    // with its own exclusion, one by its last part, one whose name the
+    // --dir already uses.
+    let folders = serde_json::json!([
+        {"path": photos, "name": "Photos", "excludes": ["*.raw"]},
+        {"path": docs},
+        {"path": other, "name": "sub"},
+    ]);
+    policy(
+        &server,
+        &["set", "machine:admin/pc", "folders", &folders.to_string()],
+    );
+    wait_for(30, "the new folders backed up", || {
+        server.file("pc", "Photos/2026/beach.jpg").is_some()
+            && server.file("pc", "docs/report.txt").is_some()
+    });
+    wait_applied(&server);
+    assert_eq!(download(&server, "Photos/2026/beach.jpg"), noise(3000, 7));
+    assert_eq!(download(&server, "docs/report.txt"), b"quarterly");
+    assert!(server.file("pc", "Photos/2026/beach.raw").is_none());
+    assert_eq!(
+        download(&server, "sub/inner.txt"),
+        b"the --dir's own sub folder"
+    );
+    assert!(server.file("pc", "sub/x.txt").is_none());
+    wait_for(10, "the name clash reported", || {
+        problems(&server)
+            .iter()
+            .any(|p| p.contains("taken by") && p.contains("sub"))
+    });
+    // A new file in a folder from the policy is picked up like any other.
+    write(&docs, "minutes.txt", b"monday");
+    wait_for(30, "a new file in the folder", || {
+        server.file("pc", "docs/minutes.txt").is_some()
+    });
+
+    // The docs folder leaves the policy: its files stay on the server as
+    // they were (not marked deleted), and changes there are no longer sent.
+    let folders = serde_json::json!([{"path": photos, "name": "Photos", "excludes": ["*.raw"]}]);
+    policy(
+        &server,
+        &["set", "machine:admin/pc", "folders", &folders.to_string()],
+    );
+    wait_applied(&server);
+    write(&docs, "report.txt", b"quarterly, edited");
+    write(&photos, "2026/dunes.jpg", b"dunes");
+    wait_for(30, "the remaining folder still backed up", || {
+        server.file("pc", "Photos/2026/dunes.jpg").is_some()
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(download(&server, "docs/report.txt"), b"quarterly");
+    assert!(server.file("pc", "docs/minutes.txt").is_some());
+    // The state file no longer tracks it.
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(kept["folders"], serde_json::json!(["Photos"]));
+    assert!(kept["files"].get("docs/report.txt").is_none());
+
+    // A bad folder is refused with the reason, and nothing changes.
+    let out = server.command(
+        &[
+            "policy",
+            "set",
+            "machine:admin/pc",
+            "folders",
+            r#"[{"path": "relative/dir"}]"#,
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an absolute path"));
+}
+
+#[test]
+fn a_folder_flag_backs_up_a_second_folder_unless_the_admin_locked_folders() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state, extra) = (
+        tmp.path().join("src"),
+        tmp.path().join("state.json"),
+        tmp.path().join("music"),
+    );
+    write(&src, "a.txt", b"a");
+    write(&extra, "song.ogg", b"la la");
+    let flag = format!("Music={}", extra.display());
+    assert_ok(&client_once(
+        &server.url(),
+        &src,
+        "pc",
+        &state,
+        &["--folder", &flag],
+    ));
+    assert_eq!(download(&server, "Music/song.ogg"), b"la la");
+    policy(&server, &["lock", "folders"]);
+    let out = client_once(&server.url(), &src, "pc", &state, &["--folder", &flag]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--folder"));
+}

@@ -15,7 +15,7 @@ use crate::http::views::status::clients;
 use crate::policies::{Editor, Stored};
 use crate::updates::Scope;
 use maud::{html, Markup};
-use nimbus_common::policy::{RateWindow, Settings, Window, FIELDS, OSES};
+use nimbus_common::policy::{Folder, RateWindow, Settings, Window, FIELDS, OSES};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use std::collections::{BTreeMap, BTreeSet};
 use tiny_http::Request;
@@ -178,6 +178,7 @@ fn form(who: &Identity, scope: &Scope, stored: &Stored) -> Markup {
         form method="post" action="/policy" id="policy-form" {
             @if let Some((_, csrf)) = &who.session { input type="hidden" name="csrf" value=(csrf); }
             input type="hidden" name="scope" value=(scope_text(scope));
+            (text_area("folders", "Folders besides the client's own (--dir)", "One per line: PATH, or NAME = PATH, and | PATTERN, PATTERN for exclusions of that folder alone: ~/Documents, Photos = D:\\Photos | *.tmp, cache/. Each is backed up under its name at the top of the machine's files.", own.folders.as_ref().map(|l| l.iter().map(Folder::to_line).collect::<Vec<_>>().join("\n")).unwrap_or_default()))
             (number("interval", "Seconds between passes", show_f64(own.interval), show_f64(below.interval)))
             (number("settle", "Seconds a file must stay unchanged before it is sent", show_f64(own.settle), show_f64(below.settle)))
             (number("max_file_size", "Largest file backed up, in bytes (0: no limit)", show_u64(own.max_file_size), show_u64(below.max_file_size)))
@@ -284,6 +285,13 @@ fn settings_of(form: &Form) -> Result<Settings, ApiError> {
                 .collect()
         })
     };
+    let folders = lines("folders")
+        .map(|l| {
+            l.iter()
+                .map(|f| Folder::parse_line(f).map_err(|e| ApiError::bad("bad_policy", e)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let windows = lines("windows")
         .map(|l| {
             l.iter()
@@ -315,6 +323,7 @@ fn settings_of(form: &Form) -> Result<Settings, ApiError> {
         }
     }
     let s = Settings {
+        folders,
         interval: f64_of("interval")?,
         settle: f64_of("settle")?,
         max_file_size: u64_of("max_file_size")?,
