@@ -136,6 +136,55 @@ fn a_policy_set_on_the_server_reaches_a_running_client_and_takes_effect() {
         "10 MB at 1 MB/s took {took:.1} s"
     );
     assert_eq!(download(&server, "big.bin"), big);
+
+    // A different limit inside a window that holds now: 6 MB at 2 MB/s
+    // take about 3 s; outside every window the 1 MB/s applies again.
+    policy(
+        &server,
+        &[
+            "set",
+            "machine:admin/pc",
+            "limits",
+            r#"[{"when": "daily 00:00-24:00", "rate": 2000000}]"#,
+        ],
+    );
+    wait_applied(&server);
+    let six = noise(6_000_000, 20);
+    let started = Instant::now();
+    write(&src, "six.bin", &six);
+    wait_for(60, "six.bin backed up", || {
+        server.file("pc", "six.bin").is_some()
+    });
+    let took = started.elapsed().as_secs_f64();
+    eprintln!("6 MB at a 2 MB/s limit inside a window: {took:.2} s");
+    assert!(
+        (2.7..=4.0).contains(&took),
+        "6 MB at 2 MB/s took {took:.1} s"
+    );
+    let window = format!("daily {:02}:00-{:02}:00", (h + 2) % 24, (h + 3) % 24);
+    policy(
+        &server,
+        &[
+            "set",
+            "machine:admin/pc",
+            "limits",
+            &format!(r#"[{{"when": "{window}", "rate": 2000000}}]"#),
+        ],
+    );
+    wait_applied(&server);
+    let three = noise(3_000_000, 40);
+    let started = Instant::now();
+    write(&src, "three.bin", &three);
+    wait_for(60, "three.bin backed up", || {
+        server.file("pc", "three.bin").is_some()
+    });
+    let took = started.elapsed().as_secs_f64();
+    eprintln!("3 MB at 1 MB/s outside the limit's window: {took:.2} s");
+    assert!(
+        (2.7..=4.0).contains(&took),
+        "3 MB at 1 MB/s took {took:.1} s"
+    );
+    assert_eq!(download(&server, "six.bin"), six);
 }
 
 /// The current content of `path` of machine `pc`.
