@@ -390,3 +390,77 @@ fn failing_passes_damage_and_a_full_disk_reach_the_right_people() {
         .iter()
         .any(|h| h.target == "/admin" && h.body["machine"] == "bob/laptop"));
 }
+
+#[test]
+fn killed_at_any_point_the_alert_files_load_and_no_notice_is_lost() {
+    let hooks = HookReceiver::start();
+    let mut server = Server::start(&["--alert-interval", "1"]);
+    let settings = |percent: f64, repeat: &str| {
+        json!({
+            "disk_min_free_percent": percent,
+            "repeat": repeat,
+            "targets": [{"id": "hook", "webhook": format!("http://127.0.0.1:{}/h", hooks.port)}],
+        })
+    };
+    put_settings(&server, settings(0.0, "1d"));
+    // Each round changes the settings (the disk counts as full or not, so
+    // the watcher records a condition and a notice too) and kills the
+    // server at a growing delay: during the write, the watcher's round, a
+    // delivery, or after.
+    let mut full = false;
+    for i in 0..12u64 {
+        full = !full;
+        let port = server.port;
+        let body = settings(
+            if full { 100.0 } else { 0.0 },
+            if full { "2d" } else { "1d" },
+        )
+        .to_string();
+        let put = std::thread::spawn(move || {
+            request(port, "PUT", "/api/v1/alerts", &[JSON], body.as_bytes()).status
+        });
+        std::thread::sleep(Duration::from_millis(i * 150));
+        server.kill();
+        let status = put.join().unwrap_or(0);
+        server.restart();
+        let now = alerts(&server, None);
+        let repeat = now["settings"]["repeat"].as_str().unwrap().to_string();
+        assert!(repeat == "1d" || repeat == "2d", "{now}");
+        if status == 200 {
+            assert_eq!(
+                repeat,
+                if full { "2d" } else { "1d" },
+                "answered 200, then lost"
+            );
+        }
+        // Whatever it holds, it is what the file said: both load cleanly.
+        assert!(!server.log().contains("cannot be read"), "{}", server.log());
+        // Keep the state in step with what the server now holds.
+        full = repeat == "2d";
+    }
+    // Settled: the last notice about the disk matches what holds.
+    let want = if full { "alert" } else { "recovered" };
+    wait_for(30, "the last notice to match the disk's condition", || {
+        let last = hooks
+            .hooks()
+            .into_iter()
+            .rev()
+            .find(|h| h.body["condition"] == "disk")
+            .map(|h| h.body["event"].as_str().unwrap_or("").to_string());
+        match last {
+            Some(e) => e == want || (want == "alert" && e == "reminder"),
+            // Never full long enough to be told: only then may there be none.
+            None => !full,
+        }
+    });
+    let active = alerts(&server, None)["active"].clone();
+    assert_eq!(
+        active
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["condition"] == "disk"),
+        full,
+        "{active}"
+    );
+}
