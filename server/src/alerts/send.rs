@@ -8,6 +8,7 @@ use super::settings::{Security, Shape, Smtp, Target};
 use super::Delivery;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde_json::json;
 use std::time::Duration;
@@ -31,12 +32,22 @@ fn mail(smtp: &Smtp, to: &str, d: &Delivery) -> Result<(), String> {
         .header(ContentType::TEXT_PLAIN)
         .body(format!("{}\n\n-- \nNimbus backup server\n", d.message))
         .map_err(|e| format!("cannot build the mail: {e}"))?;
+    let tls = || -> Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(smtp.host.clone());
+        if let Some(pem) = &smtp.ca {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem.as_bytes()).map_err(|e| format!("smtp.ca: {e}"))?,
+            );
+        }
+        b.build_rustls()
+            .map_err(|e| format!("SMTP server {}: {e}", smtp.host))
+    };
+    let builder = SmtpTransport::builder_dangerous(&smtp.host);
     let builder = match smtp.security {
-        Security::Starttls => SmtpTransport::starttls_relay(&smtp.host),
-        Security::Tls => SmtpTransport::relay(&smtp.host),
-        Security::None => Ok(SmtpTransport::builder_dangerous(&smtp.host)),
-    }
-    .map_err(|e| format!("SMTP server {}: {e}", smtp.host))?;
+        Security::Starttls => builder.tls(Tls::Required(tls()?)),
+        Security::Tls => builder.tls(Tls::Wrapper(tls()?)),
+        Security::None => builder,
+    };
     let mut builder = builder
         .port(smtp.port.unwrap_or(smtp.security.default_port()))
         .timeout(Some(TIMEOUT));

@@ -112,6 +112,10 @@ pub struct Smtp {
     pub password: Option<String>,
     /// The sender address, e.g. `Nimbus <nimbus@example.org>`.
     pub from: String,
+    /// A CA certificate (PEM) trusted for this server besides the public
+    /// ones: for a mail relay with a private certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// The body a webhook receives.
@@ -261,6 +265,13 @@ impl AlertSettings {
             s.from
                 .parse::<lettre::message::Mailbox>()
                 .map_err(|e| format!("smtp.from is not a mail address: {e}"))?;
+            if let Some(pem) = &s.ca {
+                if pem.len() > 64 * 1024 || !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err("smtp.ca must be a PEM certificate".into());
+                }
+                lettre::transport::smtp::client::Certificate::from_pem(pem.as_bytes())
+                    .map_err(|e| format!("smtp.ca is not a certificate: {e}"))?;
+            }
             if s.password.is_some() && s.username.is_none() {
                 return Err("smtp.password needs smtp.username".into());
             }

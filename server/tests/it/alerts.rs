@@ -464,3 +464,60 @@ fn killed_at_any_point_the_alert_files_load_and_no_notice_is_lost() {
         "{active}"
     );
 }
+
+#[test]
+fn mail_goes_over_starttls_or_tls_to_a_relay_with_a_private_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    private_ca(tmp.path());
+    let cert = tmp.path().join("cert.pem").display().to_string();
+    let key = tmp.path().join("key.pem").display().to_string();
+    let ca = std::fs::read_to_string(tmp.path().join("ca.pem")).unwrap();
+    let server = Server::start(&["--alert-interval", "1"]);
+    for (security, flag) in [("starttls", "--starttls"), ("tls", "--tls")] {
+        let sink = SmtpSink::start_with(Some(("nimbus", "mail s3cret")), &[flag, &cert, &key]);
+        let mut smtp = smtp(sink.port);
+        smtp["security"] = json!(security);
+        // Without the CA the certificate is refused, and nothing is sent.
+        put_settings(
+            &server,
+            json!({"smtp": smtp, "disk_min_free_percent": 0.0,
+                   "targets": [{"id": "m", "email": "admin@test.example"}]}),
+        );
+        let r = request(server.port, "POST", "/api/v1/alerts/test", &[], b"");
+        assert_eq!(r.status, 202);
+        wait_for(30, "a refused attempt", || {
+            alerts(&server, None)["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| {
+                    d["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("certificate"))
+                })
+        });
+        assert!(sink.mails().is_empty());
+        // With it, the pending notice goes through on its next try.
+        smtp["ca"] = json!(ca);
+        let mut s = alerts(&server, None)["settings"].clone();
+        s["smtp"] = smtp;
+        s["smtp"]["password"] = json!("********");
+        put_settings(&server, s);
+        wait_for(60, &format!("the mail over {security}"), || {
+            !sink.mails().is_empty()
+        });
+        assert!(subject(&sink.mails()[0]).contains("Test alert"));
+    }
+    // A CA that is not a certificate is refused.
+    let mut s = alerts(&server, None)["settings"].clone();
+    s["smtp"]["ca"] = json!("not a certificate");
+    let r = request(
+        server.port,
+        "PUT",
+        "/api/v1/alerts",
+        &[JSON],
+        s.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("smtp.ca"));
+}

@@ -117,6 +117,11 @@ pub fn page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
                     " " label for="s-from" { "sender" } " "
                     input type="text" id="s-from" name="from" value=(smtp.from) placeholder="Nimbus <nimbus@example.org>";
                 }
+                p {
+                    label for="s-ca" { "Private CA certificate (PEM), for a relay whose certificate no public CA signed" }
+                    br;
+                    textarea id="s-ca" name="ca" rows="3" cols="64" { (smtp.ca.clone().unwrap_or_default()) }
+                }
                 small { "Leave the server empty to send no mail. The password is kept in the data directory (sealed when encryption at rest is on)." }
                 br;
                 button type="submit" { "Save" }
@@ -299,6 +304,7 @@ pub fn save_smtp(ctx: &Ctx, req: &mut Request, who: Option<Identity>) -> Handled
             // unchanged, `replace` keeps the stored one.
             password: form.get("password").filter(|p| !p.is_empty()).cloned(),
             from: text(&form, "from").unwrap_or_default(),
+            ca: text(&form, "ca"),
         }),
     };
     let mut next = ctx.alerts.view(Editor::Admin);
