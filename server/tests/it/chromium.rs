@@ -771,3 +771,44 @@ fn the_admin_edits_a_policy_on_the_page_and_sees_the_client_apply_it() {
     let _ = client.kill();
     let _ = client.wait();
 }
+
+#[test]
+fn the_admin_adds_a_webhook_on_the_alerts_page_and_its_test_alert_arrives() {
+    let hooks = HookReceiver::start();
+    let server = Server::start(&["--alert-interval", "1"]);
+    let origin = server.url();
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    b.link("Alerts").click();
+    b.wait_for_text("Where alerts go");
+    b.wait_for_text("Nowhere yet");
+    let url = format!("http://127.0.0.1:{}/ops", hooks.port);
+    b.find("#target-form input[name=webhook]").type_text(&url);
+    b.find("#target-form button[type=submit]").click();
+    b.wait_for_text(&format!("generic webhook {url}"));
+    b.find("#test-form button[type=submit]").click();
+    wait_for(30, "the test alert at the receiver", || {
+        hooks.hooks().iter().any(|h| h.body["event"] == "test")
+    });
+    assert_eq!(hooks.hooks()[0].target, "/ops");
+    wait_for(30, "the page to show it sent", || {
+        b.goto(&format!("{origin}/alerts"));
+        b.find("table.deliveries tr.sent")
+            .text()
+            .contains("Test alert from Nimbus")
+    });
+    // A mail server with a sender that is not an address: refused, saying why.
+    b.find("#smtp-form input[name=host]")
+        .type_text("smtp.example.org");
+    b.find("#smtp-form input[name=from]").type_text("nobody");
+    b.find("#smtp-form button[type=submit]").click();
+    b.wait_for_text("smtp.from is not a mail address");
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        for (width, height, kind) in [(1280, 1400, "laptop"), (390, 844, "phone")] {
+            b.resize(width, height);
+            b.goto(&format!("{origin}/alerts"));
+            b.screenshot(&dir.join(format!("alerts-{kind}.png")));
+        }
+    }
+}
