@@ -13,23 +13,9 @@ use std::fmt;
 pub struct Span(pub u64);
 
 impl Span {
+    /// As the retention's `keep_within` reads it (`crate::retention`).
     pub fn parse(text: &str) -> Result<Span, String> {
-        let t = text.trim();
-        let bad = || format!("{text:?} is not a time span: write 3d, 12h, 30m, 45s or seconds");
-        let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-            Some(i) => t.split_at(i),
-            None => (t, "s"),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let mult = match unit.trim() {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(mult).map(Span).ok_or_else(bad)
+        crate::retention::parse_duration(text).map(Span)
     }
 }
 

@@ -124,12 +124,7 @@ fn a_policy_set_on_the_server_reaches_a_running_client_and_takes_effect() {
     policy(&server, &["set", "user:admin", "upload_limit", "1000000"]);
     wait_applied(&server);
     let big = noise(10_000_000, 7);
-    let started = Instant::now();
-    write(&src, "big.bin", &big);
-    wait_for(60, "big.bin backed up", || {
-        server.file("pc", "big.bin").is_some()
-    });
-    let took = started.elapsed().as_secs_f64();
+    let took = timed_upload(&server, &src, "big.bin", &big);
     eprintln!("10 MB at a 1 MB/s limit: {took:.2} s");
     assert!(
         (9.0..=12.0).contains(&took),
@@ -150,12 +145,7 @@ fn a_policy_set_on_the_server_reaches_a_running_client_and_takes_effect() {
     );
     wait_applied(&server);
     let six = noise(6_000_000, 20);
-    let started = Instant::now();
-    write(&src, "six.bin", &six);
-    wait_for(60, "six.bin backed up", || {
-        server.file("pc", "six.bin").is_some()
-    });
-    let took = started.elapsed().as_secs_f64();
+    let took = timed_upload(&server, &src, "six.bin", &six);
     eprintln!("6 MB at a 2 MB/s limit inside a window: {took:.2} s");
     assert!(
         (2.7..=4.0).contains(&took),
@@ -172,19 +162,23 @@ fn a_policy_set_on_the_server_reaches_a_running_client_and_takes_effect() {
         ],
     );
     wait_applied(&server);
-    let three = noise(3_000_000, 40);
-    let started = Instant::now();
-    write(&src, "three.bin", &three);
-    wait_for(60, "three.bin backed up", || {
-        server.file("pc", "three.bin").is_some()
-    });
-    let took = started.elapsed().as_secs_f64();
+    let took = timed_upload(&server, &src, "three.bin", &noise(3_000_000, 40));
     eprintln!("3 MB at 1 MB/s outside the limit's window: {took:.2} s");
     assert!(
         (2.7..=4.0).contains(&took),
         "3 MB at 1 MB/s took {took:.1} s"
     );
     assert_eq!(download(&server, "six.bin"), six);
+}
+
+/// Seconds from writing `data` to `src/name` until the server lists it.
+fn timed_upload(server: &Server, src: &std::path::Path, name: &str, data: &[u8]) -> f64 {
+    let started = Instant::now();
+    write(src, name, data);
+    wait_for(60, &format!("{name} backed up"), || {
+        server.file("pc", name).is_some()
+    });
+    started.elapsed().as_secs_f64()
 }
 
 /// The current content of `path` of machine `pc`.
