@@ -189,6 +189,10 @@ fn an_unreachable_mail_server_is_retried_and_shown_then_delivers() {
     assert!(server
         .log()
         .contains("alerts: test to mail to admin@test.example failed"));
+    // The admin's dashboard says so too.
+    let admin = get_with_cookie(&server, "/admin", &session).text();
+    assert!(admin.contains("1 notice(s) not delivered"), "{admin}");
+    assert!(admin.contains(&format!("127.0.0.1:{dead_port}")));
 
     // The mail server comes up where the settings now say: the retry
     // delivers, once.

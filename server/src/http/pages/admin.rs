@@ -54,6 +54,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
             @if browser > 0 { "; " (browser) " with files uploaded from the browser only" }
             "."
         }
+        (alerts_line(ctx))
         table.clients {
             thead { tr {
                 th { "Status" } th { "User" } th { "Machine" } th { "Client" } th { "Policy" }
@@ -319,5 +320,37 @@ pub fn revoke_invite(ctx: &Ctx, req: &mut Request, who: Option<Identity>, id: &s
         Ok(()) => Ok(Reply::new(303).header("Location", "/admin")),
         Err(AccountError::NoSuchInvite(_)) => Err(ApiError::NotFound),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What the alerts hold and whether their notices get through, with a
+/// link to the alerts page.
+fn alerts_line(ctx: &Ctx) -> maud::Markup {
+    let st = ctx.alerts.state();
+    let failing: Vec<&crate::alerts::Delivery> = st
+        .outbox
+        .iter()
+        .filter(|d| d.sent_at.is_none() && d.attempts > 0)
+        .collect();
+    html! {
+        p.alerts-summary {
+            a href="/alerts" { "Alerts" } ": "
+            @if st.active.is_empty() { "nothing holds now" }
+            @else {
+                (st.active.len()) " condition(s) hold now ("
+                @for (i, a) in st.active.values().enumerate() {
+                    @if i > 0 { ", " }
+                    (a.condition.as_str()) " " (a.machine.as_deref().unwrap_or("server"))
+                }
+                ")"
+            }
+            @if ctx.alerts.settings().targets.is_empty() { "; no one is told: add where alerts go" }
+            @if !failing.is_empty() {
+                "; "
+                strong.error { (failing.len()) " notice(s) not delivered" }
+                @if let Some(e) = failing.last().and_then(|d| d.last_error.as_deref()) { " (last error: " (e) ")" }
+            }
+            "."
+        }
     }
 }
