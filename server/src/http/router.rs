@@ -225,6 +225,10 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
             Get | Head => download::download(ctx, req, me()?.file(machine, rest)?),
             _ => allow(READ),
         },
+        ["preview", machine, rest @ ..] if !rest.is_empty() => match method {
+            Get | Head => download::preview(ctx, req, me()?.file(machine, rest)?),
+            _ => allow(READ),
+        },
         ["archive"] => match method {
             Get | Head => archive::archive(ctx, req, &me()?),
             _ => allow(READ),

@@ -812,3 +812,101 @@ fn the_admin_adds_a_webhook_on_the_alerts_page_and_its_test_alert_arrives() {
         }
     }
 }
+
+#[test]
+fn previews_show_text_and_images_and_never_run_html_or_an_svg_script() {
+    use base64::Engine;
+    let server = Server::start(&[]);
+    let origin = server.url();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+        .unwrap();
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text id="t" x="0" y="15">safe</text><script>document.getElementById('t').textContent = 'RAN';</script></svg>"#;
+    let html = b"<html><body><p id=p>page</p><script>document.getElementById('p').textContent='RAN'</script></body></html>";
+    for (path, data) in [
+        (
+            "notes.txt",
+            &b"first line\n<script>alert('not run')</script>\n"[..],
+        ),
+        ("photo.png", &png[..]),
+        ("evil.svg", &svg[..]),
+        ("page.html", &html[..]),
+    ] {
+        assert_eq!(
+            put_file(server.port, "pc", path, data).status,
+            201,
+            "{path}"
+        );
+    }
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+
+    // Text: shown on the file's page, escaped.
+    b.goto(&format!("{origin}/versions/pc/notes.txt"));
+    let shown = b.find("pre.text-preview").text();
+    assert!(
+        shown.contains("<script>alert('not run')</script>"),
+        "{shown}"
+    );
+    // An image: loaded from the preview route and decoded.
+    b.goto(&format!("{origin}/versions/pc/photo.png"));
+    b.find("img.image-preview");
+    wait_for(10, "the image to load", || {
+        b.run(
+            "return document.querySelector('img.image-preview').naturalWidth;",
+            json!([]),
+        ) == json!(1)
+    });
+    // HTML: no preview on its page, and the route refuses it.
+    b.goto(&format!("{origin}/versions/pc/page.html"));
+    assert!(b.try_find("section.preview").is_none());
+    let r = request(server.port, "GET", "/preview/pc/page.html", &[], b"");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("no_preview"));
+    // An SVG with a script, opened on its own: shown, its script not run.
+    b.goto(&format!("{origin}/preview/pc/evil.svg"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let src = b.source();
+    // The live document (WebDriver serialises the DOM): the text the
+    // script would have changed is still "safe".
+    assert!(
+        src.contains(">safe</text>") && !src.contains(">RAN</text>"),
+        "{src}"
+    );
+    let r = request(server.port, "GET", "/preview/pc/evil.svg", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("image/svg+xml"));
+    assert!(r
+        .header("Content-Security-Policy")
+        .unwrap()
+        .contains("sandbox"));
+    assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+    assert!(r
+        .header("Content-Disposition")
+        .unwrap()
+        .starts_with("inline"));
+    // Text is always text/plain, and downloads stay attachments.
+    let r = request(server.port, "GET", "/preview/pc/notes.txt", &[], b"");
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    let r = request(server.port, "GET", "/download/pc/evil.svg", &[], b"");
+    assert!(r
+        .header("Content-Disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    // Another user's file is not previewed for them.
+    add_user(&server, "eve", "eve password 1");
+    let eve = format!(
+        "Bearer {}",
+        api_login(server.port, "eve", "eve password 1", "x").json()["token"]
+            .as_str()
+            .unwrap()
+    );
+    let r = request(
+        server.port,
+        "GET",
+        "/preview/pc/photo.png",
+        &[("Authorization", &eve)],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+}

@@ -2,6 +2,7 @@
 //! version or a past one, with Range, If-Range and a strong ETag; packed
 //! files are decompressed as they stream.
 
+use crate::http::core::preview::{preview_kind, Preview, PREVIEW_CSP};
 use crate::http::core::range;
 use crate::http::core::request::{at_param, header, query_param};
 use crate::http::core::{ApiError, Body, Handled, Reply};
@@ -14,6 +15,27 @@ use tiny_http::{Method, Request};
 
 /// Only the owner's files: another user's file is 404, like a missing one.
 pub fn download(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
+    serve(ctx, req, target, None)
+}
+
+/// `GET`/`HEAD /preview/{machine}/{path}[?version=N|?at=TIME]`: the same
+/// bytes, `inline`, for the kinds of file a browser shows without running
+/// anything: plain text (always `text/plain`), images, PDF, audio and
+/// video. Any other kind (HTML above all) is refused: it is downloaded,
+/// never shown. A sandboxing CSP goes with every preview but PDF's (whose
+/// viewer a sandbox stops), so an SVG opened on its own runs no script.
+pub fn preview(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
+    let name = target.path.rsplit('/').next().unwrap_or(&target.path);
+    let kind = preview_kind(name).ok_or_else(|| {
+        ApiError::bad(
+            "no_preview",
+            "files of this kind are not previewed (a browser could run them); download it instead",
+        )
+    })?;
+    serve(ctx, req, target, Some(kind))
+}
+
+fn serve(ctx: &Ctx, req: &mut Request, target: FileTarget, preview: Option<Preview>) -> Handled {
     let FileTarget { machine: key, path } = target;
     let latest = match (query_param(req, "version"), at_param(req)?) {
         (Some(n), _) => {
@@ -47,9 +69,21 @@ pub fn download(ctx: &Ctx, req: &mut Request, target: FileTarget) -> Handled {
     let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)
         .map_err(|()| ApiError::RangeNotSatisfiable { size })?;
     let (start, len) = (part.start, part.len);
-    let mut reply = base(part.status)
-        .header("Content-Type", content_type(name))
-        .header("Content-Disposition", content_disposition(name));
+    let mut reply = base(part.status);
+    reply = match preview {
+        None => reply
+            .header("Content-Type", content_type(name))
+            .header("Content-Disposition", content_disposition(name)),
+        Some(kind) => {
+            let r = reply
+                .header("Content-Type", kind.content_type())
+                .header("Content-Disposition", inline_disposition(name));
+            match kind {
+                Preview::Pdf => r,
+                _ => r.header("Content-Security-Policy", PREVIEW_CSP),
+            }
+        }
+    };
     if let Some(r) = part.content_range(size) {
         reply = reply.header("Content-Range", r);
     }
@@ -89,6 +123,11 @@ fn content_type(name: &str) -> String {
     } else {
         mime.to_string()
     }
+}
+
+/// `inline`, with the names as [`content_disposition`] gives them.
+fn inline_disposition(name: &str) -> String {
+    content_disposition(name).replacen("attachment", "inline", 1)
 }
 
 /// `attachment` with an ASCII fallback name and the exact name in

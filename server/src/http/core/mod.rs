@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod form;
+pub mod preview;
 pub mod range;
 pub mod reply;
 pub mod request;

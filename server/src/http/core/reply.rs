@@ -14,9 +14,11 @@ use tiny_http::{Header, Response, StatusCode};
 
 /// The Content-Security-Policy of every page (set by [`Reply::html`]):
 /// nothing from elsewhere, no inline script (only the server's own,
-/// embedded `app.js`), and no framing by another site.
+/// embedded `app.js`), previews' images and media from this server only,
+/// and no framing by another site.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
-     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+     img-src 'self'; media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 pub enum Body {
     Empty,

@@ -1,14 +1,18 @@
 //! `GET /versions/{machine}/{path}`: a file's versions on a page, each
-//! downloadable.
+//! downloadable, and a preview of the latest for kinds a browser shows
+//! without running anything (`/preview/...`): text inline (the first 64
+//! KiB, escaped), images, audio and video in their elements, PDF by link.
 
 use super::browse::crumbs;
 use super::layout::{download_href, human_size, user_page};
 use crate::http::auth::Identity;
+use crate::http::core::preview::{preview_kind, Preview};
 use crate::http::core::{ApiError, Handled};
 use crate::http::ctx::Ctx;
 use crate::space::FileTarget;
-use maud::html;
+use maud::{html, Markup};
 use nimbus_common::time::format_utc;
+use std::io::Read;
 
 pub fn versions_page(ctx: &Ctx, who: &Identity, target: FileTarget) -> Handled {
     let FileTarget { machine: key, path } = target;
@@ -22,6 +26,7 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, target: FileTarget) -> Handled {
         (crumbs("/browse", machine, folder, name))
         h1 { (path) }
         p { "On " b { (machine) } "." }
+        (preview(ctx, key.as_str(), machine, &path, name))
         table {
             thead { tr {
                 th { "Version" } th { "Recorded (UTC)" } th { "Modified (UTC)" }
@@ -45,4 +50,39 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, target: FileTarget) -> Handled {
         }
     };
     Ok(user_page(who, &format!("{path} · Nimbus"), "", content))
+}
+
+/// The most of a text file shown on its page.
+const TEXT_PREVIEW: u64 = 64 * 1024;
+
+fn preview(ctx: &Ctx, key: &str, machine: &str, path: &str, name: &str) -> Markup {
+    let (Some(kind), Some(latest)) = (preview_kind(name), ctx.dm.latest(key, path)) else {
+        return html! {};
+    };
+    if latest.version.deleted {
+        return html! {};
+    }
+    let href =
+        download_href(machine, path, Some(latest.version.n)).replacen("/download/", "/preview/", 1);
+    html! {
+        section.preview aria-label="Preview" {
+            @match kind {
+                Preview::Text => {
+                    @let len = latest.version.size.min(TEXT_PREVIEW);
+                    @let text = ctx.dm.open_blob(&latest.version.hash, 0, len).ok().and_then(|(r, _)| {
+                        let mut buf = Vec::new();
+                        r.take(len).read_to_end(&mut buf).ok().map(|_| String::from_utf8_lossy(&buf).into_owned())
+                    });
+                    @if let Some(text) = text {
+                        pre.text-preview { (text) }
+                        @if latest.version.size > TEXT_PREVIEW { p { small { "The first " (human_size(TEXT_PREVIEW)) " of " (human_size(latest.version.size)) "." } } }
+                    }
+                }
+                Preview::Image(_) => { img.image-preview src=(href) alt={ "Preview of " (name) } style="max-width:100%;max-height:70vh"; }
+                Preview::Audio(_) => { audio controls src=(href) {} }
+                Preview::Video(_) => { video controls src=(href) style="max-width:100%" {} }
+                Preview::Pdf => { p { a href=(href) target="_blank" rel="noopener" { "Open the PDF" } } }
+            }
+        }
+    }
 }
