@@ -151,7 +151,9 @@ fn the_dashboard_shows_what_clients_report_and_marks_silent_ones_stale() {
     );
     assert!(page.contains("too-big &lt;b&gt;.bin") && !page.contains("too-big <b>"));
     assert!(
-        page.contains("1 client(s): 0 ok, 0 stale (no contact for 3 s), 1 with errors"),
+        page.contains(
+            "1 machine(s): 0 backed up, 0 stale, 1 with errors. Stale means no contact for 3 s."
+        ),
         "{page}"
     );
 
@@ -179,9 +181,11 @@ fn the_dashboard_shows_what_clients_report_and_marks_silent_ones_stale() {
         (Some("stale"), Some(env!("CARGO_PKG_VERSION")))
     );
     let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
-    assert!(get_with_cookie(&server, "/admin", &session)
-        .text()
-        .contains("0 ok, 1 stale"));
+    let page = get_with_cookie(&server, "/admin", &session).text();
+    assert!(
+        page.contains("0 backed up, 1 stale (the longest for "),
+        "{page}"
+    );
 }
 
 #[test]

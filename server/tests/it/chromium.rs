@@ -910,3 +910,60 @@ fn previews_show_text_and_images_and_never_run_html_or_an_svg_script() {
     );
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system() {
+    let server = Server::start(&["--stale-after", "3"]);
+    let origin = server.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
+    write(&src, "a.txt", b"hello");
+    assert_ok(&client_once(&origin, &src, "pc", &state, &[]));
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    let card = b.find("article.card.ok").text();
+    assert!(card.contains("pc") && card.contains("backed up"), "{card}");
+    assert!(card.contains("Last backup just now"), "{card}");
+    assert!(
+        card.contains("1 file(s)") && card.contains("idle"),
+        "{card}"
+    );
+    // The exact time is on hover, in the viewer's time zone.
+    let ago = b.find("article.card time.ago");
+    let (title, utc) = (
+        ago.attr("title").unwrap_or_default(),
+        ago.attr("datetime").unwrap_or_default(),
+    );
+    assert!(
+        !title.is_empty() && title != utc && ago.text() == "just now",
+        "{title} {utc}"
+    );
+    // Light by default, dark when the system asks for it.
+    let bg = || {
+        b.run(
+            "return getComputedStyle(document.body).backgroundColor;",
+            json!([]),
+        )
+    };
+    assert_eq!(bg(), json!("rgb(255, 255, 255)"));
+    b.color_scheme("dark");
+    b.goto(&format!("{origin}/"));
+    assert_eq!(bg(), json!("rgb(15, 18, 23)"));
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        b.screenshot(&dir.join("home-dark-laptop.png"));
+    }
+    b.color_scheme("light");
+    // Silent past --stale-after: the card says so, and the admin's summary
+    // puts it first.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    b.goto(&format!("{origin}/"));
+    let card = b.find("article.card.stale").text();
+    assert!(card.contains("stale"), "{card}");
+    b.goto(&format!("{origin}/admin"));
+    let summary = b.find("p.summary").text();
+    assert!(
+        summary.starts_with("1 machine(s): 0 backed up, 1 stale (the longest for "),
+        "{summary}"
+    );
+}

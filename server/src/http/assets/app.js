@@ -9,11 +9,17 @@ function localTimes(root) {
   for (const t of root.querySelectorAll("time[datetime]")) {
     const d = new Date(t.dateTime);
     if (!isNaN(d)) {
-      t.title = t.dateTime + " UTC";
-      t.textContent = d.toLocaleString(undefined, {
+      const local = d.toLocaleString(undefined, {
         year: "numeric", month: "short", day: "numeric",
         hour: "2-digit", minute: "2-digit",
       });
+      // "12 minutes ago" keeps its words; the exact time is on hover.
+      if (t.classList.contains("ago")) {
+        t.title = local;
+      } else {
+        t.title = t.dateTime + " UTC";
+        t.textContent = local;
+      }
     }
   }
 }

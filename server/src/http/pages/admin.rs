@@ -30,7 +30,22 @@ pub fn page(ctx: &Ctx, who: &Identity) -> Handled {
 /// The admin page; `new_invite` is a link just made, shown this once.
 fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
     require_admin(who)?;
-    let list = clients(ctx);
+    let mut list = clients(ctx);
+    // The troubled first: errors, then stale, then the rest, each by name.
+    let rank = |s: Status| match s {
+        Status::Errors => 0,
+        Status::Stale => 1,
+        _ => 2,
+    };
+    list.sort_by(|a, b| {
+        (rank(a.status), &a.user, &a.machine).cmp(&(rank(b.status), &b.user, &b.machine))
+    });
+    let now = nimbus_common::time::unix_now();
+    let longest_stale = list
+        .iter()
+        .filter(|c| c.status == Status::Stale)
+        .filter_map(|c| c.last_contact)
+        .min();
     let count = |s: Status| list.iter().filter(|c| c.status == s).count();
     let (stale, errors, browser) = (
         count(Status::Stale),
@@ -49,10 +64,11 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
             }
         }
         p.summary {
-            (list.len()) " client(s): " (count(Status::Ok)) " ok, " (stale) " stale (no contact for "
-            (human_duration(ctx.stale_after)) "), " (errors) " with errors"
+            (list.len()) " machine(s): " (count(Status::Ok)) " backed up, " (stale) " stale"
+            @if let Some(t) = longest_stale { " (the longest for " (human_duration(((now - t).max(0) as u64) / 60 * 60)) ")" }
+            ", " (errors) " with errors"
             @if browser > 0 { "; " (browser) " with files uploaded from the browser only" }
-            "."
+            ". Stale means no contact for " (human_duration(ctx.stale_after)) "."
         }
         (alerts_line(ctx))
         table.clients {

@@ -3,13 +3,14 @@
 //! every file in one plain table, now or as at a past time.
 
 use super::layout::{
-    download_href, format_select, nothing_yet, post_button, size_cell, time, upload_panel,
-    user_page, versions_href,
+    ago, download_href, format_select, human_size, nothing_yet, post_button, size_cell, time,
+    upload_panel, user_page, versions_href,
 };
 use crate::http::auth::Identity;
 use crate::http::core::request::{at_param, page_params, query_flag, Page};
 use crate::http::core::Handled;
 use crate::http::ctx::Ctx;
+use crate::http::views::status::{clients, ClientView, Status};
 use crate::space::MachineKey;
 use crate::store::catalog::{BlobForm, Latest};
 use maud::{html, Markup};
@@ -20,46 +21,101 @@ use tiny_http::Request;
 /// Files the `/files` page shows at a time (`limit=` chooses another).
 const FILES_PAGE: usize = 1000;
 
-/// One machine's line on the home page.
+/// One machine's card on the home page.
 struct MachineLine {
     name: String,
     files: usize,
     bytes: u64,
     last_backup: i64,
+    view: Option<ClientView>,
+}
+
+/// How a machine stands, for people: a class, an icon that reads without
+/// colour, and words.
+pub fn state_of(v: Option<&ClientView>) -> (&'static str, &'static str, String) {
+    match v {
+        None => ("browser", "↑", "uploaded from the browser".into()),
+        Some(v) => match v.status {
+            Status::Browser => ("browser", "↑", "uploaded from the browser".into()),
+            Status::Stale => ("stale", "⏸", "stale: not heard from".into()),
+            Status::Errors => ("errors", "✗", format!("errors ({})", v.errors)),
+            Status::Ok if v.files == 0 => ("never", "○", "never backed up".into()),
+            Status::Ok if v.pending > 0 => (
+                "behind",
+                "↻",
+                format!("behind: {} file(s) waiting", v.pending),
+            ),
+            Status::Ok => ("ok", "✓", "backed up".into()),
+        },
+    }
+}
+
+/// A machine's card: name (its folders' link), state, last backup in
+/// words, files and size, what it is doing, its OS.
+pub fn card(
+    href: &str,
+    name: &str,
+    files: usize,
+    bytes: u64,
+    last: Option<i64>,
+    view: Option<&ClientView>,
+    now: i64,
+) -> Markup {
+    let (class, icon, words) = state_of(view);
+    html! {
+        article class={ "card " (class) } {
+            h2 { a href=(href) { (name) } }
+            p.state { span.icon aria-hidden="true" { (icon) } " " (words) }
+            p { "Last backup " @if let Some(t) = last { (ago(t, now)) } @else { "never" } }
+            p { (files) " file(s), " (human_size(bytes)) }
+            @if let Some(v) = view {
+                @if v.status != Status::Browser {
+                    p.doing { @if v.pending > 0 { "sending " (v.pending) " file(s)" } @else { "idle" } }
+                }
+                @if let Some(os) = &v.os { p.os { (os) @if let Some(ver) = &v.version { " · client " (ver) } } }
+            }
+        }
+    }
 }
 
 /// `GET /`
 pub fn home(ctx: &Ctx, who: &Identity) -> Handled {
     let space = who.space();
+    let mut views: std::collections::HashMap<String, ClientView> = clients(ctx)
+        .into_iter()
+        .filter(|c| c.user == who.user)
+        .map(|c| (c.machine.clone(), c))
+        .collect();
     let machines: Vec<MachineLine> = ctx
         .dm
         .machines(space.prefix())
         .into_iter()
         .filter(|(_, t)| t.files > 0)
-        .map(|(key, t)| MachineLine {
-            name: space.machine_of(&key).unwrap_or(&key).to_string(),
-            files: t.files as usize,
-            bytes: t.bytes,
-            last_backup: t.newest,
+        .map(|(key, t)| {
+            let name = space.machine_of(&key).unwrap_or(&key).to_string();
+            MachineLine {
+                view: views.remove(&name),
+                name,
+                files: t.files as usize,
+                bytes: t.bytes,
+                last_backup: t.newest,
+            }
         })
         .collect();
+    let now = nimbus_common::time::unix_now();
     let names: Vec<&str> = machines.iter().map(|m| m.name.as_str()).collect();
     let content = html! {
         h1 { "Your machines" }
         @if machines.is_empty() {
             (nothing_yet())
         } @else {
-            table.machines {
-                thead { tr { th { "Machine" } th { "Files" } th { "Size" } th { "Last backup" } } }
-                tbody {
-                    @for m in &machines {
-                        tr {
-                            td { a href={ "/browse/" (encode_segment(&m.name)) "/" } { (m.name) } }
-                            td.n { (m.files) }
-                            (size_cell(m.bytes))
-                            td { (time(m.last_backup)) }
-                        }
-                    }
+            section.cards aria-label="Your machines" {
+                @for m in &machines {
+                    (card(&format!("/browse/{}/", encode_segment(&m.name)), &m.name, m.files, m.bytes, Some(m.last_backup), m.view.as_ref(), now))
+                }
+                // Machines whose client reports but has sent nothing yet.
+                @for v in views.values() {
+                    (card(&format!("/browse/{}/", encode_segment(&v.machine)), &v.machine, 0, 0, None, Some(v), now))
                 }
             }
             p { a href="/files" { "All files in one list" } ", also as they were at a past time." }

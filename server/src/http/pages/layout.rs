@@ -38,7 +38,15 @@ form.inline{display:inline;margin-left:.6rem}form.login{display:grid;gap:.6rem;m
 form.login input{display:block;width:100%;padding:.35rem}pre.commands{white-space:pre-wrap;word-break:break-all;background:var(--head);border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem}code.sum{word-break:break-all}a.button{display:inline-block;padding:.4rem .9rem;border-radius:6px;background:var(--accent);color:#fff;text-decoration:none}\
 @media (max-width:640px){main{padding:0 .7rem 1.5rem}header{padding:.6rem .7rem}\
 form.search{margin-left:0;width:100%}form.search input{flex:1;min-width:0}\
-table{display:block;overflow-x:auto;white-space:nowrap}th,td{padding:.35rem .45rem}}";
+table{display:block;overflow-x:auto;white-space:nowrap}th,td{padding:.35rem .45rem}}\
+section.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.8rem;margin:.6rem 0 1rem}\
+article.card{border:1px solid var(--line);border-left:6px solid var(--muted);border-radius:8px;padding:.6rem .8rem;background:var(--head)}\
+article.card h2{margin:0 0 .3rem;font-size:1.1rem}article.card p{margin:.15rem 0}article.card .state{font-weight:600}\
+article.ok{border-left-color:#2a7}article.ok .state{color:#2a7}article.behind{border-left-color:#1f6feb}article.behind .state{color:#1f6feb}\
+article.stale{border-left-color:#b70}article.stale .state{color:#b70}article.errors{border-left-color:#c33}article.errors .state{color:#c33}\
+article .doing,article .os{color:var(--muted);font-size:.9em}\
+@media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa4b2;--line:#2f3642;--accent:#6ea8fe;--bg:#0f1217;--head:#171b22}\
+button,input,select,textarea{background:#1c212a;color:var(--fg);border-color:var(--line)}.drop.over{background:#10243f}}";
 
 /// The one script, embedded in the binary: local times, sorting, uploads.
 const APP_JS: &str = include_str!("../assets/app.js");
@@ -59,6 +67,7 @@ pub fn page(status: u16, title: &str, header: Option<Markup>, content: Markup) -
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
+                meta name="color-scheme" content="light dark";
                 title { (title) }
                 style { (PreEscaped(STYLE)) }
                 script src="/assets/app.js" defer {}
@@ -125,6 +134,28 @@ pub fn time(secs: i64) -> Markup {
         time datetime=(utc) title={ (utc) " (" (secs) ")" } {
             (utc.replace('T', " ").replace('Z', " UTC"))
         }
+    }
+}
+
+/// How long ago `secs` was, in words ("12 minutes ago"), the exact time
+/// on hover (in the viewer's time zone once the script ran).
+pub fn ago(secs: i64, now: i64) -> Markup {
+    let d = (now - secs).max(0);
+    let words = match d {
+        0..=59 => "just now".to_string(),
+        60..=3599 => plural(d / 60, "minute"),
+        3600..=86_399 => plural(d / 3600, "hour"),
+        _ => plural(d / 86_400, "day"),
+    };
+    let utc = format_utc(secs);
+    html! { time.ago datetime=(utc) title=(utc) { (words) } }
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
     }
 }
 

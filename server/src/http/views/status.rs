@@ -65,6 +65,8 @@ pub struct ClientView {
     pub last_ok: Option<i64>,
     /// Reported passes in a row with errors that count.
     pub failing: u32,
+    /// Files its last pass left waiting to be sent.
+    pub pending: u64,
     pub last_file: Option<String>,
     pub last_backup_at: Option<i64>,
     pub files: usize,
@@ -171,6 +173,7 @@ pub fn clients(ctx: &Ctx) -> Vec<ClientView> {
                     _ => None,
                 }),
                 failing: info.failing,
+                pending: report.pending,
                 last_file: s.last_file,
                 last_backup_at: s.last_backup_at,
                 files: s.files,

@@ -191,6 +191,17 @@ impl Browser {
         }
     }
 
+    /// Makes the page see `prefers-color-scheme: dark` (or light), through
+    /// ChromeDriver's DevTools command.
+    pub fn color_scheme(&self, scheme: &str) {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia",
+                        "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})),
+        );
+    }
+
     /// Runs `script` (a function body) in the page; returns its value.
     pub fn run(&self, script: &str, args: Value) -> Value {
         self.call(
