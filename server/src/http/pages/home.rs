@@ -34,15 +34,15 @@ struct MachineLine {
 /// colour, and words.
 pub fn state_of(v: Option<&ClientView>) -> (&'static str, &'static str, String) {
     match v {
-        None => ("browser", "↑", "uploaded from the browser".into()),
+        None => ("browser", "•", "uploaded from the browser".into()),
         Some(v) => match v.status {
-            Status::Browser => ("browser", "↑", "uploaded from the browser".into()),
-            Status::Stale => ("stale", "⏸", "stale: not heard from".into()),
+            Status::Browser => ("browser", "•", "uploaded from the browser".into()),
+            Status::Stale => ("stale", "⚠", "stale: not heard from".into()),
             Status::Errors => ("errors", "✗", format!("errors ({})", v.errors)),
             Status::Ok if v.files == 0 => ("never", "○", "never backed up".into()),
             Status::Ok if v.pending > 0 => (
                 "behind",
-                "↻",
+                "↑",
                 format!("behind: {} file(s) waiting", v.pending),
             ),
             Status::Ok => ("ok", "✓", "backed up".into()),
@@ -69,7 +69,7 @@ pub fn card(
             p { "Last backup " @if let Some(t) = last { (ago(t, now)) } @else { "never" } }
             p { (files) " file(s), " (human_size(bytes)) }
             @if let Some(v) = view {
-                @if v.status != Status::Browser {
+                @if matches!(v.status, Status::Ok | Status::Errors) {
                     p.doing { @if v.pending > 0 { "sending " (v.pending) " file(s)" } @else { "idle" } }
                 }
                 @if let Some(os) = &v.os { p.os { (os) @if let Some(ver) = &v.version { " · client " (ver) } } }
