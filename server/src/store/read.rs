@@ -24,6 +24,12 @@ impl DataManager {
         self.read().versions(key, path).map(|v| v.to_vec())
     }
 
+    /// A machine's versions with content per UTC day from `from_day`
+    /// (kept up to date as versions come and go; no walk of its files).
+    pub fn activity(&self, key: &str, from_day: u32) -> Vec<(u32, u32, u64)> {
+        self.read().activity(key, from_day)
+    }
+
     /// Metadata of every machine, for the admin.
     pub fn machine_summaries(&self) -> Vec<catalog::MachineSummary> {
         self.read().machine_summaries()

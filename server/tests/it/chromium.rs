@@ -967,3 +967,61 @@ fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system
         "{summary}"
     );
 }
+
+#[test]
+fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
+    let mut server = Server::start(&[]);
+    let origin = server.url();
+    for (path, data) in [
+        ("a.txt", &b"one"[..]),
+        ("a.txt", &b"one two"[..]),
+        ("docs/b.txt", &b"three"[..]),
+    ] {
+        assert_eq!(put_file(server.port, "pc", path, data).status, 201);
+    }
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    b.goto(&format!("{origin}/browse/pc/"));
+    let title = b.find("figure.timeline svg title").text();
+    let title = if title.is_empty() {
+        b.run(
+            "return document.querySelector('figure.timeline svg title').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    } else {
+        title
+    };
+    assert!(
+        title.contains("Versions backed up per day on pc") && title.contains("3 in all"),
+        "{title}"
+    );
+    // The figures beside it: today, 3 versions, 15 bytes.
+    let today = &nimbus_common::time::format_utc(nimbus_common::time::unix_now())[..10];
+    let cells = b.run(
+        "return [...document.querySelectorAll('table.chart-data td')].map(t => t.textContent);",
+        json!([]),
+    );
+    assert_eq!(cells, json!([today, "3", "15"]));
+    // Today's bar leads to the files as they were at the end of the day.
+    let href = b.run(
+        "return document.querySelector('figure.timeline a.day').getAttribute('href');",
+        json!([]),
+    );
+    let href = href.as_str().unwrap();
+    assert!(href.starts_with("/browse/pc/?at="), "{href}");
+    b.goto(&format!("{origin}{href}"));
+    b.wait_for_text("as they were at");
+    assert!(b.source().contains("docs/</a>"));
+    // No request left the server.
+    assert!(b.loaded_urls().iter().all(|u| u.starts_with(&origin)));
+    // The figures come from the catalog itself: the same after a restart
+    // (rebuilt from the snapshot and journal, no file of their own).
+    server.kill();
+    server.restart();
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/browse/pc/", &session).text();
+    assert!(page.contains(": 3 in all</title>"), "{page}");
+}

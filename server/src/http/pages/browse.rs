@@ -148,6 +148,7 @@ fn tree_page(
         }),
     }
 
+    let today = (nimbus_common::time::unix_now().max(0) / 86_400) as u32;
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
     // Long folders are shown a page at a time.
@@ -187,6 +188,14 @@ fn tree_page(
         p {
             (sum.files) " file(s), " (human_size(sum.bytes))
             @if let Some(t) = at { ", as they were at " (time(t)) }
+        }
+        @if folder.is_empty() {
+            (super::charts::activity_timeline(
+                &machine,
+                &here,
+                &ctx.dm.activity(key.as_str(), today.saturating_sub(super::charts::TIMELINE_DAYS)),
+                today,
+            ))
         }
         @if entries.len() > PAGE {
             p.pages {

@@ -7,6 +7,7 @@ pub mod add_machine;
 pub mod admin;
 pub mod alerts;
 pub mod browse;
+pub mod charts;
 pub mod home;
 pub mod layout;
 pub mod login;

@@ -327,6 +327,15 @@ impl Catalog {
         }
     }
 
+    /// A machine's versions with content per UTC day from `from_day`:
+    /// (day since the epoch, versions, bytes).
+    pub fn activity(&self, key: &str, from_day: u32) -> Vec<(u32, u32, u64)> {
+        self.machines
+            .get(key)
+            .map(|t| t.activity(from_day))
+            .unwrap_or_default()
+    }
+
     fn version_of(&self, v: &VRec) -> Version {
         Version {
             n: v.n(),
@@ -1031,6 +1040,36 @@ mod tests {
         // b.txt shares a.txt's first blob: one blob entry, access is the max.
         assert_eq!(c.blob(&h(1)).unwrap().last_access, 150);
         assert_eq!(c.blobs().count(), 2);
+    }
+
+    #[test]
+    fn activity_per_day_follows_versions_deletions_and_forgetting() {
+        let day = 86_400;
+        let mut c = Catalog::default();
+        c.apply(&version("a", 1, day + 5));
+        c.apply(&version("a", 2, day + 50));
+        c.apply(&version("b", 3, 3 * day));
+        // A record applied again counts once.
+        let mut again = version("a", 1, day + 5);
+        if let Record::Version { n, .. } = &mut again {
+            *n = Some(1);
+        }
+        c.apply(&again);
+        c.apply(&Record::Delete {
+            key: "pc".into(),
+            path: "b".into(),
+            at: 4 * day,
+            n: None,
+        });
+        assert_eq!(c.activity("pc", 0), vec![(1, 2, 3), (3, 1, 3)]);
+        assert_eq!(c.activity("pc", 2), vec![(3, 1, 3)]);
+        c.apply(&Record::Forget {
+            key: "pc".into(),
+            path: "a".into(),
+            ns: vec![1],
+        });
+        assert_eq!(c.activity("pc", 0), vec![(1, 1, 2), (3, 1, 3)]);
+        assert!(c.activity("nobody", 0).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::blobs::{BlobIdx, BlobTable};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 pub type NodeIdx = u32;
 const NONE: u32 = u32::MAX;
@@ -94,6 +95,10 @@ pub struct Tree {
     file_nodes: usize,
     /// Bumped by every change: caches of derived figures compare it.
     pub generation: u64,
+    /// Versions with content backed up per UTC day (days since the epoch):
+    /// (how many, their bytes). Kept as versions come and go, so pages
+    /// read it without walking the files.
+    activity: BTreeMap<u32, (u32, u64)>,
 }
 
 impl Default for Tree {
@@ -113,6 +118,7 @@ impl Default for Tree {
             free_vers: Vec::new(),
             file_nodes: 0,
             generation: 0,
+            activity: BTreeMap::new(),
         }
     }
 }
@@ -342,11 +348,13 @@ impl Tree {
                     // Not the newest: a record applied again, or one of a
                     // replay behind a snapshot slice.
                     if !self.has_version(file, k) {
+                        self.count(&v, blobs.size(v.blob));
                         self.insert_version(file, k, &v);
                     }
                     continue;
                 }
             }
+            self.count(&v, blobs.size(v.blob));
             let prev = self.nodes[file as usize].link;
             let n = v.n.unwrap_or_else(|| {
                 if prev != NONE {
@@ -359,6 +367,37 @@ impl Tree {
         }
         let new = self.live(file, blobs);
         self.changed(file, old, new, blobs);
+    }
+
+    /// Counts a version with content in its day's activity.
+    fn count(&mut self, v: &NewVersion, size: u64) {
+        if v.deleted {
+            return;
+        }
+        let day = (v.at.max(0) / 86_400) as u32;
+        let e = self.activity.entry(day).or_default();
+        e.0 = e.0.saturating_add(1);
+        e.1 = e.1.saturating_add(size);
+    }
+
+    fn uncount(&mut self, at: i64, size: u64) {
+        let day = (at.max(0) / 86_400) as u32;
+        if let Some(e) = self.activity.get_mut(&day) {
+            e.0 = e.0.saturating_sub(1);
+            e.1 = e.1.saturating_sub(size);
+            if e.0 == 0 {
+                self.activity.remove(&day);
+            }
+        }
+    }
+
+    /// Versions with content and their bytes per UTC day (days since the
+    /// epoch), from `from_day` on.
+    pub fn activity(&self, from_day: u32) -> Vec<(u32, u32, u64)> {
+        self.activity
+            .range(from_day..)
+            .map(|(d, (n, b))| (*d, *n, *b))
+            .collect()
     }
 
     /// Whether `file` has version `n`.
@@ -416,6 +455,9 @@ impl Tree {
             if keep(&r) {
                 next = Some(v);
             } else {
+                if !r.deleted() {
+                    self.uncount(r.at as i64, blobs.size(r.blob));
+                }
                 match next {
                     None => self.nodes[file as usize].link = r.prev,
                     Some(n) => self.vers[n as usize].prev = r.prev,
