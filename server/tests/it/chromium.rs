@@ -1015,6 +1015,10 @@ fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
     b.goto(&format!("{origin}{href}"));
     b.wait_for_text("as they were at");
     assert!(b.source().contains("docs/</a>"));
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        b.goto(&format!("{origin}/browse/pc/"));
+        b.screenshot(&PathBuf::from(dir).join("machine-laptop.png"));
+    }
     // No request left the server.
     assert!(b.loaded_urls().iter().all(|u| u.starts_with(&origin)));
     // The figures come from the catalog itself: the same after a restart

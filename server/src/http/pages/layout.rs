@@ -45,6 +45,7 @@ article.card h2{margin:0 0 .3rem;font-size:1.1rem}article.card p{margin:.15rem 0
 article.ok{border-left-color:#2a7}article.ok .state{color:#2a7}article.behind{border-left-color:#1f6feb}article.behind .state{color:#1f6feb}\
 article.stale{border-left-color:#b70}article.stale .state{color:#b70}article.errors{border-left-color:#c33}article.errors .state{color:#c33}\
 article .doing,article .os{color:var(--muted);font-size:.9em}\
+figure.timeline{margin:.4rem 0 1rem}figure.timeline svg{display:block;width:100%;max-width:40rem;height:auto}figure.timeline figcaption{color:var(--muted);font-size:.9em}\
 @media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa4b2;--line:#2f3642;--accent:#6ea8fe;--bg:#0f1217;--head:#171b22}\
 button,input,select,textarea{background:#1c212a;color:var(--fg);border-color:var(--line)}.drop.over{background:#10243f}}";
 
