@@ -100,7 +100,6 @@ impl Summary {
 }
 
 pub struct Backup {
-    pub root: PathBuf,
     pub api: Api,
     pub state: State,
     pub state_path: PathBuf,
@@ -137,7 +136,6 @@ impl Backup {
         jobs: usize,
     ) -> Backup {
         Backup {
-            root: root.clone(),
             api,
             state,
             state_path,
@@ -149,7 +147,7 @@ impl Backup {
             refused: HashMap::new(),
             sources: vec![scan::Source {
                 name: String::new(),
-                path: root.clone(),
+                path: root,
                 filter: scan::Filter::none(),
             }],
             may_upload: true,

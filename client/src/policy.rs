@@ -223,7 +223,7 @@ impl Policy {
                 continue;
             };
             out.push(Source {
-                filter: Filter::new_in(&path, self, &f.excludes),
+                filter: self.filter_at(&path, &f.excludes),
                 name,
                 path,
             });
@@ -236,6 +236,8 @@ impl Policy {
         self.filter_at(&self.root, more)
     }
 
+    /// The policy's and flags' exclusions and size limit for a folder at
+    /// `root`, with `more` patterns (a named folder's own).
     fn filter_at(&self, root: &Path, more: &[String]) -> Filter {
         let mut patterns = self
             .server
@@ -252,14 +254,6 @@ impl Policy {
         );
         patterns.extend(more.iter().cloned());
         Filter::new(root, &patterns, max.filter(|&m| m > 0))
-    }
-}
-
-impl Filter {
-    /// The filter of a named folder at `root`: the policy's and flags'
-    /// exclusions and size limit, and the folder's own patterns.
-    fn new_in(root: &Path, policy: &Policy, more: &[String]) -> Filter {
-        policy.filter_at(root, more)
     }
 }
 

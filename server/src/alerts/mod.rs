@@ -432,10 +432,14 @@ impl Alerts {
         Ok(out)
     }
 
-    /// Queues a test notice to the targets of `user` (none: the admin's,
-    /// and every target when `all`), and wakes the watcher. Returns how
-    /// many were queued.
-    pub fn test(&self, user: Option<&str>, now: i64) -> io::Result<usize> {
+    /// Queues a test notice to the targets of `editor` (the admin's: those
+    /// without a user; a user's: their own), and wakes the watcher.
+    /// Returns how many were queued.
+    pub fn test(&self, editor: Editor, now: i64) -> io::Result<usize> {
+        let user = match editor {
+            Editor::Admin => "",
+            Editor::User(me) => me,
+        };
         let settings = self.settings();
         let n = self.with_state(|s| {
             s.queue(
@@ -444,7 +448,7 @@ impl Alerts {
                 (Event::Test, None, None),
                 "Test alert from Nimbus",
                 "This is a test. Alerts about your machines reach you here.",
-                Some(user.unwrap_or("")),
+                Some(user),
             )
         })?;
         self.poke();
@@ -728,8 +732,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(a.test(Some("alice"), 5).unwrap(), 1);
-        assert_eq!(a.test(None, 5).unwrap(), 1);
+        assert_eq!(a.test(Editor::User("alice"), 5).unwrap(), 1);
+        assert_eq!(a.test(Editor::Admin, 5).unwrap(), 1);
         let back = Alerts::open(dir.path(), Vault::plain()).unwrap();
         let st = back.state();
         assert_eq!(st.outbox.len(), 2);
