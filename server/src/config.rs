@@ -161,6 +161,10 @@ pub struct Args {
     /// then twice as long each time. [default: 60]
     #[arg(long, value_name = "SECS")]
     pub alert_interval: Option<u64>,
+    /// Seconds between two notes of the day's storage figures (the charts'
+    /// history; also noted at start and at a clean stop). [default: 600]
+    #[arg(long, value_name = "SECS")]
+    pub history_interval: Option<u64>,
 }
 
 /// A switch given as on or off.
@@ -412,6 +416,7 @@ struct FileConfig {
     s3_cache_size: Option<u64>,
     ship_interval: Option<u64>,
     alert_interval: Option<u64>,
+    history_interval: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -452,6 +457,8 @@ pub struct Config {
     pub ship_interval: u64,
     /// Seconds between two looks of the alert watcher.
     pub alert_interval: u64,
+    /// Seconds between two notes of the storage history.
+    pub history_interval: u64,
 }
 
 impl Config {
@@ -498,6 +505,7 @@ impl Default for Config {
             store: None,
             ship_interval: 60,
             alert_interval: 60,
+            history_interval: 600,
         }
     }
 }
@@ -640,6 +648,10 @@ impl Config {
                 .alert_interval
                 .or(file.alert_interval)
                 .unwrap_or(d.alert_interval),
+            history_interval: args
+                .history_interval
+                .or(file.history_interval)
+                .unwrap_or(d.history_interval),
         };
         let mut c = c;
         if let Some(url) = args.store.or(file.store) {
@@ -685,6 +697,7 @@ impl Config {
             ("--keepalive-timeout", c.keepalive_timeout),
             ("--ship-interval", c.ship_interval),
             ("--alert-interval", c.alert_interval),
+            ("--history-interval", c.history_interval),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

@@ -7,6 +7,8 @@ pub mod archive;
 pub mod client_builds;
 pub mod clients;
 pub mod config;
+pub mod disk;
+pub mod history;
 pub mod hotspot;
 pub mod http;
 pub mod keycmd;
@@ -325,8 +327,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
         std::time::Duration::from_secs(config.alert_interval),
         move || http::machine_states(ctx),
     );
+    let recorder = history::Recorder::start(
+        &ctx.history,
+        dm,
+        std::time::Duration::from_secs(config.history_interval),
+    );
     http::serve(server, ctx, config.workers, config.queue, stop);
     watcher.stop();
+    recorder.stop();
     if let Err(e) = ctx.clients.save() {
         warn!("could not save the clients' last contact times: {e}");
     }

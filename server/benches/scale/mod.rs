@@ -72,17 +72,28 @@ pub fn generate_catalog(data: &Path, files: usize) {
 }
 
 /// [`generate`], written through `vault`.
+/// The generated versions: the first round 20 days ago, the second ten
+/// days later, one second apart within a round.
+const ROUND_SECS: i64 = 10 * 86_400;
+
+fn first_version_at() -> i64 {
+    // Whole days, so a run's catalog and its routes agree on it.
+    (nimbus_common::time::unix_now() / 86_400 - 20) * 86_400
+}
+
 fn generate_with(data: &Path, files: usize, vault: &nimbus_server::vault::Vault) -> Generated {
     let t = Instant::now();
     let (mut cat, mut j, _) = journal::load(&data.join("catalog"), vault).unwrap();
     let per_user = files / USERS;
-    let start = 1_700_000_000i64;
+    // Both versions of every file inside the last 30 days: the timelines'
+    // worst case (a folder's walks every version of the 30 days).
+    let start = first_version_at();
     let mut n = 0u64;
     for round in 0..2 {
         for u in 0..USERS {
             for i in 0..per_user {
                 n += 1;
-                let at = start + round * 10_000_000 + i as i64;
+                let at = start + round * ROUND_SECS + i as i64;
                 cat.apply(&Record::Version {
                     key: format!("user{u}/laptop"),
                     path: path_of(u, i),
@@ -298,16 +309,16 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
         let p = path_of(0, 0);
         nimbus_common::paths::encode_path(&p[..p.rfind('/').unwrap()])
     };
-    let at = 1_700_000_000 + 5_000_000;
+    let at = first_version_at() + ROUND_SECS / 2;
     let routes: Vec<Route> = vec![
         (
-            "browse a folder",
+            "browse a folder (its timeline)",
             format!("/browse/laptop/{folder}/"),
             vec![("Authorization", &user_cookie)],
             "50",
         ),
         (
-            "browse the machine's top",
+            "browse the machine's top (timeline, storage chart)",
             "/browse/laptop/".into(),
             vec![("Authorization", &user_cookie)],
             "50",
@@ -319,13 +330,34 @@ fn measure(w: &Path, files: usize, rows: &mut Vec<Row>) {
             "200",
         ),
         (
+            "a folder holding the whole machine (its timeline walks every file)",
+            "/browse/laptop/Users/user0/".into(),
+            vec![("Authorization", &user_cookie)],
+            "100",
+        ),
+        (
+            "a file's versions page (its timeline)",
+            format!(
+                "/versions/laptop/{}",
+                nimbus_common::paths::encode_path(&path_of(0, 0))
+            ),
+            vec![("Authorization", &user_cookie)],
+            "100",
+        ),
+        (
+            "/api/v1/admin/history",
+            "/api/v1/admin/history".into(),
+            vec![("Authorization", &admin)],
+            "50",
+        ),
+        (
             "home page",
             "/".into(),
             vec![("Authorization", &user_cookie)],
             "100",
         ),
         (
-            "admin dashboard",
+            "admin dashboard (cards, charts)",
             "/admin".into(),
             vec![("Authorization", &admin_page)],
             "100",

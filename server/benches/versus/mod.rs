@@ -23,7 +23,7 @@ pub fn run(w: &Path, rows: &mut Vec<Row>) {
 
 /// One backup tool with its repository.
 enum Tool {
-    Nimbus { srv: Srv, state: PathBuf },
+    Nimbus { srv: Box<Srv>, state: PathBuf },
     Restic(PathBuf),
     Borg(PathBuf, u32),
 }
@@ -45,7 +45,7 @@ impl Tool {
         );
         vec![
             Tool::Nimbus {
-                srv: Srv::start(&w.join(format!("nimbus-{name}")), &[]),
+                srv: Box::new(Srv::start(&w.join(format!("nimbus-{name}")), &[])),
                 state: w.join(format!("state-{name}.json")),
             },
             Tool::Restic(restic),

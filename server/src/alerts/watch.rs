@@ -90,25 +90,6 @@ pub fn findings(
     out
 }
 
-/// The share of the disk holding `dir` that an unprivileged writer may
-/// still use.
-#[cfg(unix)]
-pub fn disk_free_percent(dir: &Path) -> Option<f64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string and st a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 || st.f_blocks == 0 {
-        return None;
-    }
-    Some(st.f_bavail as f64 * 100.0 / st.f_blocks as f64)
-}
-
-#[cfg(not(unix))]
-pub fn disk_free_percent(_dir: &Path) -> Option<f64> {
-    None
-}
-
 pub struct Watcher {
     stop: Arc<AtomicBool>,
     alerts: &'static Alerts,
@@ -179,7 +160,7 @@ impl<F: Fn() -> Vec<MachineState>> Round<F> {
             now,
             &machines,
             check.as_ref(),
-            disk_free_percent(&self.data),
+            crate::disk::usage(&self.data).map(|d| d.free_percent()),
         );
         match self
             .alerts

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub policies: crate::policies::Policies,
     /// Where alerts go, and the conditions being told.
     pub alerts: crate::alerts::Alerts,
+    /// Storage figures per day, for the charts.
+    pub history: crate::history::History,
     /// Who may create an account from the browser.
     pub registration: crate::config::Registration,
     /// Seconds without contact after which a client is shown as stale.
@@ -71,6 +73,7 @@ impl Ctx {
             updates,
             policies,
             alerts,
+            history: crate::history::History::open(&config.data, dm.vault().clone()),
             registration: config.registration,
             stale_after: config.stale_after,
             meter: Meter::default(),

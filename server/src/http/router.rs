@@ -5,8 +5,8 @@
 //! own machine).
 
 use super::api::{
-    account, admin, alerts, archive, batch, builds, chunks, download, files, metrics, policy,
-    uploads,
+    account, admin, alerts, archive, batch, builds, chunks, download, files, history, metrics,
+    policy, uploads,
 };
 use super::auth::require;
 use super::core::request::machine_segment;
@@ -130,7 +130,9 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         },
         ["login"] => match method {
             Post => pages::login::login(ctx, req),
-            _ => allow(POST),
+            // Someone who types the address: the login form is the home page's.
+            Get | Head => Ok(Reply::new(303).header("Location", "/")),
+            _ => allow("GET, HEAD, POST"),
         },
         ["logout"] => match method {
             Post => pages::login::logout(ctx, req, who),
@@ -348,6 +350,18 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         },
         ["api", "v1", "admin", "clients"] => match method {
             Get | Head => admin::clients_json(ctx, &me()?),
+            _ => allow(READ),
+        },
+        ["api", "v1", "admin", "history"] => match method {
+            Get | Head => history::server(ctx, req, &me()?),
+            _ => allow(READ),
+        },
+        ["api", "v1", "history"] => match method {
+            Get | Head => history::mine(ctx, req, &me()?),
+            _ => allow(READ),
+        },
+        ["api", "v1", "activity", machine, rest @ ..] => match method {
+            Get | Head => history::activity(ctx, req, &me()?, machine, rest),
             _ => allow(READ),
         },
         ["api", "v1", "admin", "health"] => match method {

@@ -25,14 +25,24 @@ impl DataManager {
     }
 
     /// A machine's versions with content per UTC day from `from_day`
-    /// (kept up to date as versions come and go; no walk of its files).
-    pub fn activity(&self, key: &str, from_day: u32) -> Vec<(u32, u32, u64)> {
-        self.read().activity(key, from_day)
+    /// under `folder` (see [`catalog::Catalog::activity`]).
+    pub fn activity(&self, key: &str, folder: &str, from_day: u32) -> Option<Vec<(u32, u32, u64)>> {
+        self.read().activity(key, folder, from_day)
     }
 
     /// Metadata of every machine, for the admin.
     pub fn machine_summaries(&self) -> Vec<catalog::MachineSummary> {
-        self.read().machine_summaries()
+        self.read().machine_summaries(false)
+    }
+
+    /// The same with every changed machine's stored bytes recounted now,
+    /// one machine under the catalog's read lock at a time (a writer waits
+    /// for one machine's walk at most).
+    pub fn machine_summaries_fresh(&self) -> Vec<catalog::MachineSummary> {
+        let keys: Vec<String> = self.read().machine_keys().map(str::to_string).collect();
+        keys.iter()
+            .filter_map(|k| self.read().machine_summary(k, true))
+            .collect()
     }
 
     /// The files of one machine inside `folder` (`""` for all), as they

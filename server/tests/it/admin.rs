@@ -152,7 +152,7 @@ fn the_dashboard_shows_what_clients_report_and_marks_silent_ones_stale() {
     assert!(page.contains("too-big &lt;b&gt;.bin") && !page.contains("too-big <b>"));
     assert!(
         page.contains(
-            "1 machine(s): 0 backed up, 0 stale, 1 with errors. Stale means no contact for 3 s."
+            "1 machine: 0 backed up, 0 stale, 1 with errors. Stale means no contact for 3 s."
         ),
         "{page}"
     );
@@ -329,7 +329,9 @@ fn admins_see_a_clients_tree_with_sizes_but_no_contents() {
         !docs.contains("/download/") && !docs.contains("/versions/") && !docs.contains("/archive")
     );
     assert!(
-        docs.contains("<a href=\"/admin/tree/alice/laptop/docs/sub/\">sub/</a>"),
+        docs.contains(
+            "<a href=\"/admin/tree/alice/laptop/docs/sub/\"><svg class=\"icon i-folder\""
+        ) && docs.contains("</svg>sub/</a>"),
         "{docs}"
     );
     // Not for users, and nothing under made-up names.

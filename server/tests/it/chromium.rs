@@ -155,7 +155,8 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
 
     // A folder as it is now, as one zip, from the folder page's form.
     b.goto(&format!("{origin}/browse/laptop/docs/2026/"));
-    b.find("form.bar button[type=submit]").click();
+    b.find("form[action='/archive'] button[type=submit]")
+        .click();
     let zip = || {
         list_files(&downloads)
             .into_iter()
@@ -181,7 +182,7 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     std::fs::write(&mine, b"typed on a tablet").unwrap();
     b.find("section.upload input[type=file]")
         .type_text(mine.to_str().unwrap());
-    b.wait_for_text("from%20the%20browser.txt\">from the browser.txt</a>");
+    b.wait_for_text("from%20the%20browser.txt\"><svg class=\"icon i-text\"");
     check_hosts(&b);
     let r = server.get("/download/laptop/docs/from%20the%20browser.txt");
     assert_eq!((r.status, &r.body[..]), (200, &b"typed on a tablet"[..]));
@@ -263,7 +264,7 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
         shown
             .as_str()
             .unwrap()
-            .contains("2 error(s): photos/raw.cr2: permission denied"),
+            .contains("2 errors: photos/raw.cr2: permission denied"),
         "{shown}"
     );
     assert!(rows.contains(&"ok laptop"), "{rows:?}");
@@ -924,10 +925,7 @@ fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system
     let card = b.find("article.card.ok").text();
     assert!(card.contains("pc") && card.contains("backed up"), "{card}");
     assert!(card.contains("Last backup just now"), "{card}");
-    assert!(
-        card.contains("1 file(s)") && card.contains("idle"),
-        "{card}"
-    );
+    assert!(card.contains("1 file,") && card.contains("idle"), "{card}");
     // The exact time is on hover, in the viewer's time zone.
     let ago = b.find("article.card time.ago");
     let (title, utc) = (
@@ -963,7 +961,7 @@ fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system
     b.goto(&format!("{origin}/admin"));
     let summary = b.find("p.summary").text();
     assert!(
-        summary.starts_with("1 machine(s): 0 backed up, 1 stale (the longest for "),
+        summary.starts_with("1 machine: 0 backed up, 1 stale (the longest for "),
         "{summary}"
     );
 }
@@ -1001,7 +999,7 @@ fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
     // The figures beside it: today, 3 versions, 15 bytes.
     let today = &nimbus_common::time::format_utc(nimbus_common::time::unix_now())[..10];
     let cells = b.run(
-        "return [...document.querySelectorAll('table.chart-data td')].map(t => t.textContent);",
+        "return [...document.querySelectorAll('#timeline table.chart-data td')].map(t => t.textContent);",
         json!([]),
     );
     assert_eq!(cells, json!([today, "3", "15"]));
@@ -1028,4 +1026,238 @@ fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
     let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
     let page = get_with_cookie(&server, "/browse/pc/", &session).text();
     assert!(page.contains(": 3 in all</title>"), "{page}");
+}
+
+/// The rows of a chart's figures table, each a list of cell texts.
+fn chart_rows(b: &Browser, chart: &str) -> serde_json::Value {
+    b.run(
+        "return [...document.querySelectorAll(arguments[0] + ' table.chart-data tbody tr')]
+            .map(r => [...r.children].map(c => c.textContent));",
+        json!([chart]),
+    )
+}
+
+/// A chart's SVG title (its accessible name).
+fn chart_title(b: &Browser, chart: &str) -> String {
+    b.run(
+        "return document.querySelector(arguments[0] + ' svg title').textContent;",
+        json!([chart]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn charts_match_the_api_and_a_past_day_on_the_timeline_shows_the_old_size() {
+    // Two days ago (the server's clock moved back): the first versions;
+    // c.txt holds b.txt's bytes, stored once.
+    let mut server = Server::start_at_clock("-2d", &["--history-interval", "1"]);
+    for (path, data) in [
+        ("a.txt", noise(1000, 2)),
+        ("docs/b.txt", noise(500, 8)),
+        ("docs/c.txt", noise(500, 8)),
+    ] {
+        assert_eq!(put_file(server.port, "pc", path, &data).status, 201);
+    }
+    // A clean stop notes that day's figures.
+    assert!(server.terminate().success());
+    // Today: a.txt and b.txt change.
+    server.set_clock(None);
+    server.restart();
+    assert_eq!(
+        put_file(server.port, "pc", "a.txt", &noise(3000, 4)).status,
+        201
+    );
+    assert_eq!(
+        put_file(server.port, "pc", "docs/b.txt", &noise(800, 16)).status,
+        201
+    );
+    let today = nimbus_common::time::unix_now() / 86_400;
+    let day = |d: i64| nimbus_common::time::format_utc(d * 86_400)[..10].to_string();
+    let (then, now) = (day(today - 2), day(today));
+    let api = |path: &str| request(server.port, "GET", path, &[], b"").json();
+    let mut history = json!(null);
+    wait_for(20, "today's figures in the history", || {
+        history = api("/api/v1/history");
+        let pc = history["machines"]["pc"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        pc.len() == 2 && pc[1]["bytes"] == 4300
+    });
+    let pc = history["machines"]["pc"].as_array().unwrap();
+    // What they take on disk: at least each distinct content once.
+    assert!(pc[1]["stored"].as_u64().unwrap() >= 4300, "{history}");
+    assert_eq!(
+        (pc[0]["day"].as_str().unwrap(), &pc[0]["bytes"]),
+        (then.as_str(), &json!(2000))
+    );
+    let b = Browser::start(1280, 900);
+    let origin = server.url();
+    log_in(&b, &origin);
+
+    // The machine's timeline: its figures are the activity API's.
+    b.goto(&format!("{origin}/browse/pc/"));
+    let activity = api("/api/v1/activity/pc");
+    let rows_of = |days: &serde_json::Value| -> serde_json::Value {
+        days["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| json!([d["day"], d["versions"].to_string(), d["bytes"].to_string()]))
+            .collect()
+    };
+    assert_eq!(
+        chart_rows(&b, "#timeline"),
+        json!([[then, "3", "2000"], [now, "2", "3800"]])
+    );
+    assert_eq!(chart_rows(&b, "#timeline"), rows_of(&activity));
+    assert!(chart_title(&b, "#timeline").contains("5 in all"));
+    // Its storage over time: the history API's figures.
+    let expected: serde_json::Value = pc
+        .iter()
+        .map(|d| json!([d["day"], d["bytes"].to_string(), d["stored"].to_string()]))
+        .collect();
+    assert_eq!(chart_rows(&b, "#machine-storage"), expected);
+    assert!(chart_title(&b, "#machine-storage").contains("Storage of pc over time"));
+    // Clicking the day two days ago shows the files as they were then:
+    // a.txt at its old size.
+    b.find("#timeline a.day rect").click();
+    b.wait_for_text("as they were at");
+    assert!(b.url().contains("?at="), "{}", b.url());
+    let size = b.run(
+        "return [...document.querySelectorAll('table.browse tr.file')]
+            .find(r => r.textContent.startsWith('a.txt')).children[1].getAttribute('title');",
+        json!([]),
+    );
+    assert_eq!(size, json!("1000 bytes"));
+    // The day is marked on the timeline, and the download form takes it.
+    assert!(b.source().contains("class=\"chosen\""));
+    let at = b
+        .find("form[action='/archive'] input[name=at]")
+        .attr("value")
+        .unwrap_or_default();
+    assert!(at.starts_with(&then), "{at}");
+
+    // A folder's timeline counts its own files only.
+    b.goto(&format!("{origin}/browse/pc/docs/"));
+    assert_eq!(
+        chart_rows(&b, "#timeline"),
+        rows_of(&api("/api/v1/activity/pc/docs"))
+    );
+    assert_eq!(
+        chart_rows(&b, "#timeline"),
+        json!([[then, "2", "1000"], [now, "1", "800"]])
+    );
+    // A file's versions on the same kind of timeline, with their sizes.
+    b.goto(&format!("{origin}/versions/pc/a.txt"));
+    assert_eq!(
+        chart_rows(&b, "#timeline"),
+        json!([[then, "1", "1000"], [now, "1", "3000"]])
+    );
+
+    // The admin's charts: the server's storage, the history API's figures.
+    b.goto(&format!("{origin}/admin"));
+    let h = api("/api/v1/admin/history");
+    let expected: serde_json::Value = h["server"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            json!([
+                d["day"],
+                d["stored"].to_string(),
+                d["saved_by_packing"].to_string(),
+                d["saved_by_dedup"].to_string()
+            ])
+        })
+        .collect();
+    assert_eq!(chart_rows(&b, "#server-storage"), expected);
+    let server_days = h["server"].as_array().unwrap();
+    assert_eq!(server_days.len(), 2);
+    // Two days ago c.txt was b.txt's twin: 500 bytes saved by dedup; today
+    // they differ.
+    assert_eq!(server_days[0]["saved_by_dedup"], 500);
+    assert_eq!(server_days[1]["saved_by_dedup"], 0);
+    assert!(chart_title(&b, "#server-storage").contains("storage over time"));
+    // The disk: its total as the health API has it.
+    let health = api("/api/v1/admin/health");
+    let disk = chart_rows(&b, "#disk-chart");
+    assert_eq!(
+        disk[0],
+        json!(["Total (bytes)", health["disk_total_bytes"].to_string()])
+    );
+    assert!(chart_title(&b, "#disk-chart").contains("free of"));
+    // Every machine as a card too.
+    let card = b.find("section.cards article.card").text();
+    assert!(card.contains("/pc") && card.contains("backed up"), "{card}");
+    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        b.screenshot(&dir.join("admin-charts-laptop.png"));
+        b.goto(&format!("{origin}/browse/pc/"));
+        b.screenshot(&dir.join("machine-laptop.png"));
+    }
+    assert!(b.loaded_urls().iter().all(|u| u.starts_with(&origin)));
+    // Charts read without scripts: the same figures in the page's HTML.
+    let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
+    let page = get_with_cookie(&server, "/admin", &session).text();
+    assert!(
+        page.contains("id=\"server-storage\"") && page.contains("<title"),
+        "{page}"
+    );
+}
+
+#[test]
+fn keys_reach_the_search_and_walk_its_results_and_empty_pages_say_what_to_do() {
+    let server = Server::start(&[]);
+    let origin = server.url();
+    for (path, data) in [
+        ("photos/cat.jpg", &b"not really a jpeg"[..]),
+        ("photos/catalogue.pdf", &b"%PDF-1.4"[..]),
+        ("notes.md", &b"# notes"[..]),
+    ] {
+        assert_eq!(put_file(server.port, "pc", path, data).status, 201);
+    }
+    let b = Browser::start(1280, 900);
+    log_in(&b, &origin);
+    b.goto(&format!("{origin}/browse/pc/"));
+    // Each row has its kind's icon, drawn from the page's own symbols.
+    let icons = b.run(
+        "return [...document.querySelectorAll('table.browse tbody svg.icon')].map(s => s.getAttribute('class'));",
+        json!([]),
+    );
+    assert_eq!(icons, json!(["icon i-folder", "icon i-text"]));
+    assert!(b.source().contains("<symbol id=\"i-folder\""));
+    // "/" reaches the search box; typing searches as you type.
+    b.press("/");
+    assert_eq!(b.focused()[1], json!("q"));
+    b.press("cat");
+    b.wait_for_text("Files matching");
+    // Down goes to the first result, down again to the next, up back.
+    b.press("\u{E015}");
+    assert_eq!(b.focused(), json!(["A", "", "photos/cat.jpg"]));
+    b.press("\u{E015}");
+    assert_eq!(b.focused()[2], json!("photos/catalogue.pdf"));
+    b.press("\u{E013}\u{E013}");
+    assert_eq!(b.focused()[1], json!("q"));
+    // Enter on a result opens it.
+    b.press("\u{E015}\u{E007}");
+    b.wait_for_text("<h1>photos/cat.jpg</h1>");
+    // A user with nothing yet is told what to do next.
+    add_user(&server, "eve", "eve password 1");
+    let eve = Browser::start(1280, 900);
+    eve.goto(&format!("{origin}/login"));
+    eve.find("input[name=user]").type_text("eve");
+    eve.find("input[name=password]").type_text("eve password 1");
+    eve.find("form.login button").click();
+    eve.wait_for_text("Your machines");
+    let empty = eve.find("p.empty").text();
+    assert!(
+        empty.starts_with("Nothing is backed up yet. Add a machine"),
+        "{empty}"
+    );
+    eve.find("p.empty a").click();
+    eve.wait_for_text("Add a machine");
+    assert!(eve.url().ends_with("/add-machine"), "{}", eve.url());
 }

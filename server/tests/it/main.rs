@@ -37,6 +37,7 @@ mod retention;
 mod s3;
 mod self_update;
 mod server_cli;
+mod storage_history;
 mod uploads;
 mod wine;
 mod xss;

@@ -88,12 +88,12 @@ fn closed_registration_takes_only_single_use_invites() {
     );
     assert!(get_with_cookie(&server, "/admin", &admin)
         .text()
-        .contains("0 open invite link(s)"));
+        .contains("0 open invite links"));
 
     let secret = new_invite(&server, &admin);
     assert!(get_with_cookie(&server, "/admin", &admin)
         .text()
-        .contains("1 open invite link(s)"));
+        .contains("1 open invite link."));
     let r = get(&server, &format!("/register?invite={secret}"));
     assert_eq!(r.status, 200);
     assert!(r

@@ -11,6 +11,7 @@ pub mod builds;
 pub mod chunks;
 pub mod download;
 pub mod files;
+pub mod history;
 pub mod metrics;
 pub mod policy;
 pub mod uploads;

@@ -1,6 +1,7 @@
 // Nimbus pages work without this script: links and forms list, browse,
 // search and download. With it: times in the viewer's own time zone (the
-// exact UTC value on hover), sorting in place, search as you type, and
+// exact UTC value on hover), sorting in place, search as you type, keys
+// to reach and walk the search (/, arrows, Escape), and
 // uploads (resumable, in pieces, a progress bar per file).
 "use strict";
 
@@ -93,6 +94,44 @@ if (searchBox) {
     }, 250);
   });
 }
+
+// ---- Keyboard ----------------------------------------------------------
+// "/" goes to the search box; from it, the down arrow goes to the first
+// file listed, and up and down move along a table's rows (the same column's
+// link); Escape goes back to the search box.
+function rowLinks(table) {
+  return Array.from(table.querySelectorAll("tbody tr")).map((tr) =>
+    tr.querySelector("td a[href]")).filter(Boolean);
+}
+document.addEventListener("keydown", (e) => {
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  const t = e.target;
+  const typing = t instanceof HTMLElement &&
+    (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
+  const box = document.querySelector("form.search input[name=q]");
+  if (e.key === "/" && !typing && box) {
+    e.preventDefault();
+    box.focus();
+    box.select();
+    return;
+  }
+  if (t === box && e.key === "ArrowDown") {
+    const table = document.querySelector("main table");
+    const first = table && rowLinks(table)[0];
+    if (first) { e.preventDefault(); first.focus(); }
+    return;
+  }
+  const table = t instanceof HTMLAnchorElement && t.closest("main table");
+  if (!table) return;
+  const links = rowLinks(table);
+  const at = links.indexOf(t);
+  if (at < 0) return;
+  if (e.key === "ArrowDown" && at + 1 < links.length) { e.preventDefault(); links[at + 1].focus(); }
+  else if (e.key === "ArrowUp") {
+    e.preventDefault();
+    if (at > 0) links[at - 1].focus(); else if (box) box.focus();
+  } else if (e.key === "Escape" && box) { e.preventDefault(); box.focus(); }
+});
 
 // ---- Uploads -----------------------------------------------------------
 // Each piece is stored durably before the next; a broken connection loses

@@ -5,7 +5,9 @@
 //! version each machine is offered (`POST /admin/updates`: pins and staged
 //! rollouts, see `crate::updates`).
 
-use super::layout::{human_size, maybe_time, post_button, user_page};
+use super::charts::{disk_bar, line_chart, Series, STORAGE_DAYS};
+use super::home::card;
+use super::layout::{count, human_size, maybe_time, post_button, user_page};
 use crate::accounts::AccountError;
 use crate::http::auth::csrf::check_csrf;
 use crate::http::auth::{require_admin, require_admin_session, Identity};
@@ -46,11 +48,11 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
         .filter(|c| c.status == Status::Stale)
         .filter_map(|c| c.last_contact)
         .min();
-    let count = |s: Status| list.iter().filter(|c| c.status == s).count();
+    let count_of = |s: Status| list.iter().filter(|c| c.status == s).count();
     let (stale, errors, browser) = (
-        count(Status::Stale),
-        count(Status::Errors),
-        count(Status::Browser),
+        count_of(Status::Stale),
+        count_of(Status::Errors),
+        count_of(Status::Browser),
     );
     let invites = invites_section(ctx, who)?;
     let updates = updates_section(ctx, who, &list)?;
@@ -64,13 +66,25 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
             }
         }
         p.summary {
-            (list.len()) " machine(s): " (count(Status::Ok)) " backed up, " (stale) " stale"
+            (count(list.len() as u64, "machine", "machines")) ": " (count_of(Status::Ok)) " backed up, " (stale) " stale"
             @if let Some(t) = longest_stale { " (the longest for " (human_duration(((now - t).max(0) as u64) / 60 * 60)) ")" }
             ", " (errors) " with errors"
             @if browser > 0 { "; " (browser) " with files uploaded from the browser only" }
             ". Stale means no contact for " (human_duration(ctx.stale_after)) "."
         }
         (alerts_line(ctx))
+        @if list.is_empty() {
+            p.empty { "No machine yet. " a href="/add-machine" { "Add one" } ": install the client on it and enroll it with a code." }
+        } @else {
+            section.cards aria-label="Every machine" {
+                @for c in &list {
+                    @let href = format!("/admin/tree/{}/{}/", encode_segment(&c.user), encode_segment(&c.machine));
+                    (card(&href, &format!("{}/{}", c.user, c.machine), c.files, c.bytes, c.last_backup_at, Some(c), now))
+                }
+            }
+        }
+        (storage_charts(ctx))
+        h2 { "Every machine in detail" }
         table.clients {
             thead { tr {
                 th { "Status" } th { "User" } th { "Machine" } th { "Client" } th { "Policy" }
@@ -120,7 +134,7 @@ fn client_row(c: &ClientView) -> Markup {
             td.n { (human_size(c.stored)) }
             td.error {
                 @match &c.last_error {
-                    Some(e) if c.errors > 0 => { (c.errors) " error(s): " (e) }
+                    Some(e) if c.errors > 0 => { (count(c.errors, "error", "errors")) ": " (e) }
                     _ => "-",
                 }
                 @if c.ignored > 0 {
@@ -130,6 +144,37 @@ fn client_row(c: &ClientView) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The server's storage over time (from the daily history) and the data
+/// disk now.
+fn storage_charts(ctx: &Ctx) -> Markup {
+    let today = crate::history::day_of(unix_now());
+    let h = ctx.history.server(today.saturating_sub(STORAGE_DAYS));
+    let line = |label, colour, f: fn(&crate::history::ServerDay) -> u64| Series {
+        label,
+        colour,
+        points: h.iter().map(|(d, s)| (*d, f(s))).collect(),
+    };
+    let series = [
+        line("Stored on disk", "#1f6feb", |s| s.stored),
+        line("Saved by packing", "#2da44e", |s| s.saved_by_packing()),
+        line("Saved by dedup", "#bf8700", |s| s.saved_by_dedup()),
+    ];
+    let disk = crate::disk::usage(ctx.dm.data_dir());
+    html! {
+        h2 { "Storage" }
+        (line_chart(
+            "server-storage",
+            "The server's storage over time: stored on disk, saved by packing, saved by storing identical content once",
+            "Noted once a day (the last figure of the day).",
+            &series,
+            today,
+        ))
+        @if let Some(d) = disk {
+            (disk_bar(d.total, d.free, ctx.dm.stats().bytes_stored))
         }
     }
 }
@@ -166,7 +211,7 @@ fn invites_section(ctx: &Ctx, who: &Identity) -> Result<Markup, ApiError> {
     Ok(html! {
         h2 { "Invites" }
         p {
-            (open.len()) " open invite link(s)."
+            (count(open.len() as u64, "open invite link", "open invite links")) "."
             @if let Some(csrf) = csrf { " " (post_button("/admin/invites", csrf, "New invite link")) }
         }
         @if !open.is_empty() {
@@ -353,7 +398,7 @@ fn alerts_line(ctx: &Ctx) -> maud::Markup {
             a href="/alerts" { "Alerts" } ": "
             @if st.active.is_empty() { "nothing holds now" }
             @else {
-                (st.active.len()) " condition(s) hold now ("
+                (count(st.active.len() as u64, "condition holds", "conditions hold")) " now ("
                 @for (i, a) in st.active.values().enumerate() {
                     @if i > 0 { ", " }
                     (a.condition.as_str()) " " (a.machine.as_deref().unwrap_or("server"))
@@ -363,7 +408,7 @@ fn alerts_line(ctx: &Ctx) -> maud::Markup {
             @if ctx.alerts.settings().targets.is_empty() { "; no one is told: add where alerts go" }
             @if !failing.is_empty() {
                 "; "
-                strong.error { (failing.len()) " notice(s) not delivered" }
+                strong.error { (count(failing.len() as u64, "notice", "notices")) " not delivered" }
                 @if let Some(e) = failing.last().and_then(|d| d.last_error.as_deref()) { " (last error: " (e) ")" }
             }
             "."

@@ -4,7 +4,7 @@
 //! sees everything; a user adds their own addresses and webhooks and sets
 //! their machines' thresholds.
 
-use super::layout::{maybe_time, time, user_page};
+use super::layout::{count, maybe_time, time, user_page};
 use crate::alerts::settings::{Security, Shape, Smtp};
 use crate::alerts::{Editor, Span, Target};
 use crate::http::auth::csrf::check_csrf;
@@ -193,7 +193,7 @@ pub fn page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
                                 @if let Some(t) = d.sent_at { "sent " (time(t)) }
                                 @else if d.gave_up { "failed, given up after " (d.attempts) " attempts" }
                                 @else if d.attempts == 0 { "waiting" }
-                                @else { "failed " (d.attempts) " time(s), next try " (maybe_time(Some(d.next_try.max(now)))) }
+                                @else { "failed " (count(d.attempts, "time", "times")) ", next try " (maybe_time(Some(d.next_try.max(now)))) }
                                 @if let Some(e) = &d.last_error { br; small.error { (e) } }
                             }
                         }

@@ -4,8 +4,9 @@
 //! of the user's machines (`/search?q=`). Plain HTML: links and forms work
 //! without JavaScript.
 
+use super::icons::{icon, Kind};
 use super::layout::{
-    download_href, format_select, human_size, size_cell, time, upload_panel, user_page,
+    count, download_href, format_select, human_size, size_cell, time, upload_panel, user_page,
     versions_href,
 };
 use crate::http::auth::{require_admin, Identity};
@@ -148,7 +149,6 @@ fn tree_page(
         }),
     }
 
-    let today = (nimbus_common::time::unix_now().max(0) / 86_400) as u32;
     let m = encode_segment(&machine);
     let at_q = at.map(|t| format!("at={t}&")).unwrap_or_default();
     // Long folders are shown a page at a time.
@@ -186,17 +186,10 @@ fn tree_page(
     let content = html! {
         (crumbs(&view.base, &machine, &folder, ""))
         p {
-            (sum.files) " file(s), " (human_size(sum.bytes))
+            (count(sum.files, "file", "files")) ", " (human_size(sum.bytes))
             @if let Some(t) = at { ", as they were at " (time(t)) }
         }
-        @if folder.is_empty() {
-            (super::charts::activity_timeline(
-                &machine,
-                &here,
-                &ctx.dm.activity(key.as_str(), today.saturating_sub(super::charts::TIMELINE_DAYS)),
-                today,
-            ))
-        }
+        (history_of(ctx, view, &key, &machine, &folder, &here, at))
         @if entries.len() > PAGE {
             p.pages {
                 "Entries " (from + 1) " to " (from + shown.len()) " of " (entries.len()) ". "
@@ -216,26 +209,26 @@ fn tree_page(
                         Entry::Folder { name, files, bytes, latest } => {
                             @let sub = if folder.is_empty() { name.clone() } else { format!("{folder}/{name}") };
                             tr.folder {
-                                td { a href={ (view.base) "/" (m) "/" (encode_path(&sub)) "/" @if let Some(t) = at { "?at=" (t) } } { (name) "/" } }
+                                td { a href={ (view.base) "/" (m) "/" (encode_path(&sub)) "/" @if let Some(t) = at { "?at=" (t) } } { (icon(Kind::Folder)) (name) "/" } }
                                 (size_cell(*bytes))
                                 td { (time(*latest)) }
-                                td { (files) " file(s)" }
+                                td { (count(*files as u64, "file", "files")) }
                             }
                         }
                         Entry::File(l) if !view.contents => {
                             tr.file {
-                                td { (e.name()) }
+                                td { (icon(Kind::of_name(e.name()))) (e.name()) }
                                 (size_cell(l.version.size))
                                 td { (time(l.version.backed_up_at)) }
-                                td { (l.versions) " version(s)" }
+                                td { (count(l.versions as u64, "version", "versions")) }
                             }
                         }
                         Entry::File(l) => {
                             tr.file {
-                                td { a href=(download_href(&machine, &l.path, at.map(|_| l.version.n))) { (e.name()) } }
+                                td { a href=(download_href(&machine, &l.path, at.map(|_| l.version.n))) { (icon(Kind::of_name(e.name()))) (e.name()) } }
                                 (size_cell(l.version.size))
                                 td { (time(l.version.backed_up_at)) }
-                                td { a href=(versions_href(&machine, &l.path)) { (l.versions) " version(s)" } }
+                                td { a href=(versions_href(&machine, &l.path)) { (count(l.versions as u64, "version", "versions")) } }
                             }
                         }
                     }
@@ -264,6 +257,82 @@ fn tree_page(
         format!("{machine}/{folder}")
     };
     Ok(user_page(who, &format!("{title} · Nimbus"), "", content))
+}
+
+/// When things changed here: a timeline of the last days (a bar leads to
+/// this folder as it was at the end of that day) and a date to pick any
+/// other; at a machine's top also its storage over time.
+fn history_of(
+    ctx: &Ctx,
+    view: &View,
+    key: &crate::space::MachineKey,
+    machine: &str,
+    folder: &str,
+    here: &str,
+    at: Option<i64>,
+) -> Markup {
+    use super::charts::{line_chart, timeline, Series, Timeline, STORAGE_DAYS, TIMELINE_DAYS};
+    use crate::history::day_of;
+    let today = day_of(nimbus_common::time::unix_now());
+    let days = ctx
+        .dm
+        .activity(key.as_str(), folder, today.saturating_sub(TIMELINE_DAYS));
+    let link = |d: u32| format!("{here}?at={}", d as i64 * 86_400 + 86_399);
+    let what = if folder.is_empty() {
+        format!("Versions backed up per day on {machine}")
+    } else {
+        format!("Versions backed up per day in {machine}/{folder}")
+    };
+    let storage = folder.is_empty().then(|| {
+        let h = ctx
+            .history
+            .machine(key.as_str(), today.saturating_sub(STORAGE_DAYS));
+        let series = [
+            Series {
+                label: "Current files",
+                colour: "#1f6feb",
+                points: h.iter().map(|(d, m)| (*d, m.bytes)).collect(),
+            },
+            Series {
+                label: "Stored on disk",
+                colour: "#2da44e",
+                points: h.iter().map(|(d, m)| (*d, m.stored)).collect(),
+            },
+        ];
+        line_chart(
+            "machine-storage",
+            &format!("Storage of {machine} over time"),
+            "The size of the current files and what they take on disk, once a day.",
+            &series,
+            today,
+        )
+    });
+    html! {
+        @match days {
+            Some(days) => {
+                (timeline(&Timeline {
+                    id: "timeline",
+                    title: what,
+                    caption: "Backups per day. A bar leads to these files as they were at the end of that day.",
+                    days: &days,
+                    today,
+                    link: &link,
+                    chosen: at.map(day_of),
+                }))
+            }
+            None => {
+                p.note { "This folder holds too many versions to draw its timeline; "
+                    a href={ (view.base) "/" (encode_segment(machine)) "/" } { "the machine's" } " shows every day." }
+            }
+        }
+        form method="get" action=(here) class="bar" {
+            label { "Show as it was on (UTC) "
+                input type="date" name="at" value=(at.map(|t| format_utc(t)[..10].to_string()).unwrap_or_default()); }
+            " " button type="submit" { "Show" }
+            @if at.is_some() { " " a href=(here) { "Now" } }
+        }
+        @if let Some(chart) = storage { (chart) }
+    }
 }
 
 /// Breadcrumbs: Machines / machine / a / b, each a link, then `last` (a
@@ -323,7 +392,7 @@ pub fn search(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
                             @let machine = l.machine();
                             tr {
                                 td { (machine) }
-                                td { a href=(versions_href(machine, &l.path)) { (l.path) } }
+                                td { a href=(versions_href(machine, &l.path)) { (icon(Kind::of_name(&l.path))) (l.path) } }
                                 td.n { (human_size(l.version.size)) }
                                 td { (time(l.version.backed_up_at)) }
                             }

@@ -3,8 +3,8 @@
 //! every file in one plain table, now or as at a past time.
 
 use super::layout::{
-    ago, download_href, format_select, human_size, nothing_yet, post_button, size_cell, time,
-    upload_panel, user_page, versions_href,
+    ago, count, download_href, format_select, human_size, nothing_yet, post_button, size_cell,
+    time, upload_panel, user_page, versions_href,
 };
 use crate::http::auth::Identity;
 use crate::http::core::request::{at_param, page_params, query_flag, Page};
@@ -43,15 +43,15 @@ pub fn state_of(v: Option<&ClientView>) -> (&'static str, &'static str, String) 
             Status::Ok if v.pending > 0 => (
                 "behind",
                 "↑",
-                format!("behind: {} file(s) waiting", v.pending),
+                format!("behind: {} waiting", count(v.pending, "file", "files")),
             ),
             Status::Ok => ("ok", "✓", "backed up".into()),
         },
     }
 }
 
-/// A machine's card: name (its folders' link), state, last backup in
-/// words, files and size, what it is doing, its OS.
+/// A machine's card: name (its folders' link, if it has files), state,
+/// last backup in words, files and size, what it is doing, its OS.
 pub fn card(
     href: &str,
     name: &str,
@@ -64,13 +64,13 @@ pub fn card(
     let (class, icon, words) = state_of(view);
     html! {
         article class={ "card " (class) } {
-            h2 { a href=(href) { (name) } }
+            h2 { @if files > 0 { a href=(href) { (name) } } @else { (name) } }
             p.state { span.icon aria-hidden="true" { (icon) } " " (words) }
             p { "Last backup " @if let Some(t) = last { (ago(t, now)) } @else { "never" } }
-            p { (files) " file(s), " (human_size(bytes)) }
+            p { (count(files as u64, "file", "files")) ", " (human_size(bytes)) }
             @if let Some(v) = view {
                 @if matches!(v.status, Status::Ok | Status::Errors) {
-                    p.doing { @if v.pending > 0 { "sending " (v.pending) " file(s)" } @else { "idle" } }
+                    p.doing { @if v.pending > 0 { "sending " (count(v.pending, "file", "files")) } @else { "idle" } }
                 }
                 @if let Some(os) = &v.os { p.os { (os) @if let Some(ver) = &v.version { " · client " (ver) } } }
             }
@@ -178,7 +178,7 @@ pub fn files_page(ctx: &Ctx, req: &Request, who: &Identity) -> Handled {
         }
         (restore_form(&names, &at_text))
         p {
-            (files.len()) " file(s)"
+            (count(files.len() as u64, "file", "files"))
             @if page.after.is_some() || more { " on this page" }
             @if let Some(t) = at { " as they were at " (format_utc(t)) }
         }
@@ -216,13 +216,13 @@ fn file_row(f: &Latest, past: bool) -> Markup {
                 @if f.version.deleted {
                     s { (f.path) } " (deleted)"
                 } @else {
-                    a href=(download_href(machine, &f.path, past.then_some(f.version.n))) { (f.path) }
+                    a href=(download_href(machine, &f.path, past.then_some(f.version.n))) { (super::icons::icon(super::icons::Kind::of_name(&f.path))) (f.path) }
                 }
             }
             (size_cell(f.version.size))
             td { (time(f.version.backed_up_at)) }
             td class=(class) { (state) }
-            td { a href=(versions_href(machine, &f.path)) { (f.versions) " version(s)" } }
+            td { a href=(versions_href(machine, &f.path)) { (count(f.versions as u64, "version", "versions")) } }
         }
     }
 }

@@ -45,7 +45,12 @@ article.card h2{margin:0 0 .3rem;font-size:1.1rem}article.card p{margin:.15rem 0
 article.ok{border-left-color:#2a7}article.ok .state{color:#2a7}article.behind{border-left-color:#1f6feb}article.behind .state{color:#1f6feb}\
 article.stale{border-left-color:#b70}article.stale .state{color:#b70}article.errors{border-left-color:#c33}article.errors .state{color:#c33}\
 article .doing,article .os{color:var(--muted);font-size:.9em}\
-figure.timeline{margin:.4rem 0 1rem}figure.timeline svg{display:block;width:100%;max-width:40rem;height:auto}figure.timeline figcaption{color:var(--muted);font-size:.9em}\
+figure.timeline,figure.chart{margin:.4rem 0 1rem}figure.timeline svg,figure.chart svg{display:block;width:100%;max-width:40rem;height:auto}\
+figure.timeline figcaption,figure.chart figcaption{color:var(--muted);font-size:.9em}\
+svg.icon{width:1.15em;height:1.15em;vertical-align:-.22em;margin-right:.4em;color:var(--muted)}svg.i-folder{color:#bf8700}svg.i-image{color:#2da44e}\
+svg.i-audio,svg.i-video{color:#8250df}svg.i-pdf{color:#cf222e}svg.i-code{color:#1f6feb}\
+.key{margin-right:.8rem;white-space:nowrap}.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:middle}.swatch.free{background:var(--line)}\
+p.empty{padding:1rem;border:1px dashed var(--line);border-radius:8px}\
 @media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa4b2;--line:#2f3642;--accent:#6ea8fe;--bg:#0f1217;--head:#171b22}\
 button,input,select,textarea{background:#1c212a;color:var(--fg);border-color:var(--line)}.drop.over{background:#10243f}}";
 
@@ -108,11 +113,12 @@ fn top(who: &Identity, query: &str) -> Markup {
                 }
             }
             form method="get" action="/search" class="search" {
-                input type="search" name="q" value=(query) placeholder="Find files by name" aria-label="Find files by name";
+                input type="search" name="q" value=(query) placeholder="Find files by name (press /)" aria-label="Find files by name" aria-keyshortcuts="/";
                 " "
                 button type="submit" { "Search" }
             }
         }
+        (super::icons::sprite())
     }
 }
 
@@ -180,7 +186,7 @@ pub use nimbus_common::wire::{
 /// What to say where a user has nothing backed up yet.
 pub fn nothing_yet() -> Markup {
     html! {
-        p {
+        p.empty {
             "Nothing is backed up yet. " a href="/add-machine" { "Add a machine" }
             ": download the client there and start it with two commands."
         }
@@ -226,6 +232,20 @@ pub fn upload_panel(who: &Identity, machine: Option<&str>, folder: &str, max_byt
     }
 }
 
+/// A count in words: "1 file", "12,345 files".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.into();
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped} {}", if n == 1 { one } else { many })
+}
+
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n as f64;
@@ -244,6 +264,14 @@ pub fn human_size(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(count(1u64, "file", "files"), "1 file");
+        assert_eq!(count(0u64, "file", "files"), "0 files");
+        assert_eq!(count(1234567u64, "file", "files"), "1,234,567 files");
+        assert_eq!(count(999u32, "file", "files"), "999 files");
+    }
 
     #[test]
     fn values_are_escaped() {

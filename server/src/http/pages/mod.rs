@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod browse;
 pub mod charts;
 pub mod home;
+pub mod icons;
 pub mod layout;
 pub mod login;
 pub mod policy;

@@ -4,7 +4,9 @@
 //! KiB, escaped), images, audio and video in their elements, PDF by link.
 
 use super::browse::crumbs;
+use super::charts::{timeline, Timeline};
 use super::layout::{download_href, human_size, user_page};
+use crate::history::day_of;
 use crate::http::auth::Identity;
 use crate::http::core::preview::{preview_kind, Preview};
 use crate::http::core::{ApiError, Handled};
@@ -22,19 +24,36 @@ pub fn versions_page(ctx: &Ctx, who: &Identity, target: FileTarget) -> Handled {
         .versions(key.as_str(), &path)
         .ok_or(ApiError::NotFound)?;
     let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
+    // Per day: how many versions, their bytes, and the day's last one.
+    let mut per_day: std::collections::BTreeMap<u32, (u32, u64, u64)> = Default::default();
+    for v in versions.iter().filter(|v| !v.deleted) {
+        let e = per_day.entry(day_of(v.backed_up_at)).or_default();
+        *e = (e.0 + 1, e.1 + v.size, e.2.max(v.n));
+    }
+    let days: Vec<(u32, u32, u64)> = per_day.iter().map(|(d, e)| (*d, e.0, e.1)).collect();
+    let link = |d: u32| format!("#v{}", per_day.get(&d).map_or(0, |e| e.2));
     let content = html! {
         (crumbs("/browse", machine, folder, name))
         h1 { (path) }
         p { "On " b { (machine) } "." }
         (preview(ctx, key.as_str(), machine, &path, name))
-        table {
+        (timeline(&Timeline {
+            id: "timeline",
+            title: format!("Versions of {name} per day"),
+            caption: "Versions per day, with their sizes. A bar leads to the day's last version.",
+            days: &days,
+            today: day_of(nimbus_common::time::unix_now()),
+            link: &link,
+            chosen: None,
+        }))
+        table.versions {
             thead { tr {
                 th { "Version" } th { "Recorded (UTC)" } th { "Modified (UTC)" }
                 th { "Size" } th { "Content" }
             } }
             tbody {
                 @for v in versions.iter().rev() {
-                    tr {
+                    tr id={ "v" (v.n) } {
                         td.n { (v.n) }
                         td { (format_utc(v.backed_up_at)) }
                         @if v.deleted {

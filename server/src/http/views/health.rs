@@ -37,39 +37,15 @@ pub struct Health {
     pub chunks_received: u64,
 }
 
-/// (total, free to unprivileged users) bytes of the file system holding `dir`.
-#[cfg(unix)]
-fn disk(dir: &std::path::Path) -> (Option<u64>, Option<u64>) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return (None, None);
-    };
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return (None, None);
-    }
-    let frsize = s.f_frsize as u64;
-    (
-        Some(s.f_blocks as u64 * frsize),
-        Some(s.f_bavail as u64 * frsize),
-    )
-}
-
-#[cfg(not(unix))]
-fn disk(_dir: &std::path::Path) -> (Option<u64>, Option<u64>) {
-    (None, None)
-}
-
 pub fn health(ctx: &Ctx) -> Health {
     let s = ctx.dm.stats();
     let current = ctx.dm.current_bytes();
-    let (total, free) = disk(ctx.dm.data_dir());
+    let disk = crate::disk::usage(ctx.dm.data_dir());
     let (requests, errors) = ctx.meter.last_minute();
     Health {
         uptime_secs: ctx.meter.uptime_secs(),
-        disk_total_bytes: total,
-        disk_free_bytes: free,
+        disk_total_bytes: disk.map(|d| d.total),
+        disk_free_bytes: disk.map(|d| d.free),
         stored_bytes: s.bytes_stored,
         content_bytes: s.bytes_original,
         current_files_bytes: current.0,

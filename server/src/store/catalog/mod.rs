@@ -216,6 +216,10 @@ pub struct Catalog {
 /// changes (a scan of its files); the admin's figure may lag by as much.
 const STORED_REFRESH_SECS: i64 = 30;
 
+/// Versions a folder's timeline may look at (about 20 ms of walking); a
+/// bigger folder shows none and points to its machine's.
+pub const ACTIVITY_BUDGET: usize = 1_000_000;
+
 impl Catalog {
     /// Applies one record. Records are facts already made durable, so this
     /// cannot fail; a record about an unknown blob is ignored.
@@ -327,13 +331,21 @@ impl Catalog {
         }
     }
 
-    /// A machine's versions with content per UTC day from `from_day`:
+    /// A machine's versions with content per UTC day from `from_day`
+    /// under `folder` (`""`: all, kept as records apply; a folder's are
+    /// counted from its versions, `None` past [`ACTIVITY_BUDGET`]):
     /// (day since the epoch, versions, bytes).
-    pub fn activity(&self, key: &str, from_day: u32) -> Vec<(u32, u32, u64)> {
-        self.machines
-            .get(key)
-            .map(|t| t.activity(from_day))
-            .unwrap_or_default()
+    pub fn activity(&self, key: &str, folder: &str, from_day: u32) -> Option<Vec<(u32, u32, u64)>> {
+        let Some(tree) = self.machines.get(key) else {
+            return Some(Vec::new());
+        };
+        if folder.is_empty() {
+            return Some(tree.activity(from_day));
+        }
+        match tree.find_folder(folder) {
+            Some(f) => tree.activity_under(f, from_day, &self.blobs, ACTIVITY_BUDGET),
+            None => Some(Vec::new()),
+        }
     }
 
     fn version_of(&self, v: &VRec) -> Version {
@@ -785,32 +797,37 @@ impl Catalog {
     }
 
     /// Per machine key: (files, bytes of their latest versions, the most
-    /// recently backed-up file's path and time, bytes stored).
-    pub fn machine_summaries(&self) -> Vec<MachineSummary> {
-        let now = nimbus_common::time::unix_now();
+    /// recently backed-up file's path and time, bytes stored). With
+    /// `fresh`, a changed machine's stored bytes are recounted at once
+    /// rather than at most every [`STORED_REFRESH_SECS`].
+    pub fn machine_summaries(&self, fresh: bool) -> Vec<MachineSummary> {
         self.machines
-            .iter()
-            .map(|(key, tree)| {
-                let t = tree.root_totals();
-                MachineSummary {
-                    key: key.clone(),
-                    files: t.files as usize,
-                    bytes: t.bytes,
-                    stored: self.stored(key, tree, now),
-                    last_file: tree.last_file(&self.blobs).map(|f| tree.path(f)),
-                    last_backup_at: (t.newest != NO_TIME).then_some(t.newest),
-                }
-            })
+            .keys()
+            .filter_map(|key| self.machine_summary(key, fresh))
             .collect()
+    }
+
+    /// One machine's summary (see [`Catalog::machine_summaries`]).
+    pub fn machine_summary(&self, key: &str, fresh: bool) -> Option<MachineSummary> {
+        let tree = self.machines.get(key)?;
+        let t = tree.root_totals();
+        Some(MachineSummary {
+            key: key.to_string(),
+            files: t.files as usize,
+            bytes: t.bytes,
+            stored: self.stored(key, tree, nimbus_common::time::unix_now(), fresh),
+            last_file: tree.last_file(&self.blobs).map(|f| tree.path(f)),
+            last_backup_at: (t.newest != NO_TIME).then_some(t.newest),
+        })
     }
 
     /// Bytes on disk for a machine's current files (each distinct content
     /// once, packed ones at their packed size), recounted when the machine
     /// changed and the last count is older than [`STORED_REFRESH_SECS`].
-    fn stored(&self, key: &str, tree: &Tree, now: i64) -> u64 {
+    fn stored(&self, key: &str, tree: &Tree, now: i64, fresh: bool) -> u64 {
         let mut cache = self.stored_cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&(generation, when, bytes)) = cache.get(key) {
-            if generation == tree.generation || now - when < STORED_REFRESH_SECS {
+            if generation == tree.generation || (!fresh && now - when < STORED_REFRESH_SECS) {
                 return bytes;
             }
         }
@@ -1061,15 +1078,27 @@ mod tests {
             at: 4 * day,
             n: None,
         });
-        assert_eq!(c.activity("pc", 0), vec![(1, 2, 3), (3, 1, 3)]);
-        assert_eq!(c.activity("pc", 2), vec![(3, 1, 3)]);
+        assert_eq!(c.activity("pc", "", 0).unwrap(), vec![(1, 2, 3), (3, 1, 3)]);
+        assert_eq!(c.activity("pc", "", 2).unwrap(), vec![(3, 1, 3)]);
         c.apply(&Record::Forget {
             key: "pc".into(),
             path: "a".into(),
             ns: vec![1],
         });
-        assert_eq!(c.activity("pc", 0), vec![(1, 1, 2), (3, 1, 3)]);
-        assert!(c.activity("nobody", 0).is_empty());
+        assert_eq!(c.activity("pc", "", 0).unwrap(), vec![(1, 1, 2), (3, 1, 3)]);
+        assert!(c.activity("nobody", "", 0).unwrap().is_empty());
+        // A folder's are counted from its own files' versions.
+        c.apply(&version("d/e/x", 4, 2 * day));
+        c.apply(&version("d/y", 5, 2 * day + 9));
+        c.apply(&version("d/y", 6, 5 * day));
+        let d = c.activity("pc", "d", 0).unwrap();
+        assert_eq!(
+            d.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+            vec![(2, 2), (5, 1)]
+        );
+        assert_eq!(c.activity("pc", "d/e", 3).unwrap(), vec![]);
+        assert_eq!(c.activity("pc", "", 0).unwrap().len(), 4);
+        assert_eq!(c.activity("pc", "nowhere", 0).unwrap(), vec![]);
     }
 
     #[test]
@@ -1189,7 +1218,7 @@ mod tests {
             ns: vec![1],
         });
         assert!(c.versions("pc", "b").is_none());
-        assert_eq!(c.machine_summaries()[0].files, 1);
+        assert_eq!(c.machine_summaries(false)[0].files, 1);
     }
 
     /// A small deterministic generator (xorshift), for property tests.

@@ -401,6 +401,49 @@ impl Tree {
     }
 
     /// Whether `file` has version `n`.
+    /// The same per-day figures for the files under `folder`, counted by
+    /// walking its versions from `from_day` on (a folder keeps no running
+    /// figures of its own); `None` when that means looking at more than
+    /// `budget` versions.
+    pub fn activity_under(
+        &self,
+        folder: NodeIdx,
+        from_day: u32,
+        blobs: &BlobTable,
+        budget: usize,
+    ) -> Option<Vec<(u32, u32, u64)>> {
+        let from = from_day as i64 * 86_400;
+        let mut days: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
+        let mut seen = 0usize;
+        let mut stack = vec![folder];
+        while let Some(dir) = stack.pop() {
+            for &child in self.children(dir) {
+                if self.is_folder(child) {
+                    stack.push(child);
+                    continue;
+                }
+                let mut v = self.nodes[child as usize].link;
+                while v != NONE {
+                    let r = self.vers[v as usize];
+                    if r.at() < from {
+                        break;
+                    }
+                    seen += 1;
+                    if seen > budget {
+                        return None;
+                    }
+                    if !r.deleted() {
+                        let e = days.entry((r.at() / 86_400) as u32).or_default();
+                        e.0 = e.0.saturating_add(1);
+                        e.1 = e.1.saturating_add(blobs.size(r.blob));
+                    }
+                    v = r.prev;
+                }
+            }
+        }
+        Some(days.into_iter().map(|(d, (n, b))| (d, n, b)).collect())
+    }
+
     pub fn has_version(&self, file: NodeIdx, n: u64) -> bool {
         let mut v = self.nodes[file as usize].link;
         while v != NONE {

@@ -202,6 +202,36 @@ impl Browser {
         );
     }
 
+    /// Presses keys on whatever has the focus, as a person would: each
+    /// character of `keys` down and up (WebDriver's codes for the others:
+    /// `\u{E015}` down arrow, `\u{E013}` up, `\u{E007}` Enter,
+    /// `\u{E00C}` Escape).
+    pub fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                let k = k.to_string();
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+    }
+
+    /// The focused element's tag, name and text, to tell where keys went.
+    pub fn focused(&self) -> Value {
+        self.run(
+            "const e = document.activeElement; return [e.tagName, e.getAttribute('name') || '', e.textContent.trim()];",
+            json!([]),
+        )
+    }
+
     /// Runs `script` (a function body) in the page; returns its value.
     pub fn run(&self, script: &str, args: Value) -> Value {
         self.call(
