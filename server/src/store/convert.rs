@@ -15,8 +15,10 @@
 //!    finds `snapshot.sealed` only finishes those two steps.
 //! 3. Resumable uploads: part and state are sealed beside the plain ones
 //!    (`.sealed`), the part renamed over the plain part, then the state.
-//! 4. `clients.json` and `accounts.json`: replaced atomically by sealed
-//!    copies (a sealed file is recognised by its header).
+//! 4. The small files (`clients.json`, `accounts.json`, `updates.json`,
+//!    `policy.json`, `alerts.json`, `alerts-state.json`, `check.json`,
+//!    `history.json`): replaced atomically by sealed copies (a sealed file
+//!    is recognised by its header).
 
 use super::blobs::LocalBlobs;
 use super::journal;
@@ -177,10 +179,16 @@ pub fn encrypt_in_place(data: &Path, sealed: &Vault) -> Result<ConvertReport, Op
     // 3. Uploads in progress.
     report.uploads = convert_uploads(&data.join("uploads"), sealed).map_err(io_err)?;
 
-    // 4. Small files.
+    // 4. Small files: every JSON file the server keeps beside the catalog.
     for (name, obj, private) in [
         ("clients.json", Obj::Clients, false),
         ("accounts.json", Obj::Accounts, true),
+        ("updates.json", Obj::Updates, true),
+        ("policy.json", Obj::Policy, true),
+        ("alerts.json", Obj::Alerts, true),
+        ("alerts-state.json", Obj::AlertState, true),
+        ("check.json", Obj::Check, true),
+        ("history.json", Obj::History, true),
     ] {
         let path = data.join(name);
         if exists(&path) && !is_sealed_file(&path).map_err(io_err)? {

@@ -506,6 +506,26 @@ fn encrypt_killed_at_any_point_finishes_when_run_again_and_loses_nothing() {
         put(&server, p, d);
     }
     put(&server, "notes.txt", b"second version");
+    // The small files beside the catalog: a policy and alert settings.
+    for (target, body) in [
+        (
+            "/api/v1/policies/fleet",
+            r#"{"excludes": ["*.policy-secret"]}"#,
+        ),
+        (
+            "/api/v1/alerts",
+            r#"{"repeat": "2d", "targets": [{"id": "m", "email": "alert-secret@example.org"}]}"#,
+        ),
+    ] {
+        let r = request(
+            server.port,
+            "PUT",
+            target,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+    }
     wait_for(60, "the text file to be packed", || {
         server.file(MACHINE, "log.txt").unwrap()["packed"] == true
     });
@@ -616,12 +636,27 @@ fn encrypt_killed_at_any_point_finishes_when_run_again_and_loses_nothing() {
         }
         let bytes = std::fs::read(&f).unwrap();
         assert!(
-            !contains(&bytes, b"only in the journal") && !contains(&bytes, b"notes.txt"),
+            !contains(&bytes, b"only in the journal")
+                && !contains(&bytes, b"notes.txt")
+                && !contains(&bytes, b"policy-secret")
+                && !contains(&bytes, b"alert-secret")
+                && !contains(&bytes, MACHINE.as_bytes()),
             "{} plain",
             f.display()
         );
     }
+    for small in ["policy.json", "alerts.json", "history.json", "clients.json"] {
+        assert!(data.join(small).exists(), "{small}");
+    }
     server.restart();
+    // Each loads sealed: the policy and alerts are as they were, and no
+    // file was found unreadable.
+    assert!(!server.log().contains("cannot be read"), "{}", server.log());
+    assert!(!data.join("history.json.bad").exists());
+    let policy = request(server.port, "GET", "/api/v1/policies/fleet", &[], b"").text();
+    assert!(policy.contains("*.policy-secret"), "{policy}");
+    let alerts = request(server.port, "GET", "/api/v1/alerts", &[], b"").text();
+    assert!(alerts.contains("alert-secret@example.org"), "{alerts}");
     for (p, d) in &files[..3] {
         let r = download(&server, p);
         assert_eq!((r.status, &r.body == d), (200, true), "{p}");
