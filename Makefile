@@ -167,8 +167,9 @@ dist:
 dist-test:
 	bash server/packaging/dist-test.sh
 
-# Refreshes docs/screenshots/ (main pages at laptop and phone width) with the
-# browser test, which needs chromium and chromium-driver (see .ci/run).
+# Refreshes docs/screenshots/ (main pages at laptop and phone width, light
+# and dark) with the browser tests, which need chromium and chromium-driver
+# (see .ci/run).
 screenshots:
 	NIMBUS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(CARGO) test -p nimbus-server --test it chromium::
 

@@ -9,7 +9,7 @@
 //! server is killed mid-file continues after a new login in another tab.
 //!
 //! With `NIMBUS_SCREENSHOTS=DIR` (`make screenshots`) it also saves the main
-//! pages at laptop and phone width.
+//! pages at laptop and phone width, light and dark (`screenshots`).
 
 use crate::fixtures::*;
 use crate::webdriver::Browser;
@@ -280,26 +280,44 @@ fn a_user_finds_and_downloads_a_nested_file_and_the_admin_sees_a_stale_client() 
     check_hosts(&b);
     assert!(!visited.is_empty());
 
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        let pages = [
-            ("home", "/".to_string()),
-            ("folder", "/browse/laptop/docs/2026/".to_string()),
+    screenshots(
+        &b,
+        &origin,
+        &[
+            ("home", "/"),
+            ("folder", "/browse/laptop/docs/2026/"),
             (
                 "versions",
-                "/versions/laptop/docs/2026/report%20%3C1%3E.txt".to_string(),
+                "/versions/laptop/docs/2026/report%20%3C1%3E.txt",
             ),
-            ("search", "/search?q=docs".to_string()),
-            ("admin", "/admin".to_string()),
-        ];
-        for (width, height, kind) in [(1280, 800, "laptop"), (390, 844, "phone")] {
+            ("search", "/search?q=docs"),
+        ],
+        800,
+    );
+}
+
+/// With `NIMBUS_SCREENSHOTS=DIR` (`make screenshots`): each page at laptop
+/// and phone width, light and dark, as `NAME-laptop.png`,
+/// `NAME-phone-dark.png` and so on (an empty path: the page as it is).
+fn screenshots(b: &Browser, origin: &str, pages: &[(&str, &str)], laptop_height: u32) {
+    let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    for (scheme, suffix) in [("light", ""), ("dark", "-dark")] {
+        b.color_scheme(scheme);
+        for (width, height, kind) in [(1280, laptop_height, "laptop"), (390, 844, "phone")] {
             b.resize(width, height);
-            for (name, path) in &pages {
-                b.goto(&format!("{origin}{path}"));
-                b.screenshot(&dir.join(format!("{name}-{kind}.png")));
+            for (name, path) in pages {
+                if !path.is_empty() {
+                    b.goto(&format!("{origin}{path}"));
+                }
+                b.screenshot(&dir.join(format!("{name}-{kind}{suffix}.png")));
             }
         }
     }
+    b.color_scheme("light");
+    b.resize(1280, 900);
 }
 
 /// A TCP proxy between the browser and the server that breaks the one
@@ -617,13 +635,7 @@ fn a_new_user_goes_from_the_page_to_a_running_backup() {
     let lines: Vec<&str> = commands.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 3, "{commands}");
     assert!(lines[1].contains(&code), "{commands}");
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        for (width, height, kind) in [(1280, 800, "laptop"), (390, 844, "phone")] {
-            b.resize(width, height);
-            b.screenshot(&dir.join(format!("add-machine-{kind}.png")));
-        }
-    }
+    screenshots(&b, &origin, &[("add-machine", "")], 800);
 
     // The machine: a new home, a Documents folder, and the three lines.
     let home = tmp.path().join("home");
@@ -761,14 +773,12 @@ fn the_admin_edits_a_policy_on_the_page_and_sees_the_client_apply_it() {
     b.find("textarea[name=windows]").type_text("mon 9-5");
     b.find("#policy-form button[type=submit]").click();
     b.wait_for_text("is not a window");
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        for (width, height, kind) in [(1280, 1400, "laptop"), (390, 844, "phone")] {
-            b.resize(width, height);
-            b.goto(&format!("{origin}/policy?scope=machine%3Aadmin%2Fpc"));
-            b.screenshot(&dir.join(format!("policy-{kind}.png")));
-        }
-    }
+    screenshots(
+        &b,
+        &origin,
+        &[("policy", "/policy?scope=machine%3Aadmin%2Fpc")],
+        1400,
+    );
     let _ = client.kill();
     let _ = client.wait();
 }
@@ -804,14 +814,7 @@ fn the_admin_adds_a_webhook_on_the_alerts_page_and_its_test_alert_arrives() {
     b.find("#smtp-form input[name=from]").type_text("nobody");
     b.find("#smtp-form button[type=submit]").click();
     b.wait_for_text("smtp.from is not a mail address");
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        for (width, height, kind) in [(1280, 1400, "laptop"), (390, 844, "phone")] {
-            b.resize(width, height);
-            b.goto(&format!("{origin}/alerts"));
-            b.screenshot(&dir.join(format!("alerts-{kind}.png")));
-        }
-    }
+    screenshots(&b, &origin, &[("alerts", "/alerts")], 1400);
 }
 
 #[test]
@@ -914,7 +917,7 @@ fn previews_show_text_and_images_and_never_run_html_or_an_svg_script() {
 
 #[test]
 fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system() {
-    let server = Server::start(&["--stale-after", "3"]);
+    let server = Server::start(&["--stale-after", "10"]);
     let origin = server.url();
     let tmp = tempfile::tempdir().unwrap();
     let (src, state) = (tmp.path().join("src"), tmp.path().join("state.json"));
@@ -947,14 +950,10 @@ fn machines_show_as_cards_with_their_state_and_the_dark_theme_follows_the_system
     b.color_scheme("dark");
     b.goto(&format!("{origin}/"));
     assert_eq!(bg(), json!("rgb(15, 18, 23)"));
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        b.screenshot(&dir.join("home-dark-laptop.png"));
-    }
     b.color_scheme("light");
     // Silent past --stale-after: the card says so, and the admin's summary
     // puts it first.
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::thread::sleep(std::time::Duration::from_secs(11));
     b.goto(&format!("{origin}/"));
     let card = b.find("article.card.stale").text();
     assert!(card.contains("stale"), "{card}");
@@ -1013,10 +1012,6 @@ fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
     b.goto(&format!("{origin}{href}"));
     b.wait_for_text("as they were at");
     assert!(b.source().contains("docs/</a>"));
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        b.goto(&format!("{origin}/browse/pc/"));
-        b.screenshot(&PathBuf::from(dir).join("machine-laptop.png"));
-    }
     // No request left the server.
     assert!(b.loaded_urls().iter().all(|u| u.starts_with(&origin)));
     // The figures come from the catalog itself: the same after a restart
@@ -1192,12 +1187,12 @@ fn charts_match_the_api_and_a_past_day_on_the_timeline_shows_the_old_size() {
     // Every machine as a card too.
     let card = b.find("section.cards article.card").text();
     assert!(card.contains("/pc") && card.contains("backed up"), "{card}");
-    if let Some(dir) = std::env::var_os("NIMBUS_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        b.screenshot(&dir.join("admin-charts-laptop.png"));
-        b.goto(&format!("{origin}/browse/pc/"));
-        b.screenshot(&dir.join("machine-laptop.png"));
-    }
+    screenshots(
+        &b,
+        &origin,
+        &[("machine", "/browse/pc/"), ("admin", "/admin")],
+        1000,
+    );
     assert!(b.loaded_urls().iter().all(|u| u.starts_with(&origin)));
     // Charts read without scripts: the same figures in the page's HTML.
     let session = browser_login(&server, ADMIN, ADMIN_PASSWORD);
@@ -1247,11 +1242,13 @@ fn keys_reach_the_search_and_walk_its_results_and_empty_pages_say_what_to_do() {
     // A user with nothing yet is told what to do next.
     add_user(&server, "eve", "eve password 1");
     let eve = Browser::start(1280, 900);
+    screenshots(&eve, &origin, &[("login", "/")], 800);
     eve.goto(&format!("{origin}/login"));
     eve.find("input[name=user]").type_text("eve");
     eve.find("input[name=password]").type_text("eve password 1");
     eve.find("form.login button").click();
     eve.wait_for_text("Your machines");
+    screenshots(&eve, &origin, &[("home-empty", "/")], 800);
     let empty = eve.find("p.empty").text();
     assert!(
         empty.starts_with("Nothing is backed up yet. Add a machine"),

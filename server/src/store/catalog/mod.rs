@@ -216,8 +216,8 @@ pub struct Catalog {
 /// changes (a scan of its files); the admin's figure may lag by as much.
 const STORED_REFRESH_SECS: i64 = 30;
 
-/// Versions a folder's timeline may look at (about 20 ms of walking); a
-/// bigger folder shows none and points to its machine's.
+/// Versions a folder's timeline may look at (about 60 ms of walking, see
+/// BENCHMARKS.md); a bigger folder shows none and points to its machine's.
 pub const ACTIVITY_BUDGET: usize = 1_000_000;
 
 impl Catalog {
