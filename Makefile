@@ -76,7 +76,8 @@ unit:
 # on-disk layout itself (blob files named by their hash, plain bytes).
 ENCRYPTED_CORE = backup:: history:: download:: packing:: chunks:: uploads:: retention:: \
 	crash:: catalog:: batch:: curl:: client_edges:: isolation:: old_data:: \
-	policy::a_policy_change policy::a_locked_setting alerts::a_silent_machine
+	policy::a_policy_change policy::a_locked_setting alerts::a_silent_machine \
+	http_lint::conditional
 PLAIN_LAYOUT_ONLY = --skip chunks::two_machines_share_chunks_and_check_names_a_damaged_chunk_or_manifest_by_file \
 	--skip crash::kill_during_a_large_upload_then_restart_and_complete \
 	--skip isolation::two_users_with_two_machines_each_see_only_their_own \

@@ -98,6 +98,10 @@ fn handle(ctx: &Ctx, mut req: Request) {
     let started = Instant::now();
     let method = req.method().clone();
     let url = req.url().to_string();
+    let credentialed = req
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Authorization") || h.field.equiv("Cookie"));
     let reply = match panic::catch_unwind(AssertUnwindSafe(|| route(ctx, &mut req))) {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
@@ -115,6 +119,7 @@ fn handle(ctx: &Ctx, mut req: Request) {
             ApiError::Internal("panic".into()).into_reply()
         }
     };
+    let reply = reply.with_cache_defaults(credentialed);
     let status = reply.status;
     ctx.meter.count(status);
     respond(req, reply);

@@ -47,7 +47,13 @@ pub fn route(ctx: &Ctx, req: &mut Request) -> Handled {
         }
         ["assets", "app.js"] => {
             return match method {
-                Get | Head => Ok(pages::layout::app_js()),
+                Get | Head => Ok(pages::layout::app_js(None)),
+                _ => allow(READ),
+            }
+        }
+        ["assets", version, "app.js"] => {
+            return match method {
+                Get | Head => Ok(pages::layout::app_js(Some(version))),
                 _ => allow(READ),
             }
         }

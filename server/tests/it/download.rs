@@ -35,9 +35,21 @@ fn whole_file_with_download_headers() {
     assert_eq!(r.header("accept-ranges"), Some("bytes"));
     assert_eq!(r.header("etag").unwrap(), format!("\"{}\"", hex(&data)));
     assert_eq!(r.header("content-type"), Some("application/pdf"));
+    // Last-Modified: when the server recorded the version (the file's own
+    // mtime, 2023-11-14, is in the versions API), so it only grows.
+    let versions = request(
+        server.port,
+        "GET",
+        "/api/v1/versions/pc/docs/r%C3%A9sum%C3%A9%20final.pdf",
+        &[],
+        b"",
+    )
+    .json();
+    let at = versions[0]["backed_up_at"].as_u64().unwrap();
+    assert_eq!(versions[0]["mtime"], 1_700_000_000);
     assert_eq!(
-        r.header("last-modified"),
-        Some("Tue, 14 Nov 2023 22:13:20 GMT")
+        r.header("last-modified").unwrap(),
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
     );
     let cd = r.header("content-disposition").unwrap();
     assert!(

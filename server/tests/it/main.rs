@@ -26,6 +26,7 @@ mod encryption;
 mod enrollment;
 mod history;
 mod hostile;
+mod http_lint;
 mod https;
 mod isolation;
 mod old_data;

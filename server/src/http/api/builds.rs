@@ -5,7 +5,8 @@
 //! machine fetches its client before it has any login.
 
 use crate::client_builds::ClientBuild;
-use crate::http::api::download::{content_disposition, etag_matches};
+use crate::http::api::download::content_disposition;
+use crate::http::core::conditional::{self, Outcome, Validators};
 use crate::http::core::range;
 use crate::http::core::request::header;
 use crate::http::core::{ApiError, Body, Handled, Reply};
@@ -45,8 +46,15 @@ pub fn download(ctx: &Ctx, req: &Request, file: &str) -> Handled {
             .header("Cache-Control", "no-cache")
             .header("X-Checksum-Sha256", build.sha256.clone())
     };
-    if header(req, "If-None-Match").is_some_and(|v| etag_matches(v, &etag)) {
-        return Ok(base(304));
+    let validators = Validators {
+        etag: &etag,
+        last_modified: None,
+        date_is_exact: true,
+    };
+    match conditional::evaluate(req, &validators) {
+        Outcome::NotModified => return Ok(base(304)),
+        Outcome::Failed => return Err(ApiError::PreconditionFailed),
+        Outcome::Proceed => {}
     }
     let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)
         .map_err(|()| ApiError::RangeNotSatisfiable { size })?;

@@ -2,6 +2,7 @@
 //! version or a past one, with Range, If-Range and a strong ETag; packed
 //! files are decompressed as they stream.
 
+use crate::http::core::conditional::{self, Outcome, Validators};
 use crate::http::core::preview::{preview_kind, Preview, PREVIEW_CSP};
 use crate::http::core::range;
 use crate::http::core::request::{at_param, header, query_param};
@@ -53,17 +54,31 @@ fn serve(ctx: &Ctx, req: &mut Request, target: FileTarget, preview: Option<Previ
     let size = v.size;
     let etag = format!("\"{}\"", v.hash);
     let name = path.rsplit('/').next().unwrap_or(&path);
+    // Last-Modified is when the server recorded this version: it only
+    // grows from one version of a path to the next (a file's own mtime
+    // can go back, and an If-Modified-Since against it would wrongly
+    // answer 304).
+    let last_modified = http_date(v.backed_up_at);
 
+    // Private: a shared cache never keeps a user's file; no-cache: a
+    // browser may keep it and revalidate with the ETag.
     let base = |status: u16| {
         Reply::new(status)
             .header("ETag", etag.clone())
-            .header("Last-Modified", http_date(v.mtime))
+            .header("Last-Modified", last_modified.clone())
             .header("Accept-Ranges", "bytes")
-            .header("Cache-Control", "no-cache")
+            .header("Cache-Control", "private, no-cache")
     };
 
-    if header(req, "If-None-Match").is_some_and(|inm| etag_matches(inm, &etag)) {
-        return Ok(base(304));
+    let validators = Validators {
+        etag: &etag,
+        last_modified: Some(v.backed_up_at),
+        date_is_exact: !conditional::asks_dates(req) || date_is_exact(ctx, &key, &path, v),
+    };
+    match conditional::evaluate(req, &validators) {
+        Outcome::NotModified => return Ok(base(304)),
+        Outcome::Failed => return Err(ApiError::PreconditionFailed),
+        Outcome::Proceed => {}
     }
 
     let part = range::select(header(req, "Range"), header(req, "If-Range"), &etag, size)
@@ -100,12 +115,21 @@ fn serve(ctx: &Ctx, req: &mut Request, target: FileTarget, preview: Option<Previ
     Ok(reply.body(Body::Stream(reader, len)))
 }
 
-/// Whether an `If-None-Match` value names `etag` (or is `*`).
-pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match
-        .split(',')
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
+/// Whether no other version of the file was recorded in the same second
+/// as `v`: only then does an unchanged `Last-Modified` (whole seconds)
+/// prove the same version. Asked only when a request carries a date.
+fn date_is_exact(
+    ctx: &Ctx,
+    key: &crate::space::MachineKey,
+    path: &str,
+    v: &crate::store::catalog::Version,
+) -> bool {
+    ctx.dm.versions(key.as_str(), path).is_some_and(|all| {
+        all.iter()
+            .filter(|o| o.backed_up_at == v.backed_up_at)
+            .count()
+            == 1
+    })
 }
 
 /// `unix` as an HTTP date, clamped to what one can show (data stored
@@ -163,12 +187,5 @@ mod tests {
             "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%0D%0ASet-Cookie%3A%20x.pdf"
         ));
         assert!(d.is_ascii());
-    }
-
-    #[test]
-    fn etags() {
-        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
-        assert!(etag_matches("*", "\"b\""));
-        assert!(!etag_matches("\"a\"", "\"b\""));
     }
 }

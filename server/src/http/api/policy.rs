@@ -3,10 +3,10 @@
 //! 304), and the admin or a machine's owner reads and sets its layers
 //! (`GET`/`PUT /api/v1/policies/...`).
 
-use crate::http::api::download::etag_matches;
 use crate::http::auth::csrf::check_csrf_header;
 use crate::http::auth::Identity;
 use crate::http::core::body::small_body;
+use crate::http::core::conditional::weak_match;
 use crate::http::core::request::header;
 use crate::http::core::{ApiError, Handled, Reply};
 use crate::http::ctx::Ctx;
@@ -42,12 +42,14 @@ pub fn effective(ctx: &Ctx, req: &tiny_http::Request, who: &Identity) -> Handled
         .current()?
         .effective(who.machine(machine).as_str());
     let etag = format!("\"{}\"", e.version);
-    if header(req, "If-None-Match").is_some_and(|inm| etag_matches(inm, &etag)) {
-        return Ok(Reply::new(304).header("ETag", etag));
+    if header(req, "If-None-Match").is_some_and(|inm| weak_match(inm, &etag)) {
+        return Ok(Reply::new(304)
+            .header("ETag", etag)
+            .header("Cache-Control", "private, no-cache"));
     }
     Ok(Reply::json(200, &e)
         .header("ETag", etag)
-        .header("Cache-Control", "no-cache"))
+        .header("Cache-Control", "private, no-cache"))
 }
 
 /// The scope a `/api/v1/policies/...` route names: `fleet`,

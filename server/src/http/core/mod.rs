@@ -3,6 +3,7 @@
 //! (statuses, errors, bodies). Imports nothing else of `http/`.
 
 pub mod body;
+pub mod conditional;
 pub mod form;
 pub mod preview;
 pub mod range;

@@ -76,6 +76,43 @@ impl Reply {
             .body(Body::Bytes(text.as_bytes().to_vec()))
     }
 
+    fn has(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The caching every response gets unless its handler chose: nothing
+    /// is stored (`no-store`, which no cache, shared or private, may
+    /// keep). A handler's other choice for an answer to a request that
+    /// carried credentials (`credentialed`: an `Authorization` or a
+    /// cookie) becomes `private` (as downloads' `private, no-cache`), and
+    /// such answers carry `Vary: Authorization, Cookie`. Only what is the
+    /// same for everyone stays shared: `public` or `immutable` (the
+    /// versioned script).
+    pub fn with_cache_defaults(mut self, credentialed: bool) -> Reply {
+        let chosen = self.has("Cache-Control").map(str::to_string);
+        let public = chosen
+            .as_deref()
+            .is_some_and(|c| c.contains("public") || c.contains("immutable"));
+        match chosen {
+            None => self = self.header("Cache-Control", "no-store"),
+            Some(c)
+                if credentialed && !public && !c.contains("private") && !c.contains("no-store") =>
+            {
+                self.headers
+                    .retain(|(k, _)| !k.eq_ignore_ascii_case("Cache-Control"));
+                self = self.header("Cache-Control", format!("private, {c}"));
+            }
+            Some(_) => {}
+        }
+        if !public && self.has("Vary").is_none() {
+            self = self.header("Vary", "Authorization, Cookie");
+        }
+        self
+    }
+
     pub fn into_response(self) -> Response<Box<dyn Read + Send>> {
         let (reader, len): (Box<dyn Read + Send>, Option<usize>) = match self.body {
             Body::Empty => (Box::new(io::empty()), Some(0)),
@@ -133,6 +170,9 @@ pub enum ApiError {
     ChunksMissing(Vec<nimbus_common::hash::ContentHash>),
     #[error("range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
+    /// An `If-Match` or `If-Unmodified-Since` that does not hold.
+    #[error("the file is not the version the request's If-Match or If-Unmodified-Since names")]
+    PreconditionFailed,
     #[error("the server's disk is full; free space on the server and retry")]
     StorageFull,
     #[error("the server is busy; retry shortly")]
@@ -169,6 +209,7 @@ impl ApiError {
                 409
             }
             ApiError::RangeNotSatisfiable { .. } => 416,
+            ApiError::PreconditionFailed => 412,
             ApiError::StorageFull => 507,
             ApiError::Busy => 503,
             ApiError::BodyTimeout => 408,
@@ -191,6 +232,7 @@ impl ApiError {
             ApiError::ContentUnknown => ERR_CONTENT_UNKNOWN,
             ApiError::ChunksMissing(_) => nimbus_common::wire::ERR_CHUNKS_MISSING,
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ApiError::PreconditionFailed => "precondition_failed",
             ApiError::StorageFull => "storage_full",
             ApiError::Busy => "busy",
             ApiError::BodyTimeout => "body_timeout",

@@ -57,12 +57,30 @@ button,input,select,textarea{background:#1c212a;color:var(--fg);border-color:var
 /// The one script, embedded in the binary: local times, sorting, uploads.
 const APP_JS: &str = include_str!("../assets/app.js");
 
-/// `GET /assets/app.js`
-pub fn app_js() -> Reply {
-    Reply::new(200)
-        .header("Content-Type", "text/javascript; charset=utf-8")
-        .header("Cache-Control", "public, max-age=3600")
-        .body(Body::Bytes(APP_JS.as_bytes().to_vec()))
+/// The script's address: versioned by its content, so a browser may keep
+/// it for good and an upgrade's pages name the new one.
+pub static APP_JS_PATH: once_cell::sync::Lazy<String> = once_cell::sync::Lazy::new(|| {
+    let hash = blake3::hash(APP_JS.as_bytes()).to_hex();
+    format!("/assets/{}/app.js", &hash[..16])
+});
+
+/// `GET /assets/{VERSION}/app.js`: the script, kept a year, never
+/// revalidated; any other version (a page from before an upgrade) or the
+/// old unversioned `/assets/app.js` is sent to the current one.
+pub fn app_js(version: Option<&str>) -> Reply {
+    let current = APP_JS_PATH.as_str();
+    match version {
+        Some(v) if current == format!("/assets/{v}/app.js") => Reply::new(200)
+            .header("Content-Type", "text/javascript; charset=utf-8")
+            // Shared caches may keep it too (it is the same for
+            // everyone); `public` is left out, as a response without
+            // `Authorization` needs none (REDbot flags it).
+            .header("Cache-Control", "max-age=31536000, immutable")
+            .body(Body::Bytes(APP_JS.as_bytes().to_vec())),
+        _ => Reply::new(302)
+            .header("Location", current)
+            .header("Cache-Control", "no-store"),
+    }
 }
 
 /// A complete page: `header` (if any), then `content` in `<main>`.
@@ -76,7 +94,7 @@ pub fn page(status: u16, title: &str, header: Option<Markup>, content: Markup) -
                 meta name="color-scheme" content="light dark";
                 title { (title) }
                 style { (PreEscaped(STYLE)) }
-                script src="/assets/app.js" defer {}
+                script src=(APP_JS_PATH.as_str()) defer {}
             }
             body {
                 @if let Some(header) = header { (header) }
