@@ -39,6 +39,11 @@ pub fn day_of(t: i64) -> Day {
     (t.max(0) / 86_400) as Day
 }
 
+/// A day as `2026-12-01`.
+pub fn day_name(d: Day) -> String {
+    nimbus_common::time::format_utc(d as i64 * 86_400)[..10].to_string()
+}
+
 /// The server's figures on a day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerDay {
@@ -57,6 +62,23 @@ pub struct ServerDay {
 }
 
 impl ServerDay {
+    /// From the catalog's totals, `(current, distinct)` bytes of the
+    /// current files (`DataManager::current_bytes`), and the disk.
+    pub fn of(
+        stats: &crate::store::Stats,
+        (current, distinct): (u64, u64),
+        disk: Option<crate::disk::DiskUsage>,
+    ) -> ServerDay {
+        ServerDay {
+            stored: stats.bytes_stored,
+            content: stats.bytes_original,
+            current,
+            distinct,
+            disk_total: disk.map(|d| d.total),
+            disk_free: disk.map(|d| d.free),
+        }
+    }
+
     pub fn saved_by_packing(&self) -> u64 {
         self.content.saturating_sub(self.stored)
     }
@@ -185,19 +207,19 @@ fn set_aside(path: &Path, why: &str) {
     let _ = std::fs::rename(path, bad);
 }
 
-/// Today's figures, from the catalog's running totals and the disk.
+/// The server's figures now, from the catalog's running totals and the
+/// disk (no walk): what the history notes and the health view shows.
+pub fn server_day(dm: &DataManager) -> ServerDay {
+    ServerDay::of(
+        &dm.stats(),
+        dm.current_bytes(),
+        crate::disk::usage(dm.data_dir()),
+    )
+}
+
+/// Today's figures: the server's and each machine's.
 pub fn sample(dm: &DataManager) -> (ServerDay, BTreeMap<String, MachineDay>) {
-    let stats = dm.stats();
-    let (current, distinct) = dm.current_bytes();
-    let disk = crate::disk::usage(dm.data_dir());
-    let server = ServerDay {
-        stored: stats.bytes_stored,
-        content: stats.bytes_original,
-        current,
-        distinct,
-        disk_total: disk.map(|d| d.total),
-        disk_free: disk.map(|d| d.free),
-    };
+    let server = server_day(dm);
     let machines = dm
         .machine_summaries_fresh()
         .into_iter()

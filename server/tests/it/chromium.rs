@@ -979,18 +979,7 @@ fn a_machine_page_charts_its_backups_per_day_and_a_day_browses_as_it_was() {
     let b = Browser::start(1280, 900);
     log_in(&b, &origin);
     b.goto(&format!("{origin}/browse/pc/"));
-    let title = b.find("figure.timeline svg title").text();
-    let title = if title.is_empty() {
-        b.run(
-            "return document.querySelector('figure.timeline svg title').textContent;",
-            json!([]),
-        )
-        .as_str()
-        .unwrap()
-        .to_string()
-    } else {
-        title
-    };
+    let title = chart_title(&b, "#timeline");
     assert!(
         title.contains("Versions backed up per day on pc") && title.contains("3 in all"),
         "{title}"

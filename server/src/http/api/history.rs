@@ -3,7 +3,7 @@
 //! and every machine) and backup activity per day
 //! (`GET /api/v1/activity/{machine}[/{folder...}]`).
 
-use crate::history::{day_of, Day, KEEP_DAYS};
+use crate::history::{day_name, day_of, Day, KEEP_DAYS};
 use crate::http::auth::{require_admin, Identity};
 use crate::http::core::request::{machine_segment, query_param};
 use crate::http::core::{ApiError, Handled, Reply};
@@ -36,10 +36,6 @@ fn from_day(req: &Request, most: u32) -> Result<Day, ApiError> {
             .ok_or_else(|| ApiError::bad("bad_days", format!("days is 1 to {most}")))?,
     };
     Ok(day_of(nimbus_common::time::unix_now()).saturating_sub(days - 1))
-}
-
-fn day_name(d: Day) -> String {
-    nimbus_common::time::format_utc(d as i64 * 86_400)[..10].to_string()
 }
 
 fn machine_days(ctx: &Ctx, key: &str, from: Day) -> Vec<MachineDayJson> {

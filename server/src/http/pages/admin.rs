@@ -55,6 +55,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
         count_of(Status::Browser),
     );
     let invites = invites_section(ctx, who)?;
+    let health = health(ctx);
     let updates = updates_section(ctx, who, &list)?;
     let content = html! {
         h1 { "Clients" }
@@ -83,7 +84,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
                 }
             }
         }
-        (storage_charts(ctx))
+        (storage_charts(ctx, &health))
         h2 { "Every machine in detail" }
         table.clients {
             thead { tr {
@@ -94,7 +95,7 @@ fn page_with(ctx: &Ctx, who: &Identity, new_invite: Option<&str>) -> Handled {
             tbody { @for c in &list { (client_row(c)) } }
         }
         (updates)
-        (health_section(&health(ctx)))
+        (health_section(&health))
         (invites)
     };
     Ok(user_page(who, "Clients · Nimbus", "", content))
@@ -149,21 +150,20 @@ fn client_row(c: &ClientView) -> Markup {
 }
 
 /// The server's storage over time (from the daily history) and the data
-/// disk now.
-fn storage_charts(ctx: &Ctx) -> Markup {
+/// disk now (from the health figures the page shows below).
+fn storage_charts(ctx: &Ctx, h: &Health) -> Markup {
     let today = crate::history::day_of(unix_now());
-    let h = ctx.history.server(today.saturating_sub(STORAGE_DAYS));
+    let days = ctx.history.server(today.saturating_sub(STORAGE_DAYS));
     let line = |label, colour, f: fn(&crate::history::ServerDay) -> u64| Series {
         label,
         colour,
-        points: h.iter().map(|(d, s)| (*d, f(s))).collect(),
+        points: days.iter().map(|(d, s)| (*d, f(s))).collect(),
     };
     let series = [
         line("Stored on disk", "#1f6feb", |s| s.stored),
         line("Saved by packing", "#2da44e", |s| s.saved_by_packing()),
         line("Saved by dedup", "#bf8700", |s| s.saved_by_dedup()),
     ];
-    let disk = crate::disk::usage(ctx.dm.data_dir());
     html! {
         h2 { "Storage" }
         (line_chart(
@@ -173,8 +173,8 @@ fn storage_charts(ctx: &Ctx) -> Markup {
             &series,
             today,
         ))
-        @if let Some(d) = disk {
-            (disk_bar(d.total, d.free, ctx.dm.stats().bytes_stored))
+        @if let (Some(total), Some(free)) = (h.disk_total_bytes, h.disk_free_bytes) {
+            (disk_bar(total, free, h.stored_bytes))
         }
     }
 }

@@ -272,7 +272,7 @@ fn history_of(
     at: Option<i64>,
 ) -> Markup {
     use super::charts::{line_chart, timeline, Series, Timeline, STORAGE_DAYS, TIMELINE_DAYS};
-    use crate::history::day_of;
+    use crate::history::{day_name, day_of};
     let today = day_of(nimbus_common::time::unix_now());
     let days = ctx
         .dm
@@ -327,7 +327,7 @@ fn history_of(
         }
         form method="get" action=(here) class="bar" {
             label { "Show as it was on (UTC) "
-                input type="date" name="at" value=(at.map(|t| format_utc(t)[..10].to_string()).unwrap_or_default()); }
+                input type="date" name="at" value=(at.map(|t| day_name(day_of(t))).unwrap_or_default()); }
             " " button type="submit" { "Show" }
             @if at.is_some() { " " a href=(here) { "Now" } }
         }

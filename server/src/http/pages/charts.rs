@@ -4,18 +4,13 @@
 //! who wants the numbers (the table gives exact bytes, as the API does).
 
 use super::layout::human_size;
+use crate::history::day_name;
 use maud::{html, Markup};
-use nimbus_common::time::format_utc;
 
 /// Days the activity timelines show.
 pub const TIMELINE_DAYS: u32 = 30;
 /// Days the storage charts show at most.
 pub const STORAGE_DAYS: u32 = 90;
-
-/// `2026-12-01` for a day since the epoch.
-pub fn day_name(d: u32) -> String {
-    format_utc(d as i64 * 86_400)[..10].to_string()
-}
 
 /// What a timeline shows and where its bars lead.
 pub struct Timeline<'a> {

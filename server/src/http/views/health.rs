@@ -39,18 +39,21 @@ pub struct Health {
 
 pub fn health(ctx: &Ctx) -> Health {
     let s = ctx.dm.stats();
-    let current = ctx.dm.current_bytes();
-    let disk = crate::disk::usage(ctx.dm.data_dir());
+    let day = crate::history::ServerDay::of(
+        &s,
+        ctx.dm.current_bytes(),
+        crate::disk::usage(ctx.dm.data_dir()),
+    );
     let (requests, errors) = ctx.meter.last_minute();
     Health {
         uptime_secs: ctx.meter.uptime_secs(),
-        disk_total_bytes: disk.map(|d| d.total),
-        disk_free_bytes: disk.map(|d| d.free),
-        stored_bytes: s.bytes_stored,
-        content_bytes: s.bytes_original,
-        current_files_bytes: current.0,
-        saved_by_packing_bytes: s.bytes_original.saturating_sub(s.bytes_stored),
-        saved_by_dedup_bytes: current.0.saturating_sub(current.1),
+        disk_total_bytes: day.disk_total,
+        disk_free_bytes: day.disk_free,
+        stored_bytes: day.stored,
+        content_bytes: day.content,
+        current_files_bytes: day.current,
+        saved_by_packing_bytes: day.saved_by_packing(),
+        saved_by_dedup_bytes: day.saved_by_dedup(),
         files: s.files,
         blobs: s.blobs,
         hot: s.hot,
